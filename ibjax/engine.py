@@ -1,0 +1,231 @@
+"""The compiled chunk: a `lax.scan` over epochs of stacked, vmapped networks, with MI measured inline.
+
+Per scan step e (the state after e epochs):
+  1. if e is a scheduled MI epoch (a condition shared by all models, so `lax.cond` stays a real branch):
+     forward pass of every model on the MI sample, every estimator on every layer, train/test metrics;
+  2. if e < epochs: one training epoch (each model shuffles with its own key; minibatches by an inner scan),
+     with the per-layer gradient mean and spread over that epoch's minibatches.
+Only the small per-epoch outputs leave the device. The scan covers epochs 0..E, so the last measurement
+happens inside the same program; all chunks have the same length, so nothing recompiles after the first.
+
+Shapes: M models, N MI samples, L dense layers (hidden + output), E estimators, C epochs per chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from ibjax.mi.interface import LayerContext
+from ibjax.nets import ModelConsts, forward, init_params
+from ibjax.shuffle import feistel_permutation
+
+
+class Data(NamedTuple):
+    """The task, on device. The MI sample is the whole dataset (x_all), train and test together."""
+
+    x_train: jnp.ndarray  # float32 [n_train, D]
+    y_train: jnp.ndarray  # int32 [n_train]
+    x_all: jnp.ndarray  # float32 [N, D]
+    y_all: jnp.ndarray  # int32 [N]
+    is_train: jnp.ndarray  # float32 [N]: 1 for rows in the training split
+
+
+class TrainState(NamedTuple):
+    params: dict
+    opt_state: object
+    key: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class Program:
+    """What fixes the compiled program's shapes and structure (hashable)."""
+
+    dims: tuple[int, ...]  # (in_dim, *hidden_pad, n_classes)
+    activations: tuple[str, ...]
+    optimizer: str
+    n_train: int
+    batch_size: int
+    estimators: tuple  # MIEstimator instances (frozen dataclasses)
+    chunk: int
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.dims) - 1
+
+    @property
+    def n_batches(self) -> int:
+        return -(-self.n_train // self.batch_size)
+
+
+def make_optimizer(name: str, learning_rate=0.0, momentum=0.0) -> optax.GradientTransformation:
+    """Hyperparameters are injected into the optimizer state, so they can differ per model in one program."""
+    if name == "adam":
+        return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+    if name == "sgd":
+        return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
+    if name == "momentum":
+        return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=momentum)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+class Engine:
+    """Compiled functions for one Program. `trace_count` counts traces (a retrace means a recompile)."""
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.trace_count = 0
+        self._tx = make_optimizer(prog.optimizer)
+        self.init_state = jax.jit(jax.vmap(self._init_one))
+        self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
+
+    # ------------------------------------------------------------------ one model
+    def _init_one(self, seed, consts: ModelConsts, lr, momentum) -> TrainState:
+        k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
+        params = init_params(k_init, consts, self.prog.dims)
+        opt_state = make_optimizer(self.prog.optimizer, lr, momentum).init(params)
+        return TrainState(params, opt_state, k_train)
+
+    def _loss(self, params, consts, xb, yb, wb):
+        _, logits = forward(params, consts, xb, self.prog.activations)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+        return jnp.sum(ce * wb) / jnp.sum(wb)
+
+    def _train_epoch(self, state: TrainState, consts: ModelConsts, data: Data):
+        """One epoch of minibatch training; returns the new state and per-layer gradient stats [L, 2]."""
+        p = self.prog
+        key, k_perm = jax.random.split(state.key)
+        n_slots = p.n_batches * p.batch_size
+        if p.n_batches == 1 and p.batch_size == p.n_train:
+            order = jnp.arange(p.n_train)  # full batch: order is irrelevant
+        else:
+            order = feistel_permutation(k_perm, p.n_train)
+        # The last minibatch may be partial: pad it and weight the padding 0 (as Keras does, nothing dropped).
+        idx_BxS = jnp.zeros(n_slots, jnp.int32).at[: p.n_train].set(order).reshape(p.n_batches, p.batch_size)
+        w_BxS = (jnp.arange(n_slots) < p.n_train).astype(jnp.float32).reshape(p.n_batches, p.batch_size)
+
+        def step(carry, batch):
+            params, opt_state, gsum, gsq = carry
+            idx_S, w_S = batch
+            grads = jax.grad(self._loss)(params, consts, data.x_train[idx_S], data.y_train[idx_S], w_S)
+            updates, opt_state = self._tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            gsum = [a + g for a, g in zip(gsum, grads["w"])]
+            gsq = [a + g * g for a, g in zip(gsq, grads["w"])]
+            return (params, opt_state, gsum, gsq), None
+
+        zeros = [jnp.zeros_like(w) for w in state.params["w"]]
+        (params, opt_state, gsum, gsq), _ = lax.scan(
+            step, (state.params, state.opt_state, zeros, zeros), (idx_BxS, w_BxS))
+        # Shwartz-Ziv & Tishby's drift/diffusion statistics of the weight gradients over this epoch's batches:
+        # the norm of the mean gradient and the norm of the (elementwise) standard deviation.
+        stats = []
+        for s, q in zip(gsum, gsq):
+            mean = s / p.n_batches
+            var = jnp.maximum(q / p.n_batches - mean * mean, 0.0)
+            stats.append(jnp.stack([jnp.linalg.norm(mean), jnp.sqrt(jnp.sum(var))]))
+        return TrainState(params, opt_state, key), jnp.stack(stats)
+
+    def _measure(self, params, consts: ModelConsts, data: Data):
+        """MI of every layer under every estimator [L, E, 4] and metrics [4] of one model."""
+        hidden, logits = forward(params, consts, data.x_all, self.prog.activations)
+        layers = [*hidden, jax.nn.softmax(logits)]
+        ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, consts.bounded) for m in consts.masks]
+        ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0),
+                                 jnp.bool_(True)))
+        mi = jnp.stack([
+            jnp.stack([jnp.stack(est(acts, data.y_all, ctx)).astype(jnp.float64) for est in self.prog.estimators])
+            for acts, ctx in zip(layers, ctxs)
+        ])
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, data.y_all)
+        correct = (jnp.argmax(logits, -1) == data.y_all).astype(jnp.float32)
+        tr, te = data.is_train, 1.0 - data.is_train
+        metrics = jnp.stack([jnp.sum(ce * tr) / jnp.sum(tr), jnp.sum(correct * tr) / jnp.sum(tr),
+                             jnp.sum(ce * te) / jnp.sum(te), jnp.sum(correct * te) / jnp.sum(te)])
+        return mi, metrics
+
+    # ------------------------------------------------------------------ all models, one chunk
+    def _run_chunk(self, state: TrainState, consts: ModelConsts, data: Data, log_mask, n_epochs, start):
+        self.trace_count += 1  # runs only while tracing
+        measure_all = jax.vmap(self._measure, in_axes=(0, 0, None))
+        train_all = jax.vmap(self._train_epoch, in_axes=(0, 0, None))
+        mi_shape, met_shape = jax.eval_shape(measure_all, state.params, consts, data)
+        m, n_layers = consts.act_id.shape[0], self.prog.n_layers
+
+        def body(state, e):
+            mi, met = lax.cond(
+                log_mask[e],
+                lambda s: measure_all(s.params, consts, data),
+                lambda s: (jnp.zeros(mi_shape.shape, mi_shape.dtype), jnp.zeros(met_shape.shape, met_shape.dtype)),
+                state)
+            state, grads = lax.cond(
+                e < n_epochs,
+                lambda s: train_all(s, consts, data),
+                lambda s: (s, jnp.zeros((m, n_layers, 2), jnp.float32)),
+                state)
+            return state, (mi, met, grads)
+
+        return lax.scan(body, state, start + jnp.arange(self.prog.chunk))
+
+
+@dataclass
+class BucketResult:
+    """Host arrays of one bucket. Epoch axes: `mi_epochs` for mi/metrics, `grad_epochs` for grads."""
+
+    mi_epochs: np.ndarray  # [T]
+    mi: np.ndarray  # [T, M, L, E, 4]: i_xt, i_ty, lo, hi
+    metrics: np.ndarray  # [T, M, 4]: train_loss, train_acc, test_loss, test_acc
+    grad_epochs: np.ndarray  # [G]
+    grads: np.ndarray  # [G, M, L, 2]: grad_mean, grad_std
+    params_finite: np.ndarray  # [M] bool, final parameters all finite
+    compile_s: float
+    train_s: float
+
+
+def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, schedule: np.ndarray,
+                n_epochs: int, progress: Callable[[int, int, float], None] | None = None) -> BucketResult:
+    """Train every model of a bucket for n_epochs, chunk by chunk, measuring MI at `schedule` epochs."""
+    chunk = engine.prog.chunk
+    n_chunks = -(-(n_epochs + 1) // chunk)
+    log_mask = np.zeros(n_chunks * chunk, bool)
+    log_mask[schedule] = True
+    log_mask_d = jnp.asarray(log_mask)
+    grad_mask = np.zeros_like(log_mask)
+    grad_mask[schedule[schedule > 0] - 1] = True  # step e trains epoch e + 1
+
+    t0 = time.perf_counter()
+    state = engine.init_state(jnp.asarray(seeds, jnp.uint32), consts, jnp.asarray(lrs, jnp.float32),
+                              jnp.asarray(moms, jnp.float32))
+    mi_parts, met_parts, grad_parts = [], [], []
+    chunk_s = []
+    t_train = time.perf_counter()
+    for c in range(n_chunks):
+        start = c * chunk
+        t_chunk = time.perf_counter()
+        state, (mi, met, grads) = engine.run_chunk(state, consts, data, log_mask_d, jnp.int32(n_epochs),
+                                                   jnp.int32(start))
+        sel, gsel = log_mask[start:start + chunk], grad_mask[start:start + chunk]
+        mi, met, grads = jax.device_get((mi, met, grads))
+        mi_parts.append(mi[sel])
+        met_parts.append(met[sel])
+        grad_parts.append(grads[gsel])
+        chunk_s.append(time.perf_counter() - t_chunk)
+        if progress is not None:
+            progress(min(start + chunk, n_epochs), n_epochs, time.perf_counter() - t_train)
+    finite = jax.device_get(jax.vmap(lambda p: jnp.all(jnp.stack(
+        [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(state.params))
+    total = time.perf_counter() - t0
+    # The first call includes tracing and compilation: estimate that as its excess over a later chunk.
+    compile_s = chunk_s[0] - (float(np.median(chunk_s[1:])) if len(chunk_s) > 1 else 0.0)
+    return BucketResult(
+        mi_epochs=np.flatnonzero(log_mask), mi=np.concatenate(mi_parts), metrics=np.concatenate(met_parts),
+        grad_epochs=np.flatnonzero(grad_mask) + 1, grads=np.concatenate(grad_parts),
+        params_finite=np.asarray(finite), compile_s=compile_s, train_s=total)

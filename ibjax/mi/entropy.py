@@ -1,0 +1,70 @@
+"""Exact entropies of discrete symbols inside jit: one sort, find runs, count. Bits, float64.
+
+Why sort and not a hash table: shapes stay static (N in, scalars out) and it vmaps. Why one uint64 key: on
+XLA's CPU backend a sort on one integer key is ~6x faster than a lexicographic sort on (symbol, label)
+(measured: 91 ms vs 541 ms for 768 x 4096 rows). The label goes into the key's lowest digits, so after one
+sort equal symbols are adjacent and, within a symbol, equal labels too: H(T) and H(T, Y) from one pass.
+
+When the symbol and the label fit in 64 bits the key is an exact mixed-radix number (no collisions). When they
+do not (wide layers), the symbol's words are hashed to 64 - b bits (b = label bits); two distinct rows among N
+then collide with probability below N^2 / 2^(65 - b) (4e-12 for N = 4096, b = 1).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+
+def entropy_from_run_starts(starts_N: jnp.ndarray) -> jnp.ndarray:
+    """Entropy in bits of the partition of N sorted items into runs; starts_N[i] is True where a run begins."""
+    n = starts_N.shape[0]
+    run_id_N = jnp.cumsum(starts_N) - 1
+    return entropy_from_counts(jnp.zeros(n, jnp.float64).at[run_id_N].add(1.0))
+
+
+def entropy_from_counts(counts: jnp.ndarray) -> jnp.ndarray:
+    """Entropy in bits of the distribution given by non-negative counts (zeros allowed)."""
+    p = counts / jnp.sum(counts)
+    return -jnp.sum(jnp.where(counts > 0, p * jnp.log2(jnp.where(counts > 0, p, 1.0)), 0.0))
+
+
+def _starts(sorted_N: jnp.ndarray) -> jnp.ndarray:
+    return jnp.concatenate([jnp.ones((1,), bool), sorted_N[1:] != sorted_N[:-1]])
+
+
+def _splitmix64(x):
+    x = x + jnp.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> 30)) * jnp.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> 27)) * jnp.uint64(0x94D049BB133111EB)
+    return x ^ (x >> 31)
+
+
+def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: int | None,
+                     n_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """H(T) and H(T, Y) in bits; row i's symbol is the tuple codes_NxK[i] (uint64 words).
+
+    radix: exclusive bound of the single word's values when K == 1 (None if unknown). With
+    radix * n_classes <= 2^64 the key is exact; otherwise the words are hashed (see module doc).
+    labels_N: integers in [0, n_classes).
+    """
+    n, k = codes_NxK.shape
+    labels = labels_N.astype(jnp.uint64)
+    if k == 1 and radix is not None and radix * n_classes <= 2**64:
+        key = codes_NxK[:, 0] * jnp.uint64(n_classes) + labels
+        key = lax.sort(key)
+        symbol = key // jnp.uint64(n_classes)
+    else:
+        shift = max(1, (n_classes - 1).bit_length())
+        h = jnp.zeros(n, jnp.uint64)
+        for j in range(k):
+            h = _splitmix64(h ^ codes_NxK[:, j])
+        key = lax.sort((h << jnp.uint64(shift)) | labels)
+        symbol = key >> jnp.uint64(shift)
+    t_starts = _starts(symbol)
+    return entropy_from_run_starts(t_starts), entropy_from_run_starts(t_starts | _starts(key))
+
+
+def label_entropy(labels_N: jnp.ndarray) -> jnp.ndarray:
+    """H(Y) in bits of integer labels in [0, N) (a count, no sort)."""
+    return entropy_from_counts(jnp.bincount(labels_N, length=labels_N.shape[0]).astype(jnp.float64))

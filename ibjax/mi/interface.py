@@ -1,0 +1,45 @@
+"""The estimator protocol. Imports nothing from ibjax, so estimators, engine and analysis depend on it only.
+
+An estimator is a pure, jit- and vmap-compatible function of one layer's activations on the MI sample:
+activations [N, U] (N samples, U units, padded units already masked to 0), labels [N], and a LayerContext
+(per-model facts the engine knows: which units are real, the activation's natural range). It returns an
+MIEstimate in **bits**. X is uniform over the N samples; for a deterministic network I(X;T) = H(T).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+Array = Any
+
+
+class LayerContext(NamedTuple):
+    """What the engine knows about one layer of one model. All fields may be traced arrays.
+
+    unit_mask_U: bool [U], True for real (unpadded) units.
+    natural_lo, natural_hi: the activation's bounded range (e.g. -1, 1 for tanh); meaningful only when
+        `bounded` is True.
+    bounded: whether the activation's output is bounded (tanh, softsign, sigmoid, softmax).
+    """
+
+    unit_mask_U: Array
+    natural_lo: Array
+    natural_hi: Array
+    bounded: Array
+
+
+class MIEstimate(NamedTuple):
+    """I(X;T) and I(T;Y) in bits, and the value range the estimator used (NaN where it has none)."""
+
+    i_xt: Array
+    i_ty: Array
+    lo: Array
+    hi: Array
+
+
+class MIEstimator(Protocol):
+    """An estimator: hashable static settings (so it can key a compiled program), a name, and a call."""
+
+    name: str
+
+    def __call__(self, acts_NxU: Array, labels_N: Array, ctx: LayerContext) -> MIEstimate: ...

@@ -1,0 +1,96 @@
+"""Stacked MLPs of one bucket: padded widths, masks after the activation, init with the true fan-in.
+
+All models of a bucket share padded shapes (the bucket's largest width per layer). A model's real units are
+given by its masks; padded units are multiplied by 0 *after* the activation (sigmoid(0) = 0.5 would otherwise
+leak into the next layer), and their weights start at 0 and receive zero gradient, so they stay 0.
+
+Each weight W[l][i, j] is drawn from a key folded with (layer, i, j), so a model's real weights do not
+depend on how far it is padded: a padded network equals the unpadded one exactly at init.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "softsign": jax.nn.soft_sign,
+    "softplus": jax.nn.softplus,
+    "linear": lambda z: z,
+    "leaky_relu": lambda z: jax.nn.leaky_relu(z, negative_slope=0.01),
+    "elu": jax.nn.elu,
+    "gelu": lambda z: jax.nn.gelu(z, approximate=False),
+}
+
+# Output ranges of the bounded activations: the binning estimator's natural range for them.
+BOUNDED_RANGES = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+
+
+class ModelConsts(NamedTuple):
+    """Per-model settings that are data, not shape: one leading model axis when stacked."""
+
+    act_id: jnp.ndarray  # int32, index into the bucket's activation names
+    masks: tuple  # per hidden layer, float32 [H_l]: 1 for real units
+    fan_in: jnp.ndarray  # float32 [L + 1], true fan-in of every dense layer
+    nat_lo: jnp.ndarray  # float32, natural range of the hidden activation (if bounded)
+    nat_hi: jnp.ndarray
+    bounded: jnp.ndarray  # bool
+
+
+def make_consts(hidden: tuple[int, ...], activation: str, names: tuple[str, ...], in_dim: int,
+                hidden_pad: tuple[int, ...]) -> ModelConsts:
+    """Consts of one model with true widths `hidden`, padded to `hidden_pad`."""
+    masks = tuple(jnp.asarray([1.0] * h + [0.0] * (p - h), jnp.float32) for h, p in zip(hidden, hidden_pad))
+    lo, hi = BOUNDED_RANGES.get(activation, (0.0, 0.0))
+    return ModelConsts(
+        act_id=jnp.int32(names.index(activation)),
+        masks=masks,
+        fan_in=jnp.asarray((in_dim, *hidden), jnp.float32),
+        nat_lo=jnp.float32(lo),
+        nat_hi=jnp.float32(hi),
+        bounded=jnp.bool_(activation in BOUNDED_RANGES),
+    )
+
+
+def init_params(key, consts: ModelConsts, dims: tuple[int, ...]) -> dict:
+    """Truncated normal (+-2 std) weights with std 1/sqrt(true fan-in), zero biases; padded entries 0.
+
+    dims = (in_dim, *hidden_pad, n_classes). Matches IDNNs' tf.truncated_normal(stddev=1/sqrt(fan_in)).
+    """
+    in_masks = (jnp.ones(dims[0], jnp.float32), *consts.masks)
+    out_masks = (*consts.masks, jnp.ones(dims[-1], jnp.float32))
+    ws, bs = [], []
+    for layer, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+        k_layer = jax.random.fold_in(key, layer)
+        rows = jax.vmap(lambda i: jax.random.fold_in(k_layer, i))(jnp.arange(d_in))
+        cells = jax.vmap(lambda k: jax.vmap(lambda j: jax.random.fold_in(k, j))(jnp.arange(d_out)))(rows)
+        z = jax.vmap(jax.vmap(lambda k: jax.random.truncated_normal(k, -2.0, 2.0, dtype=jnp.float32)))(cells)
+        w = z / jnp.sqrt(consts.fan_in[layer]) * in_masks[layer][:, None] * out_masks[layer][None, :]
+        ws.append(w)
+        bs.append(jnp.zeros(d_out, jnp.float32))
+    return {"w": ws, "b": bs}
+
+
+def activate(z, act_id, names: tuple[str, ...]):
+    """Apply the model's activation. With several in a bucket, all are computed and one is selected
+    (what lax.switch would do under vmap anyway)."""
+    if len(names) == 1:
+        return ACTIVATIONS[names[0]](z)
+    outs = [ACTIVATIONS[n](z) for n in names]
+    return jnp.select([act_id == i for i in range(len(names))], outs)
+
+
+def forward(params: dict, consts: ModelConsts, x_NxD, names: tuple[str, ...]):
+    """Hidden activations (masked) and output logits of one model."""
+    h = x_NxD
+    hidden = []
+    for w, b, mask in zip(params["w"][:-1], params["b"][:-1], consts.masks):
+        h = activate(h @ w + b, consts.act_id, names) * mask
+        hidden.append(h)
+    logits = h @ params["w"][-1] + params["b"][-1]
+    return hidden, logits

@@ -1,0 +1,116 @@
+"""Grid → run table → compile buckets, and the MI epoch schedule.
+
+A run's `run_id` hashes its own settings (not its position in the grid), so adding an axis value never
+renames existing runs. Its `cell` is the same settings without the seed: the unit over which seeds are
+aggregated. Runs that can share one compiled program form a bucket: same depth, optimizer kind and batch
+size (these fix shapes and the program's structure); widths are padded, activations and learning rates vary
+inside a bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ibjax.spec import SweepSpec
+
+GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size")
+
+
+@dataclass(frozen=True)
+class Run:
+    seed: int
+    activation: str
+    hidden: tuple[int, ...]
+    optimizer: str
+    learning_rate: float
+    momentum: float | None  # only for optimizer 'momentum'
+    batch_size: int | str
+
+    def settings(self, spec: SweepSpec) -> dict:
+        """Everything that determines this network's training (estimators excluded: they only observe)."""
+        return {**asdict(self), "hidden": list(self.hidden), "epochs": spec.train.epochs,
+                "data": spec.data.model_dump(mode="json")}
+
+    def run_id(self, spec: SweepSpec) -> str:
+        blob = json.dumps(self.settings(spec), sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def cell(self) -> str:
+        """Settings without the seed, as `key=value` pairs in a fixed order."""
+        mom = f",momentum={self.momentum:g}" if self.momentum is not None else ""
+        return (f"activation={self.activation},hidden={'-'.join(map(str, self.hidden))},"
+                f"optimizer={self.optimizer},lr={self.learning_rate:g}{mom},batch={self.batch_size}")
+
+    def bucket_key(self) -> tuple:
+        return (len(self.hidden), self.optimizer, self.batch_size)
+
+
+def expand_grid(spec: SweepSpec) -> list[Run]:
+    """The product of every grid axis (axes missing from the grid take the model/train value)."""
+    g = spec.grid
+    axes = {
+        "activation": g.activation or [spec.model.activation],
+        "hidden": [tuple(h) for h in (g.hidden or [spec.model.hidden])],
+        "optimizer": g.optimizer or [spec.train.optimizer],
+        "learning_rate": g.learning_rate or [spec.train.learning_rate],
+        "momentum": g.momentum or [spec.train.momentum],
+        "batch_size": g.batch_size or [spec.train.batch_size],
+    }
+    runs, seen = [], set()
+    for values in itertools.product(*axes.values()):
+        s = dict(zip(axes, values))
+        if s["optimizer"] != "momentum":
+            s["momentum"] = None  # irrelevant: do not multiply runs by it
+        for seed in g.seeds:
+            run = Run(seed=seed, **s)
+            if run not in seen:
+                seen.add(run)
+                runs.append(run)
+    return runs
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Runs sharing one compiled program."""
+
+    index: int
+    runs: tuple[Run, ...]
+    depth: int
+    optimizer: str
+    batch_size: int | str
+    hidden_pad: tuple[int, ...]  # largest width per layer
+    activations: tuple[str, ...]  # activation names present, in a fixed order
+
+    @property
+    def size(self) -> int:
+        return len(self.runs)
+
+
+def make_buckets(runs: list[Run]) -> list[Bucket]:
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.bucket_key(), []).append(run)
+    buckets = []
+    for i, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+        depth, optimizer, batch_size = key
+        pad = tuple(max(r.hidden[layer] for r in members) for layer in range(depth))
+        acts = tuple(sorted({r.activation for r in members}))
+        buckets.append(Bucket(i, tuple(members), depth, optimizer, batch_size, pad, acts))
+    return buckets
+
+
+def mi_epochs(epochs: int, log: int | None = None, every: int | None = None) -> np.ndarray:
+    """Sorted epochs (0 = at init, `epochs` = end) at which MI is measured.
+
+    log: unique rounded points of logspace(0, log10(epochs), log) — dense early, like IDNNs' schedule.
+    """
+    if every is not None:
+        pts = np.arange(0, epochs + 1, every)
+    else:
+        pts = np.unique(np.round(np.logspace(0, np.log10(max(epochs, 1)), log)).astype(int))
+    return np.unique(np.concatenate([[0], pts, [epochs]]).clip(0, epochs))

@@ -1,0 +1,277 @@
+"""A sweep YAML becomes a frozen, validated spec. Every setting, its default and meaning, lives here.
+
+Errors name the key path and what is allowed (`grid.activation[2]: unknown activation 'tahn'; known: ...`)
+and are raised as SpecError, which the CLI prints as one paragraph with exit code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ibjax.nets import ACTIVATIONS
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run; the message names the key path and the allowed values."""
+
+
+def _check_activation(name: str) -> str:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
+    return name
+
+
+Activation = Annotated[str, AfterValidator(_check_activation)]
+Widths = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)]
+BatchSize = Union[Annotated[int, Field(gt=0)], Literal["full"]]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Frozen):
+    dataset: Literal["tishby12", "mat"] = "tishby12"
+    """tishby12: the generated 12-bit task (no file needed); mat: a .mat file with `F` and `y` (IDNNs layout)."""
+    path: str | None = None
+    """File for dataset: mat (relative paths are relative to the spec file)."""
+    split: Literal["stratified", "idnns"] = "stratified"
+    """stratified: seeded, per-class shuffle; idnns: the public IDNNs split (first rows in order, no shuffle)."""
+    train_fraction: float = Field(0.85, gt=0.0, lt=1.0)
+    split_seed: int = 0
+    """Seed of the stratified split, shared by every run of the sweep."""
+
+    @model_validator(mode="after")
+    def _path_for_mat(self):
+        if self.dataset == "mat" and not self.path:
+            raise ValueError("dataset 'mat' needs data.path (a .mat file with variables F and y)")
+        return self
+
+
+class ModelSpec(_Frozen):
+    hidden: Widths = [10, 7, 5, 4, 3]
+    """Hidden widths; the output layer (softmax over the classes) is added."""
+    activation: Activation = "tanh"
+
+
+class TrainSpec(_Frozen):
+    epochs: int = Field(4000, gt=0)
+    optimizer: Literal["sgd", "momentum", "adam"] = "adam"
+    learning_rate: float = Field(4e-4, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    """Used by optimizer: momentum only."""
+    batch_size: BatchSize = 256
+    """Minibatch size (each network reshuffles every epoch with its own key), or 'full' for full-batch GD."""
+    chunk_epochs: int = Field(250, gt=0)
+    """Epochs per compiled chunk: progress, and results streamed to the host, once per chunk."""
+
+
+class EstimatorSpec(_Frozen):
+    kind: Literal["binning"] = "binning"
+    n_bins: int = Field(30, ge=2)
+    range: Union[Literal["auto", "layer"], Annotated[list[float], Field(min_length=2, max_length=2)]] = "auto"
+    """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; or [lo, hi]."""
+    name: str | None = None
+    """Name in info.parquet; default binning<n_bins>[_layer|_fixed]."""
+
+    @model_validator(mode="after")
+    def _range_order(self):
+        if isinstance(self.range, list) and not self.range[0] < self.range[1]:
+            raise ValueError(f"range [lo, hi] needs lo < hi, got {self.range}")
+        return self
+
+    @property
+    def resolved_name(self) -> str:
+        if self.name:
+            return self.name
+        suffix = {"auto": "", "layer": "_layer"}.get(self.range, "_fixed") if isinstance(self.range, str) else "_fixed"
+        return f"binning{self.n_bins}{suffix}"
+
+
+class ScheduleSpec(_Frozen):
+    log: int | None = Field(None, gt=1)
+    """About this many log-spaced epochs in [1, epochs] (dense early), plus epoch 0 and the last epoch."""
+    every: int | None = Field(None, gt=0)
+    """Every k epochs (plus 0 and the last)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.log is None) == (self.every is None):
+            raise ValueError("give exactly one of 'log: N' or 'every: K'")
+        return self
+
+
+class MISpec(_Frozen):
+    schedule: ScheduleSpec = ScheduleSpec(log=200)
+    estimators: Annotated[list[EstimatorSpec], Field(min_length=1)] = [EstimatorSpec()]
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [e.resolved_name for e in self.estimators]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"estimator names must be unique; repeated: {dupes} (set 'name:')")
+        return self
+
+
+def _nonempty(kind):
+    return Annotated[list[kind], Field(min_length=1)] | None
+
+
+class GridSpec(_Frozen):
+    """Axes of the sweep; each overrides the matching model/train setting. Runs = product of all axes."""
+
+    seed: Union[Annotated[int, Field(gt=0)], Annotated[list[int], Field(min_length=1)]] = 1
+    """N (seeds 0..N-1) or an explicit list of seeds."""
+    activation: _nonempty(Activation) = None
+    hidden: _nonempty(Widths) = None
+    optimizer: _nonempty(Literal["sgd", "momentum", "adam"]) = None
+    learning_rate: _nonempty(Annotated[float, Field(gt=0.0)]) = None
+    momentum: _nonempty(Annotated[float, Field(ge=0.0, lt=1.0)]) = None
+    batch_size: _nonempty(BatchSize) = None
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.seed)) if isinstance(self.seed, int) else list(self.seed)
+
+
+class OutputSpec(_Frozen):
+    plots: bool = True
+    """Draw figures/infoplane_<cell>.png at the end."""
+
+
+class SweepSpec(_Frozen):
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Used for the default run directory runs/<name>."""
+    description: str = ""
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    mi: MISpec = MISpec()
+    grid: GridSpec = GridSpec()
+    output: OutputSpec = OutputSpec()
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _format_loc(loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after[_check_activation(), str]",) or "[" in str(part) or part in (
+            "int", "float", "str", "list[float]", "list[int]", "constrained-int", "literal['full']",
+        ):
+            continue  # pydantic's names for union branches: not part of the user's key path
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _model_at(loc) -> type[BaseModel] | None:
+    """The spec class that owns the key at `loc` (for 'unknown key' hints)."""
+    cls: Any = SweepSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            inner = getattr(cand, "__args__", (None,))[0] if getattr(cand, "__origin__", None) is list else cand
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                cls = inner
+                break
+        else:
+            return None
+    return cls
+
+
+def _describe(err: dict) -> str:
+    loc = _format_loc(err["loc"])
+    if err["type"] == "extra_forbidden":
+        owner = _model_at(err["loc"])
+        allowed = ", ".join(owner.model_fields) if owner else "?"
+        return f"{loc}: unknown key; allowed here: {allowed}"
+    msg = err["msg"].removeprefix("Value error, ")
+    shown = err.get("input")
+    if err["type"] == "too_short" and shown == []:
+        return f"{loc}: empty list; give at least one value"
+    if err["type"] not in ("missing", "value_error") and not isinstance(shown, dict):
+        msg += f" (got {shown!r})"
+    return f"{loc or '<spec>'}: {msg}"
+
+
+def validate(raw: dict, source: str = "<spec>") -> SweepSpec:
+    """Validate a raw mapping; SpecError lists every problem with its key path."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: the spec must be a mapping of keys to values, got {type(raw).__name__}")
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as e:
+        seen, lines = set(), []
+        for err in e.errors():
+            line = _describe(err)
+            if line not in seen:
+                seen.add(line)
+                lines.append(line)
+        raise SpecError(f"invalid spec {source}:\n  " + "\n  ".join(lines)) from None
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`KEY=VALUE` strings (dotted keys, YAML values) applied to a copy of the raw spec."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=200")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise SpecError(f"--set {item!r}: value is not valid YAML ({e})") from None
+        node = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node = child
+        node[parts[-1]] = parsed
+    return raw
+
+
+def load_raw(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {e}") from None
+    return raw if raw is not None else {}
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read, override and validate a sweep file; relative data paths resolve against the spec's folder."""
+    raw = apply_overrides(load_raw(path), list(overrides))
+    spec = validate(raw, str(path))
+    if spec.data.path and not Path(spec.data.path).is_absolute():
+        resolved = str((Path(path).parent / spec.data.path).resolve())
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"path": resolved})})
+    if spec.data.dataset == "mat" and not Path(spec.data.path).is_file():
+        raise SpecError(f"data.path: file not found: {spec.data.path}")
+    return spec
+
+
+def to_yaml(spec: SweepSpec) -> str:
+    """The resolved spec (defaults filled in) as YAML."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

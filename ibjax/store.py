@@ -1,0 +1,98 @@
+"""The run directory: atomic writes of parquet tables, manifest and spec; `load` for notebooks.
+
+Every file is written to a temporary name and renamed, so a killed job never leaves a file that looks
+complete. Readers accept a single `<table>.parquet` or a folder `<table>/` of part files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+TABLES = ("runs", "info", "metrics", "gradients")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
+    """A table from `<name>.parquet` or the concatenated parts in `<name>/`."""
+    run_dir = Path(run_dir)
+    single, parts = run_dir / f"{name}.parquet", run_dir / name
+    if single.is_file():
+        return pd.read_parquet(single)
+    if parts.is_dir():
+        files = sorted(parts.glob("*.parquet"))
+        if files:
+            return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    raise FileNotFoundError(f"{run_dir}: no table '{name}' ({single.name} or {parts.name}/*.parquet)")
+
+
+def environment() -> dict:
+    import jax
+    import jaxlib
+
+    from ibjax import __version__
+
+    return {
+        "ibjax": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+@dataclass
+class RunDirectory:
+    """The tables of one run directory, as pandas DataFrames."""
+
+    path: Path
+    spec: dict
+    manifest: dict
+    runs: pd.DataFrame
+    info: pd.DataFrame
+    metrics: pd.DataFrame
+    gradients: pd.DataFrame
+
+
+def load(run_dir: str | Path) -> RunDirectory:
+    """Load a run directory written by `python -m ibjax.sweep`."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    tables = {name: read_table(run_dir, name) for name in TABLES}
+    return RunDirectory(run_dir, spec, manifest, **tables)

@@ -1,0 +1,179 @@
+"""CLI: python -m ibjax.sweep SPEC.yaml [--out DIR] [--set KEY=VALUE ...]
+
+Spec → run table → buckets → one compiled program per bucket → run directory (DESIGN.md).
+Exit codes: 0 done; 2 bad input (spec, overrides, files); 1 an unexpected failure (tables of finished
+buckets are written before exiting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pandas as pd
+
+from ibjax.engine import Engine, Program, run_program
+from ibjax.mi import Binning
+from ibjax.nets import make_consts
+from ibjax.plan import expand_grid, make_buckets, mi_epochs
+from ibjax.plots import infoplanes
+from ibjax.spec import SpecError, SweepSpec, load_spec, to_yaml
+from ibjax.store import TABLES, environment, write_json, write_table
+from ibjax.tables import bucket_tables
+from ibjax.tasks import Task, load_task
+
+
+def build_estimators(spec: SweepSpec, n_classes: int) -> tuple:
+    ests = []
+    for e in spec.mi.estimators:
+        if isinstance(e.range, list):
+            ests.append(Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes))
+        else:
+            ests.append(Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes))
+    return tuple(ests)
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Progress:
+    """One line per chunk: bucket, epochs done, networks, throughput and ETA over the whole sweep."""
+
+    def __init__(self, total_net_epochs: int, stream=sys.stderr, enabled: bool = True):
+        self.total, self.done_before, self.stream, self.enabled = total_net_epochs, 0, stream, enabled
+        self.t0 = time.perf_counter()
+
+    def bucket(self, label: str, n_models: int):
+        self.label, self.n_models = label, n_models
+
+    def __call__(self, done: int, n_epochs: int, _elapsed: float):
+        if not self.enabled:
+            return
+        done_all = self.done_before + done * self.n_models
+        elapsed = time.perf_counter() - self.t0
+        rate = done_all / max(elapsed, 1e-9)
+        eta = (self.total - done_all) / max(rate, 1e-9)
+        print(f"[{self.label}] epoch {done}/{n_epochs} ({100 * done_all / self.total:.0f}% of sweep) | "
+              f"{self.n_models} nets | {rate:,.0f} net-epochs/s | elapsed {_fmt_s(elapsed)} | ETA {_fmt_s(eta)}",
+              file=self.stream, flush=True)
+
+    def finish_bucket(self, n_epochs: int):
+        self.done_before += n_epochs * self.n_models
+
+
+def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "") -> dict:
+    """Train every run of the spec and write the run directory. Returns the manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.yaml").write_text(to_yaml(spec))
+    runs = expand_grid(spec)
+    buckets = make_buckets(runs)
+    task: Task = load_task(spec.data)
+    data = task.device_data()
+    estimators = build_estimators(spec, task.n_classes)
+    s = spec.mi.schedule
+    schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
+    n_epochs = spec.train.epochs
+    manifest = {
+        "name": spec.name, "source": source, "status": "running", "environment": environment(),
+        "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
+        "n_test": len(task.test_idx), "n_mi_samples": len(task.y),
+        "estimators": [{"name": e.name, "n_bins": e.n_bins, "range": e.range_mode} for e in estimators],
+        "shards": [{"shard": "0/1", "status": "running"}],
+        "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
+                     "activations": list(b.activations), "optimizer": b.optimizer,
+                     "batch_size": b.batch_size, "status": "pending"} for b in buckets],
+    }
+    write_json(out / "manifest.json", manifest)
+    bar = Progress(len(runs) * n_epochs, enabled=progress)
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    t_start = time.perf_counter()
+    try:
+        for b in buckets:
+            bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
+            prog = Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
+                           optimizer=b.optimizer, n_train=task.train_idx.size, batch_size=bs,
+                           estimators=estimators, chunk=_chunk_len(n_epochs, spec.train.chunk_epochs))
+            consts = jax.tree.map(lambda *a: jnp.stack(a), *[
+                make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
+            bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)
+            manifest["buckets"][b.index]["status"] = "running"
+            write_json(out / "manifest.json", manifest)
+            result = run_program(
+                Engine(prog), [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
+                [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar)
+            bar.finish_bucket(n_epochs)
+            tables = bucket_tables(spec, b, result, [r.run_id(spec) for r in b.runs])
+            for name in TABLES:
+                parts[name].append(tables[name])
+            manifest["buckets"][b.index].update(
+                status="done", compile_s=round(result.compile_s, 2), wall_s=round(result.train_s, 2),
+                net_epochs_per_s=round(b.size * n_epochs / result.train_s, 1))
+            write_json(out / "manifest.json", manifest)
+    except BaseException:
+        manifest["status"] = manifest["shards"][0]["status"] = "interrupted"
+        _write_tables(out, parts)  # keep every finished bucket
+        write_json(out / "manifest.json", manifest)
+        raise
+    _write_tables(out, parts)
+    manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
+    manifest["n_diverged"] = int(sum(int(p.diverged.sum()) for p in parts["runs"]))
+    if spec.output.plots:
+        runs_df, info_df = pd.concat(parts["runs"]), pd.concat(parts["info"])
+        manifest["figures"] = [str(p.relative_to(out)) for p in
+                               infoplanes(out, info_df, runs_df, estimators[0].name)]
+    manifest["status"] = manifest["shards"][0]["status"] = "done"
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def _chunk_len(n_epochs: int, target: int) -> int:
+    """Equal chunks covering epochs 0..n_epochs, each at most `target` long (the last may idle briefly)."""
+    n_chunks = -(-(n_epochs + 1) // target)
+    return -(-(n_epochs + 1) // n_chunks)
+
+
+def _write_tables(out: Path, parts: dict) -> None:
+    for name, frames in parts.items():
+        if frames:
+            write_table(out / f"{name}.parquet", pd.concat(frames, ignore_index=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ibjax.sweep", description=__doc__.split("\n\n")[0])
+    ap.add_argument("spec", help="sweep YAML file (see sweeps/ and the README's YAML reference)")
+    ap.add_argument("--out", type=Path, help="run directory (default runs/<name>)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a spec key, e.g. --set train.epochs=200 (repeatable)")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = ap.parse_args(argv)
+    try:
+        spec = load_spec(args.spec, args.overrides)
+    except SpecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / spec.name
+    n_runs = len(expand_grid(spec))
+    if not args.quiet:
+        print(f"ibjax: {n_runs} networks x {spec.train.epochs} epochs -> {out}", file=sys.stderr)
+    try:
+        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec))
+    except KeyboardInterrupt:
+        print(f"interrupted; finished buckets are in {out}", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n_div = manifest.get("n_diverged", 0)
+    print(f"done in {_fmt_s(manifest['wall_s'])}: {n_runs} networks, {n_div} diverged -> {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

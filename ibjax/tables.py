@@ -1,0 +1,77 @@
+"""A bucket's device results → the long tables of the run-directory contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ibjax.engine import BucketResult
+from ibjax.plan import Bucket
+from ibjax.spec import SweepSpec
+
+
+def layer_names(depth: int) -> list[str]:
+    """Hidden layers h1..hL, then the softmax output `out`."""
+    return [f"h{i + 1}" for i in range(depth)] + ["out"]
+
+
+def diverged_from(result: BucketResult) -> np.ndarray:
+    """Per model, the first logged epoch with a non-finite training loss (-1 if none)."""
+    bad = ~np.isfinite(result.metrics[:, :, 0])  # [T, M]
+    first = np.where(bad.any(0), result.mi_epochs[bad.argmax(0)], -1)
+    return np.where(~result.params_finite & (first < 0), result.mi_epochs[-1], first)
+
+
+def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str]) -> dict:
+    est_names = [e.resolved_name for e in spec.mi.estimators]
+    layers = layer_names(bucket.depth)
+    t, m, n_layers, n_est, _ = result.mi.shape
+    div_epoch = diverged_from(result)
+    rid = np.asarray(run_ids)
+
+    # info: [T, M, L, E] flattened in that order.
+    ep = np.broadcast_to(result.mi_epochs[:, None, None, None], (t, m, n_layers, n_est))
+    mi = result.mi.copy()
+    after = (div_epoch[None, :] >= 0) & (result.mi_epochs[:, None] >= div_epoch[None, :])  # [T, M]
+    mi[after] = np.nan  # a diverged network's MI is meaningless: NaN, never silently numbers
+    info = pd.DataFrame({
+        "run_id": np.broadcast_to(rid[None, :, None, None], ep.shape).ravel(),
+        "epoch": ep.ravel().astype(np.int64),
+        "layer": np.broadcast_to(np.asarray(layers)[None, None, :, None], ep.shape).ravel(),
+        "estimator": np.broadcast_to(np.asarray(est_names)[None, None, None, :], ep.shape).ravel(),
+        "i_xt": mi[..., 0].ravel(), "i_ty": mi[..., 1].ravel(),
+        "bin_lo": mi[..., 2].ravel(), "bin_hi": mi[..., 3].ravel(),
+    })
+
+    met = result.metrics
+    metrics = pd.DataFrame({
+        "run_id": np.broadcast_to(rid[None, :], (t, m)).ravel(),
+        "epoch": np.broadcast_to(result.mi_epochs[:, None], (t, m)).ravel().astype(np.int64),
+        "train_loss": met[..., 0].ravel(), "train_acc": met[..., 1].ravel(),
+        "test_loss": met[..., 2].ravel(), "test_acc": met[..., 3].ravel(),
+    })
+
+    g = result.grads  # [G, M, L, 2]
+    gshape = g.shape[:3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = g[..., 0] / g[..., 1]  # full-batch GD has no gradient noise: std 0, snr inf
+    gradients = pd.DataFrame({
+        "run_id": np.broadcast_to(rid[None, :, None], gshape).ravel(),
+        "epoch": np.broadcast_to(result.grad_epochs[:, None, None], gshape).ravel().astype(np.int64),
+        "layer": np.broadcast_to(np.asarray(layers)[None, None, :], gshape).ravel(),
+        "grad_mean": g[..., 0].ravel(), "grad_std": g[..., 1].ravel(), "snr": snr.ravel(),
+    })
+
+    rows = []
+    for i, run in enumerate(bucket.runs):
+        rows.append({
+            "run_id": run_ids[i], "cell": run.cell(), "seed": run.seed, "activation": run.activation,
+            "hidden": "-".join(map(str, run.hidden)), "optimizer": run.optimizer,
+            "learning_rate": run.learning_rate, "momentum": run.momentum,
+            "batch_size": str(run.batch_size), "epochs": spec.train.epochs, "bucket": bucket.index,
+            "train_loss": met[-1, i, 0], "train_acc": met[-1, i, 1],
+            "test_loss": met[-1, i, 2], "test_acc": met[-1, i, 3],
+            "diverged": bool(div_epoch[i] >= 0),
+            "diverged_epoch": int(div_epoch[i]) if div_epoch[i] >= 0 else None,
+        })
+    return {"runs": pd.DataFrame(rows), "info": info, "metrics": metrics, "gradients": gradients}
