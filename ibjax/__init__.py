@@ -1,6 +1,17 @@
 """ibjax: train hundreds of small networks at once and measure their information planes on device."""
 
-import jax as _jax
+import os as _os
+import sys as _sys
+
+# Split the host CPU into one XLA device per core, so the model axis can be sharded over the cores (XLA's
+# CPU backend runs the tiny matmuls of these networks on one thread per device). Only possible before JAX
+# is imported; IBJAX_HOST_DEVICES overrides the count, and an explicit XLA_FLAGS setting wins.
+if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
+    _n = _os.environ.get("IBJAX_HOST_DEVICES") or str(len(_os.sched_getaffinity(0)) if hasattr(
+        _os, "sched_getaffinity") else (_os.cpu_count() or 1))
+    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}").strip()
+
+import jax as _jax  # noqa: E402
 
 # Exact symbol packing needs uint64 and 1e-9-bit entropies need float64. Everything on the network side is
 # created with explicit float32 dtypes, so this flag changes only the MI bookkeeping.

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from ibjax.mi.interface import LayerContext
 from ibjax.nets import ModelConsts, forward, init_params
@@ -202,8 +204,20 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     grad_mask[schedule[schedule > 0] - 1] = True  # step e trains epoch e + 1
 
     t0 = time.perf_counter()
-    state = engine.init_state(jnp.asarray(seeds, jnp.uint32), consts, jnp.asarray(lrs, jnp.float32),
-                              jnp.asarray(moms, jnp.float32))
+    # Shard the model axis over all local devices (a 1-D mesh); pad the model count to a multiple of the
+    # device count with copies of the last model, whose results are dropped.
+    devices = jax.local_devices()
+    n_real = len(seeds)
+    n_pad = -n_real % len(devices)
+    pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], n_pad, axis=0)])
+    mesh = Mesh(np.asarray(devices), ("model",))
+    by_model, replicated = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
+    consts = jax.device_put(jax.tree.map(pad, consts), by_model)
+    data = jax.device_put(data, replicated)
+    seeds_d, lrs_d, moms_d = jax.device_put(
+        (pad(np.asarray(seeds, np.uint32)), pad(np.asarray(lrs, np.float32)), pad(np.asarray(moms, np.float32))),
+        by_model)
+    state = engine.init_state(seeds_d, consts, lrs_d, moms_d)
     mi_parts, met_parts, grad_parts = [], [], []
     chunk_s = []
     t_train = time.perf_counter()
@@ -214,9 +228,9 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
                                                    jnp.int32(start))
         sel, gsel = log_mask[start:start + chunk], grad_mask[start:start + chunk]
         mi, met, grads = jax.device_get((mi, met, grads))
-        mi_parts.append(mi[sel])
-        met_parts.append(met[sel])
-        grad_parts.append(grads[gsel])
+        mi_parts.append(mi[sel, :n_real])
+        met_parts.append(met[sel, :n_real])
+        grad_parts.append(grads[gsel, :n_real])
         chunk_s.append(time.perf_counter() - t_chunk)
         if progress is not None:
             progress(min(start + chunk, n_epochs), n_epochs, time.perf_counter() - t_train)
@@ -228,4 +242,4 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     return BucketResult(
         mi_epochs=np.flatnonzero(log_mask), mi=np.concatenate(mi_parts), metrics=np.concatenate(met_parts),
         grad_epochs=np.flatnonzero(grad_mask) + 1, grads=np.concatenate(grad_parts),
-        params_finite=np.asarray(finite), compile_s=compile_s, train_s=total)
+        params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total)

@@ -1,0 +1,46 @@
+"""Shared helpers: the real default spec, shrunk; a tiny run directory made through the CLI once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def small_spec(**changes) -> dict:
+    """sweeps/activation_grid.yaml shrunk to a few networks and epochs; `changes` are dotted-key overrides."""
+    raw = yaml.safe_load((ROOT / "sweeps" / "activation_grid.yaml").read_text())
+    raw["name"] = "tiny"
+    raw["train"].update(epochs=12, chunk_epochs=5)
+    raw["mi"]["schedule"] = {"every": 3}
+    raw["grid"] = {"seed": 2, "activation": ["tanh", "relu"], "hidden": [[10, 7, 5, 4, 3], [12, 8, 5, 4, 3]]}
+    for key, value in changes.items():
+        node = raw
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return raw
+
+
+def run_cli(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run directory from `python -m ibjax.sweep` on the shrunk default spec."""
+    d = tmp_path_factory.mktemp("tiny")
+    spec = d / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(small_spec()))
+    out = d / "run"
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out

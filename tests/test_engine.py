@@ -1,0 +1,120 @@
+"""Engine invariants: vmapped == alone, padded == unpadded, no recompilation, gradient stats, divergence."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ibjax.engine import Engine, Program, run_program
+from ibjax.mi import Binning
+from ibjax.nets import forward, make_consts
+from ibjax.plan import mi_epochs
+from ibjax.spec import DataSpec
+from ibjax.tasks import load_task
+
+TASK = load_task(DataSpec())
+DATA = TASK.device_data()
+EST = (Binning("binning30", n_classes=2), Binning("binning30_layer", range_mode="layer", n_classes=2))
+
+
+def train(models, *, pad=None, optimizer="adam", batch_size=256, epochs=6, chunk=4, every=2):
+    """Train `models` (dicts: seed, hidden, activation, lr) as one bucket; returns (engine, result)."""
+    pad = pad or tuple(max(m["hidden"][i] for m in models) for i in range(len(models[0]["hidden"])))
+    acts = tuple(sorted({m["activation"] for m in models}))
+    prog = Program((12, *pad, 2), acts, optimizer, TASK.train_idx.size, batch_size, EST, chunk)
+    consts = jax.tree.map(lambda *a: jnp.stack(a),
+                          *[make_consts(m["hidden"], m["activation"], acts, 12, pad) for m in models])
+    eng = Engine(prog)
+    res = run_program(eng, [m["seed"] for m in models], consts, [m.get("lr", 4e-4) for m in models],
+                      [0.9] * len(models), DATA, mi_epochs(epochs, every=every), epochs)
+    return eng, res, consts
+
+
+MODELS = [
+    {"seed": 0, "hidden": (10, 7, 5, 4, 3), "activation": "tanh", "lr": 4e-4},
+    {"seed": 1, "hidden": (12, 8, 5, 4, 3), "activation": "relu", "lr": 1e-3},
+    {"seed": 2, "hidden": (10, 7, 5, 4, 3), "activation": "sigmoid", "lr": 2e-3},
+]
+
+
+def test_vmapped_equals_each_trained_alone():
+    _, together, _ = train(MODELS)
+    for i, m in enumerate(MODELS):
+        _, alone, _ = train([m], pad=(12, 8, 5, 4, 3))
+        np.testing.assert_allclose(together.metrics[:, i], alone.metrics[:, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(together.grads[:, i], alone.grads[:, 0], rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(together.mi[:, i], alone.mi[:, 0], atol=1e-9)
+
+
+def test_padded_network_equals_unpadded():
+    m = {"seed": 7, "hidden": (10, 7, 5, 4, 3), "activation": "sigmoid"}  # sigmoid(0) != 0: masking matters
+    _, tight, c_tight = train([m], pad=(10, 7, 5, 4, 3))
+    _, wide, c_wide = train([m], pad=(20, 14, 10, 8, 6))
+    np.testing.assert_allclose(wide.metrics, tight.metrics, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(wide.mi, tight.mi, atol=1e-9)
+    np.testing.assert_allclose(wide.grads, tight.grads, rtol=1e-4, atol=1e-7)
+    # At init the real activations are identical and the padded units are exactly 0.
+    eng_t = Engine(Program((12, 10, 7, 5, 4, 3, 2), ("sigmoid",), "adam", 3481, 256, EST, 4))
+    eng_w = Engine(Program((12, 20, 14, 10, 8, 6, 2), ("sigmoid",), "adam", 3481, 256, EST, 4))
+    st_t = eng_t.init_state(jnp.asarray([7], jnp.uint32), c_tight, jnp.ones(1), jnp.ones(1))
+    st_w = eng_w.init_state(jnp.asarray([7], jnp.uint32), c_wide, jnp.ones(1), jnp.ones(1))
+    first = lambda t: jax.tree.map(lambda a: a[0], t)
+    h_t, _ = forward(first(st_t.params), first(c_tight), DATA.x_all, ("sigmoid",))
+    h_w, _ = forward(first(st_w.params), first(c_wide), DATA.x_all, ("sigmoid",))
+    for a, b, width in zip(h_t, h_w, (10, 7, 5, 4, 3)):
+        np.testing.assert_array_equal(np.asarray(b[:, :width]), np.asarray(a))
+        assert float(jnp.abs(b[:, width:]).max()) == 0.0
+
+
+def test_no_recompilation_after_first_chunk():
+    eng, res, _ = train(MODELS[:2], epochs=20, chunk=5)  # 5 chunks
+    assert eng.trace_count == 1
+    assert res.mi_epochs.tolist() == list(range(0, 21, 2))
+
+
+def test_learning_rate_varies_without_recompiling_and_matters():
+    models = [dict(MODELS[0], lr=lr) for lr in (1e-4, 1e-2)]
+    eng, res, _ = train(models)
+    assert eng.trace_count == 1
+    assert abs(res.metrics[-1, 0, 0] - res.metrics[-1, 1, 0]) > 1e-3
+
+
+def test_full_batch_gradient_has_no_spread():
+    _, res, _ = train(MODELS[:1], batch_size=TASK.train_idx.size, optimizer="sgd")
+    assert np.all(res.grads[..., 1] == 0.0) and np.all(res.grads[..., 0] > 0)
+
+
+def test_minibatch_gradient_stats_match_a_plain_loop():
+    """Recompute epoch 1's per-batch gradients in plain JAX with the engine's own batches."""
+    eng, _, consts = train(MODELS[:1], epochs=1, every=1, optimizer="sgd")
+    _, res, _ = train([dict(MODELS[0], lr=0.05)], epochs=1, every=1, optimizer="sgd")
+    prog = eng.prog
+    c0 = jax.tree.map(lambda a: a[0], consts)
+    st = eng.init_state(jnp.asarray([0], jnp.uint32), consts, jnp.asarray([0.05]), jnp.zeros(1))
+    st = jax.tree.map(lambda a: a[0], st)
+    from ibjax.shuffle import feistel_permutation
+
+    _, k_perm = jax.random.split(st.key)
+    order = np.asarray(feistel_permutation(k_perm, prog.n_train))
+    params, grads = st.params, []
+    for b in range(prog.n_batches):
+        idx = order[b * 256:(b + 1) * 256]
+        g = jax.grad(eng._loss)(params, c0, DATA.x_train[idx], DATA.y_train[idx], jnp.ones(len(idx)))
+        grads.append([np.asarray(w) for w in g["w"]])
+        params = jax.tree.map(lambda p, gg: p - 0.05 * gg, params, g)
+    for layer in range(6):
+        stack = np.stack([g[layer] for g in grads])
+        assert np.isclose(res.grads[0, 0, layer, 0], np.linalg.norm(stack.mean(0)), rtol=1e-4)
+        assert np.isclose(res.grads[0, 0, layer, 1], np.linalg.norm(stack.std(0)), rtol=1e-3)
+
+
+def test_diverging_network_does_not_poison_the_others():
+    good = {"seed": 0, "hidden": (10, 7, 5, 4, 3), "activation": "linear", "lr": 1e-2}
+    bad = dict(good, seed=1, lr=1e6)
+    _, both, _ = train([good, bad], optimizer="sgd")
+    _, alone, _ = train([good], optimizer="sgd")
+    assert not np.isfinite(both.metrics[-1, 1, 0])
+    np.testing.assert_allclose(both.metrics[:, 0], alone.metrics[:, 0], rtol=1e-5)
+    np.testing.assert_allclose(both.mi[:, 0], alone.mi[:, 0], atol=1e-9)
+    assert both.params_finite.tolist() == [True, False]
