@@ -9,7 +9,8 @@ import sys as _sys
 if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
     _n = _os.environ.get("IBJAX_HOST_DEVICES") or str(len(_os.sched_getaffinity(0)) if hasattr(
         _os, "sched_getaffinity") else (_os.cpu_count() or 1))
-    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}").strip()
+    _flag = f"--xla_force_host_platform_device_count={_n}"
+    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 
 import jax as _jax  # noqa: E402
 
@@ -18,3 +19,10 @@ import jax as _jax  # noqa: E402
 _jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
+
+
+def load(run_dir):
+    """Load a run directory's tables (see ibjax.store.load)."""
+    from ibjax.store import load as _load
+
+    return _load(run_dir)

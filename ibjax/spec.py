@@ -76,7 +76,7 @@ class TrainSpec(_Frozen):
 class EstimatorSpec(_Frozen):
     kind: Literal["binning"] = "binning"
     n_bins: int = Field(30, ge=2)
-    range: Union[Literal["auto", "layer"], Annotated[list[float], Field(min_length=2, max_length=2)]] = "auto"
+    range: Literal["auto", "layer"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; or [lo, hi]."""
     name: str | None = None
     """Name in info.parquet; default binning<n_bins>[_layer|_fixed]."""
@@ -128,7 +128,7 @@ def _nonempty(kind):
 class GridSpec(_Frozen):
     """Axes of the sweep; each overrides the matching model/train setting. Runs = product of all axes."""
 
-    seed: Union[Annotated[int, Field(gt=0)], Annotated[list[int], Field(min_length=1)]] = 1
+    seed: Annotated[int, Field(gt=0)] | Annotated[list[int], Field(min_length=1)] = 1
     """N (seeds 0..N-1) or an explicit list of seeds."""
     activation: _nonempty(Activation) = None
     hidden: _nonempty(Widths) = None

@@ -43,3 +43,13 @@ def test_idnns_split_takes_first_rows_unshuffled():
     # LITERATURE.md: train 43.7 % positive, test 83.6 % -- the bias that makes it only an option.
     assert round(y[tr].mean(), 3) == 0.437 and round(y[te].mean(), 3) == 0.836
     assert idnns_split(10, 0.5)[0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_mat_dataset_loads_with_its_split(tmp_path):
+    from ibjax.spec import DataSpec
+    from ibjax.tasks import load_task
+
+    task = load_task(DataSpec(dataset="mat", path=str(SHARED / "data" / "g1.mat")))
+    assert task.x.shape == (4096, 12) and task.y.sum() == 2063 and task.n_classes == 2
+    with pytest.raises(FileNotFoundError, match="no_such.mat"):
+        load_task(DataSpec(dataset="mat", path=str(tmp_path / "no_such.mat")))

@@ -31,6 +31,18 @@ def train(models, *, pad=None, optimizer="adam", batch_size=256, epochs=6, chunk
     return eng, res, consts
 
 
+def assert_same_mi(a, b):
+    """MI arrays [T, ..., 4] from two equivalent computations.
+
+    At epoch 0 (identical weights) equal to 1e-9 bits. After training, the float32 activations agree to ~1e-7
+    but are summed in a different order (padded or batched matmuls), so a sample sitting on a bin edge may
+    flip bins: allow a few samples' worth of bits (one of 4096 samples moving changes H by < 0.005 bits).
+    """
+    np.testing.assert_allclose(a[0], b[0], atol=1e-9)
+    np.testing.assert_allclose(a[..., :2], b[..., :2], atol=0.02)
+    np.testing.assert_allclose(a[..., 2:], b[..., 2:], rtol=1e-5, atol=1e-6)  # ranges used
+
+
 MODELS = [
     {"seed": 0, "hidden": (10, 7, 5, 4, 3), "activation": "tanh", "lr": 4e-4},
     {"seed": 1, "hidden": (12, 8, 5, 4, 3), "activation": "relu", "lr": 1e-3},
@@ -44,7 +56,7 @@ def test_vmapped_equals_each_trained_alone():
         _, alone, _ = train([m], pad=(12, 8, 5, 4, 3))
         np.testing.assert_allclose(together.metrics[:, i], alone.metrics[:, 0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(together.grads[:, i], alone.grads[:, 0], rtol=1e-4, atol=1e-7)
-        np.testing.assert_allclose(together.mi[:, i], alone.mi[:, 0], atol=1e-9)
+        assert_same_mi(together.mi[:, i], alone.mi[:, 0])
 
 
 def test_padded_network_equals_unpadded():
@@ -52,25 +64,40 @@ def test_padded_network_equals_unpadded():
     _, tight, c_tight = train([m], pad=(10, 7, 5, 4, 3))
     _, wide, c_wide = train([m], pad=(20, 14, 10, 8, 6))
     np.testing.assert_allclose(wide.metrics, tight.metrics, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(wide.mi, tight.mi, atol=1e-9)
+    assert_same_mi(wide.mi, tight.mi)
     np.testing.assert_allclose(wide.grads, tight.grads, rtol=1e-4, atol=1e-7)
-    # At init the real activations are identical and the padded units are exactly 0.
+    # At init the weights are identical; the real activations agree to float32 rounding (the padded matmul
+    # sums in another order) and the padded units are exactly 0.
     eng_t = Engine(Program((12, 10, 7, 5, 4, 3, 2), ("sigmoid",), "adam", 3481, 256, EST, 4))
     eng_w = Engine(Program((12, 20, 14, 10, 8, 6, 2), ("sigmoid",), "adam", 3481, 256, EST, 4))
     st_t = eng_t.init_state(jnp.asarray([7], jnp.uint32), c_tight, jnp.ones(1), jnp.ones(1))
     st_w = eng_w.init_state(jnp.asarray([7], jnp.uint32), c_wide, jnp.ones(1), jnp.ones(1))
     first = lambda t: jax.tree.map(lambda a: a[0], t)
+    for w_t, w_w in zip(first(st_t.params)["w"], first(st_w.params)["w"]):
+        np.testing.assert_array_equal(np.asarray(w_w)[: w_t.shape[0], : w_t.shape[1]], np.asarray(w_t))
+        outside = np.asarray(w_w).copy()
+        outside[: w_t.shape[0], : w_t.shape[1]] = 0
+        assert not outside.any()  # padded weights are 0
     h_t, _ = forward(first(st_t.params), first(c_tight), DATA.x_all, ("sigmoid",))
     h_w, _ = forward(first(st_w.params), first(c_wide), DATA.x_all, ("sigmoid",))
     for a, b, width in zip(h_t, h_w, (10, 7, 5, 4, 3)):
-        np.testing.assert_array_equal(np.asarray(b[:, :width]), np.asarray(a))
+        np.testing.assert_allclose(np.asarray(b[:, :width]), np.asarray(a), rtol=1e-6, atol=1e-7)
         assert float(jnp.abs(b[:, width:]).max()) == 0.0
 
 
 def test_no_recompilation_after_first_chunk():
-    eng, res, _ = train(MODELS[:2], epochs=20, chunk=5)  # 5 chunks
+    eng, res, _ = train(MODELS[:2], epochs=20, chunk=5)  # 5 chunks through one ahead-of-time executable
     assert eng.trace_count == 1
     assert res.mi_epochs.tolist() == list(range(0, 21, 2))
+    # The jitted chunk fed its own output state: a dtype, weak-type or sharding drift would retrace here.
+    eng, _, consts = train(MODELS[:2], epochs=1, chunk=5)
+    n = len(MODELS[:2])
+    state = eng.init_state(jnp.arange(n, dtype=jnp.uint32), consts, jnp.full(n, 1e-3, jnp.float32),
+                           jnp.zeros(n, jnp.float32))
+    mask = jnp.ones(15, bool)
+    for start in (0, 5, 10):
+        state, _ = eng.run_chunk(state, consts, DATA, mask, jnp.int32(15), jnp.int32(start))
+    assert eng.trace_count == 2  # one for the AOT compile above, one for the jitted calls
 
 
 def test_learning_rate_varies_without_recompiling_and_matters():
@@ -116,5 +143,5 @@ def test_diverging_network_does_not_poison_the_others():
     _, alone, _ = train([good], optimizer="sgd")
     assert not np.isfinite(both.metrics[-1, 1, 0])
     np.testing.assert_allclose(both.metrics[:, 0], alone.metrics[:, 0], rtol=1e-5)
-    np.testing.assert_allclose(both.mi[:, 0], alone.mi[:, 0], atol=1e-9)
+    assert_same_mi(both.mi[:, 0], alone.mi[:, 0])
     assert both.params_finite.tolist() == [True, False]

@@ -1,0 +1,129 @@
+"""The sweep CLI as a user runs it: a subprocess, then the run directory read back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+import ibjax
+from ibjax.store import load
+from tests.conftest import run_cli, small_spec
+
+
+def test_run_directory_contract(tiny_run):
+    rd = load(tiny_run)
+    assert rd.manifest["status"] == "done" and rd.manifest["n_runs"] == 8
+    assert {"ibjax", "jax", "jaxlib", "python", "devices"} <= set(rd.manifest["environment"])
+    assert rd.spec["train"]["epochs"] == 12 and rd.spec["mi"]["estimators"][0]["n_bins"] == 30  # defaults filled
+    runs = rd.runs
+    assert len(runs) == 8 and runs.run_id.is_unique and runs.cell.nunique() == 4
+    assert {"run_id", "cell", "seed", "activation", "hidden", "train_acc", "test_acc", "diverged"} <= set(runs)
+    assert not runs.diverged.any()
+    epochs = [0, 3, 6, 9, 12]
+    info = rd.info
+    assert list(info.columns[:6]) == ["run_id", "epoch", "layer", "estimator", "i_xt", "i_ty"]
+    assert len(info) == 8 * len(epochs) * 6 and sorted(info.epoch.unique()) == epochs
+    assert set(info.layer) == {"h1", "h2", "h3", "h4", "h5", "out"}
+    # I(X;T) = H(T) <= log2(4096); I(T;Y) <= H(Y) < 1 bit; data processing: I(T;Y) <= I(X;T).
+    assert info.i_xt.between(0, 12 + 1e-9).all() and info.i_ty.between(-1e-9, 1).all()
+    assert (info.i_ty <= info.i_xt + 1e-9).all()
+    # tanh uses the fixed [-1, 1] range, relu its layer's own min/max; the softmax output [0, 1].
+    hid = info[info.layer == "h1"].merge(runs[["run_id", "activation"]])
+    assert (hid[hid.activation == "tanh"].bin_lo == -1).all()
+    assert (hid[hid.activation == "relu"].bin_lo >= 0).all()
+    assert (info[info.layer == "out"].bin_hi == 1).all()
+    assert len(rd.metrics) == 8 * len(epochs) and rd.metrics.train_acc.between(0, 1).all()
+    g = rd.gradients
+    assert sorted(g.epoch.unique()) == epochs[1:] and (g.grad_mean > 0).all() and (g.grad_std > 0).all()
+    np.testing.assert_allclose(g.snr, g.grad_mean / g.grad_std)
+    figs = sorted((tiny_run / "figures").glob("infoplane_*.png"))
+    assert len(figs) == 4 and all(f.stat().st_size > 10_000 for f in figs)
+
+
+def test_set_overrides_and_out(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(small_spec()))
+    out = tmp_path / "o"
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--set", "train.epochs=4",
+                   "--set", "grid.seed=1", "--set", "grid.activation=[sigmoid]", "--set", "output.plots=false")
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 4/4" in proc.stderr and "net-epochs/s" in proc.stderr and "ETA" in proc.stderr
+    rd = load(out)
+    assert rd.spec["train"]["epochs"] == 4 and set(rd.runs.activation) == {"sigmoid"} and len(rd.runs) == 2
+    assert not (out / "figures").exists()
+
+
+def test_diverged_network_is_marked_and_others_are_kept(tmp_path):
+    raw = small_spec()
+    raw["train"].update(optimizer="sgd", epochs=6)
+    raw["grid"] = {"seed": 1, "activation": ["linear"], "learning_rate": [0.01, 1.0e6]}
+    spec = tmp_path / "d.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    rd = load(tmp_path / "o")
+    runs = rd.runs.set_index("learning_rate")
+    assert runs.loc[1.0e6, "diverged"] and not runs.loc[0.01, "diverged"]
+    ok = rd.info[rd.info.run_id == runs.loc[0.01, "run_id"]]
+    assert ok.i_xt.notna().all()
+    bad = rd.info[(rd.info.run_id == runs.loc[1.0e6, "run_id"]) & (rd.info.epoch >= runs.loc[1.0e6, "diverged_epoch"])]
+    assert len(bad) > 0 and bad.i_xt.isna().all()
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["n_diverged"] == 1
+
+
+def test_run_ids_are_stable_under_grid_growth():
+    from ibjax.plan import expand_grid
+    from ibjax.spec import validate
+
+    a = validate(small_spec())
+    b = validate(small_spec(**{"grid.activation": ["sigmoid", "tanh", "relu"]}))
+    ids_a = {r.run_id(a): r for r in expand_grid(a)}
+    ids_b = {r.run_id(b): r for r in expand_grid(b)}
+    assert set(ids_a) < set(ids_b)
+
+
+def test_version():
+    assert ibjax.__version__
+
+
+BAD = [
+    ({"grid.activation": ["tanh", "tahn"]}, "grid.activation[1]", "known: tanh, relu"),
+    ({"train.learning_rate": -0.1}, "train.learning_rate", "greater than 0"),
+    ({"grid.activation": []}, "grid.activation", "empty list"),
+    ({"train.epoch": 10}, "train.epoch", "allowed here: epochs"),
+    ({"trian": {"epochs": 3}}, "trian", "allowed here: name, description, data"),
+    ({"grid.hidden": [[10, 0, 3]]}, "grid.hidden[0][1]", "greater than 0"),
+    ({"train.optimizer": "adamw"}, "train.optimizer", "'sgd', 'momentum' or 'adam'"),
+    ({"data.dataset": "mat", "data.path": "no/such/file.mat"}, "data.path", "not found"),
+]
+
+
+@pytest.mark.parametrize("changes,key,hint", BAD, ids=[b[1] for b in BAD])
+def test_bad_spec_is_one_paragraph_with_exit_2(tmp_path, changes, key, hint):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump(small_spec(**changes)))
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert key in proc.stderr and hint in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args,hint", [
+    (["no/such/spec.yaml"], "spec file not found: no/such/spec.yaml"),
+    (["sweeps/activation_grid.yaml", "--set", "train.epochs=-5"], "train.epochs"),
+    (["sweeps/activation_grid.yaml", "--set", "grid.activation=[tanh, swish]"], "unknown activation 'swish'"),
+    (["sweeps/activation_grid.yaml", "--set", "nonsense"], "expected KEY=VALUE"),
+])
+def test_bad_command_line_is_one_paragraph_with_exit_2(args, hint):
+    proc = run_cli("ibjax.sweep", *args)
+    assert proc.returncode == 2 and hint in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_yaml_syntax_error(tmp_path):
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("train: {epochs: 3\n")
+    proc = run_cli("ibjax.sweep", str(spec))
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
