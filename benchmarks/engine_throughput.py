@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import ibjax  # noqa: F401  (splits the CPU into one XLA device per core before JAX starts its backends)
 from ibjax.engine import Engine, Program, run_program
 from ibjax.mi import Binning
 from ibjax.nets import make_consts

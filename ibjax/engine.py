@@ -206,8 +206,8 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     t0 = time.perf_counter()
     # Shard the model axis over all local devices (a 1-D mesh); pad the model count to a multiple of the
     # device count with copies of the last model, whose results are dropped.
-    devices = jax.local_devices()
     n_real = len(seeds)
+    devices = jax.local_devices()[:n_real]  # fewer models than devices: do not pad to idle copies
     n_pad = -n_real % len(devices)
     pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], n_pad, axis=0)])
     mesh = Mesh(np.asarray(devices), ("model",))
