@@ -145,3 +145,13 @@ def test_diverging_network_does_not_poison_the_others():
     np.testing.assert_allclose(both.metrics[:, 0], alone.metrics[:, 0], rtol=1e-5)
     assert_same_mi(both.mi[:, 0], alone.mi[:, 0])
     assert both.params_finite.tolist() == [True, False]
+
+
+def test_training_runs_in_float32():
+    """x64 is on for the MI bookkeeping only: no float64 may leak into the training step."""
+    eng, _, consts = train(MODELS[:2], epochs=1)
+    state = eng.init_state(jnp.arange(2, dtype=jnp.uint32), consts, jnp.full(2, 1e-3, jnp.float32),
+                           jnp.zeros(2, jnp.float32))
+    jaxpr = jax.make_jaxpr(jax.vmap(eng._train_epoch, in_axes=(0, 0, None)))(state, consts, DATA)
+    assert "f64" not in str(jaxpr)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state.params))
