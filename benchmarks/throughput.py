@@ -33,12 +33,12 @@ def _peak_rss_mb() -> float:
 
 
 def worker_baseline(epochs: int, mi_every: int) -> dict:
-    import ibjax  # noqa: F401  (x64 for the int64 NumPy side is irrelevant here; kept for identical setup)
     import jax
     import jax.numpy as jnp
     import numpy as np
     import optax
 
+    import ibjax  # noqa: F401  (the same process set-up as the engine side: host devices, x64)
     from ibjax.data import stratified_split, tishby12
 
     x, y = tishby12()
@@ -116,9 +116,10 @@ def worker_baseline(epochs: int, mi_every: int) -> dict:
 
 
 def worker_engine(n: int, epochs: int, mi_every: int, chunk: int) -> dict:
-    import ibjax  # noqa: F401  (first: one XLA device per core)
     import jax
     import jax.numpy as jnp
+
+    import ibjax  # noqa: F401  (first: one XLA device per core)
     from ibjax.engine import Engine, Program, run_program
     from ibjax.mi import Binning
     from ibjax.nets import make_consts
