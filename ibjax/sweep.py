@@ -67,7 +67,7 @@ class Progress:
         self.done_before += n_epochs * self.n_models
 
 
-def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "") -> dict:
+def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True) -> dict:
     """Train every run of the spec and write the run directory. Returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.yaml").write_text(to_yaml(spec))
@@ -129,6 +129,15 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
                                infoplanes(out, info_df, runs_df, estimators[0].name)]
     manifest["status"] = manifest["shards"][0]["status"] = "done"
     write_json(out / "manifest.json", manifest)
+    if report:
+        # The tables are already safe on disk; a failing report must not turn a finished sweep into a failure.
+        try:
+            from ibjax.report import report as write_report
+
+            write_report(out, figures=spec.output.plots)
+        except Exception as e:
+            print(f"warning: the report failed ({type(e).__name__}: {e}); the sweep's tables are complete; "
+                  f"retry with: python -m ibjax.report {out}", file=sys.stderr)
     return manifest
 
 
@@ -151,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a spec key, e.g. --set train.epochs=200 (repeatable)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--no-report", action="store_true", help="skip python -m ibjax.report at the end")
     args = ap.parse_args(argv)
     try:
         spec = load_spec(args.spec, args.overrides)
@@ -162,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         print(f"ibjax: {n_runs} networks x {spec.train.epochs} epochs -> {out}", file=sys.stderr)
     try:
-        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec))
+        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec),
+                             report=not args.no_report)
     except KeyboardInterrupt:
         print(f"interrupted; finished buckets are in {out}", file=sys.stderr)
         return 130

@@ -1,0 +1,256 @@
+"""The report's figures: bands over seeds, fraction-compressed heatmaps, gradient SNR, accuracy.
+
+Bands are percentile-bootstrap intervals of the mean over seeds, resampling whole runs (ibjax.intervals), so
+they say how well the seed average is known, not how much single runs scatter. Epoch axes are symlog (linear
+below 1) so epoch 0 is on the plot. MI is in bits.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import EllipseCollection  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+from ibjax.intervals import bootstrap_band  # noqa: E402
+from ibjax.summary import SETTINGS  # noqa: E402
+
+LAYER_CMAP = "viridis"
+
+
+def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """Short cell names from the settings that vary across cells (e.g. 'tanh 10-7-5-4-3')."""
+    cols = [c for c in SETTINGS if c in runs and runs[c].astype(str).nunique() > 1]
+    first = runs.groupby("cell", sort=False).first()
+    if not cols:
+        return {c: str(first.loc[c, "activation"]) if "activation" in first else c for c in first.index}
+    names = {"learning_rate": "lr ", "batch_size": "batch ", "momentum": "m "}
+    return {c: " ".join(f"{names.get(k, '')}{first.loc[c, k]}" for k in cols) for c in first.index}
+
+
+def layer_colors(layers: list[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap(LAYER_CMAP)
+    return {name: cmap(i / max(1, len(layers) - 1) * 0.9) for i, name in enumerate(layers)}
+
+
+def _matrix(df: pd.DataFrame, value: str, epochs: np.ndarray) -> np.ndarray:
+    """[runs, epochs] of one column (NaN where a run has no value)."""
+    return df.pivot_table(index="run_id", columns="epoch", values=value, aggfunc="first").reindex(
+        columns=epochs).to_numpy(dtype=float)
+
+
+def _mean_band(df: pd.DataFrame, value: str, boot: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    epochs = np.sort(df.epoch.unique())
+    m = _matrix(df, value, epochs)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(m, axis=0) if len(m) else np.full(len(epochs), np.nan)
+    lo, hi = bootstrap_band(m, **boot)
+    return epochs, mean, lo, hi
+
+
+def _epoch_axis(ax, max_epoch: float) -> None:
+    ax.set_xscale("symlog", linthresh=1, linscale=0.4)
+    ax.set_xlim(0, max_epoch * 1.05)
+    ax.set_xlabel("epoch (symlog: 0 shown)")
+    ax.grid(alpha=0.3, which="major")
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def mi_vs_epoch(info: pd.DataFrame, layers: list[str], title: str, path: Path, boot: dict,
+                fit_epochs: dict[str, float] | None = None) -> Path:
+    """I(X;T) and I(T;Y) against epoch, one colour per layer: mean over seeds with a bootstrap band.
+    `fit_epochs` (median per layer) is marked with a tick on the I(T;Y) panel."""
+    colors = layer_colors(layers)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    for ax, value, label in ((axes[0], "i_xt", "I(X;T) [bits]"), (axes[1], "i_ty", "I(T;Y) [bits]")):
+        for layer in layers:
+            d = info[info.layer == layer]
+            if d.empty:
+                continue
+            ep, mean, lo, hi = _mean_band(d, value, boot)
+            ax.plot(ep, mean, color=colors[layer], lw=1.5, label=layer)
+            ax.fill_between(ep, lo, hi, color=colors[layer], alpha=0.25, lw=0)
+            if value == "i_ty" and fit_epochs and np.isfinite(fit_epochs.get(layer, np.nan)):
+                f = fit_epochs[layer]
+                ax.plot([f], [np.interp(f, ep, mean)], marker="v", color=colors[layer], ms=7, mec="k", mew=0.5)
+        _epoch_axis(ax, info.epoch.max())
+        ax.set_ylabel(label)
+    axes[0].legend(title="layer", fontsize=8, ncol=2)
+    if fit_epochs:
+        axes[1].plot([], [], "v", color="grey", mec="k", mew=0.5, label="fitting epoch (median)")
+        axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def infoplane_bands(info: pd.DataFrame, layers: list[str], title: str, path: Path, boot: dict) -> Path:
+    """Information plane: per layer the mean trajectory over seeds, points coloured by epoch; the shaded ellipse
+    at each logged epoch spans the bootstrap interval of the mean in both coordinates."""
+    colors = layer_colors(layers)
+    epochs_all = np.sort(info.epoch.unique())
+    norm = LogNorm(vmin=1, vmax=max(2, epochs_all.max()))
+    cmap = plt.get_cmap("plasma")
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    ends = []
+    for layer in layers:
+        d = info[info.layer == layer]
+        if d.empty:
+            continue
+        ep, mx, xlo, xhi = _mean_band(d, "i_xt", boot)
+        _, my, ylo, yhi = _mean_band(d, "i_ty", boot)
+        ok = np.isfinite(mx) & np.isfinite(my)
+        w, h = np.nan_to_num(xhi - xlo)[ok], np.nan_to_num(yhi - ylo)[ok]
+        ax.add_collection(EllipseCollection(w, h, np.zeros(ok.sum()), units="xy", offsets=np.c_[mx[ok], my[ok]],
+                                            offset_transform=ax.transData, facecolors=colors[layer],
+                                            edgecolors="none", alpha=0.07))
+        ax.plot(mx, my, "-", color=colors[layer], lw=1.2, label=layer)
+        ax.scatter(mx, my, c=np.maximum(ep, 1), cmap=cmap, norm=norm, s=9, zorder=3, edgecolors="none")
+        ends.append((layer, mx[ok][-1], my[ok][-1]))
+    # Saturated layers all end at (log2 N, H(Y)): one label "h1, h2" instead of overprinted names.
+    groups: list[list] = []
+    for layer, x, y in ends:
+        for g in groups:
+            if abs(g[1] - x) < 0.5 and abs(g[2] - y) < 0.03:
+                g[0].append(layer)
+                break
+        else:
+            groups.append([[layer], x, y])
+    placed: list[tuple[float, float]] = []
+    for names, x, y in groups:
+        # Labels of nearby end points (e.g. h4 next to the saturated h1-h3) are stacked, not overprinted.
+        dy = -12 - 11 * sum(abs(px - x) < 2.0 and abs(py - y) < 0.05 for px, py in placed)
+        placed.append((x, y))
+        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(-4, dy), fontsize=8,
+                    ha="right" if x > 0.8 * info.i_xt.max() else "left")
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label="epoch (epoch 0 drawn as 1)")
+    ax.autoscale_view()
+    ax.set_xlabel("I(X;T) [bits]")
+    ax.set_ylabel("I(T;Y) [bits]")
+    leg = ax.legend(title="layer (line colour)", fontsize=8, loc="lower right")
+    for line in leg.get_lines():
+        line.set_linewidth(3)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def compressed_heatmap(summary: pd.DataFrame, labels: dict[str, str], layers: list[str], title: str,
+                       path: Path) -> Path:
+    """Fraction of runs compressed, cells x layers, with k/n and the Wilson interval written in each square;
+    squares where most runs are saturated at log2 N are hatched (the estimator cannot show compression)."""
+    cells = list(dict.fromkeys(summary.cell))
+    s = summary.set_index(["cell", "layer"])
+    frac = np.array([[s.at[(c, ly), "fraction_compressed"] if (c, ly) in s.index else np.nan for ly in layers]
+                     for c in cells], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.5 * len(layers) + 3, 0.75 * len(cells) + 1.8), dpi=120)
+    im = ax.imshow(np.ma.masked_invalid(frac), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i, c in enumerate(cells):
+        for j, ly in enumerate(layers):
+            if (c, ly) not in s.index:
+                continue
+            r = s.loc[(c, ly)]
+            if r.n_runs == 0:
+                ax.text(j, i, "no runs", ha="center", va="center", fontsize=7)
+                continue
+            dark = r.fraction_compressed > 0.6
+            ax.text(j, i, f"{r.n_compressed}/{r.n_runs}\n[{r.fraction_lo:.2f}, {r.fraction_hi:.2f}]",
+                    ha="center", va="center", fontsize=7, color="white" if dark else "black")
+            if r.fraction_saturated > 0.5:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                           edgecolor="0.55", lw=0))
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set_yticks(range(len(cells)), [labels.get(c, c) for c in cells], fontsize=8)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("cell")
+    cb = fig.colorbar(im, ax=ax, fraction=0.04)
+    cb.set_label("fraction of runs compressed")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _panels(n: int, width: float = 3.6, height: float = 2.9):
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.6), dpi=110,
+                             squeeze=False, sharex=True, sharey=True)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()[:n], ncols
+
+
+def _label_panels(axes, ncols: int, ylabel: str) -> None:
+    """y label on the first column, x label on the lowest panel of each column only (shared axes)."""
+    for i, ax in enumerate(axes):
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel)
+        if i + ncols < len(axes):
+            ax.set_xlabel("")
+
+
+def gradient_snr(gradients: pd.DataFrame, labels: dict[str, str], layers: list[str], path: Path,
+                 boot: dict) -> Path:
+    """Per cell, gradient signal-to-noise ratio ||mean|| / ||std|| of each layer's weight gradients over an
+    epoch's minibatches, against epoch: geometric mean over seeds with a bootstrap band (log y). Full-batch
+    runs (infinite SNR) have nothing to draw and say so."""
+    colors = layer_colors(layers)
+    cells = list(labels)
+    fig, axes, ncols = _panels(len(cells))
+    for ax, cell in zip(axes, cells):
+        d = gradients[gradients.cell == cell]
+        d = d.assign(log_snr=np.log10(d.snr.where(np.isfinite(d.snr) & (d.snr > 0))))
+        if d.log_snr.notna().sum() == 0:
+            ax.text(0.5, 0.5, "no finite SNR\n(full-batch: no gradient noise)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+        for layer in layers:
+            g = d[d.layer == layer]
+            if g.log_snr.notna().sum() == 0:
+                continue
+            ep, mean, lo, hi = _mean_band(g, "log_snr", boot)
+            ax.plot(ep, 10 ** mean, color=colors[layer], lw=1.2, label=layer)
+            ax.fill_between(ep, 10 ** lo, 10 ** hi, color=colors[layer], alpha=0.25, lw=0)
+        ax.set_yscale("log")
+        _epoch_axis(ax, gradients.epoch.max())
+        ax.set_title(labels[cell], fontsize=9)
+    _label_panels(axes, ncols, "gradient SNR  ||mean|| / ||std||")
+    axes[0].legend(title="layer", fontsize=7, ncol=2)
+    fig.suptitle("Gradient signal-to-noise ratio per layer (geometric mean over seeds, 95% band)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def accuracy(metrics: pd.DataFrame, labels: dict[str, str], path: Path, boot: dict) -> Path:
+    """Per cell, train and test accuracy against epoch: mean over seeds with a bootstrap band."""
+    cells = list(labels)
+    fig, axes, ncols = _panels(len(cells))
+    for ax, cell in zip(axes, cells):
+        d = metrics[metrics.cell == cell]
+        for value, color, name in (("train_acc", "C0", "train"), ("test_acc", "C3", "test")):
+            if d[value].notna().sum() == 0:
+                continue
+            ep, mean, lo, hi = _mean_band(d, value, boot)
+            ax.plot(ep, mean, color=color, lw=1.3, label=name)
+            ax.fill_between(ep, lo, hi, color=color, alpha=0.25, lw=0)
+        _epoch_axis(ax, metrics.epoch.max())
+        ax.set_title(labels[cell], fontsize=9)
+    _label_panels(axes, ncols, "accuracy (fraction correct)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Train and test accuracy (mean over seeds, 95% band)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

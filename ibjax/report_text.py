@@ -1,0 +1,184 @@
+"""REPORT.md: the verdict tables of a run directory in words a reader takes in at a glance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ibjax.verdicts import VerdictSettings, layer_order
+
+
+def _pct(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{100 * x + 0.0:.0f} %".replace("-0 %", "0 %")
+
+
+def _ci(lo: float, hi: float, pct: bool = True, digits: int = 2) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "–"
+    return f"[{100 * lo:.0f}, {100 * hi:.0f}] %" if pct else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def deepest_hidden(layers) -> str | None:
+    hidden = [ly for ly in layer_order(layers) if ly.startswith("h") and ly[1:].isdigit()]
+    return hidden[-1] if hidden else None
+
+
+def headline(r: pd.Series, label: str) -> str:
+    """One sentence per cell: the verdict of its deepest hidden layer."""
+    if r.n_runs == 0:
+        return f"- **{label}, {r.layer}**: no run to judge ({r.n_diverged} diverged)."
+    s = (f"- **{label}, {r.layer}**: compressed in **{r.n_compressed} of {r.n_runs}** runs "
+         f"({_pct(r.fraction_compressed)}, 95 % CI {_ci(r.fraction_lo, r.fraction_hi)}); ")
+    if r.mean_drop_bits > 0:
+        s += (f"after its post-fit peak (median epoch {r.median_peak_epoch:.0f}) I(X;T) fell by "
+              f"{_pct(r.mean_drop_rel)} on average {_ci(r.drop_rel_lo, r.drop_rel_hi)} ({r.mean_drop_bits:.2f} bits).")
+    else:
+        s += f"I(X;T) did not fall after fitting (mean change {-r.mean_drop_bits:+.2f} bits)."
+    if r.n_peak_at_end:
+        s += f" Peak in the final window (still rising or flat) in {r.n_peak_at_end} runs."
+    s += f" Early transient: {r.mean_transient_drop_bits:.2f} bits, not counted."
+    if r.n_compressed:
+        s += f" Compression began after fitting in {r.n_after_fit} of {r.n_compressed}."
+    if r.n_saturated:
+        s += f" Saturated at log2 N in {r.n_saturated} runs."
+    if r.n_diverged:
+        s += f" {r.n_diverged} diverged runs excluded."
+    return s
+
+
+def verdict_table(summary: pd.DataFrame, labels: dict[str, str]) -> str:
+    t = pd.DataFrame({
+        "cell": summary.cell.map(labels), "layer": summary.layer,
+        "compressed": [f"{k}/{n}" for k, n in zip(summary.n_compressed, summary.n_runs)],
+        "fraction [95 % CI]": [f"{_pct(f)} {_ci(lo, hi)}" for f, lo, hi in
+                               zip(summary.fraction_compressed, summary.fraction_lo, summary.fraction_hi)],
+        "mean relative drop [95 % CI]": [f"{_pct(m)} {_ci(lo, hi)}" for m, lo, hi in
+                                         zip(summary.mean_drop_rel, summary.drop_rel_lo, summary.drop_rel_hi)],
+        "saturated": [f"{s}/{n}" for s, n in zip(summary.n_saturated, summary.n_runs)],
+        "after fitting": [f"{a}/{k}" for a, k in zip(summary.n_after_fit, summary.n_compressed)],
+        "median fit / peak epoch": [f"{f:.0f} / {p:.0f}" if np.isfinite(f) else "–"
+                                    for f, p in zip(summary.median_fit_epoch, summary.median_peak_epoch)],
+        "transient drop (bits)": summary.mean_transient_drop_bits.map(lambda x: f"{x:.2f}"),
+        "diverged": summary.n_diverged,
+    })
+    return _table(t)
+
+
+def comparison_lines(comp: pd.DataFrame, labels: dict[str, str], alpha: float = 0.05) -> list[str]:
+    if comp.empty:
+        return ["No two cells differ in exactly one setting with shared seeds: no paired comparison."]
+    sig = comp[comp.p_holm < alpha].sort_values("p_holm")
+    out = [f"{len(comp)} paired comparisons (cells differing in one setting, seeds paired); exact McNemar test, "
+           f"Holm-adjusted over all of them. {len(sig)} differ at family-wise α = {alpha}:"]
+    for r in sig.itertuples():
+        out.append(f"- {r.layer}, {r.setting} **{r.value_a}** vs **{r.value_b}** "
+                   f"({labels.get(r.cell_a, r.cell_a)} vs {labels.get(r.cell_b, r.cell_b)}): fraction compressed "
+                   f"{_pct(r.fraction_a)} vs {_pct(r.fraction_b)}, difference {100 * r.diff:+.0f} points "
+                   f"{_ci(r.diff_lo, r.diff_hi)}, Holm p = {r.p_holm:.3g} (n = {r.n_pairs} seed pairs).")
+    if sig.empty:
+        out.append("- none (see `p_holm_layer` in comparisons.csv for the per-layer family).")
+    return out
+
+
+def comparison_table(comp: pd.DataFrame, labels: dict[str, str], layer: str) -> str:
+    c = comp[comp.layer == layer]
+    t = pd.DataFrame({
+        "estimator": c.estimator, "a": c.cell_a.map(labels), "b": c.cell_b.map(labels),
+        "pairs": c.n_pairs, "fraction a / b": [f"{_pct(a)} / {_pct(b)}" for a, b in zip(c.fraction_a, c.fraction_b)],
+        "a − b [95 % CI]": [f"{100 * d:+.0f} {_ci(lo, hi)}" for d, lo, hi in zip(c["diff"], c.diff_lo, c.diff_hi)],
+        "p (McNemar)": c.p_value.map(lambda p: f"{p:.3g}"), "p Holm (all)": c.p_holm.map(lambda p: f"{p:.3g}"),
+        "p Holm (layer)": c.p_holm_layer.map(lambda p: f"{p:.3g}"),
+    })
+    return _table(t)
+
+
+def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame,
+           corr: pd.DataFrame, sens: pd.DataFrame, agree: pd.DataFrame, labels: dict[str, str],
+           settings: VerdictSettings, warnings: list[str], figures: list[str]) -> str:
+    n_samples = manifest["n_mi_samples"]
+    ests = sorted(summary.estimator.unique())
+    epochs = manifest.get("mi_epochs", [])
+    st = settings
+    L = [f"# Compression report: {name}", "",
+         f"{len(runs)} networks in {runs.cell.nunique()} cells, {max(epochs) if epochs else '?'} epochs, "
+         f"{len(epochs)} logged epochs; estimators: {', '.join(ests)}; MI on N = {n_samples} samples "
+         f"(ceiling log2 N = {math.log2(n_samples):.2f} bits). Diverged networks (excluded from every statistic): "
+         f"{int(runs.diverged.sum())}.", ""]
+    if warnings:
+        L += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
+    L += ["## How to read the verdicts", "",
+          f"- **Fitting epoch**: first logged epoch where I(T;Y), smoothed by a centred moving average over "
+          f"{st.smooth_window} logged epochs, reaches {100 * st.fit_fraction:.0f} % of its final level (mean of "
+          f"the last {100 * st.final_fraction:.0f} % of logged epochs).",
+          "- **Early transient**: the rise-and-fall of I(X;T) inside the fitting phase; reported in bits, never "
+          "counted as compression.",
+          f"- **Compressed**: the peak of smoothed I(X;T) at or after the fitting epoch exceeds the final level "
+          f"(mean of the last {100 * st.final_fraction:.0f} % of logged epochs) by more than "
+          f"**{st.threshold_bits} bits**, and the peak is not inside that final window. Relative drop = drop / "
+          "peak.",
+          "- **After fitting**: the peak lies strictly after the fitting epoch (I(X;T) still rose when fitting "
+          "ended: Shwartz-Ziv & Tishby's order); otherwise it was already falling (concurrent, as Saxe et al.).",
+          f"- **Saturated**: I(X;T) at the peak within {st.saturation_eps_bits} bits of log2 N: every sample has "
+          "its own symbol, so this estimator cannot show compression there. Counted, not dropped.",
+          f"- Intervals: fractions Wilson {100 * st.confidence:.0f} %; means percentile bootstrap over runs "
+          f"(whole runs resampled, B = {st.n_boot}, seed {st.seed}).", ""]
+    for est in ests:
+        s = summary[summary.estimator == est]
+        L += [f"## Verdicts — {est}", "", "The deepest hidden layer of each cell:", ""]
+        for cell, g in s.groupby("cell", sort=False):
+            deep = deepest_hidden(g.layer)
+            if deep is not None:
+                L.append(headline(g[g.layer == deep].iloc[0], labels.get(cell, cell)))
+        sat = s.groupby("layer").fraction_saturated.mean()
+        sat_layers = [ly for ly in layer_order(sat.index) if sat[ly] > 0.5]
+        if sat_layers:
+            L += ["", f"Layers saturated in most runs (no compression can show there): {', '.join(sat_layers)}."]
+        L += ["", "All layers (figure: `figures/heatmap_compressed_" + est + ".png`):", "", verdict_table(s, labels),
+              ""]
+    L += ["## Paired comparisons", ""] + comparison_lines(comp, labels) + [""]
+    if not comp.empty:
+        deep = deepest_hidden(comp.layer)
+        if deep is not None:
+            L += [f"All comparisons for layer {deep} (comparisons.csv has every layer):", "",
+                  comparison_table(comp, labels, deep), ""]
+    L += ["## Compression and generalization", "",
+          "Spearman correlation of a run's relative drop with its generalization gap (train − test accuracy); "
+          "`within cell` removes cell means first, so differences between settings cannot create it.", ""]
+    if not corr.empty:
+        t = corr.assign(r=[f"{r:+.2f} {_ci(lo, hi, pct=False)}" for r, lo, hi in
+                           zip(corr.spearman_r, corr.r_lo, corr.r_hi)])
+        t = t.pivot_table(index=["layer", "estimator"], columns="scope", values="r", aggfunc="first").reset_index()
+        t = t.sort_values("layer", key=lambda x: x.map(layer_order(t.layer).index))
+        L += [_table(t.rename(columns={"within_cell": "within cell"})), ""]
+    L += ["## Sensitivity to the threshold", "",
+          "Fraction of runs compressed in the deepest hidden layer at other drop thresholds (bits):", ""]
+    if not sens.empty:
+        deep = sens[sens.layer == deepest_hidden(sens.layer)]
+        t = deep.pivot_table(index=["cell", "estimator"], columns="threshold_bits", values="fraction_compressed",
+                             aggfunc="first", sort=False)
+        t = t.map(lambda x: f"{100 * x:.0f} %").reset_index()
+        t["cell"] = t.cell.map(labels)
+        t.columns = [f"> {c} bits" if isinstance(c, float) else c for c in t.columns]
+        L += [_table(t), ""]
+    noise = summary.groupby("layer").median_noise_bits.max().dropna()
+    if len(noise):
+        worst = float(noise.max())
+        verdict = ("above" if st.threshold_bits >= 3 * worst else "**not** clearly above (under 3×)")
+        L += [f"Noise floor: the residual s.d. of I(X;T) about its smoothed curve after fitting is at most "
+              f"{worst:.3f} bits (largest per-cell median over layers); the threshold {st.threshold_bits} bits is "
+              f"{verdict} it.", ""]
+    if not agree.empty:
+        L += ["## Agreement across estimators", "", _table(agree.round(3)), ""]
+    L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
+          "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "") + "; figures:", ""]
+    L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
+    return "\n".join(L) + "\n"

@@ -1,0 +1,111 @@
+"""Per cell x layer x estimator aggregates of the verdicts, with intervals over seeds; threshold sensitivity;
+agreement between estimators.
+
+Every interval treats the run (one seed) as the unit: fractions get a Wilson interval, means a percentile
+bootstrap that resamples whole runs (ibjax.intervals).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from ibjax.intervals import bootstrap_ci, wilson_interval
+from ibjax.verdicts import DEFAULT_SETTINGS, VerdictSettings, layer_order
+
+# The run-table columns that define a cell (the grid settings other than the seed).
+SETTINGS = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size")
+
+
+def cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell in the run table's order: its settings, n runs and n diverged."""
+    cols = [c for c in SETTINGS if c in runs]
+    g = runs.groupby("cell", sort=False)
+    out = g[cols].first()
+    out["n_total"] = g.size()
+    out["n_diverged"] = g.diverged.sum().astype(int)
+    return out.reset_index()
+
+
+def run_gaps(runs: pd.DataFrame) -> pd.Series:
+    """Generalization gap per run_id: final train accuracy - final test accuracy (fraction, not %)."""
+    return (runs.train_acc - runs.test_acc).set_axis(runs.run_id)
+
+
+def summarize(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTINGS
+              ) -> pd.DataFrame:
+    """summary.csv: per cell x layer x estimator counts, fractions and means with their intervals."""
+    gap = run_gaps(runs)
+    boot = dict(n_boot=settings.n_boot, confidence=settings.confidence, seed=settings.seed)
+    pct = round(100 * settings.confidence)
+    rows = []
+    combos = verdicts[["layer", "estimator"]].drop_duplicates()
+    layers = layer_order(combos.layer)
+    combos = combos.sort_values(["estimator", "layer"], key=lambda s: s.map(layers.index) if s.name == "layer"
+                                else s)
+    for _, cell in cells(runs).iterrows():
+        for layer, est in combos.itertuples(index=False):
+            v = verdicts[(verdicts.cell == cell.cell) & (verdicts.layer == layer) & (verdicts.estimator == est)]
+            n, k = len(v), int(v.compressed.sum())
+            lo, hi = wilson_interval(k, n, settings.confidence)
+            d_lo, d_hi = bootstrap_ci(v.drop_rel.to_numpy(), **boot)
+            g = gap.reindex(v.run_id).to_numpy()
+            g_lo, g_hi = bootstrap_ci(g, **boot)
+            rows.append({
+                **{c: cell[c] for c in SETTINGS if c in cell}, "cell": cell.cell, "layer": layer, "estimator": est,
+                "n_runs": n, "n_diverged": int(cell.n_diverged), "n_compressed": k,
+                "fraction_compressed": k / n if n else np.nan, "fraction_lo": lo, "fraction_hi": hi,
+                "fraction_method": f"wilson {pct}%",
+                "mean_drop_rel": _mean(v.drop_rel), "drop_rel_lo": d_lo, "drop_rel_hi": d_hi,
+                "mean_drop_bits": _mean(v.drop_bits),
+                "mean_method": f"percentile bootstrap {pct}% over runs (B={settings.n_boot})",
+                "n_saturated": int(v.saturated.sum()), "fraction_saturated": v.saturated.mean() if n else np.nan,
+                "n_after_fit": int(v.compression_after_fit.sum()), "n_peak_at_end": int(v.peak_at_end.sum()),
+                "median_fit_epoch": v.fit_epoch.median() if n else np.nan,
+                "median_peak_epoch": v.peak_epoch.median() if n else np.nan,
+                "mean_transient_drop_bits": _mean(v.transient_drop_bits),
+                "median_noise_bits": v.noise_bits.median() if n else np.nan,
+                "mean_gap": _mean(pd.Series(g)), "gap_lo": g_lo, "gap_hi": g_hi,
+                "threshold_bits": settings.threshold_bits,
+            })
+    return pd.DataFrame(rows)
+
+
+def _mean(s: pd.Series) -> float:
+    s = s[np.isfinite(s.to_numpy(dtype=float))]
+    return float(s.mean()) if len(s) else float("nan")
+
+
+def sensitivity(verdicts: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Fraction compressed per cell x layer x estimator as a function of the drop threshold (bits)."""
+    thresholds = sorted(set(settings.sensitivity_bits) | {settings.threshold_bits})
+    rows = []
+    for (cell, layer, est), v in verdicts.groupby(["cell", "layer", "estimator"], sort=False):
+        for t in thresholds:
+            k = int(((v.drop_bits > t) & ~v.peak_at_end).sum())
+            lo, hi = wilson_interval(k, len(v), settings.confidence)
+            rows.append({"cell": cell, "layer": layer, "estimator": est, "threshold_bits": t, "n_runs": len(v),
+                         "n_compressed": k, "fraction_compressed": k / len(v), "fraction_lo": lo,
+                         "fraction_hi": hi})
+    return pd.DataFrame(rows)
+
+
+def agreement(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and pair of estimators: how often their verdicts on the same run agree, and Cohen's kappa
+    (agreement beyond chance). Empty when there is a single estimator."""
+    rows = []
+    wide = verdicts.pivot_table(index=["run_id", "layer"], columns="estimator", values="compressed",
+                                aggfunc="first")
+    for a, b in itertools.combinations(sorted(wide.columns), 2):
+        pair = wide[[a, b]].dropna().astype(bool).reset_index()
+        for layer, g in pair.groupby("layer", sort=False):
+            x, y = g[a].to_numpy(), g[b].to_numpy()
+            po = float((x == y).mean())
+            pe = float(x.mean() * y.mean() + (1 - x.mean()) * (1 - y.mean()))
+            rows.append({"layer": layer, "estimator_a": a, "estimator_b": b, "n_runs": len(g),
+                         "fraction_a": x.mean(), "fraction_b": y.mean(), "agreement": po,
+                         "cohen_kappa": (po - pe) / (1 - pe) if pe < 1 else float("nan")})
+    return pd.DataFrame(rows, columns=["layer", "estimator_a", "estimator_b", "n_runs", "fraction_a",
+                                       "fraction_b", "agreement", "cohen_kappa"])
