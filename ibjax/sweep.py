@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n_div = manifest.get("n_diverged", 0)
     print(f"done in {_fmt_s(manifest['wall_s'])}: {n_runs} networks, {n_div} diverged -> {out}", file=sys.stderr)
+    if (out / "REPORT.md").is_file():
+        print(f"report: {out / 'REPORT.md'}", file=sys.stderr)
     return 0
 
 
