@@ -74,12 +74,20 @@ class TrainSpec(_Frozen):
 
 
 class EstimatorSpec(_Frozen):
-    kind: Literal["binning"] = "binning"
+    kind: Literal["binning", "idnns"] = "binning"
+    """binning: clip(floor((a - lo) / (hi - lo) * n_bins)); idnns: the IDNNs code's digitize on
+    linspace(lo, hi, n_bins) edges (n_bins = number of edges, range fixed, default [-1, 1])."""
     n_bins: int = Field(30, ge=2)
     range: Literal["auto", "layer"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; or [lo, hi]."""
     name: str | None = None
     """Name in info.parquet; default binning<n_bins>[_layer|_fixed]."""
+
+    @model_validator(mode="after")
+    def _idnns_range(self):
+        if self.kind == "idnns" and isinstance(self.range, str) and self.range != "auto":
+            raise ValueError("kind 'idnns' uses fixed edges: give range as [lo, hi] (default [-1, 1])")
+        return self
 
     @model_validator(mode="after")
     def _range_order(self):
@@ -91,6 +99,8 @@ class EstimatorSpec(_Frozen):
     def resolved_name(self) -> str:
         if self.name:
             return self.name
+        if self.kind == "idnns":
+            return f"idnns{self.n_bins}"
         suffix = {"auto": "", "layer": "_layer"}.get(self.range, "_fixed") if isinstance(self.range, str) else "_fixed"
         return f"binning{self.n_bins}{suffix}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import jax
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import pandas as pd
 
 from ibjax.engine import Engine, Program, run_program
-from ibjax.mi import Binning
+from ibjax.mi import Binning, IdnnsBinning
 from ibjax.nets import make_consts
 from ibjax.plan import expand_grid, make_buckets, mi_epochs
 from ibjax.plots import infoplanes
@@ -30,7 +31,10 @@ from ibjax.tasks import Task, load_task
 def build_estimators(spec: SweepSpec, n_classes: int) -> tuple:
     ests = []
     for e in spec.mi.estimators:
-        if isinstance(e.range, list):
+        if e.kind == "idnns":
+            lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
+            ests.append(IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes))
+        elif isinstance(e.range, list):
             ests.append(Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes))
         else:
             ests.append(Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes))
@@ -83,7 +87,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
         "name": spec.name, "source": source, "status": "running", "environment": environment(),
         "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
         "n_test": len(task.test_idx), "n_mi_samples": len(task.y),
-        "estimators": [{"name": e.name, "n_bins": e.n_bins, "range": e.range_mode} for e in estimators],
+        "estimators": [{"kind": type(e).__name__, **asdict(e)} for e in estimators],
         "shards": [{"shard": "0/1", "status": "running"}],
         "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
                      "activations": list(b.activations), "optimizer": b.optimizer,

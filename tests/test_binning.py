@@ -93,3 +93,35 @@ def test_layer_range_uses_layer_min_max():
     assert float(r.lo) == 0.0 and float(r.hi) == 4.0
     want = reference(acts, np.array([0, 1, 0]), 8, 0.0, 4.0)
     assert abs(float(r.i_xt) - want[0]) < 1e-12
+
+
+def idnns_reference(data, labels, num_of_bins=30):
+    """The IDNNs algorithm (information_process.py / calc_information_from_mat), re-implemented in NumPy."""
+    bins = np.linspace(-1, 1, num_of_bins)
+    digitized = bins[np.digitize(np.squeeze(data.reshape(1, -1)), bins) - 1].reshape(len(data), -1)
+    b2 = np.ascontiguousarray(digitized).view(np.dtype((np.void, digitized.dtype.itemsize * digitized.shape[1])))
+    _, unique_inverse, counts = np.unique(b2, return_index=False, return_inverse=True, return_counts=True)
+    p_ts = counts / counts.sum()
+    h2 = -np.sum(p_ts * np.log2(p_ts))
+    h2y = 0.0
+    for y in np.unique(labels):
+        inv = unique_inverse.ravel()[labels == y]
+        _, c = np.unique(inv, return_counts=True)
+        p = c / c.sum()
+        h2y += (labels == y).mean() * -np.sum(p * np.log2(p))
+    return h2, h2 - h2y  # I(X;T) = H(T) (H(T|X) = 0), I(T;Y) = H(T) - H(T|Y)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])  # 3.0: many values outside [-1, 1] (the relu case)
+@pytest.mark.parametrize("units", [3, 10])
+def test_idnns_mode_equals_the_idnns_algorithm(scale, units):
+    from ibjax.mi import IdnnsBinning
+
+    rng = np.random.default_rng(units)
+    acts = (partial_collisions(rng, 2048, units) * scale).astype(np.float32)
+    acts[:5, 0] = [-1.0, 1.0, np.nextafter(np.float32(-1), 0), 0.0, -3.0]  # edges and wrap-around
+    labels = rng.integers(0, 2, 2048)
+    est = IdnnsBinning(n_classes=2)
+    got = est(jnp.asarray(acts), labels, LayerContext(jnp.ones(units, bool), 0.0, 0.0, jnp.bool_(False)))
+    want = idnns_reference(acts, labels)
+    assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9

@@ -127,3 +127,24 @@ def test_yaml_syntax_error(tmp_path):
     spec.write_text("train: {epochs: 3\n")
     proc = run_cli("ibjax.sweep", str(spec))
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_several_estimators_on_the_same_networks(tmp_path):
+    raw = small_spec(**{"mi.estimators": [{"kind": "binning", "n_bins": 30, "range": "auto"},
+                                          {"kind": "idnns"}, {"kind": "binning", "range": [-1, 1], "n_bins": 30}]})
+    raw["grid"] = {"seed": 2, "activation": ["relu"]}
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    info = load(tmp_path / "o").info
+    assert set(info.estimator) == {"binning30", "idnns30", "binning30_fixed"}
+    wide = info.pivot_table(index=["run_id", "epoch", "layer"], columns="estimator", values="i_xt")
+    assert (info[info.estimator == "idnns30"].bin_lo == -1).all()
+    assert (info[(info.estimator == "binning30") & (info.layer == "h1")].bin_lo >= 0).all()  # relu: own range
+    assert (info[info.estimator == "binning30_fixed"].bin_lo == -1).all()
+    out = info[(info.estimator == "binning30") & (info.layer == "out")]
+    assert (out.bin_lo == 0).all() and (out.bin_hi == 1).all()  # softmax output: [0, 1]
+    # Every estimator saw the same networks: one row each per run, epoch and layer.
+    assert wide.notna().all().all() and len(wide) * 3 == len(info)
+    assert (tmp_path / "o" / "agreement.csv").stat().st_size > 0

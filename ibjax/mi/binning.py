@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax.numpy as jnp
+import numpy as np
 
 from ibjax.mi.entropy import label_entropy, symbol_entropies
 from ibjax.mi.interface import LayerContext, MIEstimate
@@ -113,3 +114,32 @@ class Binning:
                 hi = jnp.where(ctx.bounded, ctx.natural_hi, l_hi)
         i_xt, i_ty = mi_from_bins(bin_indices(acts_NxU, self.n_bins, lo, hi), labels_N, self.n_bins, self.n_classes)
         return MIEstimate(i_xt, i_ty, lo, hi)
+
+
+def idnns_bin_indices(acts_NxU: jnp.ndarray, n_edges: int, lo: float, hi: float) -> jnp.ndarray:
+    """IDNNs' discretisation: `bins[np.digitize(a, bins) - 1]` with `bins = linspace(lo, hi, n_edges)`.
+
+    Each value becomes the left edge of its interval; values >= hi and (through NumPy's index -1 wrapping)
+    values < lo and NaN all become the last edge. Returned as the edge index in [0, n_edges - 1] (int32).
+    """
+    edges = jnp.asarray(np.linspace(lo, hi, n_edges), jnp.float64)
+    d = jnp.sum(acts_NxU.astype(jnp.float64)[..., None] >= edges, axis=-1)  # np.digitize, right=False
+    return jnp.where(d == 0, n_edges - 1, d - 1).astype(jnp.int32)
+
+
+@dataclass(frozen=True)
+class IdnnsBinning:
+    """Exactly the binning of the public IDNNs code (Shwartz-Ziv & Tishby 2017): `n_edges` edges
+    `linspace(lo, hi, n_edges)` (default 30 edges on [-1, 1]) whatever the activation, so ReLU values above 1
+    share one bin and values below -1 wrap into it too (LITERATURE.md §1)."""
+
+    name: str = "idnns30"
+    n_edges: int = 30
+    lo: float = -1.0
+    hi: float = 1.0
+    n_classes: int | None = None
+
+    def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
+        bins = idnns_bin_indices(acts_NxU, self.n_edges, self.lo, self.hi)
+        i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_edges, self.n_classes)
+        return MIEstimate(i_xt, i_ty, jnp.float64(self.lo), jnp.float64(self.hi))
