@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from ibjax.engine import Engine, Program, run_program
 from ibjax.mi import Binning
@@ -94,6 +96,9 @@ def test_no_recompilation_after_first_chunk():
     n = len(MODELS[:2])
     state = eng.init_state(jnp.arange(n, dtype=jnp.uint32), consts, jnp.full(n, 1e-3, jnp.float32),
                            jnp.zeros(n, jnp.float32))
+    # Placed as run_program places it: the model axis split over the local devices.
+    by_model = NamedSharding(Mesh(np.asarray(jax.local_devices()), ("model",)), P("model"))
+    state, consts = jax.device_put((state, consts), by_model)
     mask = jnp.ones(15, bool)
     for start in (0, 5, 10):
         state, _ = eng.run_chunk(state, consts, DATA, mask, jnp.int32(15), jnp.int32(start))

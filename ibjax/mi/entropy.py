@@ -1,9 +1,12 @@
-"""Exact entropies of discrete symbols inside jit: one sort, find runs, count. Bits, float64.
+"""Exact entropies of discrete symbols inside jit. Bits, float64.
 
-Why sort and not a hash table: shapes stay static (N in, scalars out) and it vmaps. Why one uint64 key: on
-XLA's CPU backend a sort on one integer key is ~6x faster than a lexicographic sort on (symbol, label)
-(measured: 91 ms vs 541 ms for 768 x 4096 rows). The label goes into the key's lowest digits, so after one
-sort equal symbols are adjacent and, within a symbol, equal labels too: H(T) and H(T, Y) from one pass.
+On the CPU the symbols are counted by a hash-table kernel (`ibjax.mi.native`, ~3-5x faster than XLA's sort);
+elsewhere, and as the reference it is tested against: one sort, find runs, count.
+
+The sort path in XLA (static shapes, vmaps, any platform). Why one uint64 key: on XLA's CPU backend a sort on
+one integer key is ~6x faster than a lexicographic sort on (symbol, label) (91 ms vs 541 ms for 768 x 4096
+rows). The label goes into the key's lowest digits, so after one sort equal symbols are adjacent and, within a
+symbol, equal labels too: H(T) and H(T, Y) from one pass.
 
 When the symbol and the label fit in 64 bits the key is an exact mixed-radix number (no collisions). When they
 do not (wide layers), the symbol's words are hashed to 64 - b bits (b = label bits); two distinct rows among N
@@ -15,6 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from ibjax.mi import native
 
 
 def entropy_from_run_starts(starts_N: jnp.ndarray) -> jnp.ndarray:
@@ -45,13 +50,37 @@ def _splitmix64(x):
 
 
 def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: int | None,
-                     n_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+                     n_classes: int, method: str = "auto") -> tuple[jnp.ndarray, jnp.ndarray]:
     """H(T) and H(T, Y) in bits; row i's symbol is the tuple codes_NxK[i] (uint64 words).
 
-    radix: exclusive bound of the single word's values when K == 1 (None if unknown). With
-    radix * n_classes <= 2^64 the key is exact; otherwise the words are hashed (see module doc).
+    radix: exclusive bound of the single word's values when K == 1 (None if unknown).
     labels_N: integers in [0, n_classes).
+    method: "sort" (XLA sort, any platform), "native" (the CPU hash-table kernel, `ibjax.mi.native`) or
+    "auto": native where the program runs on the CPU and the kernel could be built, sort elsewhere. Both are
+    exact when K == 1 (and, for "sort", radix * n_classes <= 2^64); wider symbols are hashed to 64 bits
+    (collision probability below N^2 / 2^64 for either path).
     """
+    if method == "sort" or (method == "auto" and not native.available()):
+        return _sort_entropies(codes_NxK, labels_N, radix=radix, n_classes=n_classes)
+    keys = codes_NxK[:, 0] if codes_NxK.shape[1] == 1 else _hash_words(codes_NxK)
+    if method == "native":
+        return native.symbol_entropies(keys, labels_N, n_classes)
+    return lax.platform_dependent(
+        codes_NxK, labels_N,
+        cpu=lambda c, y: native.symbol_entropies(keys, y, n_classes),
+        default=lambda c, y: _sort_entropies(c, y, radix=radix, n_classes=n_classes))
+
+
+def _hash_words(codes_NxK: jnp.ndarray) -> jnp.ndarray:
+    h = jnp.zeros(codes_NxK.shape[0], jnp.uint64)
+    for j in range(codes_NxK.shape[1]):
+        h = _splitmix64(h ^ codes_NxK[:, j])
+    return h
+
+
+def _sort_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: int | None,
+                    n_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The portable path: one sort of uint64 keys with the label in the lowest digits (see module doc)."""
     n, k = codes_NxK.shape
     labels = labels_N.astype(jnp.uint64)
     if k == 1 and radix is not None and radix * n_classes <= 2**64:
@@ -60,10 +89,7 @@ def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: in
         symbol = key // jnp.uint64(n_classes)
     else:
         shift = max(1, (n_classes - 1).bit_length())
-        h = jnp.zeros(n, jnp.uint64)
-        for j in range(k):
-            h = _splitmix64(h ^ codes_NxK[:, j])
-        key = lax.sort((h << jnp.uint64(shift)) | labels)
+        key = lax.sort((_hash_words(codes_NxK) << jnp.uint64(shift)) | labels)
         symbol = key >> jnp.uint64(shift)
     t_starts = _starts(symbol)
     return entropy_from_run_starts(t_starts), entropy_from_run_starts(t_starts | _starts(key))
