@@ -74,14 +74,43 @@ class TrainSpec(_Frozen):
 
 
 class EstimatorSpec(_Frozen):
-    kind: Literal["binning", "idnns"] = "binning"
-    """binning: clip(floor((a - lo) / (hi - lo) * n_bins)); idnns: the IDNNs code's digitize on
-    linspace(lo, hi, n_bins) edges (n_bins = number of edges, range fixed, default [-1, 1])."""
+    kind: Literal["binning", "idnns", "kde"] = "binning"
+    """binning: clip(floor((a - lo) / (hi - lo) * n_bins)), or floor(a / width), or equal-mass bins; idnns: the
+    IDNNs code's digitize on linspace(lo, hi, n_bins) edges (n_bins = number of edges, range fixed, default
+    [-1, 1]); kde: Kolchinsky-Tracey bound for Gaussian noise of variance noise_var (Saxe et al.)."""
     n_bins: int = Field(30, ge=2)
-    range: Literal["auto", "layer"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
-    """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; or [lo, hi]."""
+    range: Literal["auto", "layer", "neuron"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
+    """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; neuron (each unit's
+    min/max); or [lo, hi]."""
+    bins: Literal["uniform", "quantile"] = "uniform"
+    """binning only: uniform bins over the range, or quantile (equal-mass bins per unit; no range)."""
+    width: float | None = Field(None, gt=0)
+    """binning only: fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
+    bound: Literal["upper", "lower"] = "upper"
+    """kde only: upper (pairwise KL) or lower (Bhattacharyya) bound."""
+    noise_var: float = Field(1e-3, gt=0)
+    """kde only: variance of the added Gaussian noise (ibsgd: 1e-3 for the 12-bit task, 0.1 for MNIST)."""
+    max_samples: int | None = Field(None, ge=2)
+    """kde only: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
     name: str | None = None
-    """Name in info.parquet; default binning<n_bins>[_layer|_fixed]."""
+    """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, width<w>, idnns<n>,
+    kde_upper / kde_lower."""
+
+    @model_validator(mode="after")
+    def _settings_fit_the_kind(self):
+        given = self.model_fields_set
+        only = {"kde": {"bound", "noise_var", "max_samples"}, "binning": {"bins", "width"}}
+        for kind, keys in only.items():
+            stray = sorted(k for k in keys & given if self.kind != kind)
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only for kind '{kind}', not '{self.kind}'")
+        if self.kind == "kde" and given & {"n_bins", "range"}:
+            raise ValueError("kind 'kde' has no bins: drop n_bins and range")
+        if self.width is not None and given & {"n_bins", "range", "bins"}:
+            raise ValueError("width is fixed-width binning with no range: drop n_bins, range and bins")
+        if self.bins == "quantile" and "range" in given:
+            raise ValueError("bins: quantile places its own edges per unit: drop range")
+        return self
 
     @model_validator(mode="after")
     def _idnns_range(self):
@@ -101,7 +130,14 @@ class EstimatorSpec(_Frozen):
             return self.name
         if self.kind == "idnns":
             return f"idnns{self.n_bins}"
-        suffix = {"auto": "", "layer": "_layer"}.get(self.range, "_fixed") if isinstance(self.range, str) else "_fixed"
+        if self.kind == "kde":
+            return f"kde_{self.bound}"
+        if self.width is not None:
+            return f"width{self.width:g}"
+        if self.bins == "quantile":
+            return f"quantile{self.n_bins}"
+        suffix = {"auto": "", "layer": "_layer", "neuron": "_neuron"}.get(self.range, "_fixed") \
+            if isinstance(self.range, str) else "_fixed"
         return f"binning{self.n_bins}{suffix}"
 
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import pandas as pd
 
 from ibjax.engine import Engine, Program, run_program
-from ibjax.mi import Binning, IdnnsBinning
+from ibjax.mi import Binning, FixedWidthBinning, IdnnsBinning, KDEBound, QuantileBinning
 from ibjax.nets import make_consts
 from ibjax.plan import expand_grid, make_buckets, mi_epochs
 from ibjax.plots import infoplanes
@@ -34,6 +34,12 @@ def build_estimators(spec: SweepSpec, n_classes: int) -> tuple:
         if e.kind == "idnns":
             lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
             ests.append(IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes))
+        elif e.kind == "kde":
+            ests.append(KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes))
+        elif e.width is not None:
+            ests.append(FixedWidthBinning(e.resolved_name, e.width, n_classes))
+        elif e.bins == "quantile":
+            ests.append(QuantileBinning(e.resolved_name, e.n_bins, n_classes))
         elif isinstance(e.range, list):
             ests.append(Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes))
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -148,3 +149,33 @@ def test_several_estimators_on_the_same_networks(tmp_path):
     # Every estimator saw the same networks: one row each per run, epoch and layer.
     assert wide.notna().all().all() and len(wide) * 3 == len(info)
     assert (tmp_path / "o" / "agreement.csv").stat().st_size > 0
+
+
+def test_every_estimator_kind_in_one_sweep(tmp_path):
+    ests = [{"kind": "binning"}, {"kind": "binning", "range": "neuron"}, {"kind": "binning", "width": 0.07},
+            {"kind": "binning", "bins": "quantile", "n_bins": 10}, {"kind": "idnns"},
+            {"kind": "kde", "bound": "upper", "max_samples": 512}, {"kind": "kde", "bound": "lower",
+                                                                     "max_samples": 512}]
+    raw = small_spec(**{"mi.estimators": ests})
+    raw["grid"] = {"seed": 2, "activation": ["tanh", "relu"]}
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    info = load(tmp_path / "o").info
+    names = {"binning30", "binning30_neuron", "width0.07", "quantile10", "idnns30", "kde_upper", "kde_lower"}
+    assert set(info.estimator) == names
+    assert info.i_xt.notna().all() and (info.i_xt >= -1e-9).all() and (info.i_xt <= 12 + 1e-9).all()
+    wide = info.pivot_table(index=["run_id", "epoch", "layer"], columns="estimator", values="i_xt")
+    assert (wide.kde_lower <= wide.kde_upper + 1e-9).all()  # the bounds keep their order on real layers
+    # KDE has no bins: its range columns are empty; the binning variants record theirs.
+    assert info[info.estimator.str.startswith("kde")].bin_lo.isna().all()
+    assert info[info.estimator == "width0.07"].bin_lo.notna().all()
+
+
+def test_validate_command(tmp_path):
+    proc = run_cli("ibjax.validate", "--out", str(tmp_path / "v"), "--repeats", "1")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "v" / "validate.csv")
+    assert table.ok.all() and {"kde_upper", "kde_lower", "quantile16", "width1/16"} <= set(table.estimator)
+    assert "| gauss_snr10 |" in (tmp_path / "v" / "validate.md").read_text()

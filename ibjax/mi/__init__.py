@@ -7,13 +7,23 @@ from ibjax.mi.binning import (
     binning_mi,
     idnns_bin_indices,
     layer_range,
+    neuron_range,
     pack_symbols,
 )
 from ibjax.mi.entropy import label_entropy, symbol_entropies
 from ibjax.mi.interface import LayerContext, MIEstimate, MIEstimator
+from ibjax.mi.kde import KDEBound, kde_mi
+from ibjax.mi.quantile_bins import QuantileBinning, quantile_bin_indices
+from ibjax.mi.width_bins import FixedWidthBinning, width_bin_indices
 
 __all__ = [
     "Binning",
+    "FixedWidthBinning",
+    "KDEBound",
+    "QuantileBinning",
+    "kde_mi",
+    "quantile_bin_indices",
+    "width_bin_indices",
     "IdnnsBinning",
     "LayerContext",
     "MIEstimate",
@@ -23,6 +33,7 @@ __all__ = [
     "idnns_bin_indices",
     "label_entropy",
     "layer_range",
+    "neuron_range",
     "pack_symbols",
     "symbol_entropies",
 ]

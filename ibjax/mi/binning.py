@@ -85,15 +85,27 @@ def layer_range(acts_NxU: jnp.ndarray, unit_mask_U: jnp.ndarray) -> tuple[jnp.nd
     return lo, jnp.maximum(hi, lo + 1e-12)
 
 
+def neuron_range(acts_NxU: jnp.ndarray, unit_mask_U: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Each unit's min and max over the rows (float64, [U]); a constant unit gets a tiny non-empty range.
+    Padded units (all 0) get [0, 1e-12]: one bin, as a constant unit should."""
+    lo = jnp.min(acts_NxU, axis=0).astype(jnp.float64)
+    hi = jnp.max(acts_NxU, axis=0).astype(jnp.float64)
+    lo = jnp.where(unit_mask_U & jnp.isfinite(lo), lo, 0.0)
+    hi = jnp.where(unit_mask_U & jnp.isfinite(hi), hi, 0.0)
+    return lo, jnp.maximum(hi, lo + 1e-12)
+
+
 @dataclass(frozen=True)
 class Binning:
     """Fixed-count binning of each unit over a range.
 
     range_mode:
-      "auto"  — the activation's natural range where it is bounded ([-1, 1] tanh/softsign, [0, 1] sigmoid and
-                softmax), else the layer's own min/max at that epoch;
-      "layer" — always the layer's own min/max at that epoch (Lorenzen et al.'s per-layer bounds);
-      "fixed" — [lo, hi] for every layer (IDNNs uses [-1, 1] whatever the activation).
+      "auto"   — the activation's natural range where it is bounded ([-1, 1] tanh/softsign, [0, 1] sigmoid and
+                 softmax), else the layer's own min/max at that epoch;
+      "layer"  — always the layer's own min/max at that epoch (Lorenzen et al.'s per-layer bounds);
+      "neuron" — each unit's own min/max at that epoch (Lorenzen et al.'s per-neuron bounds); the recorded
+                 lo, hi are the smallest and largest of them;
+      "fixed"  — [lo, hi] for every layer (IDNNs uses [-1, 1] whatever the activation).
     """
 
     name: str = "binning30"
@@ -106,6 +118,13 @@ class Binning:
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         if self.range_mode == "fixed":
             lo, hi = jnp.float64(self.lo), jnp.float64(self.hi)
+        elif self.range_mode == "neuron":
+            lo_u, hi_u = neuron_range(acts_NxU, ctx.unit_mask_U)
+            i_xt, i_ty = mi_from_bins(bin_indices(acts_NxU, self.n_bins, lo_u, hi_u), labels_N, self.n_bins,
+                                      self.n_classes)
+            real = ctx.unit_mask_U
+            return MIEstimate(i_xt, i_ty, jnp.min(jnp.where(real, lo_u, jnp.inf)),
+                              jnp.max(jnp.where(real, hi_u, -jnp.inf)))
         else:
             l_lo, l_hi = layer_range(acts_NxU, ctx.unit_mask_U)
             if self.range_mode == "layer":

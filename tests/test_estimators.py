@@ -1,0 +1,204 @@
+"""The binning variants and the KDE bounds against plain NumPy references, and KDE against exact mixture MI."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from ibjax.mi import Binning, FixedWidthBinning, KDEBound, LayerContext, QuantileBinning
+from ibjax.spec import EstimatorSpec, SpecError, validate
+
+
+def ctx(u, real=None):
+    mask = np.ones(u, bool) if real is None else np.arange(u) < real
+    return LayerContext(jnp.asarray(mask), jnp.float32(-1), jnp.float32(1), jnp.bool_(False))
+
+
+def entropy_rows(rows):
+    _, c = np.unique(rows, axis=0, return_counts=True)
+    p = c / c.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def mi_of_bins(b, labels):
+    """ibsgd's / Lorenzen's definition: I(X;T) = H(T), I(T;Y) = H(T) - sum_y p(y) H(T | y)."""
+    h_t = entropy_rows(b)
+    cond = sum((labels == y).mean() * entropy_rows(b[labels == y]) for y in np.unique(labels))
+    return h_t, h_t - cond
+
+
+def layer_acts(rng, n, u, scale=2.0):
+    pool = np.tanh(rng.normal(size=(n // 6, u)) * scale)
+    acts = pool[rng.integers(0, len(pool), n)]
+    flip = rng.random((n, u)) < 0.2
+    return np.where(flip, np.tanh(rng.normal(size=(n, u)) * scale), acts).astype(np.float32)
+
+
+@pytest.mark.parametrize("u", [1, 3, 7, 20])
+def test_per_neuron_bins_equal_numpy(u):
+    rng = np.random.default_rng(u)
+    acts = layer_acts(rng, 1500, u) * np.linspace(0.2, 3, u).astype(np.float32)  # different unit scales
+    labels = rng.integers(0, 2, 1500)
+    got = Binning("b", 30, "neuron", n_classes=2)(jnp.asarray(acts), jnp.asarray(labels), ctx(u))
+    a = acts.astype(np.float64)
+    lo, hi = a.min(0), a.max(0)
+    b = np.clip(np.floor((a - lo) / (hi - lo) * 30), 0, 29).astype(int)
+    want = mi_of_bins(b, labels)
+    assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
+    assert float(got.lo) == pytest.approx(lo.min()) and float(got.hi) == pytest.approx(hi.max())
+
+
+def test_per_neuron_ignores_padded_units():
+    rng = np.random.default_rng(0)
+    acts = layer_acts(rng, 800, 4)
+    labels = rng.integers(0, 2, 800)
+    est = Binning("b", 30, "neuron", n_classes=2)
+    padded = np.c_[acts, np.zeros((800, 3), np.float32)]
+    a = est(jnp.asarray(acts), jnp.asarray(labels), ctx(4))
+    b = est(jnp.asarray(padded), jnp.asarray(labels), ctx(7, real=4))
+    assert float(a.i_xt) == float(b.i_xt) and float(a.i_ty) == float(b.i_ty)
+    assert float(a.lo) == float(b.lo) and float(a.hi) == float(b.hi)
+
+
+@pytest.mark.parametrize("width", [0.07, 0.5])
+@pytest.mark.parametrize("u", [2, 5, 12])
+def test_fixed_width_equals_ibsgd(width, u):
+    """ibsgd's bin_calc_information2: floor(a / binsize), no range; relu-like values grow unbounded."""
+    rng = np.random.default_rng(u)
+    acts = np.abs(rng.normal(size=(2000, u)) * 3).astype(np.float32)  # up to ~12: hundreds of bins at 0.07
+    acts[:50] = -acts[:50]
+    labels = rng.integers(0, 2, 2000)
+    got = FixedWidthBinning("w", width, n_classes=2)(jnp.asarray(acts), jnp.asarray(labels), ctx(u))
+    b = np.floor(acts.astype(np.float64) / width).astype(np.int64)
+    want = mi_of_bins(b, labels)
+    assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
+    assert float(got.lo) == pytest.approx(b.min() * width) and float(got.hi) == pytest.approx((b.max() + 1) * width)
+
+
+def test_fixed_width_beyond_64_bits_still_counts_right():
+    # 12 units with ~400 occupied bins each: 400^12 > 2^64, so the key is a hash of the bins.
+    rng = np.random.default_rng(1)
+    acts = (rng.integers(0, 400, size=(3000, 12)) * 0.07 + 0.035).astype(np.float32)
+    acts[1500:] = acts[:1500]  # duplicates
+    labels = rng.integers(0, 2, 3000)
+    got = FixedWidthBinning("w", 0.07, n_classes=2)(jnp.asarray(acts), jnp.asarray(labels), ctx(12))
+    want = mi_of_bins(np.floor(acts.astype(np.float64) / 0.07).astype(np.int64), labels)
+    assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
+
+
+@pytest.mark.parametrize("n_bins", [2, 10, 30])
+def test_quantile_bins_equal_numpy(n_bins):
+    rng = np.random.default_rng(n_bins)
+    acts = layer_acts(rng, 1200, 5)
+    acts[:, 0] = np.round(acts[:, 0] * 3) / 3  # heavy ties in one unit
+    labels = rng.integers(0, 3, 1200)
+    got = QuantileBinning("q", n_bins, n_classes=3)(jnp.asarray(acts), jnp.asarray(labels), ctx(5))
+    s = np.sort(acts, axis=0)
+    edges = s[np.arange(1, n_bins) * len(acts) // n_bins]
+    b = np.stack([np.searchsorted(edges[:, k], acts[:, k], side="right") for k in range(5)], axis=1)
+    want = mi_of_bins(b, labels)
+    assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
+
+
+def test_quantile_bins_are_equal_mass():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3000, 1)).astype(np.float32))
+    got = QuantileBinning("q", 8, n_classes=2)(x, jnp.zeros(3000, jnp.int32), ctx(1))
+    assert abs(float(got.i_xt) - 3.0) < 1e-9  # 8 bins of exactly 375 rows each
+
+
+def ibsgd_kde(h, labels, var, bound):
+    """A NumPy port of ibsgd's kde.py (entropy_estimator_kl / _bd, kde_condentropy), in bits."""
+    n, d = h.shape
+
+    def h_kl(x, v):
+        dists = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+        lse = logsumexp(-dists / (2 * v), axis=1)
+        return d / 2.0 + np.mean(-lse + np.log(len(x)) + d / 2.0 * np.log(2 * np.pi * v))
+
+    def h_bd(x, v):
+        return h_kl(x, 4 * v) + np.log(0.25) * d / 2.0
+
+    ent = h_kl if bound == "upper" else h_bd
+    h_t_given_x = d / 2.0 * (np.log(2 * np.pi * var) + 1)
+    h_t = ent(h, var)
+    h_t_given_y = sum((labels == y).mean() * ent(h[labels == y], var) for y in np.unique(labels))
+    return (h_t - h_t_given_x) / np.log(2), (h_t - h_t_given_y) / np.log(2)
+
+
+@pytest.mark.parametrize("bound", ["upper", "lower"])
+@pytest.mark.parametrize("var", [1e-3, 0.1])
+def test_kde_equals_ibsgd(bound, var):
+    rng = np.random.default_rng(7)
+    acts = layer_acts(rng, 300, 4)  # 300 rows: not a multiple of the block size
+    labels = rng.integers(0, 2, 300)
+    got = KDEBound("k", bound, var)(jnp.asarray(acts), jnp.asarray(labels), ctx(4))
+    want = ibsgd_kde(acts.astype(np.float64), labels, var, bound)
+    np.testing.assert_allclose([float(got.i_xt), float(got.i_ty)], want, rtol=1e-5, atol=1e-5)
+
+
+def test_kde_padding_and_sample_cap():
+    rng = np.random.default_rng(2)
+    acts = layer_acts(rng, 400, 3)
+    labels = rng.integers(0, 2, 400)
+    est = KDEBound("k", "upper", 1e-2)
+    a = est(jnp.asarray(acts), jnp.asarray(labels), ctx(3))
+    b = est(jnp.asarray(np.c_[acts, np.full((400, 2), 0.3, np.float32)]), jnp.asarray(labels), ctx(5, real=3))
+    assert abs(float(a.i_xt) - float(b.i_xt)) < 1e-6
+    capped = KDEBound("k", "upper", 1e-2, max_samples=100)(jnp.asarray(acts), jnp.asarray(labels), ctx(3))
+    keep = np.unique(np.linspace(0, 399, 100).round().astype(int))
+    want = ibsgd_kde(acts[keep].astype(np.float64), labels[keep], 1e-2, "upper")
+    np.testing.assert_allclose([float(capped.i_xt), float(capped.i_ty)], want, rtol=1e-5, atol=1e-5)
+
+
+def mixture_mi_1d(centers, var):
+    """Exact I(X;T) in bits for T = c_X + N(0, var), X uniform over the centers: 1-D numerical integration."""
+    s = np.sqrt(var)
+    t = np.linspace(centers.min() - 10 * s, centers.max() + 10 * s, 400_001)
+    dens = np.exp(-((t[:, None] - centers[None, :]) ** 2) / (2 * var)).mean(1) / np.sqrt(2 * np.pi * var)
+    p = np.where(dens > 0, dens, 1.0)
+    h_t = -np.sum(dens * np.log(p)) * (t[1] - t[0])
+    return (h_t - 0.5 * np.log(2 * np.pi * np.e * var)) / np.log(2)
+
+
+@pytest.mark.parametrize("var", [1e-3, 1e-2, 0.1, 1.0])
+def test_kde_bounds_bracket_the_exact_mixture_mi(var):
+    centers = np.tanh(np.random.default_rng(0).normal(size=64) * 1.5)
+    truth = mixture_mi_1d(centers, var)
+    acts, labels = jnp.asarray(centers[:, None].astype(np.float32)), jnp.zeros(64, jnp.int32)
+    up = float(KDEBound("u", "upper", var)(acts, labels, ctx(1)).i_xt)
+    lo = float(KDEBound("l", "lower", var)(acts, labels, ctx(1)).i_xt)
+    assert lo - 1e-6 <= truth <= up + 1e-6, (lo, truth, up)
+
+
+def test_estimators_vmap_and_jit():
+    rng = np.random.default_rng(0)
+    acts = jnp.asarray(np.stack([layer_acts(rng, 256, 3) for _ in range(3)]))
+    labels = jnp.asarray(rng.integers(0, 2, 256))
+    for est in (Binning("b", 30, "neuron", n_classes=2), FixedWidthBinning("w", 0.07, n_classes=2),
+                QuantileBinning("q", 10, n_classes=2), KDEBound("k", "lower", 1e-3)):
+        batched = jax.jit(jax.vmap(lambda a: est(a, labels, ctx(3))))(acts)
+        for m in range(3):
+            one = est(acts[m], labels, ctx(3))
+            assert abs(float(batched.i_xt[m]) - float(one.i_xt)) < 1e-6
+
+
+@pytest.mark.parametrize("raw,hint", [
+    ({"kind": "binning", "width": 0.07, "n_bins": 30}, "width is fixed-width"),
+    ({"kind": "kde", "n_bins": 30}, "has no bins"),
+    ({"kind": "binning", "noise_var": 0.1}, "only for kind 'kde'"),
+    ({"kind": "kde", "width": 0.5}, "only for kind 'binning'"),
+    ({"kind": "binning", "bins": "quantile", "range": "layer"}, "drop range"),
+])
+def test_estimator_settings_are_checked(raw, hint):
+    with pytest.raises(SpecError, match=hint):
+        validate({"mi": {"estimators": [raw]}})
+
+
+def test_estimator_names():
+    names = [EstimatorSpec(**e).resolved_name for e in (
+        {}, {"range": "neuron"}, {"width": 0.07}, {"bins": "quantile", "n_bins": 10}, {"kind": "kde"},
+        {"kind": "kde", "bound": "lower"}, {"kind": "idnns"})]
+    assert names == ["binning30", "binning30_neuron", "width0.07", "quantile10", "kde_upper", "kde_lower", "idnns30"]
