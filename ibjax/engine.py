@@ -58,6 +58,8 @@ class Program:
     batch_size: int
     estimators: tuple  # MIEstimator instances (frozen dataclasses)
     chunk: int
+    quantize_bits: int | None = None  # hidden layers on 2^bits levels (Lorenzen et al.), training and MI alike
+    noise_std: float | None = None  # Gaussian noise on every hidden layer (a stochastic network), training and MI
 
     @property
     def n_layers(self) -> int:
@@ -115,8 +117,9 @@ class Engine:
         opt_state = make_optimizer(self.prog.optimizer, lr, momentum).init(params)
         return TrainState(params, opt_state, k_train)
 
-    def _loss(self, params, consts, xb, yb, wb):
-        _, logits = forward(params, consts, xb, self.prog.activations)
+    def _loss(self, params, consts, xb, yb, wb, key=None):
+        p = self.prog
+        _, logits = forward(params, consts, xb, p.activations, p.quantize_bits, p.noise_std, key)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
         return jnp.sum(ce * wb) / jnp.sum(wb)
 
@@ -135,8 +138,9 @@ class Engine:
 
         def step(carry, batch):
             params, opt_state, gsum, gsq = carry
-            idx_S, w_S = batch
-            grads = jax.grad(self._loss)(params, consts, data.x_train[idx_S], data.y_train[idx_S], w_S)
+            idx_S, w_S, b = batch
+            k_noise = jax.random.fold_in(k_perm, b + 1)  # only used by stochastic networks (noise_std)
+            grads = jax.grad(self._loss)(params, consts, data.x_train[idx_S], data.y_train[idx_S], w_S, k_noise)
             updates, opt_state = self._tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             gsum = [a + g for a, g in zip(gsum, grads["w"])]
@@ -145,7 +149,7 @@ class Engine:
 
         zeros = [jnp.zeros_like(w) for w in state.params["w"]]
         (params, opt_state, gsum, gsq), _ = lax.scan(
-            step, (state.params, state.opt_state, zeros, zeros), (idx_BxS, w_BxS))
+            step, (state.params, state.opt_state, zeros, zeros), (idx_BxS, w_BxS, jnp.arange(p.n_batches)))
         # Shwartz-Ziv & Tishby's drift/diffusion statistics of the weight gradients over this epoch's batches:
         # the norm of the mean gradient and the norm of the (elementwise) standard deviation.
         stats = []
@@ -155,9 +159,11 @@ class Engine:
             stats.append(jnp.stack([jnp.linalg.norm(mean), jnp.sqrt(jnp.sum(var))]))
         return TrainState(params, opt_state, key), jnp.stack(stats)
 
-    def _measure(self, params, consts: ModelConsts, data: Data):
-        """MI of every layer under every estimator [L, E, 4] and metrics [4] of one model."""
-        hidden, logits = forward(params, consts, data.x_all, self.prog.activations)
+    def _measure(self, params, consts: ModelConsts, data: Data, key=None):
+        """MI of every layer under every estimator [L, E, 4] and metrics [4] of one model.
+        `key`: the noise of a stochastic network's measurement pass (noise_std only)."""
+        p = self.prog
+        hidden, logits = forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std, key)
         layers = [*hidden, jax.nn.softmax(logits)]
         ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, consts.bounded) for m in consts.masks]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0),
@@ -176,15 +182,16 @@ class Engine:
     # ------------------------------------------------------------------ all models, one chunk
     def _run_chunk(self, state: TrainState, consts: ModelConsts, data: Data, log_mask, n_epochs, start):
         self.trace_count += 1  # runs only while tracing
-        measure_all = jax.vmap(self._measure, in_axes=(0, 0, None))
+        measure_all = jax.vmap(self._measure, in_axes=(0, 0, None, 0))
+        mi_key = lambda s: jax.vmap(lambda k: jax.random.fold_in(k, 0))(s.key)
         train_all = jax.vmap(self._train_epoch, in_axes=(0, 0, None))
-        mi_shape, met_shape = jax.eval_shape(measure_all, state.params, consts, data)
+        mi_shape, met_shape = jax.eval_shape(measure_all, state.params, consts, data, mi_key(state))
         m, n_layers = consts.act_id.shape[0], self.prog.n_layers
 
         def body(state, e):
             mi, met = lax.cond(
                 log_mask[e],
-                lambda s: measure_all(s.params, consts, data),
+                lambda s: measure_all(s.params, consts, data, mi_key(s)),
                 lambda s: (jnp.zeros(mi_shape.shape, mi_shape.dtype), jnp.zeros(met_shape.shape, met_shape.dtype)),
                 state)
             state, grads = lax.cond(

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -85,12 +86,35 @@ def activate(z, act_id, names: tuple[str, ...]):
     return jnp.select([act_id == i for i in range(len(names))], outs)
 
 
-def forward(params: dict, consts: ModelConsts, x_NxD, names: tuple[str, ...]):
-    """Hidden activations (masked) and output logits of one model."""
+def fake_quantize(h_NxH, mask_H, bits: int):
+    """Quantize a layer to 2^bits levels over its own [min, max] on these rows (real units), with a
+    straight-through gradient: Lorenzen et al.'s quantization-aware training (their TanhQuantizer uses the
+    tensor's own min/max too; tfmot additionally nudges the range so that 0 is a level, which we do not)."""
+    real = mask_H > 0
+    lo = lax.stop_gradient(jnp.min(jnp.where(real, h_NxH, jnp.inf)))
+    hi = lax.stop_gradient(jnp.max(jnp.where(real, h_NxH, -jnp.inf)))
+    step = jnp.maximum(hi - lo, 1e-12) / (2**bits - 1)
+    q = jnp.round((h_NxH - lo) / step) * step + lo
+    # Forward value exactly q (h - h is exactly 0; h + (q - h) would round off the levels), gradient 1.
+    return lax.stop_gradient(q) + (h_NxH - lax.stop_gradient(h_NxH))
+
+
+def forward(params: dict, consts: ModelConsts, x_NxD, names: tuple[str, ...], quantize_bits: int | None = None,
+            noise_std: float | None = None, key=None):
+    """Hidden activations (masked; quantized to 2^quantize_bits levels if given) and output logits of one model.
+
+    With noise_std (a stochastic network, Goldfeld et al. 2019): N(0, noise_std^2) is added to every hidden
+    layer (real units) and the noisy values feed the next layer; the returned hidden values are each layer's
+    values *before its own noise* (the centres of its Gaussian mixture given the upstream noise)."""
     h = x_NxD
     hidden = []
-    for w, b, mask in zip(params["w"][:-1], params["b"][:-1], consts.masks):
-        h = activate(h @ w + b, consts.act_id, names) * mask
+    for layer, (w, b, mask) in enumerate(zip(params["w"][:-1], params["b"][:-1], consts.masks)):
+        h = activate(h @ w + b, consts.act_id, names)
+        if quantize_bits is not None:
+            h = fake_quantize(h, mask, quantize_bits)
+        h = h * mask
         hidden.append(h)
+        if noise_std is not None:
+            h = h + noise_std * jax.random.normal(jax.random.fold_in(key, layer), h.shape, h.dtype) * mask
     logits = h @ params["w"][-1] + params["b"][-1]
     return hidden, logits

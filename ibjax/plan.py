@@ -2,9 +2,9 @@
 
 A run's `run_id` hashes its own settings (not its position in the grid), so adding an axis value never
 renames existing runs. Its `cell` is the same settings without the seed: the unit over which seeds are
-aggregated. Runs that can share one compiled program form a bucket: same depth, optimizer kind and batch
-size (these fix shapes and the program's structure); widths are padded, activations and learning rates vary
-inside a bucket.
+aggregated. Runs that can share one compiled program form a bucket: same depth, optimizer kind, batch
+size, quantization and noise (these fix shapes and the program's structure); widths are padded, activations and
+learning rates vary inside a bucket.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 
 from ibjax.spec import SweepSpec
 
-GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size")
+GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size", "quantize_bits",
+             "noise_std")
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,17 @@ class Run:
     learning_rate: float
     momentum: float | None  # only for optimizer 'momentum'
     batch_size: int | str
+    quantize_bits: int | None = None  # quantized hidden layers (None: not quantized)
+    noise_std: float | None = None  # stochastic network (None: deterministic)
 
     def settings(self, spec: SweepSpec) -> dict:
         """Everything that determines this network's training (estimators excluded: they only observe)."""
-        return {**asdict(self), "hidden": list(self.hidden), "epochs": spec.train.epochs,
-                "data": spec.data.model_dump(mode="json")}
+        s = {**asdict(self), "hidden": list(self.hidden), "epochs": spec.train.epochs,
+             "data": spec.data.model_dump(mode="json")}
+        for optional in ("quantize_bits", "noise_std"):
+            if s[optional] is None:
+                del s[optional]  # so that run ids of plain runs are those of earlier versions
+        return s
 
     def run_id(self, spec: SweepSpec) -> str:
         blob = json.dumps(self.settings(spec), sort_keys=True)
@@ -44,10 +51,12 @@ class Run:
         """Settings without the seed, as `key=value` pairs in a fixed order."""
         mom = f",momentum={self.momentum:g}" if self.momentum is not None else ""
         return (f"activation={self.activation},hidden={'-'.join(map(str, self.hidden))},"
-                f"optimizer={self.optimizer},lr={self.learning_rate:g}{mom},batch={self.batch_size}")
+                f"optimizer={self.optimizer},lr={self.learning_rate:g}{mom},batch={self.batch_size}"
+                + (f",quantize={self.quantize_bits}" if self.quantize_bits is not None else "")
+                + (f",noise={self.noise_std:g}" if self.noise_std is not None else ""))
 
     def bucket_key(self) -> tuple:
-        return (len(self.hidden), self.optimizer, self.batch_size)
+        return (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
 
 
 def expand_grid(spec: SweepSpec) -> list[Run]:
@@ -60,6 +69,8 @@ def expand_grid(spec: SweepSpec) -> list[Run]:
         "learning_rate": g.learning_rate or [spec.train.learning_rate],
         "momentum": g.momentum or [spec.train.momentum],
         "batch_size": g.batch_size or [spec.train.batch_size],
+        "quantize_bits": g.quantize_bits or [spec.model.quantize_bits],
+        "noise_std": g.noise_std or [spec.model.noise_std],
     }
     runs, seen = [], set()
     for values in itertools.product(*axes.values()):
@@ -85,6 +96,8 @@ class Bucket:
     batch_size: int | str
     hidden_pad: tuple[int, ...]  # largest width per layer
     activations: tuple[str, ...]  # activation names present, in a fixed order
+    quantize_bits: int | None = None
+    noise_std: float | None = None
 
     @property
     def size(self) -> int:
@@ -97,10 +110,10 @@ def make_buckets(runs: list[Run]) -> list[Bucket]:
         groups.setdefault(run.bucket_key(), []).append(run)
     buckets = []
     for i, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
-        depth, optimizer, batch_size = key
+        depth, optimizer, batch_size, quantize_bits, noise_std = key
         pad = tuple(max(r.hidden[layer] for r in members) for layer in range(depth))
         acts = tuple(sorted({r.activation for r in members}))
-        buckets.append(Bucket(i, tuple(members), depth, optimizer, batch_size, pad, acts))
+        buckets.append(Bucket(i, tuple(members), depth, optimizer, batch_size, pad, acts, quantize_bits, noise_std))
     return buckets
 
 

@@ -55,10 +55,20 @@ class DataSpec(_Frozen):
         return self
 
 
+QuantizeBits = Annotated[int, Field(ge=1, le=16)] | None
+NoiseStd = Annotated[float, Field(gt=0)] | None
+
+
 class ModelSpec(_Frozen):
     hidden: Widths = [10, 7, 5, 4, 3]
     """Hidden widths; the output layer (softmax over the classes) is added."""
     activation: Activation = "tanh"
+    quantize_bits: QuantizeBits = None
+    """Quantize every hidden layer to 2^bits levels over its own min/max (straight-through gradients; Lorenzen
+    et al. 2022, who use 8 and 4), in training and when MI is measured; null: not quantized."""
+    noise_std: NoiseStd = None
+    """A stochastic network (Goldfeld et al. 2019): N(0, noise_std^2) added to every hidden layer in training
+    and when MI is measured; measure it with the estimator kind: noisy. null: deterministic."""
 
 
 class TrainSpec(_Frozen):
@@ -74,10 +84,13 @@ class TrainSpec(_Frozen):
 
 
 class EstimatorSpec(_Frozen):
-    kind: Literal["binning", "idnns", "kde"] = "binning"
+    kind: Literal["binning", "idnns", "kde", "exact", "noisy"] = "binning"
     """binning: clip(floor((a - lo) / (hi - lo) * n_bins)), or floor(a / width), or equal-mass bins; idnns: the
     IDNNs code's digitize on linspace(lo, hi, n_bins) edges (n_bins = number of edges, range fixed, default
-    [-1, 1]); kde: Kolchinsky-Tracey bound for Gaussian noise of variance noise_var (Saxe et al.)."""
+    [-1, 1]); kde: Kolchinsky-Tracey bound for Gaussian noise of variance noise_var (Saxe et al.); exact: every
+    distinct row of values is a symbol (exact MI of quantized layers, Lorenzen et al.); noisy: Monte Carlo
+    Gaussian-mixture MI of a stochastic network's noisy layers at the network's own noise_std (NaN for
+    deterministic networks)."""
     n_bins: int = Field(30, ge=2)
     range: Literal["auto", "layer", "neuron"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; neuron (each unit's
@@ -91,7 +104,7 @@ class EstimatorSpec(_Frozen):
     noise_var: float = Field(1e-3, gt=0)
     """kde only: variance of the added Gaussian noise (ibsgd: 1e-3 for the 12-bit task, 0.1 for MNIST)."""
     max_samples: int | None = Field(None, ge=2)
-    """kde only: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
+    """kde and noisy: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
     name: str | None = None
     """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, width<w>, idnns<n>,
     kde_upper / kde_lower."""
@@ -99,13 +112,15 @@ class EstimatorSpec(_Frozen):
     @model_validator(mode="after")
     def _settings_fit_the_kind(self):
         given = self.model_fields_set
-        only = {"kde": {"bound", "noise_var", "max_samples"}, "binning": {"bins", "width"}}
+        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width"}}
         for kind, keys in only.items():
             stray = sorted(k for k in keys & given if self.kind != kind)
             if stray:
                 raise ValueError(f"{', '.join(stray)}: only for kind '{kind}', not '{self.kind}'")
-        if self.kind == "kde" and given & {"n_bins", "range"}:
-            raise ValueError("kind 'kde' has no bins: drop n_bins and range")
+        if "max_samples" in given and self.kind not in ("kde", "noisy"):
+            raise ValueError(f"max_samples: only for kinds 'kde' and 'noisy', not '{self.kind}'")
+        if self.kind in ("kde", "exact", "noisy") and given & {"n_bins", "range"}:
+            raise ValueError(f"kind '{self.kind}' has no bins: drop n_bins and range")
         if self.width is not None and given & {"n_bins", "range", "bins"}:
             raise ValueError("width is fixed-width binning with no range: drop n_bins, range and bins")
         if self.bins == "quantile" and "range" in given:
@@ -132,6 +147,8 @@ class EstimatorSpec(_Frozen):
             return f"idnns{self.n_bins}"
         if self.kind == "kde":
             return f"kde_{self.bound}"
+        if self.kind in ("exact", "noisy"):
+            return self.kind
         if self.width is not None:
             return f"width{self.width:g}"
         if self.bins == "quantile":
@@ -182,6 +199,8 @@ class GridSpec(_Frozen):
     learning_rate: _nonempty(Annotated[float, Field(gt=0.0)]) = None
     momentum: _nonempty(Annotated[float, Field(ge=0.0, lt=1.0)]) = None
     batch_size: _nonempty(BatchSize) = None
+    quantize_bits: Annotated[list[QuantizeBits], Field(min_length=1)] | None = None
+    noise_std: Annotated[list[NoiseStd], Field(min_length=1)] | None = None
 
     @property
     def seeds(self) -> list[int]:

@@ -18,7 +18,15 @@ import jax.numpy as jnp
 import pandas as pd
 
 from ibjax.engine import Engine, Program, run_program
-from ibjax.mi import Binning, FixedWidthBinning, IdnnsBinning, KDEBound, QuantileBinning
+from ibjax.mi import (
+    Binning,
+    ExactCounting,
+    FixedWidthBinning,
+    IdnnsBinning,
+    KDEBound,
+    NoisyMixture,
+    QuantileBinning,
+)
 from ibjax.nets import make_consts
 from ibjax.plan import expand_grid, make_buckets, mi_epochs
 from ibjax.plots import infoplanes
@@ -28,12 +36,18 @@ from ibjax.tables import bucket_tables
 from ibjax.tasks import Task, load_task
 
 
-def build_estimators(spec: SweepSpec, n_classes: int) -> tuple:
+def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = None) -> tuple:
+    """The spec's estimators for one bucket (a noisy estimator takes the bucket's noise level)."""
     ests = []
     for e in spec.mi.estimators:
         if e.kind == "idnns":
             lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
             ests.append(IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes))
+        elif e.kind == "noisy":
+            var = None if noise_std is None else noise_std**2
+            ests.append(NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes))
+        elif e.kind == "exact":
+            ests.append(ExactCounting(e.resolved_name, n_classes))
         elif e.kind == "kde":
             ests.append(KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes))
         elif e.width is not None:
@@ -97,7 +111,9 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
         "shards": [{"shard": "0/1", "status": "running"}],
         "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
                      "activations": list(b.activations), "optimizer": b.optimizer,
-                     "batch_size": b.batch_size, "status": "pending"} for b in buckets],
+                     "batch_size": b.batch_size, "quantize_bits": b.quantize_bits, "noise_std": b.noise_std,
+                     "status": "pending"}
+                    for b in buckets],
     }
     write_json(out / "manifest.json", manifest)
     bar = Progress(len(runs) * n_epochs, enabled=progress)
@@ -108,7 +124,9 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
             bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
             prog = Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
                            optimizer=b.optimizer, n_train=task.train_idx.size, batch_size=bs,
-                           estimators=estimators, chunk=_chunk_len(n_epochs, spec.train.chunk_epochs))
+                           estimators=build_estimators(spec, task.n_classes, b.noise_std),
+                           chunk=_chunk_len(n_epochs, spec.train.chunk_epochs),
+                           quantize_bits=b.quantize_bits, noise_std=b.noise_std)
             consts = jax.tree.map(lambda *a: jnp.stack(a), *[
                 make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
             bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)

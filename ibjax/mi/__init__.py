@@ -11,15 +11,20 @@ from ibjax.mi.binning import (
     pack_symbols,
 )
 from ibjax.mi.entropy import label_entropy, symbol_entropies
+from ibjax.mi.exact import ExactCounting, float_row_codes
 from ibjax.mi.interface import LayerContext, MIEstimate, MIEstimator
-from ibjax.mi.kde import KDEBound, kde_mi
+from ibjax.mi.kde import KDEBound, NoisyMixture, kde_mi, noisy_layer_mi
 from ibjax.mi.quantile_bins import QuantileBinning, quantile_bin_indices
 from ibjax.mi.width_bins import FixedWidthBinning, width_bin_indices
 
 __all__ = [
     "Binning",
+    "ExactCounting",
+    "float_row_codes",
     "FixedWidthBinning",
     "KDEBound",
+    "NoisyMixture",
+    "noisy_layer_mi",
     "QuantileBinning",
     "kde_mi",
     "quantile_bin_indices",

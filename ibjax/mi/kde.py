@@ -31,17 +31,19 @@ KDE_BLOCK = 32
 _LN2 = float(np.log(2.0))
 
 
-def kde_log_mixture(acts_NxU: jnp.ndarray, labels_N: jnp.ndarray, two_var: float):
+def kde_log_mixture(acts_NxU: jnp.ndarray, labels_N: jnp.ndarray, two_var: float, queries_NxU=None):
     """Per row i: log-sum-exp over all rows j, and over rows of i's class, of -D_ij / two_var; and the size of
-    i's class. Squared distances are summed unit by unit (no |a|^2 + |b|^2 - 2ab cancellation)."""
+    i's class. D_ij = |q_i - h_j|^2 with the queries q = the rows themselves unless `queries_NxU` is given.
+    Squared distances are summed unit by unit (no |a|^2 + |b|^2 - 2ab cancellation)."""
     n, u = acts_NxU.shape
     a = acts_NxU.astype(jnp.float32)
+    q = a if queries_NxU is None else queries_NxU.astype(jnp.float32)
     n_blocks = -(-n // KDE_BLOCK)
     pad = n_blocks * KDE_BLOCK - n
     rows = jnp.concatenate([jnp.arange(n), jnp.zeros(pad, jnp.int32)]).reshape(n_blocks, KDE_BLOCK)
 
     def block(idx_B):
-        a_B, y_B = a[idx_B], labels_N[idx_B]
+        a_B, y_B = q[idx_B], labels_N[idx_B]
         d_BxN = jnp.zeros((idx_B.shape[0], n), jnp.float32)
         for k in range(u):
             diff = a_B[:, k, None] - a[None, :, k]
@@ -86,3 +88,51 @@ class KDEBound:
             acts, labels_N = acts[keep], labels_N[keep]
         i_xt, i_ty = kde_mi(acts, labels_N, self.noise_var, self.bound)
         return MIEstimate(i_xt, i_ty, jnp.float64(jnp.nan), jnp.float64(jnp.nan))
+
+
+def noisy_layer_mi(centers_NxU: jnp.ndarray, labels_N: jnp.ndarray, unit_mask_U: jnp.ndarray, noise_var: float,
+                   key) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Monte Carlo (I(X;T), I(T;Y)) in bits of T = centre_X + N(0, noise_var I), X uniform over the N rows.
+
+    One noise draw per row, t_i = c_i + e_i; log p(t_i) is the exact log density of the Gaussian mixture, so
+    -mean_i log p(t_i) is an unbiased estimate of H(T); H(T|X) is the noise entropy (d/2) log(2 pi e s^2) with
+    d the real units. I(T;Y) likewise with the class-conditional mixtures. (Goldfeld et al. 2019's estimator for
+    a layer whose input given X is deterministic.)
+    """
+    n = centers_NxU.shape[0]
+    noise = jax.random.normal(key, centers_NxU.shape, jnp.float32) * jnp.sqrt(jnp.float32(noise_var))
+    queries = centers_NxU + noise * unit_mask_U[None, :]
+    lse_all, lse_cls, n_cls = kde_log_mixture(centers_NxU, labels_N, 2.0 * noise_var, queries)
+    d = jnp.sum(unit_mask_U).astype(jnp.float64)
+    h_rel = jnp.log(n) - jnp.mean(lse_all.astype(jnp.float64))  # H(T) - (d/2) log(2 pi s^2)
+    h_rel_given_y = jnp.mean(jnp.log(n_cls.astype(jnp.float64)) - lse_cls.astype(jnp.float64))
+    return (h_rel - d / 2.0) / _LN2, (h_rel - h_rel_given_y) / _LN2
+
+
+@dataclass(frozen=True)
+class NoisyMixture:
+    """MI of the noisy layer of a stochastic network (model.noise_std = sqrt(noise_var)): the layer's values
+    before its own noise are the mixture's centres (see `noisy_layer_mi`). Exact in expectation where the
+    centres are a deterministic function of X (the first hidden layer, or any layer of a network with noise
+    only from there on); for deeper layers of a network with noise upstream, the centres are one draw of the
+    upstream noise and H(T|X) >= H(noise), so the estimate tends to an upper bound on I(X;T).
+
+    `seed` fixes the noise draws (the same at every epoch, so the curves are not jittered by them)."""
+
+    name: str = "noisy"
+    noise_var: float | None = 1e-2  # the network's noise_std^2; None for a deterministic network (gives NaN)
+    max_samples: int | None = None
+    seed: int = 0
+    n_classes: int | None = None
+
+    def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
+        nan = jnp.float64(jnp.nan)
+        if self.noise_var is None:  # a deterministic network: this estimator has nothing to measure
+            return MIEstimate(nan, nan, nan, nan)
+        n = acts_NxU.shape[0]
+        acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)
+        if self.max_samples is not None and self.max_samples < n:
+            keep = np.unique(np.linspace(0, n - 1, self.max_samples).round().astype(np.int32))
+            acts, labels_N = acts[keep], labels_N[keep]
+        i_xt, i_ty = noisy_layer_mi(acts, labels_N, ctx.unit_mask_U, self.noise_var, jax.random.PRNGKey(self.seed))
+        return MIEstimate(i_xt, i_ty, nan, nan)

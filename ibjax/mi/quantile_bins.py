@@ -9,22 +9,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from ibjax.mi.binning import mi_from_bins
 from ibjax.mi.interface import LayerContext, MIEstimate
+
+
+def sortable_bits(acts: jnp.ndarray) -> jnp.ndarray:
+    """uint32 keys ordered exactly as the float32 values (-0.0 read as 0.0; NaN after +inf, as np.sort puts it).
+
+    Why: XLA's CPU sort is ~20x slower on floats than on integers (a float comparator with total order)."""
+    a = acts.astype(jnp.float32)
+    a = jnp.where(a == 0, jnp.float32(0.0), a)
+    bits = lax.bitcast_convert_type(a, jnp.uint32)
+    negative = (bits >> jnp.uint32(31)) == 1
+    return jnp.where(negative, ~bits, bits | jnp.uint32(0x80000000))
 
 
 def quantile_bin_indices(acts_NxU: jnp.ndarray, n_bins: int) -> jnp.ndarray:
     """Per-unit equal-mass bin index in [0, n_bins - 1] (int32). NaN rows sort last and share the top bin."""
     n = acts_NxU.shape[0]
     ranks = np.arange(1, n_bins) * n // n_bins
-    sorted_NxU = jnp.sort(acts_NxU, axis=0)
-    edges_KxU = sorted_NxU[ranks]
-    per_unit = jax.vmap(lambda e, a: jnp.searchsorted(e, a, side="right"), in_axes=(1, 1), out_axes=1)
-    return per_unit(edges_KxU, acts_NxU).astype(jnp.int32)
+    keys_NxU = sortable_bits(acts_NxU)
+    edges_KxU = jnp.sort(keys_NxU, axis=0)[ranks]
+    # The bin is the number of edges <= the value (searchsorted 'right'): n_bins - 1 comparisons per value.
+    return jnp.sum(keys_NxU[:, None, :] >= edges_KxU[None, :, :], axis=1, dtype=jnp.int32)
 
 
 @dataclass(frozen=True)
