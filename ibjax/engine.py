@@ -30,6 +30,8 @@ from ibjax.mi.interface import LayerContext
 from ibjax.nets import ModelConsts, forward, init_params
 from ibjax.shuffle import feistel_permutation
 
+NOISE_DRAWS = 8  # forward passes per logged epoch of a stochastic network (samples of each layer given X)
+
 
 class Data(NamedTuple):
     """The task, on device. The MI sample is the whole dataset (x_all), train and test together."""
@@ -165,7 +167,15 @@ class Engine:
         p = self.prog
         hidden, logits = forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std, key)
         layers = [*hidden, jax.nn.softmax(logits)]
-        ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, consts.bounded) for m in consts.masks]
+        draws = [None] * len(hidden)
+        if p.noise_std is not None:
+            # More passes with other noise draws: samples of each layer's pre-noise values given X, for the
+            # noisy estimator's H(T|X) (Goldfeld et al.'s sample propagation). Draw 0 is `hidden` itself.
+            more = [forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std,
+                            jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
+            draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
+        ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, consts.bounded, d)
+                for m, d in zip(consts.masks, draws)]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0),
                                  jnp.bool_(True)))
         mi = jnp.stack([

@@ -43,3 +43,33 @@ def test_noisy_sweep(tmp_path):
     runs = rd.runs.sort_values(["seed", "noise_std"], na_position="first")
     for _, pair in runs.groupby("seed"):
         assert pair.train_loss.iloc[0] != pair.train_loss.iloc[1]
+
+
+def mixture_entropy_1d(centers, var):
+    s = np.sqrt(var)
+    t = np.linspace(centers.min() - 10 * s, centers.max() + 10 * s, 200_001)
+    dens = np.exp(-((t[:, None] - centers[None, :]) ** 2) / (2 * var)).mean(1) / np.sqrt(2 * np.pi * var)
+    return -np.sum(dens * np.log(np.where(dens > 0, dens, 1.0))) * (t[1] - t[0])
+
+
+def test_upstream_noise_draws_give_the_conditional_entropy():
+    """S given x is +-a around c_x (upstream noise); with K draws of S the estimate matches the truth
+    I(X;T) = H(T) - mean_x H(T | x), both Gaussian mixtures integrated numerically."""
+    rng = np.random.default_rng(0)
+    n, k, var, a = 48, 64, 4e-3, 0.08
+    c = np.tanh(rng.normal(size=n) * 1.5)
+    signs = np.where(rng.random((k, n)) < 0.5, -1.0, 1.0)
+    draws = c[None, :] + a * signs  # [K, N]
+    h_t = mixture_entropy_1d(np.r_[c - a, c + a], var)
+    h_t_x = np.mean([mixture_entropy_1d(np.r_[ci - a, ci + a], var) for ci in c])
+    truth = (h_t - h_t_x) / np.log(2)
+    centers = jnp.asarray(draws[0][:, None].astype(np.float32))
+    d = jnp.asarray(draws[:, :, None].astype(np.float32))
+    labels, mask = jnp.zeros(n, jnp.int32), jnp.ones(1, bool)
+    est = jax.jit(jax.vmap(lambda key: noisy_layer_mi(centers, labels, mask, var, key, d)[0]))(
+        jax.random.split(jax.random.PRNGKey(1), 300))
+    est = np.asarray(est)
+    naive = np.asarray(jax.vmap(lambda key: noisy_layer_mi(centers, labels, mask, var, key)[0])(
+        jax.random.split(jax.random.PRNGKey(1), 300)))
+    assert abs(est.mean() - truth) < 0.1, (est.mean(), truth)
+    assert naive.mean() > truth + 0.3  # ignoring the upstream noise overstates I(X;T)

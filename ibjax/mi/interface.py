@@ -20,12 +20,15 @@ class LayerContext(NamedTuple):
     natural_lo, natural_hi: the activation's bounded range (e.g. -1, 1 for tanh); meaningful only when
         `bounded` is True.
     bounded: whether the activation's output is bounded (tanh, softsign, sigmoid, softmax).
+    draws_KxNxU: for a stochastic network, K independent draws of the layer's pre-noise values on the same
+        rows (draw 0 is the activations passed to the estimator); None for a deterministic network.
     """
 
     unit_mask_U: Array
     natural_lo: Array
     natural_hi: Array
     bounded: Array
+    draws_KxNxU: Array | None = None
 
 
 class MIEstimate(NamedTuple):

@@ -91,33 +91,40 @@ class KDEBound:
 
 
 def noisy_layer_mi(centers_NxU: jnp.ndarray, labels_N: jnp.ndarray, unit_mask_U: jnp.ndarray, noise_var: float,
-                   key) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Monte Carlo (I(X;T), I(T;Y)) in bits of T = centre_X + N(0, noise_var I), X uniform over the N rows.
+                   key, draws_KxNxU: jnp.ndarray | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Monte Carlo (I(X;T), I(T;Y)) in bits of T = S + N(0, noise_var I), X uniform over the N rows, where S
+    given X = x is centre_x (deterministic) or, with `draws_KxNxU`, the empirical law of K draws of S given x.
 
     One noise draw per row, t_i = c_i + e_i; log p(t_i) is the exact log density of the Gaussian mixture, so
-    -mean_i log p(t_i) is an unbiased estimate of H(T); H(T|X) is the noise entropy (d/2) log(2 pi e s^2) with
-    d the real units. I(T;Y) likewise with the class-conditional mixtures. (Goldfeld et al. 2019's estimator for
-    a layer whose input given X is deterministic.)
+    -mean_i log p(t_i) estimates H(T) without bias. H(T|X = x) is the noise entropy (d/2) log(2 pi e s^2), d the
+    real units, when S is deterministic given x; with K draws it is estimated the same way from the K-component
+    mixture of x (Goldfeld et al. 2019's sample propagation). I(T;Y) from the class-conditional mixtures.
     """
     n = centers_NxU.shape[0]
     noise = jax.random.normal(key, centers_NxU.shape, jnp.float32) * jnp.sqrt(jnp.float32(noise_var))
     queries = centers_NxU + noise * unit_mask_U[None, :]
     lse_all, lse_cls, n_cls = kde_log_mixture(centers_NxU, labels_N, 2.0 * noise_var, queries)
-    d = jnp.sum(unit_mask_U).astype(jnp.float64)
     h_rel = jnp.log(n) - jnp.mean(lse_all.astype(jnp.float64))  # H(T) - (d/2) log(2 pi s^2)
+    if draws_KxNxU is None:
+        h_rel_given_x = jnp.sum(unit_mask_U).astype(jnp.float64) / 2.0  # the noise entropy, same offset
+    else:
+        k = draws_KxNxU.shape[0]
+        real = unit_mask_U[None, None, :]
+        d_KxN = jnp.sum(jnp.where(real, queries[None] - draws_KxNxU, 0.0) ** 2, axis=-1)
+        lse_x = jax.nn.logsumexp(-d_KxN / (2.0 * noise_var), axis=0)
+        h_rel_given_x = jnp.log(k) - jnp.mean(lse_x.astype(jnp.float64))
     h_rel_given_y = jnp.mean(jnp.log(n_cls.astype(jnp.float64)) - lse_cls.astype(jnp.float64))
-    return (h_rel - d / 2.0) / _LN2, (h_rel - h_rel_given_y) / _LN2
+    return (h_rel - h_rel_given_x) / _LN2, (h_rel - h_rel_given_y) / _LN2
 
 
 @dataclass(frozen=True)
 class NoisyMixture:
     """MI of the noisy layer of a stochastic network (model.noise_std = sqrt(noise_var)): the layer's values
-    before its own noise are the mixture's centres (see `noisy_layer_mi`). Exact in expectation where the
-    centres are a deterministic function of X (the first hidden layer, or any layer of a network with noise
-    only from there on); for deeper layers of a network with noise upstream, the centres are one draw of the
-    upstream noise and H(T|X) >= H(noise), so the estimate tends to an upper bound on I(X;T).
+    before its own noise are the mixture's centres (see `noisy_layer_mi`). The engine passes K draws of them
+    given X (`LayerContext.draws_KxNxU`, K = engine.NOISE_DRAWS) for the upstream noise: H(T|X) of deeper
+    layers is estimated from them; without draws S is taken as deterministic given X.
 
-    `seed` fixes the noise draws (the same at every epoch, so the curves are not jittered by them)."""
+    `seed` fixes this estimator's own noise draws (the same at every epoch, so curves are not jittered)."""
 
     name: str = "noisy"
     noise_var: float | None = 1e-2  # the network's noise_std^2; None for a deterministic network (gives NaN)
@@ -131,8 +138,11 @@ class NoisyMixture:
             return MIEstimate(nan, nan, nan, nan)
         n = acts_NxU.shape[0]
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)
+        draws = ctx.draws_KxNxU
         if self.max_samples is not None and self.max_samples < n:
             keep = np.unique(np.linspace(0, n - 1, self.max_samples).round().astype(np.int32))
             acts, labels_N = acts[keep], labels_N[keep]
-        i_xt, i_ty = noisy_layer_mi(acts, labels_N, ctx.unit_mask_U, self.noise_var, jax.random.PRNGKey(self.seed))
+            draws = None if draws is None else draws[:, keep]
+        i_xt, i_ty = noisy_layer_mi(acts, labels_N, ctx.unit_mask_U, self.noise_var, jax.random.PRNGKey(self.seed),
+                                    draws)
         return MIEstimate(i_xt, i_ty, nan, nan)
