@@ -226,11 +226,23 @@ class BucketResult:
     params_finite: np.ndarray  # [M] bool, final parameters all finite
     compile_s: float  # tracing + XLA compilation of the chunk program
     train_s: float  # everything: init, compile, all chunks
+    checkpoint_s: float | None = None  # mean seconds per checkpoint save (None: none saved)
+    resumed_at_chunk: int = 0  # the first chunk run in this process (> 0 after a resume)
+
+
+class Interrupted(Exception):
+    """A stop was requested (SIGTERM/SIGINT); the bucket was checkpointed after its last finished chunk."""
 
 
 def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, schedule: np.ndarray,
-                n_epochs: int, progress: Callable[[int, int, float], None] | None = None) -> BucketResult:
-    """Train every model of a bucket for n_epochs, chunk by chunk, measuring MI at `schedule` epochs."""
+                n_epochs: int, progress: Callable[[int, int, float], None] | None = None,
+                checkpoints=None, stop_requested: Callable[[], bool] | None = None) -> BucketResult:
+    """Train every model of a bucket for n_epochs, chunk by chunk, measuring MI at `schedule` epochs.
+
+    checkpoints: a `BucketCheckpoints`; the bucket resumes from its latest checkpoint if there is one, and is
+    checkpointed after chunks (as often as it says). stop_requested: checked after every chunk; when True the
+    bucket is checkpointed and `Interrupted` raised.
+    """
     chunk = engine.prog.chunk
     n_chunks = -(-(n_epochs + 1) // chunk)
     log_mask = np.zeros(n_chunks * chunk, bool)
@@ -256,7 +268,14 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     # Every state leaf has the model axis first; pin it to the mesh (the compiler may have replicated
     # leaves that do not depend on sharded inputs, such as zero biases).
     state = jax.device_put(engine.init_state(seeds_d, consts, lrs_d, moms_d), by_model)
-    mi_parts, met_parts, grad_parts = [], [], []
+    parts = {"mi": [], "metrics": [], "grads": []}
+    first_chunk = 0
+    restored = checkpoints.restore(state) if checkpoints is not None else None
+    if restored is not None:
+        first_chunk, host_state, parts = restored
+        # Exactly the saved arrays, placed as a fresh state is: the resumed chunks compute what the
+        # uninterrupted run computed (same program, same inputs).
+        state = jax.device_put(jax.tree.map(lambda t, a: np.asarray(a, t.dtype), state, host_state), by_model)
     n_epochs_d = jnp.int32(n_epochs)
     # Compile once, ahead of time, and call that executable for every chunk: every chunk has the same
     # shapes, so nothing can recompile (and the compile time is measured exactly).
@@ -264,21 +283,28 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     run_chunk = engine.chunk_program(mesh).lower(state, consts, data, log_mask_d, n_epochs_d, jnp.int32(0)).compile()
     compile_s = time.perf_counter() - t_compile
     t_train = time.perf_counter()
-    for c in range(n_chunks):
+    checkpoint_s = []
+    for c in range(first_chunk, n_chunks):
         start = c * chunk
         state, (mi, met, grads) = run_chunk(state, consts, data, log_mask_d, n_epochs_d, jnp.int32(start))
         state = jax.device_put(state, by_model)  # a no-op unless the compiler chose another layout
         sel, gsel = log_mask[start:start + chunk], grad_mask[start:start + chunk]
         mi, met, grads = jax.device_get((mi, met, grads))
-        mi_parts.append(mi[sel, :n_real])
-        met_parts.append(met[sel, :n_real])
-        grad_parts.append(grads[gsel, :n_real])
+        parts["mi"].append(mi[sel, :n_real])
+        parts["metrics"].append(met[sel, :n_real])
+        parts["grads"].append(grads[gsel, :n_real])
         if progress is not None:
             progress(min(start + chunk, n_epochs), n_epochs, time.perf_counter() - t_train)
+        stop = stop_requested is not None and stop_requested()
+        if checkpoints is not None and c + 1 < n_chunks and (stop or checkpoints.due()):
+            checkpoint_s.append(checkpoints.save(c + 1, state, parts))
+        if stop and c + 1 < n_chunks:
+            raise Interrupted(f"stopped after epoch {min(start + chunk, n_epochs)} of {n_epochs}")
     finite = jax.device_get(jax.vmap(lambda p: jnp.all(jnp.stack(
         [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(state.params))
     total = time.perf_counter() - t0
     return BucketResult(
-        mi_epochs=np.flatnonzero(log_mask), mi=np.concatenate(mi_parts), metrics=np.concatenate(met_parts),
-        grad_epochs=np.flatnonzero(grad_mask) + 1, grads=np.concatenate(grad_parts),
-        params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total)
+        mi_epochs=np.flatnonzero(log_mask), mi=np.concatenate(parts["mi"]), metrics=np.concatenate(parts["metrics"]),
+        grad_epochs=np.flatnonzero(grad_mask) + 1, grads=np.concatenate(parts["grads"]),
+        params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total,
+        checkpoint_s=float(np.mean(checkpoint_s)) if checkpoint_s else None, resumed_at_chunk=first_chunk)

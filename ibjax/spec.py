@@ -210,6 +210,8 @@ class GridSpec(_Frozen):
 class OutputSpec(_Frozen):
     plots: bool = True
     """Draw figures/infoplane_<cell>.png at the end."""
+    checkpoint_minutes: float | None = Field(None, ge=0)
+    """Checkpoint a running bucket at most this often (null or 0: after every chunk); see --resume."""
 
 
 class SweepSpec(_Frozen):

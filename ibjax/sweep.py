@@ -1,23 +1,29 @@
-"""CLI: python -m ibjax.sweep SPEC.yaml [--out DIR] [--set KEY=VALUE ...]
+"""CLI: python -m ibjax.sweep SPEC.yaml [--out DIR] [--set KEY=VALUE ...] [--resume] [--force]
 
 Spec → run table → buckets → one compiled program per bucket → run directory (DESIGN.md).
-Exit codes: 0 done; 2 bad input (spec, overrides, files); 1 an unexpected failure (tables of finished
-buckets are written before exiting).
+Each finished bucket's tables are written at once (part files); a running bucket is checkpointed after its
+chunks (ibjax.checkpoints). SIGTERM / SIGINT: the current chunk finishes, the bucket is checkpointed, the
+manifest says `interrupted`, exit code 3; `--resume` continues from there (a second signal abandons the chunk).
+Exit codes: 0 done (or nothing to do); 2 bad input (spec, overrides, files, a run directory that does not
+match); 3 interrupted, resumable; 1 an unexpected failure (finished buckets are on disk).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import pandas as pd
 
-from ibjax.engine import Engine, Program, run_program
+from ibjax.checkpoints import BucketCheckpoints
+from ibjax.engine import Engine, Interrupted, Program, run_program
 from ibjax.mi import (
     Binning,
     ExactCounting,
@@ -31,7 +37,7 @@ from ibjax.nets import make_consts
 from ibjax.plan import expand_grid, make_buckets, mi_epochs
 from ibjax.plots import infoplanes
 from ibjax.spec import SpecError, SweepSpec, load_spec, to_yaml
-from ibjax.store import TABLES, environment, write_json, write_table
+from ibjax.store import TABLES, environment, read_table, write_json, write_table
 from ibjax.tables import bucket_tables
 from ibjax.tasks import Task, load_task
 
@@ -91,8 +97,97 @@ class Progress:
         self.done_before += n_epochs * self.n_models
 
 
-def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True) -> dict:
-    """Train every run of the spec and write the run directory. Returns the manifest."""
+class RunDirError(ValueError):
+    """The run directory does not fit the request (changed spec, unfinished sweep without --resume)."""
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def spec_differences(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ, as 'key: old -> new'."""
+    a, b = _flat(old), _flat(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+class StopFlag:
+    """SIGTERM/SIGINT set the flag (the sweep stops after the current chunk); a second signal abandons it."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame):
+        if self.requested:
+            raise KeyboardInterrupt  # second signal: abandon the chunk (the last checkpoint stays)
+        self.requested = True
+        print(f"\nibjax: {signal.Signals(signum).name} received: stopping after this chunk "
+              f"(again to abandon it)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def _clear_outputs(out: Path) -> None:
+    for name in TABLES:
+        (out / f"{name}.parquet").unlink(missing_ok=True)
+        shutil.rmtree(out / name, ignore_errors=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+
+
+def _check_run_dir(spec: SweepSpec, out: Path, resume: bool, force: bool) -> dict | None:
+    """The existing manifest if this sweep may continue in `out`; None to start fresh; raises otherwise."""
+    import json
+
+    import yaml
+
+    if not (out / "manifest.json").is_file():
+        return None
+    manifest = json.loads((out / "manifest.json").read_text())
+    if force:
+        _clear_outputs(out)
+        return None
+    old = yaml.safe_load((out / "spec.yaml").read_text()) if (out / "spec.yaml").is_file() else {}
+    diff = spec_differences(old, yaml.safe_load(to_yaml(spec)))
+    if diff:
+        raise RunDirError(f"{out} holds a sweep of a different spec; differing keys: {'; '.join(diff)}. "
+                          f"Use another --out, or --force to discard it and start over.")
+    if manifest.get("status") == "done":
+        return manifest
+    if not resume:
+        raise RunDirError(f"{out} holds an unfinished sweep (status {manifest.get('status')!r}): add --resume "
+                          f"to continue it, or --force to discard it and start over.")
+    return manifest
+
+
+def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True,
+              resume: bool = False, force: bool = False) -> dict:
+    """Train every run of the spec and write the run directory. Returns the manifest.
+
+    An existing run directory of the same spec: done -> nothing to do (manifest["nothing_to_do"]); unfinished
+    -> continued with resume=True (finished buckets skipped, the running one from its checkpoint)."""
+    previous = _check_run_dir(spec, out, resume, force)
+    if previous is not None and previous.get("status") == "done":
+        return {**previous, "nothing_to_do": True}
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.yaml").write_text(to_yaml(spec))
     runs = expand_grid(spec)
@@ -115,48 +210,35 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
                      "status": "pending"}
                     for b in buckets],
     }
+    if previous is not None:  # keep what the finished buckets recorded
+        manifest["buckets"] = previous["buckets"]
+        manifest["resumed"] = previous.get("resumed", 0) + 1
     write_json(out / "manifest.json", manifest)
-    bar = Progress(len(runs) * n_epochs, enabled=progress)
-    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    todo = [b for b in buckets if manifest["buckets"][b.index]["status"] != "done"]
+    bar = Progress(sum(b.size for b in todo) * n_epochs, enabled=progress)
     t_start = time.perf_counter()
-    try:
-        for b in buckets:
-            bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
-            prog = Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
-                           optimizer=b.optimizer, n_train=task.train_idx.size, batch_size=bs,
-                           estimators=build_estimators(spec, task.n_classes, b.noise_std),
-                           chunk=_chunk_len(n_epochs, spec.train.chunk_epochs),
-                           quantize_bits=b.quantize_bits, noise_std=b.noise_std)
-            consts = jax.tree.map(lambda *a: jnp.stack(a), *[
-                make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
-            bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)
-            manifest["buckets"][b.index]["status"] = "running"
+    with StopFlag() as stop:
+        try:
+            for b in todo:
+                _run_bucket(spec, b, buckets, task, data, schedule, manifest, out, bar, stop)
+        except (Interrupted, KeyboardInterrupt) as e:
+            manifest["status"] = manifest["shards"][0]["status"] = "interrupted"
             write_json(out / "manifest.json", manifest)
-            result = run_program(
-                Engine(prog), [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
-                [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar)
-            bar.finish_bucket(n_epochs)
-            tables = bucket_tables(spec, b, result, [r.run_id(spec) for r in b.runs])
-            for name in TABLES:
-                parts[name].append(tables[name])
-            manifest["buckets"][b.index].update(
-                status="done", compile_s=round(result.compile_s, 2), wall_s=round(result.train_s, 2),
-                net_epochs_per_s=round(b.size * n_epochs / result.train_s, 1))
+            raise Interrupted(str(e) or "interrupted") from None
+        except BaseException:
+            manifest["status"] = manifest["shards"][0]["status"] = "failed"
             write_json(out / "manifest.json", manifest)
-    except BaseException:
-        manifest["status"] = manifest["shards"][0]["status"] = "interrupted"
-        _write_tables(out, parts)  # keep every finished bucket
-        write_json(out / "manifest.json", manifest)
-        raise
-    _write_tables(out, parts)
+            raise
+    tables = {name: read_table(out, name) for name in TABLES}
+    _consolidate(out, tables)
     manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
-    manifest["n_diverged"] = int(sum(int(p.diverged.sum()) for p in parts["runs"]))
+    manifest["n_diverged"] = int(tables["runs"].diverged.sum())
     if spec.output.plots:
-        runs_df, info_df = pd.concat(parts["runs"]), pd.concat(parts["info"])
         manifest["figures"] = [str(p.relative_to(out)) for p in
-                               infoplanes(out, info_df, runs_df, estimators[0].name)]
+                               infoplanes(out, tables["info"], tables["runs"], estimators[0].name)]
     manifest["status"] = manifest["shards"][0]["status"] = "done"
     write_json(out / "manifest.json", manifest)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     if report:
         # The tables are already safe on disk; a failing report must not turn a finished sweep into a failure.
         try:
@@ -169,16 +251,47 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     return manifest
 
 
+def _run_bucket(spec, b, buckets, task, data, schedule, manifest, out: Path, bar: Progress, stop) -> None:
+    n_epochs = spec.train.epochs
+    bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
+    prog = Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
+                   optimizer=b.optimizer, n_train=task.train_idx.size, batch_size=bs,
+                   estimators=build_estimators(spec, task.n_classes, b.noise_std),
+                   chunk=_chunk_len(n_epochs, spec.train.chunk_epochs),
+                   quantize_bits=b.quantize_bits, noise_std=b.noise_std)
+    consts = jax.tree.map(lambda *a: jnp.stack(a), *[
+        make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
+    bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)
+    manifest["buckets"][b.index]["status"] = "running"
+    write_json(out / "manifest.json", manifest)
+    ckpt = BucketCheckpoints(out / "checkpoints" / f"bucket-{b.index:04d}", spec.output.checkpoint_minutes)
+    result = run_program(
+        Engine(prog), [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
+        [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar,
+        checkpoints=ckpt, stop_requested=stop)
+    bar.finish_bucket(n_epochs)
+    tables = bucket_tables(spec, b, result, [r.run_id(spec) for r in b.runs])
+    for name in TABLES:
+        write_table(out / name / f"bucket-{b.index:04d}.parquet", tables[name])
+    manifest["buckets"][b.index].update(
+        status="done", compile_s=round(result.compile_s, 2), wall_s=round(result.train_s, 2),
+        net_epochs_per_s=round(b.size * n_epochs / result.train_s, 1), checkpoint_s=result.checkpoint_s,
+        resumed_at_chunk=result.resumed_at_chunk)
+    write_json(out / "manifest.json", manifest)
+    ckpt.remove()
+
+
 def _chunk_len(n_epochs: int, target: int) -> int:
     """Equal chunks covering epochs 0..n_epochs, each at most `target` long (the last may idle briefly)."""
     n_chunks = -(-(n_epochs + 1) // target)
     return -(-(n_epochs + 1) // n_chunks)
 
 
-def _write_tables(out: Path, parts: dict) -> None:
-    for name, frames in parts.items():
-        if frames:
-            write_table(out / f"{name}.parquet", pd.concat(frames, ignore_index=True))
+def _consolidate(out: Path, tables: dict) -> None:
+    """One file per table once every bucket is done (the single file is written before the parts go)."""
+    for name, df in tables.items():
+        write_table(out / f"{name}.parquet", df)
+        shutil.rmtree(out / name, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a spec key, e.g. --set train.epochs=200 (repeatable)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     ap.add_argument("--no-report", action="store_true", help="skip python -m ibjax.report at the end")
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    ap.add_argument("--force", action="store_true", help="discard what --out holds and start over")
     args = ap.parse_args(argv)
     try:
         spec = load_spec(args.spec, args.overrides)
@@ -201,13 +316,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ibjax: {n_runs} networks x {spec.train.epochs} epochs -> {out}", file=sys.stderr)
     try:
         manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec),
-                             report=not args.no_report)
-    except KeyboardInterrupt:
-        print(f"interrupted; finished buckets are in {out}", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, KeyError) as e:
+                             report=not args.no_report, resume=args.resume, force=args.force)
+    except Interrupted as e:
+        print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
+              f"  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, KeyError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if manifest.get("nothing_to_do"):
+        print(f"{out} already holds this finished sweep: nothing to do (--force to run it again)", file=sys.stderr)
+        return 0
     n_div = manifest.get("n_diverged", 0)
     print(f"done in {_fmt_s(manifest['wall_s'])}: {n_runs} networks, {n_div} diverged -> {out}", file=sys.stderr)
     if (out / "REPORT.md").is_file():

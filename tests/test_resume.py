@@ -1,0 +1,103 @@
+"""Interrupt a real sweep (SIGTERM, SIGKILL), resume it, and get exactly the uninterrupted sweep's tables."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from ibjax.store import TABLES, read_table
+from tests.conftest import ROOT, run_cli, small_spec
+
+KEYS = {"runs": ["run_id"], "info": ["run_id", "epoch", "layer", "estimator"], "metrics": ["run_id", "epoch"],
+        "gradients": ["run_id", "epoch", "layer"]}
+
+
+def spec_file(tmp_path: Path) -> Path:
+    raw = small_spec()
+    raw["train"] = {**raw.get("train", {}), "epochs": 300, "chunk_epochs": 15}
+    raw["mi"] = {"schedule": {"every": 25}}
+    raw["grid"] = {"seed": 2, "optimizer": ["sgd", "adam"]}  # two buckets
+    raw["output"] = {"plots": False}
+    path = tmp_path / "resume.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ref")
+    spec = spec_file(d)
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "run"), "--no-report", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return spec, d / "run"
+
+
+def tables(run: Path) -> dict:
+    return {name: read_table(run, name).sort_values(KEYS[name]).reset_index(drop=True) for name in TABLES}
+
+
+def checkpoints_exist(run: Path, bucket: int | None = None) -> bool:
+    pattern = "bucket-*" if bucket is None else f"bucket-{bucket:04d}"
+    return any(p.name.isdigit() for d in (run / "checkpoints").glob(pattern) for p in d.iterdir())
+
+
+def start(spec: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ibjax.sweep", str(spec), "--out", str(out), "--no-report",
+                             "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(cond, proc, timeout=240):
+    t = time.monotonic()
+    while not cond():
+        assert proc.poll() is None, f"the sweep ended before it could be interrupted:\n{proc.stderr.read()}"
+        assert time.monotonic() - t < timeout, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig):
+    spec, ref = reference
+    out = tmp_path / "run"
+    proc = start(spec, out)
+    # SIGTERM in the first bucket (it stops after the running chunk); SIGKILL in the second (the first
+    # bucket's tables are on disk, the second resumes from its last checkpoint).
+    wait_for(lambda: checkpoints_exist(out, 0 if sig == signal.SIGTERM else 1), proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=240)
+    manifest = json.loads((out / "manifest.json").read_text())
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 3, err
+        assert manifest["status"] == "interrupted" and "--resume" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL and manifest["status"] == "running"
+        assert manifest["buckets"][0]["status"] == "done"
+    # Without --resume an unfinished run directory is refused.
+    refused = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--no-report", "--quiet")
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--no-report", "--quiet", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["resumed"] == 1
+    assert any(b.get("resumed_at_chunk", 0) > 0 for b in manifest["buckets"])
+    assert not (out / "checkpoints").exists()
+    got, want = tables(out), tables(ref)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(got[name], want[name], check_exact=True)
+
+
+def test_finished_and_changed(reference, tmp_path):
+    spec, ref = reference
+    again = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report")
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+    changed = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report", "--set", "train.epochs=10")
+    assert changed.returncode == 2 and "train.epochs: 300 -> 10" in changed.stderr
+    assert "Traceback" not in changed.stderr
