@@ -104,6 +104,16 @@ class Bucket:
         return len(self.runs)
 
 
+def shard_runs(runs: list[Run], index: int, count: int) -> list[Run]:
+    """The index-th of `count` deterministic, contiguous slices of the run table, ordered by bucket so a shard
+    compiles as few programs as possible. Every run is in exactly one shard; sizes differ by at most one."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: need 0 <= I < N")
+    ordered = sorted(runs, key=lambda r: str(r.bucket_key()))  # stable: grid order within a bucket
+    bounds = np.linspace(0, len(ordered), count + 1).round().astype(int)
+    return ordered[bounds[index]:bounds[index + 1]]
+
+
 def make_buckets(runs: list[Run]) -> list[Bucket]:
     groups: dict[tuple, list[Run]] = {}
     for run in runs:

@@ -33,7 +33,9 @@ def check_run_dir(run_dir: Path) -> None:
     """Raise RunDirError naming every missing file of the run-directory contract at once."""
     if not run_dir.is_dir():
         raise RunDirError(f"run directory not found: {run_dir}")
-    missing = [f for f in ("spec.yaml", "manifest.json") if not (run_dir / f).is_file()]
+    missing = [f for f in ("spec.yaml",) if not (run_dir / f).is_file()]
+    if not (run_dir / "manifest.json").is_file() and not any((run_dir / "shards").glob("shard-*.json")):
+        missing.append("manifest.json (or shards/*.json)")
     missing += [f"{t}.parquet (or {t}/*.parquet)" for t in TABLES if not _has_table(run_dir, t)]
     if missing:
         raise RunDirError(f"{run_dir} is incomplete: missing {', '.join(missing)}. Was the sweep interrupted "

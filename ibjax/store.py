@@ -59,6 +59,29 @@ def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
     raise FileNotFoundError(f"{run_dir}: no table '{name}' ({single.name} or {parts.name}/*.parquet)")
 
 
+def shard_tag(index: int, count: int) -> str:
+    return f"shard-{index:04d}-of-{count:04d}"
+
+
+def read_manifest(run_dir: str | Path) -> dict:
+    """manifest.json, or for a sharded sweep the shards' manifests (shards/*.json) merged: status 'done' only
+    when all N shards are done; a shard with no manifest yet is listed as 'missing'."""
+    run_dir = Path(run_dir)
+    shard_files = sorted((run_dir / "shards").glob("shard-*.json"))
+    if not shard_files:
+        return json.loads((run_dir / "manifest.json").read_text())
+    parts = [json.loads(f.read_text()) for f in shard_files]
+    count = parts[0]["shard_count"]
+    by_index = {p["shard_index"]: p for p in parts}
+    merged = {k: v for k, v in parts[0].items() if k not in ("buckets", "shards", "status", "n_runs", "wall_s")}
+    merged["shards"] = [{"shard": f"{i}/{count}", "status": by_index[i]["status"] if i in by_index else "missing"}
+                        for i in range(count)]
+    merged["buckets"] = [{**b, "shard": f"{p['shard_index']}/{count}"} for p in parts for b in p["buckets"]]
+    merged["n_runs"] = sum(p["n_runs"] for p in parts)
+    merged["status"] = "done" if all(s["status"] == "done" for s in merged["shards"]) else "incomplete"
+    return merged
+
+
 def environment() -> dict:
     import jax
     import jaxlib
@@ -93,6 +116,6 @@ def load(run_dir: str | Path) -> RunDirectory:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = read_manifest(run_dir)
     tables = {name: read_table(run_dir, name) for name in TABLES}
     return RunDirectory(run_dir, spec, manifest, **tables)

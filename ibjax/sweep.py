@@ -34,10 +34,19 @@ from ibjax.mi import (
     QuantileBinning,
 )
 from ibjax.nets import make_consts
-from ibjax.plan import expand_grid, make_buckets, mi_epochs
+from ibjax.plan import expand_grid, make_buckets, mi_epochs, shard_runs
 from ibjax.plots import infoplanes
 from ibjax.spec import SpecError, SweepSpec, load_spec, to_yaml
-from ibjax.store import TABLES, environment, read_table, write_json, write_table
+from ibjax.store import (
+    TABLES,
+    atomic_write_bytes,
+    environment,
+    read_manifest,
+    read_table,
+    shard_tag,
+    write_json,
+    write_table,
+)
 from ibjax.tables import bucket_tables
 from ibjax.tasks import Task, load_task
 
@@ -147,6 +156,7 @@ class StopFlag:
 
 
 def _clear_outputs(out: Path) -> None:
+    shutil.rmtree(out / "shards", ignore_errors=True)
     for name in TABLES:
         (out / f"{name}.parquet").unlink(missing_ok=True)
         shutil.rmtree(out / name, ignore_errors=True)
@@ -154,23 +164,36 @@ def _clear_outputs(out: Path) -> None:
     (out / "manifest.json").unlink(missing_ok=True)
 
 
-def _check_run_dir(spec: SweepSpec, out: Path, resume: bool, force: bool) -> dict | None:
+def _check_run_dir(spec: SweepSpec, out: Path, manifest_path: Path, resume: bool, force: bool,
+                   sharded: bool) -> dict | None:
     """The existing manifest if this sweep may continue in `out`; None to start fresh; raises otherwise."""
     import json
 
     import yaml
 
-    if not (out / "manifest.json").is_file():
+    other = (out / "manifest.json").is_file() if sharded else any((out / "shards").glob("shard-*.json"))
+    if other and not force:
+        raise RunDirError(f"{out} holds a {'un' if sharded else ''}sharded sweep: run it the same way "
+                          f"({'without' if sharded else 'with'} --shard), or --force to discard it.")
+    if not force and (out / "spec.yaml").is_file():
+        old = yaml.safe_load((out / "spec.yaml").read_text()) or {}
+        diff = spec_differences(old, yaml.safe_load(to_yaml(spec)))
+        if diff:
+            raise RunDirError(f"{out} holds a sweep of a different spec; differing keys: {'; '.join(diff)}. "
+                              f"Use another --out, or --force to discard it and start over.")
+    if not manifest_path.is_file():
         return None
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads(manifest_path.read_text())
     if force:
-        _clear_outputs(out)
+        if sharded:  # only this shard's own files: the other shards may be running
+            manifest_path.unlink()
+            shutil.rmtree(out / "checkpoints" / manifest_path.stem, ignore_errors=True)
+            for name in TABLES:
+                for f in (out / name).glob(f"{manifest_path.stem}-*.parquet"):
+                    f.unlink()
+        else:
+            _clear_outputs(out)
         return None
-    old = yaml.safe_load((out / "spec.yaml").read_text()) if (out / "spec.yaml").is_file() else {}
-    diff = spec_differences(old, yaml.safe_load(to_yaml(spec)))
-    if diff:
-        raise RunDirError(f"{out} holds a sweep of a different spec; differing keys: {'; '.join(diff)}. "
-                          f"Use another --out, or --force to discard it and start over.")
     if manifest.get("status") == "done":
         return manifest
     if not resume:
@@ -180,17 +203,27 @@ def _check_run_dir(spec: SweepSpec, out: Path, resume: bool, force: bool) -> dic
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True,
-              resume: bool = False, force: bool = False) -> dict:
-    """Train every run of the spec and write the run directory. Returns the manifest.
+              resume: bool = False, force: bool = False, shard: tuple[int, int] = (0, 1)) -> dict:
+    """Train every run of the spec (or of shard I of N) and write the run directory. Returns the manifest.
 
     An existing run directory of the same spec: done -> nothing to do (manifest["nothing_to_do"]); unfinished
-    -> continued with resume=True (finished buckets skipped, the running one from its checkpoint)."""
-    previous = _check_run_dir(spec, out, resume, force)
+    -> continued with resume=True (finished buckets skipped, the running one from its checkpoint).
+    A shard (N > 1) writes shards/shard-I-of-N.json and its own part files (info/shard-I-of-N-bucket-B.parquet);
+    readers merge them, and the report lists shards that are missing or unfinished."""
+    index, count = shard
+    sharded = count > 1
+    tag = shard_tag(index, count) if sharded else ""
+    manifest_path = out / "shards" / f"{tag}.json" if sharded else out / "manifest.json"
+    previous = _check_run_dir(spec, out, manifest_path, resume, force, sharded)
     if previous is not None and previous.get("status") == "done":
         return {**previous, "nothing_to_do": True}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.yaml").write_text(to_yaml(spec))
+    spec_text = to_yaml(spec)
+    if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
+        atomic_write_bytes(out / "spec.yaml", spec_text.encode())
     runs = expand_grid(spec)
+    if sharded:
+        runs = shard_runs(runs, index, count)
     buckets = make_buckets(runs)
     task: Task = load_task(spec.data)
     data = task.device_data()
@@ -203,7 +236,8 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
         "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
         "n_test": len(task.test_idx), "n_mi_samples": len(task.y),
         "estimators": [{"kind": type(e).__name__, **asdict(e)} for e in estimators],
-        "shards": [{"shard": "0/1", "status": "running"}],
+        "shards": [{"shard": f"{index}/{count}", "status": "running"}], "shard_index": index,
+        "shard_count": count,
         "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
                      "activations": list(b.activations), "optimizer": b.optimizer,
                      "batch_size": b.batch_size, "quantize_bits": b.quantize_bits, "noise_std": b.noise_std,
@@ -213,22 +247,30 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     if previous is not None:  # keep what the finished buckets recorded
         manifest["buckets"] = previous["buckets"]
         manifest["resumed"] = previous.get("resumed", 0) + 1
-    write_json(out / "manifest.json", manifest)
+    write_json(manifest_path, manifest)
     todo = [b for b in buckets if manifest["buckets"][b.index]["status"] != "done"]
     bar = Progress(sum(b.size for b in todo) * n_epochs, enabled=progress)
     t_start = time.perf_counter()
     with StopFlag() as stop:
         try:
             for b in todo:
-                _run_bucket(spec, b, buckets, task, data, schedule, manifest, out, bar, stop)
+                _run_bucket(spec, b, buckets, task, data, schedule, manifest, manifest_path, tag, out, bar, stop)
         except (Interrupted, KeyboardInterrupt) as e:
             manifest["status"] = manifest["shards"][0]["status"] = "interrupted"
-            write_json(out / "manifest.json", manifest)
+            write_json(manifest_path, manifest)
             raise Interrupted(str(e) or "interrupted") from None
         except BaseException:
             manifest["status"] = manifest["shards"][0]["status"] = "failed"
-            write_json(out / "manifest.json", manifest)
+            write_json(manifest_path, manifest)
             raise
+    if sharded:
+        manifest["status"] = manifest["shards"][0]["status"] = "done"
+        manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
+        write_json(manifest_path, manifest)
+        shutil.rmtree(out / "checkpoints" / tag, ignore_errors=True)
+        if report and read_manifest(out)["status"] == "done":  # the last shard to finish writes the report
+            _report(out, spec.output.plots)
+        return manifest
     tables = {name: read_table(out, name) for name in TABLES}
     _consolidate(out, tables)
     manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
@@ -240,18 +282,23 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     write_json(out / "manifest.json", manifest)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     if report:
-        # The tables are already safe on disk; a failing report must not turn a finished sweep into a failure.
-        try:
-            from ibjax.report import report as write_report
-
-            write_report(out, figures=spec.output.plots)
-        except Exception as e:
-            print(f"warning: the report failed ({type(e).__name__}: {e}); the sweep's tables are complete; "
-                  f"retry with: python -m ibjax.report {out}", file=sys.stderr)
+        _report(out, spec.output.plots)
     return manifest
 
 
-def _run_bucket(spec, b, buckets, task, data, schedule, manifest, out: Path, bar: Progress, stop) -> None:
+def _report(out: Path, figures: bool) -> None:
+    # The tables are already safe on disk; a failing report must not turn a finished sweep into a failure.
+    try:
+        from ibjax.report import report as write_report
+
+        write_report(out, figures=figures)
+    except Exception as e:
+        print(f"warning: the report failed ({type(e).__name__}: {e}); the sweep's tables are complete; "
+              f"retry with: python -m ibjax.report {out}", file=sys.stderr)
+
+
+def _run_bucket(spec, b, buckets, task, data, schedule, manifest, manifest_path: Path, tag: str, out: Path,
+                bar: Progress, stop) -> None:
     n_epochs = spec.train.epochs
     bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
     prog = Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
@@ -263,8 +310,9 @@ def _run_bucket(spec, b, buckets, task, data, schedule, manifest, out: Path, bar
         make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
     bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)
     manifest["buckets"][b.index]["status"] = "running"
-    write_json(out / "manifest.json", manifest)
-    ckpt = BucketCheckpoints(out / "checkpoints" / f"bucket-{b.index:04d}", spec.output.checkpoint_minutes)
+    write_json(manifest_path, manifest)
+    part = f"{tag}-bucket-{b.index:04d}" if tag else f"bucket-{b.index:04d}"
+    ckpt = BucketCheckpoints(out / "checkpoints" / tag / f"bucket-{b.index:04d}", spec.output.checkpoint_minutes)
     result = run_program(
         Engine(prog), [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
         [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar,
@@ -272,12 +320,12 @@ def _run_bucket(spec, b, buckets, task, data, schedule, manifest, out: Path, bar
     bar.finish_bucket(n_epochs)
     tables = bucket_tables(spec, b, result, [r.run_id(spec) for r in b.runs])
     for name in TABLES:
-        write_table(out / name / f"bucket-{b.index:04d}.parquet", tables[name])
+        write_table(out / name / f"{part}.parquet", tables[name])
     manifest["buckets"][b.index].update(
         status="done", compile_s=round(result.compile_s, 2), wall_s=round(result.train_s, 2),
         net_epochs_per_s=round(b.size * n_epochs / result.train_s, 1), checkpoint_s=result.checkpoint_s,
         resumed_at_chunk=result.resumed_at_chunk)
-    write_json(out / "manifest.json", manifest)
+    write_json(manifest_path, manifest)
     ckpt.remove()
 
 
@@ -294,6 +342,26 @@ def _consolidate(out: Path, tables: dict) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
 
 
+def parse_shard(text: str | None, env=None) -> tuple[int, int]:
+    """'I/N' -> (I, N); None -> the SLURM array task (task id minus the array's smallest id, of the task count)
+    when running in a SLURM array job, else (0, 1)."""
+    import os
+
+    env = os.environ if env is None else env
+    if text is None:
+        if "SLURM_ARRAY_TASK_COUNT" not in env:
+            return 0, 1
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        text = f"{int(env['SLURM_ARRAY_TASK_ID']) - first}/{env['SLURM_ARRAY_TASK_COUNT']}"
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"expected I/N with integers, e.g. 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"{text}: need 0 <= I < N")
+    return i, n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ibjax.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("spec", help="sweep YAML file (see sweeps/ and the README's YAML reference)")
@@ -304,7 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-report", action="store_true", help="skip python -m ibjax.report at the end")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
     ap.add_argument("--force", action="store_true", help="discard what --out holds and start over")
+    ap.add_argument("--shard", metavar="I/N", help="run only the I-th (0-based) of N deterministic slices of the "
+                    "run table; default under a SLURM array job: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT")
     args = ap.parse_args(argv)
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as e:
+        print(f"error: --shard: {e}", file=sys.stderr)
+        return 2
     try:
         spec = load_spec(args.spec, args.overrides)
     except SpecError as e:
@@ -316,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ibjax: {n_runs} networks x {spec.train.epochs} epochs -> {out}", file=sys.stderr)
     try:
         manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec),
-                             report=not args.no_report, resume=args.resume, force=args.force)
+                             report=not args.no_report, resume=args.resume, force=args.force, shard=shard)
     except Interrupted as e:
         print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
               f"  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
@@ -324,8 +399,14 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    what = "sweep" if shard[1] == 1 else f"shard {shard[0]}/{shard[1]}"
     if manifest.get("nothing_to_do"):
-        print(f"{out} already holds this finished sweep: nothing to do (--force to run it again)", file=sys.stderr)
+        print(f"{out} already holds this finished {what}: nothing to do (--force to run it again)", file=sys.stderr)
+        return 0
+    if shard[1] > 1:
+        left = [s["shard"] for s in read_manifest(out)["shards"] if s["status"] != "done"]
+        print(f"{what} done -> {out}" + (f"; shards not done yet: {', '.join(left)}" if left else
+                                          "; all shards done"), file=sys.stderr)
         return 0
     n_div = manifest.get("n_diverged", 0)
     print(f"done in {_fmt_s(manifest['wall_s'])}: {n_runs} networks, {n_div} diverged -> {out}", file=sys.stderr)

@@ -1,0 +1,82 @@
+"""Sharded sweeps: deterministic slices of the run table, part files per shard, merged results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ibjax.plan import expand_grid, shard_runs
+from ibjax.spec import validate
+from ibjax.store import load
+from ibjax.sweep import parse_shard
+from tests.conftest import run_cli, small_spec
+
+
+def test_shards_partition_the_run_table():
+    spec = validate({"grid": {"seed": 5, "activation": ["tanh", "relu", "sigmoid"], "optimizer": ["sgd", "adam"]}})
+    runs = expand_grid(spec)
+    for n in (1, 2, 3, 7, 30, 40):
+        parts = [shard_runs(runs, i, n) for i in range(n)]
+        flat = [r for p in parts for r in p]
+        assert sorted(map(repr, flat)) == sorted(map(repr, runs))  # every run exactly once
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+        assert parts == [shard_runs(runs, i, n) for i in range(n)]  # deterministic
+
+
+def test_shard_from_the_command_line_and_slurm():
+    assert parse_shard("2/4") == (2, 4) and parse_shard(None, env={}) == (0, 1)
+    assert parse_shard(None, env={"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
+    assert parse_shard(None, env={"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "1",
+                                  "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
+    for bad in ("4/4", "a/2", "1"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+    proc = run_cli("ibjax.sweep", "sweeps/activation_grid.yaml", "--shard", "5/2")
+    assert proc.returncode == 2 and "--shard" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_two_shards_merge_to_the_unsharded_sweep(tiny_run, tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(small_spec()))
+    out = tmp_path / "sharded"
+    first = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--shard", "0/2")
+    assert first.returncode == 0, first.stderr
+    assert "shards not done yet: 1/2" in first.stderr
+    partial = run_cli("ibjax.report", str(out))  # one shard missing: reported, not hidden
+    assert "shard 1/2 is 'missing'" in partial.stderr
+    second = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--shard", "1/2")
+    assert second.returncode == 0 and "all shards done" in second.stderr, second.stderr
+    assert (out / "REPORT.md").is_file()  # the last shard to finish writes the report
+    again = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--shard", "1/2")
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+    mixed = run_cli("ibjax.sweep", str(spec), "--out", str(out))
+    assert mixed.returncode == 2 and "sharded" in mixed.stderr
+
+    merged, whole = load(out), load(tiny_run)
+    assert merged.manifest["status"] == "done" and len(merged.manifest["shards"]) == 2
+    assert sorted(merged.runs.run_id) == sorted(whole.runs.run_id)
+    keys = ["run_id", "epoch", "layer", "estimator"]
+    a = merged.info.sort_values(keys).reset_index(drop=True)
+    b = whole.info.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[keys], b[keys])
+    # The same networks in smaller programs: equal to float32 rounding (a sample on a bin edge may flip).
+    np.testing.assert_allclose(a.i_xt, b.i_xt, atol=0.02)
+    m = merged.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
+    w = whole.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
+    np.testing.assert_allclose(m.train_loss, w.train_loss, rtol=1e-5, atol=1e-6)
+
+
+def test_script_without_submit(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(small_spec()))
+    proc = run_cli("ibjax.slurm", str(spec), "--out", str(tmp_path / "r"), "--shards", "3", "--partition", "gpu",
+                   "--gpus-per-task", "1")
+    assert proc.returncode == 0, proc.stderr
+    script = (tmp_path / "r" / "slurm" / "sweep.sbatch").read_text()
+    for line in ("#SBATCH --array=0-2", "#SBATCH --requeue", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1",
+                 '--shard "$SLURM_ARRAY_TASK_ID/3" --resume', "scontrol requeue"):
+        assert line in script
+    bad = run_cli("ibjax.slurm", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r"), "--shards", "2")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
