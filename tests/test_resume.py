@@ -22,8 +22,9 @@ KEYS = {"runs": ["run_id"], "info": ["run_id", "epoch", "layer", "estimator"], "
 
 def spec_file(tmp_path: Path) -> Path:
     raw = small_spec()
-    raw["train"] = {**raw.get("train", {}), "epochs": 300, "chunk_epochs": 15}
-    raw["mi"] = {"schedule": {"every": 25}}
+    raw["train"] = {**raw.get("train", {}), "epochs": 120, "chunk_epochs": 8}
+    raw["mi"] = {"schedule": {"every": 10}}
+    raw["model"] = {"hidden": [6, 4, 3], "activation": "tanh"}
     raw["grid"] = {"seed": 2, "optimizer": ["sgd", "adam"]}  # two buckets
     raw["output"] = {"plots": False}
     path = tmp_path / "resume.yaml"
@@ -99,5 +100,5 @@ def test_finished_and_changed(reference, tmp_path):
     again = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report")
     assert again.returncode == 0 and "nothing to do" in again.stderr
     changed = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report", "--set", "train.epochs=10")
-    assert changed.returncode == 2 and "train.epochs: 300 -> 10" in changed.stderr
+    assert changed.returncode == 2 and "train.epochs: 120 -> 10" in changed.stderr
     assert "Traceback" not in changed.stderr
