@@ -44,3 +44,32 @@ def tiny_run(tmp_path_factory) -> Path:
     proc = run_cli("ibjax.sweep", str(spec), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def sweep_to_run_dir(tmp_path: Path, raw: dict, *args: str):
+    """Write `raw` as a spec, run `python -m ibjax.sweep` on it (no report) and load the run directory."""
+    from ibjax.store import load
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report", *args)
+    assert proc.returncode == 0, proc.stderr
+    return load(tmp_path / "o")
+
+
+def assert_merged_equals_unsharded(merged, whole) -> None:
+    """A sharded run directory holds the unsharded sweep's runs and rows; values equal to float32 rounding
+    (the same networks in programs of another size; a sample on a bin edge may flip: < 0.02 bits)."""
+    import numpy as np
+    import pandas as pd
+
+    assert merged.manifest["status"] == "done" and all(s["status"] == "done" for s in merged.manifest["shards"])
+    assert sorted(merged.runs.run_id) == sorted(whole.runs.run_id)
+    keys = ["run_id", "epoch", "layer", "estimator"]
+    a = merged.info.sort_values(keys).reset_index(drop=True)
+    b = whole.info.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[keys], b[keys])
+    np.testing.assert_allclose(a.i_xt, b.i_xt, atol=0.02)
+    m = merged.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
+    w = whole.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
+    np.testing.assert_allclose(m.train_loss, w.train_loss, rtol=1e-5, atol=1e-6)

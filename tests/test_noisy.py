@@ -5,11 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
 from ibjax.mi import noisy_layer_mi
-from ibjax.store import load
-from tests.conftest import run_cli, small_spec
+from tests.conftest import small_spec, sweep_to_run_dir
 from tests.test_estimators import mixture_mi_1d
 
 
@@ -29,11 +27,7 @@ def test_noisy_sweep(tmp_path):
     raw = small_spec(**{"mi.estimators": [{"kind": "binning"}, {"kind": "noisy", "max_samples": 512}]})
     raw["model"] = {"hidden": [6, 4, 3], "activation": "tanh"}
     raw["grid"] = {"seed": 2, "noise_std": [None, 0.1]}
-    spec = tmp_path / "n.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
-    assert proc.returncode == 0, proc.stderr
-    rd = load(tmp_path / "o")
+    rd = sweep_to_run_dir(tmp_path, raw)
     info = rd.info.merge(rd.runs[["run_id", "noise_std"]], on="run_id")
     noisy = info[info.estimator == "noisy"]
     assert noisy[noisy.noise_std.isna()].i_xt.isna().all()  # deterministic networks: nothing to measure

@@ -6,15 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import yaml
 
 from ibjax.engine import Engine, Program
 from ibjax.mi import ExactCounting, LayerContext
 from ibjax.nets import fake_quantize, forward, make_consts
 from ibjax.spec import DataSpec
-from ibjax.store import load
 from ibjax.tasks import load_task
-from tests.conftest import run_cli, small_spec
+from tests.conftest import small_spec, sweep_to_run_dir
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4, 8])
@@ -81,11 +79,7 @@ def test_quantized_sweep_exact_equals_level_binning(tmp_path):
     raw = small_spec(**{"mi.estimators": [{"kind": "exact"}, {"kind": "binning", "n_bins": 4, "range": "layer"}]})
     raw["model"] = {"hidden": [5, 3, 2], "activation": "tanh"}
     raw["grid"] = {"seed": 1, "quantize_bits": [None, 2]}
-    spec = tmp_path / "q.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
-    assert proc.returncode == 0, proc.stderr
-    rd = load(tmp_path / "o")
+    rd = sweep_to_run_dir(tmp_path, raw)
     assert set(rd.runs.quantize_bits.dropna()) == {2} and rd.runs.quantize_bits.isna().sum() == 1
     info = rd.info.merge(rd.runs[["run_id", "quantize_bits"]], on="run_id")
     q = info[(info.quantize_bits == 2) & (info.layer != "out")]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -11,7 +9,7 @@ from ibjax.plan import expand_grid, shard_runs
 from ibjax.spec import validate
 from ibjax.store import load
 from ibjax.sweep import parse_shard
-from tests.conftest import run_cli, small_spec
+from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec
 
 
 def test_shards_partition_the_run_table():
@@ -53,18 +51,9 @@ def test_two_shards_merge_to_the_unsharded_sweep(tiny_run, tmp_path):
     mixed = run_cli("ibjax.sweep", str(spec), "--out", str(out))
     assert mixed.returncode == 2 and "sharded" in mixed.stderr
 
-    merged, whole = load(out), load(tiny_run)
-    assert merged.manifest["status"] == "done" and len(merged.manifest["shards"]) == 2
-    assert sorted(merged.runs.run_id) == sorted(whole.runs.run_id)
-    keys = ["run_id", "epoch", "layer", "estimator"]
-    a = merged.info.sort_values(keys).reset_index(drop=True)
-    b = whole.info.sort_values(keys).reset_index(drop=True)
-    pd.testing.assert_frame_equal(a[keys], b[keys])
-    # The same networks in smaller programs: equal to float32 rounding (a sample on a bin edge may flip).
-    np.testing.assert_allclose(a.i_xt, b.i_xt, atol=0.02)
-    m = merged.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
-    w = whole.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
-    np.testing.assert_allclose(m.train_loss, w.train_loss, rtol=1e-5, atol=1e-6)
+    merged = load(out)
+    assert len(merged.manifest["shards"]) == 2
+    assert_merged_equals_unsharded(merged, load(tiny_run))
 
 
 def test_script_without_submit(tmp_path):

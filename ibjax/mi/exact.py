@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 from jax import lax
 
+from ibjax.mi.binning import layer_range
 from ibjax.mi.entropy import label_entropy, symbol_entropies
 from ibjax.mi.interface import LayerContext, MIEstimate
 
@@ -46,7 +47,5 @@ class ExactCounting:
         n_classes = n if self.n_classes is None else self.n_classes
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)
         h_t, h_ty = symbol_entropies(float_row_codes(acts), labels_N, radix=None, n_classes=n_classes)
-        real = ctx.unit_mask_U[None, :]
-        lo = jnp.min(jnp.where(real, acts_NxU, jnp.inf)).astype(jnp.float64)
-        hi = jnp.max(jnp.where(real, acts_NxU, -jnp.inf)).astype(jnp.float64)
+        lo, hi = layer_range(acts_NxU, ctx.unit_mask_U)
         return MIEstimate(h_t, h_t + label_entropy(labels_N) - h_ty, lo, hi)

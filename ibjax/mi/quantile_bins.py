@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ibjax.mi.binning import mi_from_bins
+from ibjax.mi.binning import layer_range, mi_from_bins
 from ibjax.mi.interface import LayerContext, MIEstimate
 
 
@@ -49,7 +49,5 @@ class QuantileBinning:
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = quantile_bin_indices(acts_NxU, self.n_bins)
         i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_bins, self.n_classes)
-        real = ctx.unit_mask_U[None, :]
-        lo = jnp.min(jnp.where(real, acts_NxU, jnp.inf)).astype(jnp.float64)
-        hi = jnp.max(jnp.where(real, acts_NxU, -jnp.inf)).astype(jnp.float64)
+        lo, hi = layer_range(acts_NxU, ctx.unit_mask_U)
         return MIEstimate(i_xt, i_ty, lo, hi)
