@@ -114,16 +114,23 @@ def shard_runs(runs: list[Run], index: int, count: int) -> list[Run]:
     return ordered[bounds[index]:bounds[index + 1]]
 
 
-def make_buckets(runs: list[Run]) -> list[Bucket]:
+def make_buckets(runs: list[Run], max_models: int | None = None) -> list[Bucket]:
+    """Group runs that can share a program; with `max_models`, a group larger than that is split into
+    programs of near-equal size (each padded to its own members' widths)."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.bucket_key(), []).append(run)
     buckets = []
-    for i, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
         depth, optimizer, batch_size, quantize_bits, noise_std = key
-        pad = tuple(max(r.hidden[layer] for r in members) for layer in range(depth))
-        acts = tuple(sorted({r.activation for r in members}))
-        buckets.append(Bucket(i, tuple(members), depth, optimizer, batch_size, pad, acts, quantize_bits, noise_std))
+        n_parts = 1 if max_models is None else -(-len(members) // max_models)
+        bounds = np.linspace(0, len(members), n_parts + 1).round().astype(int)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            part = members[lo:hi]
+            pad = tuple(max(r.hidden[layer] for r in part) for layer in range(depth))
+            acts = tuple(sorted({r.activation for r in part}))
+            buckets.append(Bucket(len(buckets), tuple(part), depth, optimizer, batch_size, pad, acts,
+                                  quantize_bits, noise_std))
     return buckets
 
 

@@ -81,6 +81,8 @@ class TrainSpec(_Frozen):
     """Minibatch size (each network reshuffles every epoch with its own key), or 'full' for full-batch GD."""
     chunk_epochs: int = Field(250, gt=0)
     """Epochs per compiled chunk: progress, and results streamed to the host, once per chunk."""
+    max_models_per_program: int | None = Field(None, gt=0)
+    """Split a bucket into programs of at most this many networks (device memory); null: one per bucket."""
 
 
 class EstimatorSpec(_Frozen):

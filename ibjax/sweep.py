@@ -224,7 +224,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     runs = expand_grid(spec)
     if sharded:
         runs = shard_runs(runs, index, count)
-    buckets = make_buckets(runs)
+    buckets = make_buckets(runs, spec.train.max_models_per_program)
     task: Task = load_task(spec.data)
     data = task.device_data()
     estimators = build_estimators(spec, task.n_classes)

@@ -68,3 +68,25 @@ def test_script_without_submit(tmp_path):
         assert line in script
     bad = run_cli("ibjax.slurm", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r"), "--shards", "2")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_max_models_per_program_splits_buckets():
+    from ibjax.plan import make_buckets
+
+    spec = validate({"grid": {"seed": 7, "activation": ["tanh", "relu"], "optimizer": ["sgd", "adam"]}})
+    runs = expand_grid(spec)
+    whole = make_buckets(runs)
+    split = make_buckets(runs, max_models=5)
+    assert len(whole) == 2 and all(b.size == 14 for b in whole)
+    assert sorted(b.size for b in split) == [4, 4, 5, 5, 5, 5] and [b.index for b in split] == list(range(6))
+    assert sorted(map(repr, (r for b in split for r in b.runs))) == sorted(map(repr, runs))
+    assert make_buckets(runs, max_models=100) == whole
+
+
+def test_split_buckets_give_the_same_results(tiny_run, tmp_path):
+    from tests.conftest import sweep_to_run_dir
+
+    rd = sweep_to_run_dir(tmp_path, small_spec(**{"train.max_models_per_program": 3}))
+    assert len(rd.manifest["buckets"]) == 3  # 8 networks in programs of 3, 3, 2
+    rd.manifest["shards"] = [{"status": "done"}]
+    assert_merged_equals_unsharded(rd, load(tiny_run))
