@@ -1,15 +1,17 @@
-"""Per-bucket checkpoints for resume: the stacked training state and the results not yet written.
+"""Per-bucket checkpoints for resume: the stacked training state, and the results streamed to disk per chunk.
 
-A checkpoint holds, after chunk c: the state of every model of the bucket (parameters, optimizer states, RNG
-keys; padded models included, so a resume needs the same device count), the index of the next chunk, and the
-per-chunk results collected so far (MI, metrics, gradients), which reach the tables only when the bucket
-finishes. Saved with Orbax (`StandardSave` of host arrays, synchronously: a checkpoint is on disk before the
-next chunk starts, so SIGKILL loses at most one chunk), every chunk or at most every `every_minutes`; Orbax
-keeps the last two. The folder is removed when the bucket's tables are written.
+After every chunk its logged results (MI, metrics, gradients of that chunk only) are written to
+`<dir>.results/chunk-CCCCCC.npz` (atomically), so host memory does not grow with epochs. A checkpoint holds,
+after chunk c: the state of every model of the bucket (parameters, optimizer states, RNG keys; padded models
+included, so a resume needs the same device count) and the index of the next chunk. Saved with Orbax
+(`StandardSave` of host arrays, synchronously: it is on disk before the next chunk starts, so SIGKILL loses at
+most the chunks since the last checkpoint; their result files are simply written again), every chunk or at
+most every `every_minutes`; Orbax keeps the last two. Both folders go when the bucket's tables are written.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -36,8 +38,29 @@ class BucketCheckpoints:
     def due(self) -> bool:
         return self.every_s is None or time.monotonic() - self._last >= self.every_s
 
-    def save(self, next_chunk: int, state, parts: dict) -> float:
-        """Save and return the seconds it took. `parts`: name -> list of host arrays (one per chunk)."""
+    @property
+    def results_dir(self) -> Path:
+        return self.directory.with_name(self.directory.name + ".results")
+
+    def write_chunk(self, chunk: int, arrays: dict) -> None:
+        """One chunk's results (name -> host array), atomically."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        path = self.results_dir / f"chunk-{chunk:06d}.npz"
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    def read_chunks(self, n_chunks: int) -> dict:
+        """name -> list of the arrays of chunks 0 .. n_chunks - 1."""
+        parts: dict = {}
+        for c in range(n_chunks):
+            with np.load(self.results_dir / f"chunk-{c:06d}.npz") as z:
+                for k in z.files:
+                    parts.setdefault(k, []).append(z[k])
+        return parts
+
+    def save(self, next_chunk: int, state) -> float:
+        """Save and return the seconds it took."""
         import orbax.checkpoint as ocp
 
         t = time.perf_counter()
@@ -45,7 +68,6 @@ class BucketCheckpoints:
         # NamedTuples (optax states) or orders dict keys.
         leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
         tree = {"state": {f"{i:06d}": x for i, x in enumerate(leaves)},
-                "parts": {k: _stack(vs) for k, vs in parts.items()},
                 "next_chunk": np.asarray(next_chunk, np.int64)}
         self._mgr().save(next_chunk, args=ocp.args.StandardSave(tree), force=True)
         self._mgr().wait_until_finished()
@@ -53,7 +75,7 @@ class BucketCheckpoints:
         return time.perf_counter() - t
 
     def restore(self, state_template):
-        """(next_chunk, host state, parts) of the latest checkpoint, or None if there is none."""
+        """(next_chunk, host state) of the latest checkpoint, or None if there is none."""
         if not self.directory.is_dir():
             return None
         import orbax.checkpoint as ocp
@@ -64,21 +86,12 @@ class BucketCheckpoints:
         restored = self._mgr().restore(step, args=ocp.args.StandardRestore())
         leaves = [restored["state"][k] for k in sorted(restored["state"])]
         state = jax.tree.unflatten(jax.tree.structure(state_template), leaves)
-        parts = {k: [v["rows"][: int(v["n"])]] for k, v in restored["parts"].items()}
-        return int(restored["next_chunk"]), state, parts
+        return int(restored["next_chunk"]), state
 
     def remove(self) -> None:
         if self._manager is not None:
             self._manager.close()
             self._manager = None
         shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.results_dir, ignore_errors=True)
 
-
-def _stack(chunks: list) -> dict:
-    """One array per result (chunks concatenated along the epoch axis) and its length. Orbax refuses
-    zero-size arrays, so an empty result is stored as one placeholder row with n = 0."""
-    rows = np.concatenate(chunks)
-    n = len(rows)
-    if n == 0:
-        rows = np.zeros((1, *rows.shape[1:]), rows.dtype)
-    return {"rows": rows, "n": np.asarray(n, np.int64)}

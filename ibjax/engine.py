@@ -268,11 +268,11 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     # Every state leaf has the model axis first; pin it to the mesh (the compiler may have replicated
     # leaves that do not depend on sharded inputs, such as zero biases).
     state = jax.device_put(engine.init_state(seeds_d, consts, lrs_d, moms_d), by_model)
-    parts = {"mi": [], "metrics": [], "grads": []}
+    parts = {"mi": [], "metrics": [], "grads": []}  # in memory only without checkpoints (streamed otherwise)
     first_chunk = 0
     restored = checkpoints.restore(state) if checkpoints is not None else None
     if restored is not None:
-        first_chunk, host_state, parts = restored
+        first_chunk, host_state = restored
         # Exactly the saved arrays, placed as a fresh state is: the resumed chunks compute what the
         # uninterrupted run computed (same program, same inputs).
         state = jax.device_put(jax.tree.map(lambda t, a: np.asarray(a, t.dtype), state, host_state), by_model)
@@ -290,16 +290,21 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         state = jax.device_put(state, by_model)  # a no-op unless the compiler chose another layout
         sel, gsel = log_mask[start:start + chunk], grad_mask[start:start + chunk]
         mi, met, grads = jax.device_get((mi, met, grads))
-        parts["mi"].append(mi[sel, :n_real])
-        parts["metrics"].append(met[sel, :n_real])
-        parts["grads"].append(grads[gsel, :n_real])
+        this = {"mi": mi[sel, :n_real], "metrics": met[sel, :n_real], "grads": grads[gsel, :n_real]}
+        if checkpoints is not None:
+            checkpoints.write_chunk(c, this)  # to disk: host memory does not grow with epochs
+        else:
+            for k, v in this.items():
+                parts[k].append(v)
         if progress is not None:
             progress(min(start + chunk, n_epochs), n_epochs, time.perf_counter() - t_train)
         stop = stop_requested is not None and stop_requested()
         if checkpoints is not None and c + 1 < n_chunks and (stop or checkpoints.due()):
-            checkpoint_s.append(checkpoints.save(c + 1, state, parts))
+            checkpoint_s.append(checkpoints.save(c + 1, state))
         if stop and c + 1 < n_chunks:
             raise Interrupted(f"stopped after epoch {min(start + chunk, n_epochs)} of {n_epochs}")
+    if checkpoints is not None:
+        parts = checkpoints.read_chunks(n_chunks)
     finite = jax.device_get(jax.vmap(lambda p: jnp.all(jnp.stack(
         [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(state.params))
     total = time.perf_counter() - t0
