@@ -46,3 +46,44 @@ def test_array_job_on_real_slurm_equals_unsharded(cluster, tiny_run, tmp_path, m
 
     assert_merged_equals_unsharded(load(out), load(tiny_run))
     assert (out / "REPORT.md").is_file()  # the last shard to finish writes the report
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_the_task_requeues_itself(cluster, tmp_path, monkeypatch):
+    """What SLURM does before a time limit or preemption: SIGTERM to the batch script. The script forwards it,
+    the sweep checkpoints and exits 3, the task requeues itself and the second run resumes to the end."""
+    import json
+    import subprocess
+    import time
+
+    raw = small_spec()
+    raw["train"].update(epochs=300, chunk_epochs=10)
+    raw["mi"]["schedule"] = {"every": 50}
+    raw["output"] = {"plots": False}
+    spec = tmp_path / "long.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+    proc = run_cli("ibjax.slurm", str(spec), "--out", str(out), "--shards", "1", "--submit")
+    assert proc.returncode == 0, proc.stderr
+    job = proc.stdout.strip().splitlines()[-1]
+    t = time.monotonic()
+    while not any(p.name.isdigit() for d in (out / "checkpoints").glob("**/bucket-*") for p in d.iterdir()):
+        assert time.monotonic() - t < 300, cluster.log_tail()
+        time.sleep(0.05)
+    subprocess.run(["scancel", "--signal=TERM", "--batch", f"{job}_0"], env=cluster.env, check=True)
+    # SLURM 22.05 holds a requeued batch job back (BeginTime about two minutes ahead); start it now instead.
+    t = time.monotonic()
+    while cluster.job_states(job) != ["PENDING"]:
+        assert time.monotonic() - t < 120 and cluster.job_states(job) != ["COMPLETED"], cluster.log_tail()
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"], env=cluster.env,
+                   capture_output=True)
+    states = cluster.wait(job)
+    log = "".join(f.read_text() for f in (out / "slurm" / "logs").glob("*.out"))
+    assert states == ["COMPLETED"], (states, log[-3000:])
+    assert "requeueing this task" in log and "restart 1" in log, log[-3000:]
+    manifest = json.loads((out / "shards" / "shard-0000-of-0001.json").read_text()) \
+        if (out / "shards").is_dir() else json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["resumed"] == 1
+    assert len(load(out).metrics) == 8 * 7  # 8 networks x MI at epochs 0, 50, ..., 300
