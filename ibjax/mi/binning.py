@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from ibjax.mi.entropy import label_entropy, symbol_entropies
+from ibjax.mi.entropy import mi_from_codes
 from ibjax.mi.interface import LayerContext, MIEstimate
 
 
@@ -53,12 +53,9 @@ def mi_from_bins(bins_NxU: jnp.ndarray, labels_N: jnp.ndarray, n_bins: int,
 
     labels_N: integers in [0, n_classes); n_classes (static) defaults to N, always a valid bound.
     """
-    n, u = bins_NxU.shape
-    n_classes = n if n_classes is None else n_classes
     codes = pack_symbols(bins_NxU, n_bins)
-    radix = n_bins**u if codes.shape[1] == 1 else None
-    h_t, h_ty = symbol_entropies(codes, labels_N, radix=radix, n_classes=n_classes)
-    return h_t, h_t + label_entropy(labels_N) - h_ty
+    radix = n_bins ** bins_NxU.shape[1] if codes.shape[1] == 1 else None
+    return mi_from_codes(codes, labels_N, radix=radix, n_classes=n_classes)
 
 
 def binning_mi(acts, labels, *, n_bins: int = 30, lo=-1.0, hi=1.0,

@@ -62,7 +62,7 @@ def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: in
     """
     if method == "sort" or (method == "auto" and not native.available()):
         return _sort_entropies(codes_NxK, labels_N, radix=radix, n_classes=n_classes)
-    keys = codes_NxK[:, 0] if codes_NxK.shape[1] == 1 else _hash_words(codes_NxK)
+    keys = codes_NxK[:, 0] if codes_NxK.shape[1] == 1 else hash_words(codes_NxK)
     if method == "native":
         return native.symbol_entropies(keys, labels_N, n_classes)
     return lax.platform_dependent(
@@ -71,7 +71,8 @@ def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: in
         default=lambda c, y: _sort_entropies(c, y, radix=radix, n_classes=n_classes))
 
 
-def _hash_words(codes_NxK: jnp.ndarray) -> jnp.ndarray:
+def hash_words(codes_NxK: jnp.ndarray) -> jnp.ndarray:
+    """One 64-bit splitmix64 hash per row of uint64 words."""
     h = jnp.zeros(codes_NxK.shape[0], jnp.uint64)
     for j in range(codes_NxK.shape[1]):
         h = _splitmix64(h ^ codes_NxK[:, j])
@@ -89,10 +90,19 @@ def _sort_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: int
         symbol = key // jnp.uint64(n_classes)
     else:
         shift = max(1, (n_classes - 1).bit_length())
-        key = lax.sort((_hash_words(codes_NxK) << jnp.uint64(shift)) | labels)
+        key = lax.sort((hash_words(codes_NxK) << jnp.uint64(shift)) | labels)
         symbol = key >> jnp.uint64(shift)
     t_starts = _starts(symbol)
     return entropy_from_run_starts(t_starts), entropy_from_run_starts(t_starts | _starts(key))
+
+
+def mi_from_codes(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: int | None,
+                  n_classes: int | None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(I(X;T), I(T;Y)) in bits of a deterministic discrete layer whose row symbols are codes_NxK, X uniform
+    over the rows: I(X;T) = H(T), I(T;Y) = H(T) + H(Y) - H(T, Y). n_classes None: N (always a valid bound)."""
+    n_classes = codes_NxK.shape[0] if n_classes is None else n_classes
+    h_t, h_ty = symbol_entropies(codes_NxK, labels_N, radix=radix, n_classes=n_classes)
+    return h_t, h_t + label_entropy(labels_N) - h_ty
 
 
 def label_entropy(labels_N: jnp.ndarray) -> jnp.ndarray:

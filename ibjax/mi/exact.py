@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ibjax.mi.binning import layer_range
-from ibjax.mi.entropy import label_entropy, symbol_entropies
+from ibjax.mi.entropy import mi_from_codes
 from ibjax.mi.interface import LayerContext, MIEstimate
 
 
@@ -43,9 +43,7 @@ class ExactCounting:
     n_classes: int | None = None
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
-        n = acts_NxU.shape[0]
-        n_classes = n if self.n_classes is None else self.n_classes
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)
-        h_t, h_ty = symbol_entropies(float_row_codes(acts), labels_N, radix=None, n_classes=n_classes)
+        i_xt, i_ty = mi_from_codes(float_row_codes(acts), labels_N, radix=None, n_classes=self.n_classes)
         lo, hi = layer_range(acts_NxU, ctx.unit_mask_U)
-        return MIEstimate(h_t, h_t + label_entropy(labels_N) - h_ty, lo, hi)
+        return MIEstimate(i_xt, i_ty, lo, hi)

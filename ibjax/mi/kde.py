@@ -31,6 +31,13 @@ KDE_BLOCK = 32
 _LN2 = float(np.log(2.0))
 
 
+def sample_rows(n: int, max_samples: int | None) -> np.ndarray:
+    """The rows a capped O(N^2) estimator uses: all N, or a fixed evenly spaced subset of max_samples."""
+    if max_samples is None or max_samples >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_samples).round().astype(np.int32))
+
+
 def kde_log_mixture(acts_NxU: jnp.ndarray, labels_N: jnp.ndarray, two_var: float, queries_NxU=None):
     """Per row i: log-sum-exp over all rows j, and over rows of i's class, of -D_ij / two_var; and the size of
     i's class. D_ij = |q_i - h_j|^2 with the queries q = the rows themselves unless `queries_NxU` is given.
@@ -83,9 +90,8 @@ class KDEBound:
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)  # padded units: no distance
-        if self.max_samples is not None and self.max_samples < n:
-            keep = np.unique(np.linspace(0, n - 1, self.max_samples).round().astype(np.int32))
-            acts, labels_N = acts[keep], labels_N[keep]
+        keep = sample_rows(n, self.max_samples)
+        acts, labels_N = acts[keep], labels_N[keep]
         i_xt, i_ty = kde_mi(acts, labels_N, self.noise_var, self.bound)
         return MIEstimate(i_xt, i_ty, jnp.float64(jnp.nan), jnp.float64(jnp.nan))
 
@@ -138,11 +144,9 @@ class NoisyMixture:
             return MIEstimate(nan, nan, nan, nan)
         n = acts_NxU.shape[0]
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)
-        draws = ctx.draws_KxNxU
-        if self.max_samples is not None and self.max_samples < n:
-            keep = np.unique(np.linspace(0, n - 1, self.max_samples).round().astype(np.int32))
-            acts, labels_N = acts[keep], labels_N[keep]
-            draws = None if draws is None else draws[:, keep]
+        keep = sample_rows(n, self.max_samples)
+        acts, labels_N = acts[keep], labels_N[keep]
+        draws = None if ctx.draws_KxNxU is None else ctx.draws_KxNxU[:, keep]
         i_xt, i_ty = noisy_layer_mi(acts, labels_N, ctx.unit_mask_U, self.noise_var, jax.random.PRNGKey(self.seed),
                                     draws)
         return MIEstimate(i_xt, i_ty, nan, nan)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from ibjax.mi.entropy import _hash_words, label_entropy, symbol_entropies
+from ibjax.mi.entropy import hash_words, mi_from_codes
 from ibjax.mi.interface import LayerContext, MIEstimate
 
 # Bins beyond +-2^40 widths are clipped: only a diverging network gets there, and the clip keeps the int64
@@ -40,7 +40,7 @@ def width_keys(bins_NxU: jnp.ndarray, unit_mask_U: jnp.ndarray) -> jnp.ndarray:
     key = jnp.zeros(n, jnp.uint64)
     for j in range(u):
         key = key * radix + shifted[:, j]
-    return jnp.where(exact, key, _hash_words(shifted))[:, None]
+    return jnp.where(exact, key, hash_words(shifted))[:, None]
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,9 @@ class FixedWidthBinning:
     n_classes: int | None = None
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
-        n = acts_NxU.shape[0]
-        n_classes = n if self.n_classes is None else self.n_classes
         bins = width_bin_indices(acts_NxU, self.width)
-        h_t, h_ty = symbol_entropies(width_keys(bins, ctx.unit_mask_U), labels_N, radix=None, n_classes=n_classes)
+        i_xt, i_ty = mi_from_codes(width_keys(bins, ctx.unit_mask_U), labels_N, radix=None, n_classes=self.n_classes)
         real = ctx.unit_mask_U[None, :]
         lo = jnp.min(jnp.where(real, bins, jnp.iinfo(jnp.int64).max)).astype(jnp.float64) * self.width
         hi = (jnp.max(jnp.where(real, bins, jnp.iinfo(jnp.int64).min)) + 1).astype(jnp.float64) * self.width
-        return MIEstimate(h_t, h_t + label_entropy(labels_N) - h_ty, lo, hi)
+        return MIEstimate(i_xt, i_ty, lo, hi)
