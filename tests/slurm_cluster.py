@@ -101,6 +101,12 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
                 parts.append(f"--- {name}\n" + "\n".join(f.read_text().splitlines()[-15:]))
         return "\n".join(parts)
 
+    def node_idle(self) -> bool:
+        out = subprocess.run([_bin("scontrol"), "-o", "show", "node", "localhost"], env=self.env,
+                             capture_output=True, text=True).stdout
+        state = re.search(r"State=(\S+)", out)
+        return bool(state) and state.group(1) == "IDLE"
+
     def job_states(self, job: str) -> list[str]:
         out = subprocess.run([_bin("scontrol"), "-o", "show", "job", job], env=self.env, capture_output=True,
                              text=True).stdout

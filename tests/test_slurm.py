@@ -72,9 +72,11 @@ def test_sigterm_checkpoints_and_the_task_requeues_itself(cluster, tmp_path, mon
         assert time.monotonic() - t < 300, cluster.log_tail()
         time.sleep(0.05)
     subprocess.run(["scancel", "--signal=TERM", "--batch", f"{job}_0"], env=cluster.env, check=True)
-    # SLURM 22.05 holds a requeued batch job back (BeginTime about two minutes ahead); start it now instead.
+    # SLURM 22.05 holds a requeued batch job back (BeginTime about two minutes ahead); start it now instead,
+    # once the requeue is done and the node has finished cleaning up the first run (launching onto a node still
+    # completing the old step failed the task under load).
     t = time.monotonic()
-    while cluster.job_states(job) != ["PENDING"]:
+    while cluster.job_states(job) != ["PENDING"] or not cluster.node_idle():
         assert time.monotonic() - t < 120 and cluster.job_states(job) != ["COMPLETED"], cluster.log_tail()
         time.sleep(0.2)
     subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"], env=cluster.env,
