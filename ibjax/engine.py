@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ibjax.mi.interface import LayerContext
+from ibjax.native.mlp import forward_layers, loss_grads
 from ibjax.nets import ModelConsts, forward, init_params
 from ibjax.shuffle import feistel_permutation
 
@@ -142,7 +143,10 @@ class Engine:
             params, opt_state, gsum, gsq = carry
             idx_S, w_S, b = batch
             k_noise = jax.random.fold_in(k_perm, b + 1)  # only used by stochastic networks (noise_std)
-            grads = jax.grad(self._loss)(params, consts, data.x_train[idx_S], data.y_train[idx_S], w_S, k_noise)
+            # The native kernel on the CPU for plain MLPs (several times faster than XLA for layers this
+            # small: BUILD_NOTES.md, issue 6); jax.grad of the same loss otherwise.
+            grads = loss_grads(lambda *a: self._loss(*a, k_noise), params, consts, p.activations, data.x_train,
+                               data.y_train, idx_S, w_S, plain_mlp=p.quantize_bits is None and p.noise_std is None)
             updates, opt_state = self._tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             gsum = [a + g for a, g in zip(gsum, grads["w"])]
@@ -165,7 +169,10 @@ class Engine:
         """MI of every layer under every estimator [L, E, 4] and metrics [4] of one model.
         `key`: the noise of a stochastic network's measurement pass (noise_std only)."""
         p = self.prog
-        hidden, logits = forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std, key)
+        if p.quantize_bits is None and p.noise_std is None:  # the native kernel on the CPU (see loss_grads)
+            hidden, logits = forward_layers(params, consts, p.activations, data.x_all, plain_mlp=True)
+        else:
+            hidden, logits = forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std, key)
         layers = [*hidden, jax.nn.softmax(logits)]
         draws = [None] * len(hidden)
         if p.noise_std is not None:

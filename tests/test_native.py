@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ibjax.mi import native
+from ibjax import native
 from ibjax.mi.binning import bin_indices, mi_from_bins, pack_symbols
 from ibjax.mi.entropy import symbol_entropies
 

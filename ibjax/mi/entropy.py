@@ -1,6 +1,6 @@
 """Exact entropies of discrete symbols inside jit. Bits, float64.
 
-On the CPU the symbols are counted by a hash-table kernel (`ibjax.mi.native`, ~3-5x faster than XLA's sort);
+On the CPU the symbols are counted by a hash-table kernel (`ibjax.native`, ~3-5x faster than XLA's sort);
 elsewhere, and as the reference it is tested against: one sort, find runs, count.
 
 The sort path in XLA (static shapes, vmaps, any platform). Why one uint64 key: on XLA's CPU backend a sort on
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ibjax.mi import native
+from ibjax import native
 
 
 def entropy_from_run_starts(starts_N: jnp.ndarray) -> jnp.ndarray:
@@ -55,7 +55,7 @@ def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: in
 
     radix: exclusive bound of the single word's values when K == 1 (None if unknown).
     labels_N: integers in [0, n_classes).
-    method: "sort" (XLA sort, any platform), "native" (the CPU hash-table kernel, `ibjax.mi.native`) or
+    method: "sort" (XLA sort, any platform), "native" (the CPU hash-table kernel, `ibjax.native`) or
     "auto": native where the program runs on the CPU and the kernel could be built, sort elsewhere. Both are
     exact when K == 1 (and, for "sort", radix * n_classes <= 2^64); wider symbols are hashed to 64 bits
     (collision probability below N^2 / 2^64 for either path).
