@@ -74,9 +74,11 @@ def binning_mi(acts, labels, *, n_bins: int = 30, lo=-1.0, hi=1.0,
 def layer_range(acts_NxU: jnp.ndarray, unit_mask_U: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Min and max over the real units of the layer (float64); a constant layer gets a tiny non-empty range."""
     # In the activations' own dtype: min and max are exact in any precision, and a float32 pass is half the
-    # memory traffic of a float64 one (this runs on every layer at every logged epoch).
-    lo = jnp.min(jnp.where(unit_mask_U[None, :], acts_NxU, jnp.inf)).astype(jnp.float64)
-    hi = jnp.max(jnp.where(unit_mask_U[None, :], acts_NxU, -jnp.inf)).astype(jnp.float64)
+    # memory traffic of a float64 one (this runs on every layer at every logged epoch). Per unit first, then
+    # over the real units: the same numbers, 3.5x faster on XLA's CPU backend than masking every row (12 vs
+    # 42 ms for 5 layers of 128 models x 4096 rows; BUILD_NOTES.md, issue 6).
+    lo = jnp.min(jnp.where(unit_mask_U, jnp.min(acts_NxU, axis=0), jnp.inf)).astype(jnp.float64)
+    hi = jnp.max(jnp.where(unit_mask_U, jnp.max(acts_NxU, axis=0), -jnp.inf)).astype(jnp.float64)
     lo = jnp.where(jnp.isfinite(lo), lo, 0.0)
     hi = jnp.where(jnp.isfinite(hi), hi, 0.0)
     return lo, jnp.maximum(hi, lo + 1e-12)

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -32,50 +33,57 @@ inline uint64_t mix64(uint64_t x) {  // splitmix64's finalizer: spreads any key 
 
 // Open addressing with linear probing, at most half full. `width` counters per slot: one per class when
 // the classes are few (so H(T) and H(T, Y) come from one insertion), else one.
+// One slot is one record [key (2 words), label, occupied, counts...] of int32 words: a probe touches one
+// cache line, not one per field (separate arrays cost ~2x: BUILD_NOTES.md, issue 6).
 struct Table {
-  std::vector<uint64_t> key;
-  std::vector<int32_t> label;  // part of the key in the (T, Y) table, 0 otherwise
-  std::vector<uint8_t> full;
-  std::vector<int32_t> count;
-  std::vector<int32_t> used;  // occupied slots, to clear and sum without scanning the table
+  std::vector<int32_t> slots;
+  std::vector<int32_t> used;  // occupied slots (the first n_used), to clear and sum without scanning the table
+  int64_t n_used = 0;
   uint64_t mask = 0;
   int shift = 64;
-  int64_t width = 1;
+  int64_t width = 1, stride = 5;
+  static constexpr int64_t kHeader = 4;  // key (2 words), label, occupied
 
   void reset(int64_t n, int64_t w) {
     uint64_t size = 2;
     int bits = 1;
     while (size < 2 * static_cast<uint64_t>(n)) { size <<= 1; ++bits; }
-    if (key.size() != size || width != w) {
+    if (static_cast<int64_t>(slots.size()) != static_cast<int64_t>(size) * (kHeader + w) || width != w) {
       width = w;
-      key.assign(size, 0);
-      label.assign(size, 0);
-      full.assign(size, 0);
-      count.assign(size * w, 0);
+      stride = kHeader + w;
+      slots.assign(size * stride, 0);
     } else {
-      for (int32_t s : used) {
-        full[s] = 0;
-        std::fill_n(count.begin() + static_cast<int64_t>(s) * width, width, 0);
-      }
+      for (int64_t u = 0; u < n_used; ++u) std::fill_n(slots.begin() + static_cast<int64_t>(used[u]) * stride, stride, 0);
     }
-    used.clear();
+    used.resize(n > 0 ? n : 1);
+    n_used = 0;
     mask = size - 1;
     shift = 64 - bits;
   }
 
-  int32_t* slot_counts(uint64_t k, int32_t lab = 0) {
-    uint64_t s = mix64(k + static_cast<uint64_t>(lab)) >> shift;
-    while (full[s]) {
-      if (key[s] == k && label[s] == lab) return &count[s * width];
-      s = (s + 1) & mask;
-    }
-    full[s] = 1;
-    key[s] = k;
-    label[s] = lab;
-    used.push_back(static_cast<int32_t>(s));
-    return &count[s * width];
-  }
+  uint64_t home(uint64_t k, int32_t lab = 0) const { return mix64(k + static_cast<uint64_t>(lab)) >> shift; }
+  int32_t* counts(int64_t s) { return &slots[s * stride + kHeader]; }
 };
+
+// Inserts key k (with label lab) starting at its home slot s; returns its counters. Plain pointers and a
+// preallocated `used` list: the hot loop must not touch the (thread-local) Table object's fields.
+inline int32_t* insert(int32_t* __restrict base, int64_t stride, uint64_t mask, int32_t* __restrict used,
+                       int64_t& n_used, uint64_t s, uint64_t k, int32_t lab) {
+  while (true) {
+    int32_t* rec = base + s * stride;
+    if (!rec[3]) {
+      std::memcpy(rec, &k, sizeof k);
+      rec[2] = lab;
+      rec[3] = 1;
+      used[n_used++] = static_cast<int32_t>(s);
+      return rec + Table::kHeader;
+    }
+    uint64_t key;
+    std::memcpy(&key, rec, sizeof key);
+    if (key == k && rec[2] == lab) return rec + Table::kHeader;
+    s = (s + 1) & mask;
+  }
+}
 
 constexpr int64_t kMaxWidth = 64;  // above this many classes, (T, Y) gets its own table
 
@@ -99,9 +107,14 @@ void count_entropies(Scratch& sc, const uint64_t* k, const int32_t* y, int64_t n
   if (n_classes <= kMaxWidth) {
     Table& t = sc.t_table;
     t.reset(n, n_classes);
-    for (int64_t i = 0; i < n; ++i) ++t.slot_counts(k[i])[y[i]];
-    for (int32_t s : t.used) {
-      const int32_t* c = &t.count[static_cast<int64_t>(s) * n_classes];
+    int32_t* base = t.slots.data();
+    int32_t* used = t.used.data();
+    int64_t n_used = 0;
+    for (int64_t i = 0; i < n; ++i) ++insert(base, t.stride, t.mask, used, n_used, t.home(k[i]), k[i], 0)[y[i]];
+    t.n_used = n_used;
+    for (int64_t u = 0; u < t.n_used; ++u) {
+      const int32_t s = t.used[u];
+      const int32_t* c = t.counts(s);
       int64_t total = 0;
       for (int64_t j = 0; j < n_classes; ++j) {
         total += c[j];
@@ -111,14 +124,16 @@ void count_entropies(Scratch& sc, const uint64_t* k, const int32_t* y, int64_t n
     }
   } else {
     // Many classes: (T, Y) gets its own table keyed by the pair (key, label).
-    sc.t_table.reset(n, 1);
-    sc.ty_table.reset(n, 1);
+    Table& t = sc.t_table;
+    Table& ty = sc.ty_table;
+    t.reset(n, 1);
+    ty.reset(n, 1);
     for (int64_t i = 0; i < n; ++i) {
-      ++sc.t_table.slot_counts(k[i])[0];
-      ++sc.ty_table.slot_counts(k[i], y[i])[0];
+      ++insert(t.slots.data(), t.stride, t.mask, t.used.data(), t.n_used, t.home(k[i]), k[i], 0)[0];
+      ++insert(ty.slots.data(), ty.stride, ty.mask, ty.used.data(), ty.n_used, ty.home(k[i], y[i]), k[i], y[i])[0];
     }
-    for (int32_t s : sc.t_table.used) sum_t += sc.c_log_c[sc.t_table.count[s]];
-    for (int32_t s : sc.ty_table.used) sum_ty += sc.c_log_c[sc.ty_table.count[s]];
+    for (int64_t u = 0; u < t.n_used; ++u) sum_t += sc.c_log_c[t.counts(t.used[u])[0]];
+    for (int64_t u = 0; u < ty.n_used; ++u) sum_ty += sc.c_log_c[ty.counts(ty.used[u])[0]];
   }
   out[0] = n > 0 ? log2n - sum_t * inv_n : 0.0;
   out[1] = n > 0 ? log2n - sum_ty * inv_n : 0.0;
