@@ -28,7 +28,7 @@ from jax.sharding import PartitionSpec as P
 
 from ibjax.mi.interface import LayerContext
 from ibjax.native.mlp import forward_layers, loss_grads
-from ibjax.nets import ModelConsts, forward, init_params
+from ibjax.nets import BOUNDED_RANGES, ModelConsts, forward, init_params
 from ibjax.shuffle import feistel_permutation
 
 NOISE_DRAWS = 8  # forward passes per logged epoch of a stochastic network (samples of each layer given X)
@@ -181,10 +181,10 @@ class Engine:
             more = [forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std,
                             jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
             draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
-        ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, consts.bounded, d)
-                for m, d in zip(consts.masks, draws)]
-        ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0),
-                                 jnp.bool_(True)))
+        # Static True when every activation of the program is bounded: estimators may then skip range passes.
+        bounded = True if all(a in BOUNDED_RANGES for a in p.activations) else consts.bounded
+        ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, bounded, d) for m, d in zip(consts.masks, draws)]
+        ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0), True))
         mi = jnp.stack([
             jnp.stack([jnp.stack(est(acts, data.y_all, ctx)).astype(jnp.float64) for est in self.prog.estimators])
             for acts, ctx in zip(layers, ctxs)

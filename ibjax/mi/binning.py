@@ -124,6 +124,8 @@ class Binning:
             real = ctx.unit_mask_U
             return MIEstimate(i_xt, i_ty, jnp.min(jnp.where(real, lo_u, jnp.inf)),
                               jnp.max(jnp.where(real, hi_u, -jnp.inf)))
+        elif self.range_mode == "auto" and ctx.bounded is True:  # known bounded for all models: no min/max pass
+            lo, hi = ctx.natural_lo.astype(jnp.float64), ctx.natural_hi.astype(jnp.float64)
         else:
             l_lo, l_hi = layer_range(acts_NxU, ctx.unit_mask_U)
             if self.range_mode == "layer":

@@ -19,7 +19,9 @@ class LayerContext(NamedTuple):
     unit_mask_U: bool [U], True for real (unpadded) units.
     natural_lo, natural_hi: the activation's bounded range (e.g. -1, 1 for tanh); meaningful only when
         `bounded` is True.
-    bounded: whether the activation's output is bounded (tanh, softsign, sigmoid, softmax).
+    bounded: whether the activation's output is bounded (tanh, softsign, sigmoid, softmax); the Python bool
+        True when the engine knows it for every model of the program (then an estimator may skip work that
+        only unbounded layers need).
     draws_KxNxU: for a stochastic network, K independent draws of the layer's pre-noise values on the same
         rows (draw 0 is the activations passed to the estimator); None for a deterministic network.
     """
