@@ -53,7 +53,11 @@ struct Table {
       stride = kHeader + w;
       slots.assign(size * stride, 0);
     } else {
-      for (int64_t u = 0; u < n_used; ++u) std::fill_n(slots.begin() + static_cast<int64_t>(used[u]) * stride, stride, 0);
+      // Mostly full (near-distinct rows): one memset of the table beats a small one per used slot (~3x).
+      if (4 * n_used > static_cast<int64_t>(size))
+        std::memset(slots.data(), 0, slots.size() * sizeof(int32_t));
+      else
+        for (int64_t u = 0; u < n_used; ++u) std::fill_n(slots.begin() + static_cast<int64_t>(used[u]) * stride, stride, 0);
     }
     used.resize(n > 0 ? n : 1);
     n_used = 0;
