@@ -84,6 +84,35 @@ def make_optimizer(name: str, learning_rate=0.0, momentum=0.0) -> optax.Gradient
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def model_mesh(n_models: int) -> tuple[Mesh, int]:
+    """The 1-D mesh that shards `n_models` networks over the local devices, and how many copies pad the model
+    count to a multiple of the device count (fewer models than devices: fewer devices, no idle copies)."""
+    devices = jax.local_devices()[:n_models]
+    return Mesh(np.asarray(devices), ("model",)), -n_models % len(devices)
+
+
+def _arg_spec(x) -> jax.ShapeDtypeStruct:
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return x
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding, weak_type=getattr(x, "weak_type", False))
+
+
+@dataclass(frozen=True)
+class CompiledChunk:
+    """An ahead-of-time compiled chunk and what XLA says it needs."""
+
+    executable: object  # jax.stages.Compiled
+    compile_s: float  # tracing + XLA compilation
+
+    @property
+    def device_bytes(self) -> int:
+        """Peak device memory of one call, per device: arguments + outputs + temporaries, less the donated
+        state that the outputs reuse (XLA's own buffer assignment, so it matches what the device allocates)."""
+        m = self.executable.memory_analysis()
+        return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+                   - m.alias_size_in_bytes)
+
+
 class Engine:
     """Compiled functions for one Program. `trace_count` counts traces (a retrace means a recompile)."""
 
@@ -93,6 +122,7 @@ class Engine:
         self._tx = make_optimizer(prog.optimizer)
         self.init_state = jax.jit(jax.vmap(self._init_one))
         self._chunk_programs: dict = {}
+        self._compiled: dict = {}  # argument signature -> CompiledChunk
 
     def chunk_program(self, mesh: Mesh):
         """The jitted chunk with the model axis split over `mesh` ("model" axis) by `shard_map`.
@@ -112,6 +142,37 @@ class Engine:
     def run_chunk(self):
         """The chunk program over all local devices (the model count must be a multiple of their number)."""
         return self.chunk_program(Mesh(np.asarray(jax.local_devices()), ("model",)))
+
+    def compiled_chunk(self, mesh: Mesh, *args) -> CompiledChunk:
+        """The chunk program compiled ahead of time for these arguments (arrays or `jax.ShapeDtypeStruct`s with
+        their shardings), cached by their shapes, dtypes and shardings: program sizing (ibjax.sizing) compiles
+        a bucket to read its memory, and training then calls that same executable."""
+        specs = jax.tree.map(_arg_spec, args)
+        leaves, tree = jax.tree.flatten(specs)
+        key = (mesh, tree, tuple((a.shape, a.dtype, a.weak_type, a.sharding) for a in leaves))
+        if key not in self._compiled:
+            t = time.perf_counter()
+            executable = self.chunk_program(mesh).lower(*specs).compile()
+            self._compiled[key] = CompiledChunk(executable, time.perf_counter() - t)
+        return self._compiled[key]
+
+    def abstract_chunk_args(self, consts: ModelConsts, data: Data, n_log: int):
+        """(mesh, args) of the chunk for these models, as run_program places them, without computing anything:
+        the signature under which `compiled_chunk` caches the bucket's executable."""
+        n_real = len(consts.act_id)
+        mesh, n_pad = model_mesh(n_real)
+        by_model, replicated = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
+        m = n_real + n_pad
+        consts_s = jax.tree.map(lambda a: jax.ShapeDtypeStruct((m, *a.shape[1:]), a.dtype, sharding=by_model),
+                                consts)
+        vec = lambda dtype: jax.ShapeDtypeStruct((m,), dtype)
+        state = jax.eval_shape(self.init_state, vec(jnp.uint32), consts_s, vec(jnp.float32), vec(jnp.float32))
+        state = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=by_model, weak_type=a.weak_type), state)
+        data_s = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), data)
+        scalar = jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated)
+        return mesh, (state, consts_s, data_s, jax.ShapeDtypeStruct((n_log,), jnp.bool_, sharding=replicated),
+                      scalar, scalar)
 
     # ------------------------------------------------------------------ one model
     def _init_one(self, seed, consts: ModelConsts, lr, momentum) -> TrainState:
@@ -231,7 +292,7 @@ class BucketResult:
     grad_epochs: np.ndarray  # [G]
     grads: np.ndarray  # [G, M, L, 2]: grad_mean, grad_std
     params_finite: np.ndarray  # [M] bool, final parameters all finite
-    compile_s: float  # tracing + XLA compilation of the chunk program
+    compile_s: float  # tracing + XLA compilation of the chunk program (when sizing compiled it, that time)
     train_s: float  # everything: init, compile, all chunks
     checkpoint_s: float | None = None  # mean seconds per checkpoint save (None: none saved)
     resumed_at_chunk: int = 0  # the first chunk run in this process (> 0 after a resume)
@@ -254,7 +315,6 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     n_chunks = -(-(n_epochs + 1) // chunk)
     log_mask = np.zeros(n_chunks * chunk, bool)
     log_mask[schedule] = True
-    log_mask_d = jnp.asarray(log_mask)
     grad_mask = np.zeros_like(log_mask)
     grad_mask[schedule[schedule > 0] - 1] = True  # step e trains epoch e + 1
 
@@ -262,10 +322,8 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     # Shard the model axis over all local devices (a 1-D mesh); pad the model count to a multiple of the
     # device count with copies of the last model, whose results are dropped.
     n_real = len(seeds)
-    devices = jax.local_devices()[:n_real]  # fewer models than devices: do not pad to idle copies
-    n_pad = -n_real % len(devices)
+    mesh, n_pad = model_mesh(n_real)
     pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], n_pad, axis=0)])
-    mesh = Mesh(np.asarray(devices), ("model",))
     by_model, replicated = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
     consts = jax.device_put(jax.tree.map(pad, consts), by_model)
     data = jax.device_put(data, replicated)
@@ -283,17 +341,18 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         # Exactly the saved arrays, placed as a fresh state is: the resumed chunks compute what the
         # uninterrupted run computed (same program, same inputs).
         state = jax.device_put(jax.tree.map(lambda t, a: np.asarray(a, t.dtype), state, host_state), by_model)
-    n_epochs_d = jnp.int32(n_epochs)
+    scalar = lambda v: jax.device_put(np.int32(v), replicated)
+    log_mask_d, n_epochs_d = jax.device_put(log_mask, replicated), scalar(n_epochs)
     # Compile once, ahead of time, and call that executable for every chunk: every chunk has the same
-    # shapes, so nothing can recompile (and the compile time is measured exactly).
-    t_compile = time.perf_counter()
-    run_chunk = engine.chunk_program(mesh).lower(state, consts, data, log_mask_d, n_epochs_d, jnp.int32(0)).compile()
-    compile_s = time.perf_counter() - t_compile
+    # shapes, so nothing can recompile (and the compile time is measured exactly). Sizing may already have
+    # compiled it (the cache is keyed by the arguments' shapes and shardings).
+    compiled = engine.compiled_chunk(mesh, state, consts, data, log_mask_d, n_epochs_d, scalar(0))
+    run_chunk, compile_s = compiled.executable, compiled.compile_s
     t_train = time.perf_counter()
     checkpoint_s = []
     for c in range(first_chunk, n_chunks):
         start = c * chunk
-        state, (mi, met, grads) = run_chunk(state, consts, data, log_mask_d, n_epochs_d, jnp.int32(start))
+        state, (mi, met, grads) = run_chunk(state, consts, data, log_mask_d, n_epochs_d, scalar(start))
         state = jax.device_put(state, by_model)  # a no-op unless the compiler chose another layout
         sel, gsel = log_mask[start:start + chunk], grad_mask[start:start + chunk]
         mi, met, grads = jax.device_get((mi, met, grads))

@@ -114,24 +114,41 @@ def shard_runs(runs: list[Run], index: int, count: int) -> list[Run]:
     return ordered[bounds[index]:bounds[index + 1]]
 
 
-def make_buckets(runs: list[Run], max_models: int | None = None) -> list[Bucket]:
-    """Group runs that can share a program; with `max_models`, a group larger than that is split into
-    programs of near-equal size (each padded to its own members' widths)."""
+def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """Runs that can share a program, as (group key, runs in grid order), in a fixed order."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.bucket_key(), []).append(run)
+    return sorted(((str(k), v) for k, v in groups.items()), key=lambda kv: kv[0])
+
+
+def make_buckets(runs: list[Run], max_models: int | None = None, parts: dict[str, int] | None = None) -> list[Bucket]:
+    """Group runs that can share a program, and split a group into near-equal programs (each padded to its
+    own members' widths): into `parts[group key]` programs (absent: 1), or, without `parts`, into the fewest
+    of at most `max_models` networks each (None: one program per group)."""
     buckets = []
-    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        depth, optimizer, batch_size, quantize_bits, noise_std = key
-        n_parts = 1 if max_models is None else -(-len(members) // max_models)
-        bounds = np.linspace(0, len(members), n_parts + 1).round().astype(int)
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            part = members[lo:hi]
-            pad = tuple(max(r.hidden[layer] for r in part) for layer in range(depth))
-            acts = tuple(sorted({r.activation for r in part}))
-            buckets.append(Bucket(len(buckets), tuple(part), depth, optimizer, batch_size, pad, acts,
-                                  quantize_bits, noise_std))
+    for key, members in group_runs(runs):
+        if parts is not None:
+            n_parts = parts.get(key, 1)
+        else:
+            n_parts = 1 if max_models is None else -(-len(members) // max_models)
+        buckets.extend(split_group(members, n_parts, first_index=len(buckets)))
     return buckets
+
+
+def split_group(members: list[Run], n_parts: int, first_index: int = 0) -> list[Bucket]:
+    """One group's runs as `n_parts` buckets of near-equal size (contiguous in grid order)."""
+    first = members[0]
+    depth = len(first.hidden)
+    bounds = np.linspace(0, len(members), n_parts + 1).round().astype(int)
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        part = members[lo:hi]
+        pad = tuple(max(r.hidden[layer] for r in part) for layer in range(depth))
+        acts = tuple(sorted({r.activation for r in part}))
+        out.append(Bucket(first_index + len(out), tuple(part), depth, first.optimizer, first.batch_size, pad, acts,
+                          first.quantize_bits, first.noise_std))
+    return out
 
 
 def mi_epochs(epochs: int, log: int | None = None, every: int | None = None) -> np.ndarray:

@@ -19,23 +19,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-
 from ibjax.checkpoints import BucketCheckpoints
-from ibjax.engine import Engine, Interrupted, Program, run_program
-from ibjax.mi import (
-    Binning,
-    ExactCounting,
-    FixedWidthBinning,
-    IdnnsBinning,
-    KDEBound,
-    NoisyMixture,
-    QuantileBinning,
-)
-from ibjax.nets import make_consts
+from ibjax.engine import Interrupted, run_program
 from ibjax.plan import expand_grid, make_buckets, mi_epochs, shard_runs
 from ibjax.plots import infoplanes
+from ibjax.programs import Programs, bucket_consts, build_estimators, size_buckets
+from ibjax.sizing import SizingError
 from ibjax.spec import SpecError, SweepSpec, load_spec, to_yaml
 from ibjax.store import (
     TABLES,
@@ -49,31 +38,6 @@ from ibjax.store import (
 )
 from ibjax.tables import bucket_tables
 from ibjax.tasks import Task, load_task
-
-
-def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = None) -> tuple:
-    """The spec's estimators for one bucket (a noisy estimator takes the bucket's noise level)."""
-    ests = []
-    for e in spec.mi.estimators:
-        if e.kind == "idnns":
-            lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
-            ests.append(IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes))
-        elif e.kind == "noisy":
-            var = None if noise_std is None else noise_std**2
-            ests.append(NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes))
-        elif e.kind == "exact":
-            ests.append(ExactCounting(e.resolved_name, n_classes))
-        elif e.kind == "kde":
-            ests.append(KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes))
-        elif e.width is not None:
-            ests.append(FixedWidthBinning(e.resolved_name, e.width, n_classes))
-        elif e.bins == "quantile":
-            ests.append(QuantileBinning(e.resolved_name, e.n_bins, n_classes))
-        elif isinstance(e.range, list):
-            ests.append(Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes))
-        else:
-            ests.append(Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes))
-    return tuple(ests)
 
 
 def _fmt_s(s: float) -> str:
@@ -224,9 +188,11 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     runs = expand_grid(spec)
     if sharded:
         runs = shard_runs(runs, index, count)
-    buckets = make_buckets(runs, spec.train.max_models_per_program)
     task: Task = load_task(spec.data)
     data = task.device_data()
+    programs = Programs(spec, task, data)
+    buckets, sizing = _plan_programs(spec, runs, programs, previous, progress)
+    device_bytes = sizing.pop("device_bytes", [None] * len(buckets))
     estimators = build_estimators(spec, task.n_classes)
     s = spec.mi.schedule
     schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
@@ -241,8 +207,9 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
         "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
                      "activations": list(b.activations), "optimizer": b.optimizer,
                      "batch_size": b.batch_size, "quantize_bits": b.quantize_bits, "noise_std": b.noise_std,
-                     "status": "pending"}
-                    for b in buckets],
+                     "device_bytes": nbytes, "status": "pending"}
+                    for b, nbytes in zip(buckets, device_bytes)],
+        "programs": sizing,
     }
     if previous is not None:  # keep what the finished buckets recorded
         manifest["buckets"] = previous["buckets"]
@@ -254,7 +221,8 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     with StopFlag() as stop:
         try:
             for b in todo:
-                _run_bucket(spec, b, buckets, task, data, schedule, manifest, manifest_path, tag, out, bar, stop)
+                _run_bucket(spec, b, buckets, task, data, programs, schedule, manifest, manifest_path, tag, out,
+                            bar, stop)
         except (Interrupted, KeyboardInterrupt) as e:
             manifest["status"] = manifest["shards"][0]["status"] = "interrupted"
             write_json(manifest_path, manifest)
@@ -297,24 +265,33 @@ def _report(out: Path, figures: bool) -> None:
               f"retry with: python -m ibjax.report {out}", file=sys.stderr)
 
 
-def _run_bucket(spec, b, buckets, task, data, schedule, manifest, manifest_path: Path, tag: str, out: Path,
-                bar: Progress, stop) -> None:
+def _plan_programs(spec: SweepSpec, runs: list, programs: Programs, previous: dict | None,
+                   progress: bool) -> tuple[list, dict]:
+    """The buckets: of at most train.max_models_per_program networks when the spec sets it; as an unfinished
+    sweep recorded them (a resume must see the same buckets, on whatever device it runs); otherwise sized to
+    this device's memory (ibjax.programs.size_buckets). Also the record of that choice, for the manifest."""
+    limit = spec.train.max_models_per_program
+    if limit is not None:
+        return make_buckets(runs, limit), {"mode": "max_models_per_program", "max_models_per_program": limit}
+    if previous is not None:
+        recorded = previous.get("programs")
+        if recorded and recorded.get("mode") == "auto":
+            return make_buckets(runs, parts=recorded["parts"]), dict(recorded)
+        return make_buckets(runs), {"mode": "one per group"}  # a run directory from before sizing existed
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
+    return size_buckets(runs, programs, log=log)
+
+
+def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, manifest, manifest_path: Path,
+                tag: str, out: Path, bar: Progress, stop) -> None:
     n_epochs = spec.train.epochs
-    bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
-    prog = Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
-                   optimizer=b.optimizer, n_train=task.train_idx.size, batch_size=bs,
-                   estimators=build_estimators(spec, task.n_classes, b.noise_std),
-                   chunk=_chunk_len(n_epochs, spec.train.chunk_epochs),
-                   quantize_bits=b.quantize_bits, noise_std=b.noise_std)
-    consts = jax.tree.map(lambda *a: jnp.stack(a), *[
-        make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
     bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)
     manifest["buckets"][b.index]["status"] = "running"
     write_json(manifest_path, manifest)
     part = f"{tag}-bucket-{b.index:04d}" if tag else f"bucket-{b.index:04d}"
     ckpt = BucketCheckpoints(out / "checkpoints" / tag / f"bucket-{b.index:04d}", spec.output.checkpoint_minutes)
     result = run_program(
-        Engine(prog), [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
+        programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
         [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar,
         checkpoints=ckpt, stop_requested=stop)
     bar.finish_bucket(n_epochs)
@@ -327,12 +304,6 @@ def _run_bucket(spec, b, buckets, task, data, schedule, manifest, manifest_path:
         resumed_at_chunk=result.resumed_at_chunk)
     write_json(manifest_path, manifest)
     ckpt.remove()
-
-
-def _chunk_len(n_epochs: int, target: int) -> int:
-    """Equal chunks covering epochs 0..n_epochs, each at most `target` long (the last may idle briefly)."""
-    n_chunks = -(-(n_epochs + 1) // target)
-    return -(-(n_epochs + 1) // n_chunks)
 
 
 def _consolidate(out: Path, tables: dict) -> None:
@@ -396,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
               f"  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
         return 3
-    except (FileNotFoundError, KeyError, RunDirError) as e:
+    except (FileNotFoundError, KeyError, RunDirError, SizingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     what = "sweep" if shard[1] == 1 else f"shard {shard[0]}/{shard[1]}"

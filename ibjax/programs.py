@@ -1,0 +1,130 @@
+"""A bucket's compiled program: its shapes (Program), its networks' constants, and how buckets are sized.
+
+The engines are kept per Program for the whole sweep: the chunk executable that sizing compiles to measure a
+bucket is the one that then trains it (and buckets of the same shapes share one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ibjax.engine import Data, Engine, Program
+from ibjax.mi import (
+    Binning,
+    ExactCounting,
+    FixedWidthBinning,
+    IdnnsBinning,
+    KDEBound,
+    NoisyMixture,
+    QuantileBinning,
+)
+from ibjax.nets import ModelConsts, make_consts
+from ibjax.plan import Bucket, Run, group_runs, split_group
+from ibjax.sizing import Budget, ProgramMemory, device_budget, fmt_bytes
+from ibjax.sizing import split_group as n_parts_that_fit
+from ibjax.spec import SweepSpec
+from ibjax.tasks import Task
+
+
+def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = None) -> tuple:
+    """The spec's estimators for one bucket (a noisy estimator takes the bucket's noise level)."""
+    ests = []
+    for e in spec.mi.estimators:
+        if e.kind == "idnns":
+            lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
+            ests.append(IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes))
+        elif e.kind == "noisy":
+            var = None if noise_std is None else noise_std**2
+            ests.append(NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes))
+        elif e.kind == "exact":
+            ests.append(ExactCounting(e.resolved_name, n_classes))
+        elif e.kind == "kde":
+            ests.append(KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes))
+        elif e.width is not None:
+            ests.append(FixedWidthBinning(e.resolved_name, e.width, n_classes))
+        elif e.bins == "quantile":
+            ests.append(QuantileBinning(e.resolved_name, e.n_bins, n_classes))
+        elif isinstance(e.range, list):
+            ests.append(Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes))
+        else:
+            ests.append(Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes))
+    return tuple(ests)
+
+
+def chunk_len(n_epochs: int, target: int) -> int:
+    """Equal chunks covering epochs 0..n_epochs, each at most `target` long (the last may idle briefly)."""
+    n_chunks = -(-(n_epochs + 1) // target)
+    return -(-(n_epochs + 1) // n_chunks)
+
+
+def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
+    bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
+    return Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
+                   optimizer=b.optimizer, n_train=task.train_idx.size, batch_size=bs,
+                   estimators=build_estimators(spec, task.n_classes, b.noise_std),
+                   chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
+                   quantize_bits=b.quantize_bits, noise_std=b.noise_std)
+
+
+def bucket_consts(b: Bucket, task: Task) -> ModelConsts:
+    """Every network's constants (activation, width masks), stacked on the model axis."""
+    return jax.tree.map(lambda *a: jnp.stack(a), *[
+        make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
+
+
+class Programs:
+    """One Engine per Program for a sweep, and the memory of a bucket's compiled chunk."""
+
+    def __init__(self, spec: SweepSpec, task: Task, data: Data):
+        self.spec, self.task, self.data = spec, task, data
+        self._engines: dict[Program, Engine] = {}
+
+    def engine(self, b: Bucket) -> Engine:
+        prog = bucket_program(self.spec, b, self.task)
+        if prog not in self._engines:
+            self._engines[prog] = Engine(prog)
+        return self._engines[prog]
+
+    def memory(self, b: Bucket) -> ProgramMemory:
+        """Compile the bucket's chunk (cached for training) and read what it needs per device."""
+        eng = self.engine(b)
+        n_chunks = -(-(self.spec.train.epochs + 1) // eng.prog.chunk)
+        mesh, args = eng.abstract_chunk_args(bucket_consts(b, self.task), self.data, n_chunks * eng.prog.chunk)
+        compiled = eng.compiled_chunk(mesh, *args)
+        replicated = [a for a in jax.tree.leaves(args) if a.sharding.is_fully_replicated]  # data, mask
+        fixed = sum(a.size * a.dtype.itemsize for a in replicated)
+        return ProgramMemory(compiled.device_bytes, fixed, -(-b.size // mesh.size))
+
+
+def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = None,
+                 log: Callable[[str], None] = lambda _: None) -> tuple[list[Bucket], dict]:
+    """Buckets sized to the device memory: each group of runs that can share a program is compiled whole and,
+    if its program is over the budget, split into the fewest near-equal programs that fit (ibjax.sizing).
+    Returns the buckets and the record for the manifest (budget, parts per group, bytes per bucket)."""
+    devices = jax.local_devices()
+    budget = budget or device_budget(devices)
+    parts: dict[str, int] = {}
+    groups = group_runs(runs)
+    for i, (key, members) in enumerate(groups):
+        r = members[0]
+        shape = (f"depth {len(r.hidden)}, {r.optimizer}, batch {r.batch_size}"
+                 + (f", quantize {r.quantize_bits}" if r.quantize_bits is not None else "")
+                 + (f", noise {r.noise_std:g}" if r.noise_std is not None else ""))
+        label = f"bucket group {i + 1}/{len(groups)} ({len(members)} networks: {shape})"
+
+        def measure(n_parts: int, members=members) -> list[ProgramMemory]:
+            return [programs.memory(b) for b in split_group(members, n_parts)]
+
+        parts[key] = n_parts_that_fit(len(members), len(devices), budget.bytes_per_device, measure, label)
+        need = max(m.device_bytes for m in measure(parts[key]))  # cached: no compile
+        log(f"[sizing] {label}: {parts[key]} program(s), at most {fmt_bytes(need)} per device of "
+            f"{fmt_bytes(budget.bytes_per_device)} ({budget.source})")
+    buckets = []
+    for key, members in groups:
+        buckets.extend(split_group(members, parts[key], first_index=len(buckets)))
+    record = {"mode": "auto", "budget_bytes_per_device": budget.bytes_per_device, "budget_source": budget.source,
+              "parts": parts, "device_bytes": [programs.memory(b).device_bytes for b in buckets]}
+    return buckets, record
