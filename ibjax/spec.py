@@ -82,7 +82,8 @@ class TrainSpec(_Frozen):
     chunk_epochs: int = Field(250, gt=0)
     """Epochs per compiled chunk: progress, and results streamed to the host, once per chunk."""
     max_models_per_program: int | None = Field(None, gt=0)
-    """Split a bucket into programs of at most this many networks (device memory); null: one per bucket."""
+    """Split a bucket into programs of at most this many networks; null: sized automatically to the device's
+    memory from XLA's account of each compiled program (ibjax.sizing; IBJAX_DEVICE_MEMORY overrides it)."""
 
 
 class EstimatorSpec(_Frozen):

@@ -19,3 +19,16 @@ def test_throughput_quick_produces_the_table(tmp_path):
     assert kinds == {("baseline", 1, 1), ("ibjax", 2, 1), ("baseline", 1, table["k_log"]), ("ibjax", 2, table["k_log"])}
     for r in table["rows"]:
         assert r["net_epochs_per_s"] > 0 and r["peak_rss_mb"] > 0 and r["compile_s"] > 0
+
+
+@pytest.mark.slow
+def test_program_memory_quick_produces_the_comparison(tmp_path):
+    out = tmp_path / "m.json"
+    proc = run_cli("benchmarks.program_memory", "--n", "4", "32", "--quick", "--json", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("account_over_measured=")
+    table = json.loads(out.read_text())
+    assert [r["n"] for r in table["rows"]] == [4, 32]
+    small, large = table["rows"]
+    assert 0 < small["account_mb"] < large["account_mb"]  # the account grows with the networks
+    assert large["peak_rss_mb"] > large["account_mb"]  # the process holds at least what XLA assigned

@@ -13,7 +13,14 @@ from ibjax.engine import Engine, Program, run_program
 from ibjax.mi import Binning
 from ibjax.nets import make_consts
 from ibjax.plan import expand_grid, group_runs, mi_epochs
-from ibjax.sizing import ProgramMemory, SizingError, cgroup_headroom, parse_bytes, split_group
+from ibjax.sizing import (
+    ProgramMemory,
+    SizingError,
+    budget_fraction,
+    cgroup_headroom,
+    parse_bytes,
+    split_group,
+)
 from ibjax.spec import DataSpec, validate
 from ibjax.store import load
 from ibjax.sweep import _plan_programs
@@ -132,7 +139,7 @@ def test_sweep_splits_to_fit_and_results_do_not_change(tiny_run, tmp_path, monke
     need = whole["buckets"][0]["device_bytes"]
     assert 0 < need <= whole["programs"]["budget_bytes_per_device"]
     # A device with 90 % of what the whole bucket needs (after the planning fraction): it must split.
-    monkeypatch.setenv("IBJAX_DEVICE_MEMORY", str(int(0.9 * need / 0.8)))
+    monkeypatch.setenv("IBJAX_DEVICE_MEMORY", str(int(0.9 * need / budget_fraction(jax.devices()[0].platform))))
     rd = sweep_to_run_dir(tmp_path, small_spec())
     progs = rd.manifest["programs"]
     assert progs["mode"] == "auto" and progs["budget_source"].startswith("IBJAX_DEVICE_MEMORY")
@@ -148,7 +155,8 @@ def test_too_little_memory_is_a_clear_error(tmp_path, monkeypatch):
     spec.write_text(json.dumps(small_spec()))
     proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "bucket group 1/1 (8 networks" in proc.stderr and "over the budget of 800 B" in proc.stderr
+    budget = int(1000 * budget_fraction(jax.devices()[0].platform))
+    assert "bucket group 1/1 (8 networks" in proc.stderr and f"over the budget of {budget} B" in proc.stderr
     monkeypatch.setenv("IBJAX_DEVICE_MEMORY", "lots")
     proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
     assert proc.returncode == 2 and "IBJAX_DEVICE_MEMORY='lots'" in proc.stderr and "Traceback" not in proc.stderr
