@@ -60,7 +60,8 @@ def _compile() -> Path:
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX)")
-    base = [cxx, "-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{jax.ffi.include_dir()}"]
+    base = [cxx, "-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC", "-w",
+            f"-I{jax.ffi.include_dir()}"]
     sources = "\0".join(p.read_text() for p in _SOURCES)
     digest = hashlib.sha256("\0".join([sources, jaxlib.__version__, *base, _cpu_fingerprint()]).encode()).hexdigest()
     out = _cache_dir() / f"ibjax_native-{digest[:16]}.so"
