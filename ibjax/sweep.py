@@ -188,6 +188,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     runs = expand_grid(spec)
     if sharded:
         runs = shard_runs(runs, index, count)
+    t_start = time.perf_counter()  # wall_s counts sizing's compiles too (they are the buckets' own)
     task: Task = load_task(spec.data)
     data = task.device_data()
     programs = Programs(spec, task, data)
@@ -217,7 +218,6 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     write_json(manifest_path, manifest)
     todo = [b for b in buckets if manifest["buckets"][b.index]["status"] != "done"]
     bar = Progress(sum(b.size for b in todo) * n_epochs, enabled=progress)
-    t_start = time.perf_counter()
     with StopFlag() as stop:
         try:
             for b in todo:
