@@ -18,6 +18,7 @@ from ibjax.sizing import (
     SizingError,
     budget_fraction,
     cgroup_headroom,
+    device_budget,
     parse_bytes,
     split_group,
 )
@@ -157,6 +158,10 @@ def test_too_little_memory_is_a_clear_error(tmp_path, monkeypatch):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     budget = int(1000 * budget_fraction(jax.devices()[0].platform))
     assert "bucket group 1/1 (8 networks" in proc.stderr and f"over the budget of {budget} B" in proc.stderr
-    monkeypatch.setenv("IBJAX_DEVICE_MEMORY", "lots")
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
-    assert proc.returncode == 2 and "IBJAX_DEVICE_MEMORY='lots'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o" / "manifest.json").exists()  # stopped before the sweep began
+    monkeypatch.setenv("IBJAX_DEVICE_MEMORY", "lots")  # the same SizingError, which the CLI reports the same way
+    with pytest.raises(SizingError, match="IBJAX_DEVICE_MEMORY='lots'"):
+        device_budget(jax.local_devices())
+    monkeypatch.setenv("IBJAX_DEVICE_MEMORY", "3GiB")
+    share = budget_fraction(jax.local_devices()[0].platform)
+    assert device_budget(jax.local_devices()).bytes_per_device == int(3 * 2**30 * share)
