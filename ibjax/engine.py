@@ -109,6 +109,8 @@ class CompiledChunk:
         """Peak device memory of one call, per device: arguments + outputs + temporaries, less the donated
         state that the outputs reuse (XLA's own buffer assignment, so it matches what the device allocates)."""
         m = self.executable.memory_analysis()
+        if m is None:  # a backend without an account: 0, and sizing says it could not size
+            return 0
         return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
                    - m.alias_size_in_bytes)
 

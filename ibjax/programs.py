@@ -94,8 +94,9 @@ class Programs:
         n_chunks = -(-(self.spec.train.epochs + 1) // eng.prog.chunk)
         mesh, args = eng.abstract_chunk_args(bucket_consts(b, self.task), self.data, n_chunks * eng.prog.chunk)
         compiled = eng.compiled_chunk(mesh, *args)
-        replicated = [a for a in jax.tree.leaves(args) if a.sharding.is_fully_replicated]  # data, mask
-        fixed = sum(a.size * a.dtype.itemsize for a in replicated)
+        # What does not grow with the networks: the task data, the MI mask and the scalars (args after state
+        # and constants). Not "the replicated arguments": on a one-device mesh every argument is replicated.
+        fixed = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(args[2:]))
         return ProgramMemory(compiled.device_bytes, fixed, -(-b.size // mesh.size))
 
 
@@ -120,6 +121,10 @@ def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = No
 
         parts[key] = n_parts_that_fit(len(members), len(devices), budget.bytes_per_device, measure, label)
         need = max(m.device_bytes for m in measure(parts[key]))  # cached: no compile
+        if need == 0:
+            log(f"[sizing] {label}: this backend gives no memory account of its programs: not sized "
+                f"(set train.max_models_per_program if it runs out of memory)")
+            continue
         log(f"[sizing] {label}: {parts[key]} program(s), at most {fmt_bytes(need)} per device of "
             f"{fmt_bytes(budget.bytes_per_device)} ({budget.source})")
     buckets = []

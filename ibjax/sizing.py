@@ -6,7 +6,8 @@ over the budget splits the bucket into the fewest near-equal programs that fit, 
 bytes per network and then checked by compiling them. Executables are cached by the engine, so a bucket that
 fits costs no compile beyond the one training needs.
 
-Budget per device: IBJAX_DEVICE_MEMORY if set (e.g. "12GB", when another job shares the GPU); otherwise, on a
+Budget per device: IBJAX_DEVICE_MEMORY if set, the memory of ONE device (e.g. "12GB" when another job shares
+the GPU; on the CPU, one host device's share: one per core), the planning share below applied to it too; else on a
 GPU or TPU, the allocator's limit less what is already in use, and on the CPU the memory this process may
 still take (MemAvailable, and the cgroup limit a SLURM job runs under) shared among the host devices. Only a
 fraction of it is planned for (`budget_fraction`): fragmentation, host-side copies and runtime buffers are not
@@ -63,12 +64,24 @@ def device_budget(devices) -> Budget:
     env = os.environ.get("IBJAX_DEVICE_MEMORY")
     if env:
         return Budget(int(parse_bytes(env) * fraction), f"IBJAX_DEVICE_MEMORY={env}")
-    stats = devices[0].memory_stats() if hasattr(devices[0], "memory_stats") else None
-    if stats and "bytes_limit" in stats:
-        free = min(d.memory_stats()["bytes_limit"] - d.memory_stats().get("bytes_in_use", 0) for d in devices)
-        return Budget(int(free * fraction), f"{devices[0].platform} allocator limit less in use")
+    platform = devices[0].platform
+    stats = [_memory_stats(d) for d in devices]
+    if all(st and "bytes_limit" in st for st in stats):
+        free = min(st["bytes_limit"] - st.get("bytes_in_use", 0) for st in stats)
+        return Budget(int(free * fraction), f"{platform} allocator limit less in use")
+    if platform != "cpu":  # an accelerator's memory is not the host's: do not guess
+        raise SizingError(f"the {platform} devices report no memory limit (memory_stats() has no bytes_limit, e.g. "
+                          f"with XLA_PYTHON_CLIENT_ALLOCATOR=platform): set IBJAX_DEVICE_MEMORY to one device's "
+                          f"memory (e.g. IBJAX_DEVICE_MEMORY=80GB), or train.max_models_per_program")
     host, source = host_memory_available()
     return Budget(int(host / n * fraction), f"{source}, shared by {n} host device(s)")
+
+
+def _memory_stats(device) -> dict | None:
+    try:
+        return device.memory_stats()
+    except Exception:  # not implemented by this backend or plugin
+        return None
 
 
 def host_memory_available() -> tuple[int, str]:
@@ -106,9 +119,10 @@ def cgroup_headroom(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = 
             continue
         _, controllers, path = parts
         if controllers == "":
-            base, limit_f, usage_f = root, "memory.max", "memory.current"
+            base, limit_f, usage_f, cache_key = root, "memory.max", "memory.current", "inactive_file"
         elif "memory" in controllers.split(","):
             base, limit_f, usage_f = root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
+            cache_key = "total_inactive_file"
         else:
             continue
         rel = Path(path.lstrip("/"))
@@ -116,9 +130,21 @@ def cgroup_headroom(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = 
             limit, usage = _read_int(d / limit_f), _read_int(d / usage_f)
             if limit is None or usage is None or limit >= 2**60:  # "max" or v1's "unlimited" sentinel
                 continue
-            room = max(limit - usage, 0)
+            # Usage counts the page cache of files read (a dataset): the inactive part is reclaimed on demand.
+            room = max(limit - usage + _stat(d / "memory.stat", cache_key), 0)
             best = room if best is None else min(best, room)
     return best
+
+
+def _stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _read_int(path: Path) -> int | None:

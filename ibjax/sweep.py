@@ -213,6 +213,10 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
         "programs": sizing,
     }
     if previous is not None:  # keep what the finished buckets recorded
+        if [b["n_runs"] for b in previous["buckets"]] != [b.size for b in buckets]:
+            raise RunDirError(f"{manifest_path} records buckets of {[b['n_runs'] for b in previous['buckets']]} "
+                              f"networks, but this spec makes {[b.size for b in buckets]}: it cannot be resumed; "
+                              f"use --force to start over")
         manifest["buckets"] = previous["buckets"]
         manifest["resumed"] = previous.get("resumed", 0) + 1
     write_json(manifest_path, manifest)

@@ -52,6 +52,9 @@ def test_cgroup_headroom_takes_the_tightest_ancestor(tmp_path):
     _write(root / "slurm/job_7/memory.max", str(8 * 2**30))
     _write(root / "slurm/job_7/memory.current", str(3 * 2**30))
     assert cgroup_headroom(proc, root) == 5 * 2**30
+    # Usage includes the page cache of files read; its inactive part is reclaimable, so it is room.
+    _write(root / "slurm/job_7/memory.stat", f"anon 123\ninactive_file {2**30}\nactive_file 7\n")
+    assert cgroup_headroom(proc, root) == 6 * 2**30
     # cgroup v1: the memory controller's own hierarchy, "unlimited" as a huge number.
     proc1 = tmp_path / "cgroup_v1"
     _write(proc1, "4:memory:/job_9\n3:cpuset:/\n")
@@ -165,3 +168,44 @@ def test_too_little_memory_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("IBJAX_DEVICE_MEMORY", "3GiB")
     share = budget_fraction(jax.local_devices()[0].platform)
     assert device_budget(jax.local_devices()).bytes_per_device == int(3 * 2**30 * share)
+
+
+class _Accelerator:
+    """A device as JAX describes one (platform, memory_stats), for the budget rules of devices not here."""
+
+    def __init__(self, stats, platform="gpu"):
+        self.platform, self._stats = platform, stats
+
+    def memory_stats(self):
+        if isinstance(self._stats, Exception):
+            raise self._stats
+        return self._stats
+
+
+def test_accelerator_budget_is_its_free_memory_or_a_clear_error(monkeypatch):
+    monkeypatch.delenv("IBJAX_DEVICE_MEMORY", raising=False)
+    gpus = [_Accelerator({"bytes_limit": 100_000, "bytes_in_use": 20_000}),
+            _Accelerator({"bytes_limit": 100_000, "bytes_in_use": 50_000})]
+    budget = device_budget(gpus)
+    assert budget.bytes_per_device == int(50_000 * budget_fraction("gpu"))  # the fullest device decides
+    for stats in ({}, None, RuntimeError("UNIMPLEMENTED")):  # e.g. XLA_PYTHON_CLIENT_ALLOCATOR=platform
+        with pytest.raises(SizingError, match="IBJAX_DEVICE_MEMORY"):
+            device_budget([_Accelerator(stats)])
+    monkeypatch.setenv("IBJAX_DEVICE_MEMORY", "80GB")
+    assert device_budget([_Accelerator(None)]).bytes_per_device == int(80e9 * budget_fraction("gpu"))
+
+
+def test_fixed_bytes_are_the_task_data_on_one_device_too():
+    from ibjax.plan import make_buckets
+    from ibjax.programs import Programs
+
+    spec = validate({"train": {"epochs": 6, "chunk_epochs": 4}, "mi": {"schedule": {"every": 2}},
+                     "grid": {"seed": 1}})
+    task = load_task(spec.data)
+    data = task.device_data()
+    (bucket,) = make_buckets(expand_grid(spec))
+    mem = Programs(spec, task, data).memory(bucket)  # one network: a one-device mesh, every sharding replicated
+    assert mem.models_per_device == 1
+    data_bytes = sum(a.nbytes for a in jax.tree.leaves(data))
+    assert mem.fixed_bytes == data_bytes + 8 + 2 * 4  # + the MI mask (2 chunks of 4 epochs) and two int32 scalars
+    assert mem.bytes_per_model > 0
