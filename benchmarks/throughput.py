@@ -144,6 +144,27 @@ def worker_engine(n: int, epochs: int, mi_every: int, chunk: int) -> dict:
             "devices": len(jax.local_devices())}
 
 
+def cpu_info() -> dict:
+    """The host CPU, so tables from different machines are not compared as if alike: the native kernels are
+    built with -march=native and vectorize over 8 (AVX2) or 16 (AVX-512) floats."""
+    info = {"model": "unknown", "avx512f": False, "family": None, "model_number": None}
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and info["model"] == "unknown":
+            info["model"] = value
+        elif key == "cpu family" and info["family"] is None:
+            info["family"] = value
+        elif key == "model" and info["model_number"] is None:
+            info["model_number"] = value
+        elif key == "flags":
+            info["avx512f"] = "avx512f" in value.split()
+    return info
+
+
 def _run(args: list[str]) -> dict:
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -188,13 +209,16 @@ def main() -> None:
             r["speedup"] = r["net_epochs_per_s"] / base["net_epochs_per_s"]
             rows.append(r)
         print(f"  ... MI every {every}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    cpu = cpu_info()
+    print(f"CPU: {cpu['model']} (family {cpu['family']}, model {cpu['model_number']}, "
+          f"{'AVX-512' if cpu['avx512f'] else 'no AVX-512'})")
     print(f"MI every K = {k_log} epochs matches the default schedule's density over 10 000 epochs")
     print(f"{'what':>9} {'N':>5} {'MI every':>9} {'net-epochs/s':>13} {'speedup':>8} {'compile s':>10} {'peak MB':>8}")
     for r in rows:
         sp = f"{r['speedup']:.1f}x" if "speedup" in r else "1x"
         print(f"{r['kind']:>9} {r['n']:>5} {r['mi_every']:>9} {r['net_epochs_per_s']:>13,.1f} {sp:>8} "
               f"{r['compile_s']:>10.2f} {r['peak_rss_mb']:>8.0f}")
-    out = {"k_log": k_log, "quick": args.quick, "wall_s": time.perf_counter() - t0, "rows": rows}
+    out = {"k_log": k_log, "quick": args.quick, "wall_s": time.perf_counter() - t0, "cpu": cpu_info(), "rows": rows}
     with open(args.json, "w") as f:
         json.dump(out, f, indent=2)
     s256 = [r["speedup"] for r in rows if r["kind"] == "ibjax" and r["n"] == 256 and r["mi_every"] == 1]
