@@ -70,10 +70,10 @@ def main() -> None:
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"worker N={n} failed:\n{proc.stderr[-3000:]}")
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f"{'N':>6} {'XLA account MB':>15} {'peak RSS MB':>12}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))  # *_mb: MiB (2**20 bytes)
+    print(f"{'N':>6} {'XLA account MiB':>16} {'peak RSS MiB':>13}")
     for r in rows:
-        print(f"{r['n']:>6} {r['account_mb']:>15.1f} {r['peak_rss_mb']:>12.1f}")
+        print(f"{r['n']:>6} {r['account_mb']:>16.1f} {r['peak_rss_mb']:>13.1f}")
     lo, hi = rows[0], rows[-1]
     dn = hi["n"] - lo["n"]
     slope_account = (hi["account_mb"] - lo["account_mb"]) / dn if dn else float("nan")

@@ -72,6 +72,10 @@ class Program:
     def n_batches(self) -> int:
         return -(-self.n_train // self.batch_size)
 
+    def n_chunks(self, n_epochs: int) -> int:
+        """Chunks covering steps 0..n_epochs (the MI mask has n_chunks * chunk entries)."""
+        return -(-(n_epochs + 1) // self.chunk)
+
 
 def make_optimizer(name: str, learning_rate=0.0, momentum=0.0) -> optax.GradientTransformation:
     """Hyperparameters are injected into the optimizer state, so they can differ per model in one program."""
@@ -314,7 +318,7 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     bucket is checkpointed and `Interrupted` raised.
     """
     chunk = engine.prog.chunk
-    n_chunks = -(-(n_epochs + 1) // chunk)
+    n_chunks = engine.prog.n_chunks(n_epochs)
     log_mask = np.zeros(n_chunks * chunk, bool)
     log_mask[schedule] = True
     grad_mask = np.zeros_like(log_mask)

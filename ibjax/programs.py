@@ -23,8 +23,7 @@ from ibjax.mi import (
 )
 from ibjax.nets import ModelConsts, make_consts
 from ibjax.plan import Bucket, Run, group_runs, split_group
-from ibjax.sizing import Budget, ProgramMemory, device_budget, fmt_bytes
-from ibjax.sizing import split_group as n_parts_that_fit
+from ibjax.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
 from ibjax.spec import SweepSpec
 from ibjax.tasks import Task
 
@@ -81,6 +80,7 @@ class Programs:
     def __init__(self, spec: SweepSpec, task: Task, data: Data):
         self.spec, self.task, self.data = spec, task, data
         self._engines: dict[Program, Engine] = {}
+        self._memory: dict[tuple, ProgramMemory] = {}  # by the bucket's runs (its index depends on the split)
 
     def engine(self, b: Bucket) -> Engine:
         prog = bucket_program(self.spec, b, self.task)
@@ -90,14 +90,17 @@ class Programs:
 
     def memory(self, b: Bucket) -> ProgramMemory:
         """Compile the bucket's chunk (cached for training) and read what it needs per device."""
+        if b.runs in self._memory:
+            return self._memory[b.runs]
         eng = self.engine(b)
-        n_chunks = -(-(self.spec.train.epochs + 1) // eng.prog.chunk)
-        mesh, args = eng.abstract_chunk_args(bucket_consts(b, self.task), self.data, n_chunks * eng.prog.chunk)
+        n_log = eng.prog.n_chunks(self.spec.train.epochs) * eng.prog.chunk
+        mesh, args = eng.abstract_chunk_args(bucket_consts(b, self.task), self.data, n_log)
         compiled = eng.compiled_chunk(mesh, *args)
         # What does not grow with the networks: the task data, the MI mask and the scalars (args after state
         # and constants). Not "the replicated arguments": on a one-device mesh every argument is replicated.
         fixed = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(args[2:]))
-        return ProgramMemory(compiled.device_bytes, fixed, -(-b.size // mesh.size))
+        self._memory[b.runs] = ProgramMemory(compiled.device_bytes, fixed, -(-b.size // mesh.size))
+        return self._memory[b.runs]
 
 
 def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = None,
@@ -119,8 +122,8 @@ def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = No
         def measure(n_parts: int, members=members) -> list[ProgramMemory]:
             return [programs.memory(b) for b in split_group(members, n_parts)]
 
-        parts[key] = n_parts_that_fit(len(members), len(devices), budget.bytes_per_device, measure, label)
-        need = max(m.device_bytes for m in measure(parts[key]))  # cached: no compile
+        parts[key] = parts_that_fit(len(members), len(devices), budget.bytes_per_device, measure, label)
+        need = max(m.device_bytes for m in measure(parts[key]))  # memoized: no compile
         if need == 0:
             log(f"[sizing] {label}: this backend gives no memory account of its programs: not sized "
                 f"(set train.max_models_per_program if it runs out of memory)")

@@ -167,7 +167,7 @@ class ProgramMemory:
         return max(self.device_bytes - self.fixed_bytes, 0) / max(self.models_per_device, 1)
 
 
-def split_group(n_runs: int, n_devices: int, budget: int, measure: Callable[[int], list[ProgramMemory]],
+def parts_that_fit(n_runs: int, n_devices: int, budget: int, measure: Callable[[int], list[ProgramMemory]],
                 label: str) -> int:
     """The fewest programs (near-equal parts) that a group of `n_runs` networks must be split into so that every
     part's measured memory is within `budget` per device. `measure(n_parts)` compiles the parts of that split

@@ -20,7 +20,7 @@ from ibjax.sizing import (
     cgroup_headroom,
     device_budget,
     parse_bytes,
-    split_group,
+    parts_that_fit,
 )
 from ibjax.spec import DataSpec, validate
 from ibjax.store import load
@@ -96,7 +96,7 @@ def _near_equal(n, parts):
 @pytest.mark.parametrize("superlinear", [0.0, 3.0])
 def test_split_is_the_fewest_parts_that_fit(n_runs, n_devices, budget, superlinear):
     measure, calls = _linear_device(n_devices, fixed=1_000, per_model=100, superlinear=superlinear)
-    n = split_group(n_runs, n_devices, budget, measure(n_runs), "group")
+    n = parts_that_fit(n_runs, n_devices, budget, measure(n_runs), "group")
     n_compiles = len(calls)
     fits = lambda k: max(m.device_bytes for m in measure(n_runs)(k)) <= budget
     assert fits(n)
@@ -109,7 +109,7 @@ def test_split_is_the_fewest_parts_that_fit(n_runs, n_devices, budget, superline
 def test_split_fails_clearly_when_one_network_is_too_large():
     measure, _ = _linear_device(2, fixed=1_000, per_model=5_000)
     with pytest.raises(SizingError, match=r"group 3.*one network per device needs 5\.9 KiB"):
-        split_group(64, 2, 4_000, measure(64), "group 3")
+        parts_that_fit(64, 2, 4_000, measure(64), "group 3")
 
 
 def test_compiled_once_for_sizing_and_training():
