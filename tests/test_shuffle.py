@@ -20,3 +20,30 @@ def test_keys_give_different_orders_and_small_n_reaches_all_orders():
     counts = np.unique(orders, axis=0, return_counts=True)[1]
     assert len(counts) == 24  # every order of 4 items appears
     assert counts.min() > 6000 / 24 * 0.6 and counts.max() < 6000 / 24 * 1.4
+
+
+def test_native_compaction_gives_the_xla_permutation(monkeypatch):
+    """On the CPU the compaction runs in a native kernel; it must give exactly the XLA path's integers
+    (vmapped, as the engine calls it, and for sizes that are and are not powers of two)."""
+    from ibjax import native
+
+    if not native.available():
+        pytest.skip("native kernels unavailable")
+    keys = jax.random.split(jax.random.PRNGKey(3), 7)
+    for n in (1, 5, 256, 3481, 4096):
+        perm = jax.jit(jax.vmap(lambda k: feistel_permutation(k, n)))
+        fast = np.asarray(perm(keys))
+        monkeypatch.setenv("IBJAX_NATIVE_SHUFFLE", "0")
+        slow = np.asarray(jax.jit(jax.vmap(lambda k: feistel_permutation(k, n)))(keys))
+        monkeypatch.delenv("IBJAX_NATIVE_SHUFFLE")
+        np.testing.assert_array_equal(fast, slow)
+        np.testing.assert_array_equal(np.sort(fast, axis=1), np.broadcast_to(np.arange(n), fast.shape))
+
+
+def test_native_compaction_refuses_rows_that_are_not_a_cycle_walk():
+    from ibjax import native
+
+    if not native.available():
+        pytest.skip("native kernels unavailable")
+    with pytest.raises(Exception, match="exactly n values"):
+        jax.block_until_ready(native.compact_below(jax.numpy.asarray([0, 7, 1, 9], jax.numpy.int32), 3))

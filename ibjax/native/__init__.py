@@ -2,11 +2,13 @@
 
 - `symbol_entropies.cc`: counts 64-bit symbol keys with a hash table (exact: whole keys are compared), ~3-5x
   faster than XLA's CPU sort on this workload; used by `ibjax.mi.entropy`.
-- `mlp_grads.cc`: the gradients of a training step of a stack of small MLPs, several times faster than
-  XLA's CPU backend for layers this small; used by `ibjax.engine` through `ibjax.native.mlp`.
+- `mlp.cc`: the gradients of a training step and the forward pass of a stack of small MLPs, several times
+  faster than XLA's CPU backend for layers this small; used by `ibjax.engine` through `ibjax.native.mlp`.
+- `compact.cc`: the compaction step of the per-epoch Feistel shuffle (`ibjax.shuffle`), which XLA does with
+  a cumsum and a vmapped scatter.
 (BUILD_NOTES.md, issue 6, has the measurements.) They run only where the program runs on the CPU; on other
 platforms, with no compiler, or with IBJAX_NATIVE=0, the callers use plain XLA, which gives the same numbers
-(counting: exactly; gradients: to float rounding; tests compare both).
+(counting and shuffles: exactly; gradients: to float rounding; tests compare both).
 
 Build: `c++ -O3 -march=native -shared` against the FFI headers shipped in jaxlib (`jax.ffi.include_dir()`),
 ~10 s, cached in $IBJAX_CACHE_DIR (default ~/.cache/ibjax) under a name that hashes the sources, jaxlib
@@ -33,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 TARGETS = {"ibjax_symbol_entropies": "IbjaxSymbolEntropies", "ibjax_mlp_grads": "IbjaxMlpGrads",
-           "ibjax_mlp_forward": "IbjaxMlpForward"}
+           "ibjax_mlp_forward": "IbjaxMlpForward", "ibjax_compact_below": "IbjaxCompactBelow"}
 _SOURCES = sorted(Path(__file__).parent.glob("*.cc"))
 log = logging.getLogger(__name__)
 
@@ -113,3 +115,11 @@ def symbol_entropies(keys_N: jnp.ndarray, labels_N: jnp.ndarray, n_classes: int)
 
 
 _PAIR = jax.ShapeDtypeStruct((2,), jnp.float64)
+
+
+def compact_below(values_K: jnp.ndarray, n: int) -> jnp.ndarray:
+    """The values below n of int32 `values_K`, in order (exactly n of them must lie in [0, n)); CPU only."""
+    if not available():
+        raise RuntimeError("the native kernels are not available (IBJAX_NATIVE=0 or no C++ compiler)")
+    return jax.ffi.ffi_call("ibjax_compact_below", jax.ShapeDtypeStruct((n,), jnp.int32),
+                            vmap_method="expand_dims")(values_K.astype(jnp.int32), n=np.int64(n))
