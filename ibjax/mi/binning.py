@@ -41,10 +41,16 @@ def pack_symbols(bins_NxU: jnp.ndarray, n_bins: int) -> jnp.ndarray:
     """Exact mixed-radix packing of each row's bin tuple into K = ceil(U / units_per_word) uint64 words."""
     n, u = bins_NxU.shape
     per = units_per_word(n_bins)
-    k = -(-u // per)
-    padded = jnp.zeros((n, k * per), jnp.uint64).at[:, :u].set(bins_NxU.astype(jnp.uint64))
-    weights = jnp.asarray([n_bins**j for j in range(per)], jnp.uint64)
-    return jnp.sum(padded.reshape(n, k, per) * weights, axis=-1, dtype=jnp.uint64)
+    bins = bins_NxU.astype(jnp.uint64)
+    words = []
+    for start in range(0, max(u, 1), per):
+        # Horner's rule over the word's units, sum_j bins[:, start + j] * n_bins**j: one elementwise chain
+        # that XLA fuses with the binning into a single pass (a padded multiply-and-reduce was ~5x slower).
+        word = jnp.zeros(n, jnp.uint64)
+        for j in reversed(range(start, min(start + per, u))):
+            word = word * jnp.uint64(n_bins) + bins[:, j]
+        words.append(word)
+    return jnp.stack(words, axis=1)
 
 
 def mi_from_bins(bins_NxU: jnp.ndarray, labels_N: jnp.ndarray, n_bins: int,
