@@ -31,6 +31,10 @@ from ibjax.native.mlp import forward_layers, loss_grads
 from ibjax.nets import BOUNDED_RANGES, ModelConsts, forward, init_params
 from ibjax.shuffle import feistel_permutation
 
+# For the chunk program on the CPU only (never set process-wide): XLA 0.10's YNNPACK fusions of elementwise
+# ops and reductions ran the MI pass's softmax and loss ~3x slower than XLA's own loops when each core is
+# its own device (12.6 vs ~4 ms per device-epoch for 128 networks; BUILD_NOTES.md, issue 6, session 6).
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 NOISE_DRAWS = 8  # forward passes per logged epoch of a stochastic network (samples of each layer given X)
 
 
@@ -158,7 +162,14 @@ class Engine:
         key = (mesh, tree, tuple((a.shape, a.dtype, a.weak_type, a.sharding) for a in leaves))
         if key not in self._compiled:
             t = time.perf_counter()
-            executable = self.chunk_program(mesh).lower(*specs).compile()
+            lowered = self.chunk_program(mesh).lower(*specs)
+            options = CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else {}
+            try:
+                executable = lowered.compile(compiler_options=options) if options else lowered.compile()
+            except Exception as e:  # an XLA without these options: compile as it comes
+                if "No such compile option" not in str(e):
+                    raise
+                executable = lowered.compile()
             self._compiled[key] = CompiledChunk(executable, time.perf_counter() - t)
         return self._compiled[key]
 
