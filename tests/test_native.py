@@ -86,3 +86,19 @@ def test_bad_labels_are_refused():
     with pytest.raises(Exception, match="outside"):
         jax.block_until_ready(symbol_entropies(jnp.zeros((8, 1), jnp.uint64), jnp.full(8, 5, jnp.int32), radix=1,
                                                n_classes=2, method="native"))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])  # 3: the kernel's loop of runtime width
+def test_rows_of_growing_distinct_counts_and_the_largest_key(n_classes):
+    """Rows of one call size the kernel's table from the previous row: a row with far more distinct
+    symbols than the one before must grow it and still count exactly; the key 2^64 - 1 is counted too."""
+    rng = np.random.default_rng(n_classes)
+    n = 3000
+    rows = [rng.integers(0, d, size=n).astype(np.uint64) for d in (1, 5, 3000, 7, 2**62)]
+    rows[3][::3] = np.uint64(2**64 - 1)  # the largest key (its + 1 wraps around)
+    keys = np.stack(rows)
+    labels = rng.integers(0, n_classes, size=(len(rows), n)).astype(np.int32)
+    h_t, h_ty = jax.jit(jax.vmap(lambda k, y: symbol_entropies(k[:, None], y, radix=None, n_classes=n_classes,
+                                                               method="native")))(jnp.asarray(keys), jnp.asarray(labels))
+    for r in range(len(rows)):
+        np.testing.assert_allclose([h_t[r], h_ty[r]], numpy_entropies(keys[r], labels[r]), atol=1e-9)

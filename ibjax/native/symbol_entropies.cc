@@ -31,8 +31,8 @@ inline uint64_t mix64(uint64_t x) {  // splitmix64's finalizer: spreads any key 
   return x ^ (x >> 31);
 }
 
-// Open addressing with linear probing, at most half full. `width` counters per slot: one per class when
-// the classes are few (so H(T) and H(T, Y) come from one insertion), else one.
+// Many classes: open addressing with linear probing, at most half full, one counter per slot; T and (T, Y)
+// each get a table (the label is part of the (T, Y) record).
 // One slot is one record [key (2 words), label, occupied, counts...] of int32 words: a probe touches one
 // cache line, not one per field (separate arrays cost ~2x: BUILD_NOTES.md, issue 6).
 struct Table {
@@ -91,8 +91,118 @@ inline int32_t* insert(int32_t* __restrict base, int64_t stride, uint64_t mask, 
 
 constexpr int64_t kMaxWidth = 64;  // above this many classes, (T, Y) gets its own table
 
+// Few classes (n_classes <= kMaxWidth): one record per distinct key, [key + 1 (2 words), one counter per
+// class], so H(T) and H(T, Y) come from one insertion. A stored 0 marks an empty slot (the key 2^64 - 1, whose
+// + 1 wraps to 0, is counted apart). The table's active size follows the previous row's distinct count
+// (rows of one call are one layer of many networks, alike), from 64 slots (L1-resident) up, and doubles
+// when it gets a quarter full (short probe chains: 4n slots instead of 2n was ~20 % faster on near-distinct
+// rows); between rows only the used records are cleared. BUILD_NOTES.md (issue 6, session 6) has the numbers.
+struct ClassTable {
+  std::vector<int32_t> slots;  // capacity records; zero outside the used ones
+  std::vector<int32_t> used;   // the occupied slots of the active size
+  std::vector<int32_t> moved;  // records carried over while growing
+  int64_t expect = 0;          // distinct keys in the previous row
+};
+
+// The counters of key k (stored as k1 = k + 1 != 0), added at the first empty slot from s if new.
+inline int32_t* find_or_add(int32_t* __restrict base, int64_t stride, uint64_t mask, int32_t* __restrict used,
+                            int64_t& n_used, uint64_t s, uint64_t k1) {
+  while (true) {
+    int32_t* rec = base + s * stride;
+    uint64_t stored;
+    std::memcpy(&stored, rec, sizeof stored);
+    if (stored == k1) return rec + 2;
+    if (stored == 0) {
+      std::memcpy(rec, &k1, sizeof k1);
+      used[n_used++] = static_cast<int32_t>(s);
+      return rec + 2;
+    }
+    s = (s + 1) & mask;
+  }
+}
+
+// Doubles the active table and re-inserts its records.
+template <int64_t W>
+__attribute__((noinline)) void grow(ClassTable& t, int64_t stride, int64_t* size, int* bits, int64_t* n_used) {
+  int32_t* base = t.slots.data();
+  int32_t* used = t.used.data();
+  const int64_t count = *n_used;
+  t.moved.resize(count * stride);
+  for (int64_t u = 0; u < count; ++u) {
+    int32_t* rec = base + static_cast<int64_t>(used[u]) * stride;
+    std::copy(rec, rec + stride, t.moved.data() + u * stride);
+    std::fill(rec, rec + stride, 0);
+  }
+  *size <<= 1;
+  ++*bits;
+  int64_t k = 0;
+  for (int64_t u = 0; u < count; ++u) {
+    const int32_t* old = t.moved.data() + u * stride;
+    uint64_t k1;
+    std::memcpy(&k1, old, sizeof k1);
+    int32_t* c = find_or_add(base, stride, *size - 1, used, k, mix64(k1) >> (64 - *bits), k1);
+    std::copy(old + 2, old + stride, c);
+  }
+  *n_used = k;
+}
+
+// W: the number of classes when it is known at compile time (the common 2 and 10), else 0 (runtime w).
+template <int64_t W>
+void count_few(ClassTable& t, const uint64_t* k, const int32_t* y, int64_t n, int64_t w, const double* c_log_c,
+               double& sum_t, double& sum_ty) {
+  const int64_t width = W ? W : w, stride = 2 + width;
+  int64_t max_size = 64;
+  while (max_size < 4 * n) max_size <<= 1;
+  if (static_cast<int64_t>(t.slots.size()) < max_size * stride) {
+    t.slots.assign(max_size * stride, 0);
+    t.expect = 0;
+  }
+  if (static_cast<int64_t>(t.used.size()) < n + 1) t.used.resize(n + 1);
+  int64_t size = 64;
+  while (size < 8 * t.expect && size < max_size) size <<= 1;
+  int bits = 0;
+  while ((int64_t{1} << bits) < size) ++bits;
+  int32_t* base = t.slots.data();
+  int32_t* used = t.used.data();
+  int64_t n_used = 0;
+  int32_t wrapped[kMaxWidth] = {};
+  int64_t limit = size < max_size ? size / 4 : n + 1;  // grow beyond this many distinct keys
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t k1 = k[i] + 1;
+    if (k1 == 0) {
+      ++wrapped[y[i]];
+      continue;
+    }
+    ++find_or_add(base, stride, size - 1, used, n_used, mix64(k1) >> (64 - bits), k1)[y[i]];
+    if (__builtin_expect(n_used >= limit, 0)) {
+      grow<W>(t, stride, &size, &bits, &n_used);
+      limit = size < max_size ? size / 4 : n + 1;
+    }
+  }
+  double st = 0.0, sty = 0.0;  // locals: sums through the references would be a store-load chain per record
+  for (int64_t u = 0; u < n_used; ++u) {
+    int32_t* rec = base + static_cast<int64_t>(used[u]) * stride;
+    int64_t total = 0;
+    for (int64_t j = 0; j < width; ++j) {
+      total += rec[2 + j];
+      sty += c_log_c[rec[2 + j]];
+    }
+    st += c_log_c[total];
+    for (int64_t j = 0; j < stride; ++j) rec[j] = 0;  // cleared for the next row
+  }
+  int64_t total = 0;
+  for (int64_t j = 0; j < width; ++j) {
+    total += wrapped[j];
+    sty += c_log_c[wrapped[j]];
+  }
+  sum_t += st + c_log_c[total];
+  sum_ty += sty;
+  t.expect = n_used;
+}
+
 struct Scratch {
-  Table t_table, ty_table;
+  Table t_table, ty_table;  // many classes
+  ClassTable class_table;   // few classes
   std::vector<double> c_log_c;  // c * log2(c) for every count c in [0, N]
 
   void prepare(int64_t n) {
@@ -109,23 +219,13 @@ void count_entropies(Scratch& sc, const uint64_t* k, const int32_t* y, int64_t n
   const double inv_n = n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
   double sum_t = 0.0, sum_ty = 0.0;
   if (n_classes <= kMaxWidth) {
-    Table& t = sc.t_table;
-    t.reset(n, n_classes);
-    int32_t* base = t.slots.data();
-    int32_t* used = t.used.data();
-    int64_t n_used = 0;
-    for (int64_t i = 0; i < n; ++i) ++insert(base, t.stride, t.mask, used, n_used, t.home(k[i]), k[i], 0)[y[i]];
-    t.n_used = n_used;
-    for (int64_t u = 0; u < t.n_used; ++u) {
-      const int32_t s = t.used[u];
-      const int32_t* c = t.counts(s);
-      int64_t total = 0;
-      for (int64_t j = 0; j < n_classes; ++j) {
-        total += c[j];
-        sum_ty += sc.c_log_c[c[j]];
-      }
-      sum_t += sc.c_log_c[total];
-    }
+    // The usual class counts get a loop of known width.
+    if (n_classes == 2)
+      count_few<2>(sc.class_table, k, y, n, 2, sc.c_log_c.data(), sum_t, sum_ty);
+    else if (n_classes == 10)
+      count_few<10>(sc.class_table, k, y, n, 10, sc.c_log_c.data(), sum_t, sum_ty);
+    else
+      count_few<0>(sc.class_table, k, y, n, n_classes, sc.c_log_c.data(), sum_t, sum_ty);
   } else {
     // Many classes: (T, Y) gets its own table keyed by the pair (key, label).
     Table& t = sc.t_table;
