@@ -209,3 +209,22 @@ def test_fixed_bytes_are_the_task_data_on_one_device_too():
     data_bytes = sum(a.nbytes for a in jax.tree.leaves(data))
     assert mem.fixed_bytes == data_bytes + 8 + 2 * 4  # + the MI mask (2 chunks of 4 epochs) and two int32 scalars
     assert mem.bytes_per_model > 0
+
+
+def test_cpu_compile_options_apply_and_an_unknown_option_falls_back(monkeypatch):
+    """On the CPU the chunk program is compiled with engine.CPU_COMPILER_OPTIONS (XLA's YNNPACK fusions off:
+    they ran the MI pass's softmax ~3x slower, BUILD_NOTES.md issue 6); an XLA that does not know an option
+    compiles without it instead of failing the sweep."""
+    from ibjax import engine
+
+    task = load_task(DataSpec())
+    hidden = (10, 7, 5, 4, 3)
+    prog = Program((12, *hidden, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), 4)
+    consts = jax.tree.map(lambda a: jnp.stack([a] * 2), make_consts(hidden, "tanh", ("tanh",), 12, hidden))
+    mesh, args = Engine(prog).abstract_chunk_args(consts, task.device_data(), 8)
+    hlo = lambda: Engine(prog).compiled_chunk(mesh, *args).executable.as_text()
+    assert "__ynn_fusion" not in hlo()
+    monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", {})
+    assert "__ynn_fusion" in hlo()  # why the option is set (if XLA stops fusing this way, it can go)
+    monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": ""})
+    assert "ENTRY" in hlo()
