@@ -33,7 +33,7 @@ inline uint64_t mix64(uint64_t x) {  // splitmix64's finalizer: spreads any key 
 
 // Many classes: open addressing with linear probing, at most half full, one counter per slot; T and (T, Y)
 // each get a table (the label is part of the (T, Y) record).
-// One slot is one record [key (2 words), label, occupied, counts...] of int32 words: a probe touches one
+// One slot is one record [key (2 words), label, occupied, count] of int32 words: a probe touches one
 // cache line, not one per field (separate arrays cost ~2x: BUILD_NOTES.md, issue 6).
 struct Table {
   std::vector<int32_t> slots;
@@ -41,16 +41,14 @@ struct Table {
   int64_t n_used = 0;
   uint64_t mask = 0;
   int shift = 64;
-  int64_t width = 1, stride = 5;
   static constexpr int64_t kHeader = 4;  // key (2 words), label, occupied
+  static constexpr int64_t stride = kHeader + 1;
 
-  void reset(int64_t n, int64_t w) {
+  void reset(int64_t n) {
     uint64_t size = 2;
     int bits = 1;
     while (size < 2 * static_cast<uint64_t>(n)) { size <<= 1; ++bits; }
-    if (static_cast<int64_t>(slots.size()) != static_cast<int64_t>(size) * (kHeader + w) || width != w) {
-      width = w;
-      stride = kHeader + w;
+    if (static_cast<int64_t>(slots.size()) != static_cast<int64_t>(size) * stride) {
       slots.assign(size * stride, 0);
     } else {
       // Mostly full (near-distinct rows): one memset of the table beats a small one per used slot (~3x).
@@ -230,8 +228,8 @@ void count_entropies(Scratch& sc, const uint64_t* k, const int32_t* y, int64_t n
     // Many classes: (T, Y) gets its own table keyed by the pair (key, label).
     Table& t = sc.t_table;
     Table& ty = sc.ty_table;
-    t.reset(n, 1);
-    ty.reset(n, 1);
+    t.reset(n);
+    ty.reset(n);
     for (int64_t i = 0; i < n; ++i) {
       ++insert(t.slots.data(), t.stride, t.mask, t.used.data(), t.n_used, t.home(k[i]), k[i], 0)[0];
       ++insert(ty.slots.data(), ty.stride, ty.mask, ty.used.data(), ty.n_used, ty.home(k[i], y[i]), k[i], y[i])[0];
