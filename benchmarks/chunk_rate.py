@@ -1,0 +1,46 @@
+"""Net-epochs/s of the engine from its best and median chunk, in one `run_program` (the throughput
+benchmark's program: 12-bit task, 12-10-7-5-4-3-2 tanh, Adam, batch 256, binning MI).
+
+    python benchmarks/chunk_rate.py EVERY [N] [CHUNKS]
+
+EVERY: MI every EVERY epochs (1: chunks of 10 epochs; else chunks of EVERY epochs). For A/B runs of one change:
+alternate processes of the old and new tree (`PYTHONPATH=...`), since this kind of VM drifts between runs.
+"""
+
+import json
+import sys
+import time
+
+import ibjax  # noqa: F401  (first: one XLA device per core)
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ibjax.engine import Engine, Program, run_program
+from ibjax.mi import Binning
+from ibjax.nets import make_consts
+from ibjax.plan import mi_epochs
+from ibjax.spec import DataSpec
+from ibjax.tasks import load_task
+
+HIDDEN = (10, 7, 5, 4, 3)
+
+
+def main() -> None:
+    every = int(sys.argv[1])
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 256
+    chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 16
+    chunk = 10 if every == 1 else every
+    task = load_task(DataSpec())
+    prog = Program((12, *HIDDEN, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), chunk)
+    consts = jax.tree.map(lambda a: jnp.stack([a] * n), make_consts(HIDDEN, "tanh", ("tanh",), 12, HIDDEN))
+    stamps = []
+    epochs = chunks * chunk
+    run_program(Engine(prog), list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
+                mi_epochs(epochs, every=every), epochs, progress=lambda *_: stamps.append(time.perf_counter()))
+    d = np.diff(stamps[:chunks])  # the first chunk pays for warm-up
+    print(json.dumps({"every": every, "n": n, "best": n * chunk / d.min(), "median": n * chunk / np.median(d)}))
+
+
+if __name__ == "__main__":
+    main()
