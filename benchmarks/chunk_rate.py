@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ibjax.engine import Engine, Program, run_program
+from ibjax.train import Engine, Program, run_program
 from ibjax.mi import Binning
-from ibjax.nets import make_consts
-from ibjax.plan import mi_epochs
+from ibjax.models.mlp import make_consts
+from ibjax.sweep.plan import mi_epochs
 from ibjax.spec import DataSpec
-from ibjax.tasks import load_task
+from ibjax.data import load_task
 
 HIDDEN = (10, 7, 5, 4, 3)
 

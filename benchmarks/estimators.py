@@ -31,7 +31,7 @@ def main() -> None:
     from jax.sharding import PartitionSpec as P
 
     import ibjax  # noqa: F401
-    from ibjax.engine import Engine, Program
+    from ibjax.train import Engine, Program
     from ibjax.mi import (
         Binning,
         ExactCounting,
@@ -42,9 +42,9 @@ def main() -> None:
         NoisyMixture,
         QuantileBinning,
     )
-    from ibjax.nets import make_consts
+    from ibjax.models.mlp import make_consts
     from ibjax.spec import DataSpec
-    from ibjax.tasks import load_task
+    from ibjax.data import load_task
 
     class ForwardOnly:
         """Reads the activations and nothing else: the cost of the MI pass without an estimator."""

@@ -3,7 +3,7 @@
 Same run, same work as benchmarks/throughput.py (12-bit task, 12-10-7-5-4-3-2 tanh, Adam, batch 256, 30-bin MI
 of all layers every epoch, chunks of 20 epochs): for each N, a subprocess trains N networks and reports
 - account: `CompiledChunk.device_bytes` (arguments + outputs + temporaries − donated, per device) × devices,
-  the number `ibjax.sizing` compares with the budget;
+  the number `ibjax.sweep.sizing` compares with the budget;
 - measured: the process's peak resident memory.
 Fixed costs (Python, JAX, XLA's code) differ, so the comparison is between the slopes in N. The last line is
 `account_over_measured=<x>`: near 1 means sizing predicts the growth; sizing plans for 80 % of the budget,
@@ -29,12 +29,12 @@ def worker(n: int, epochs: int, chunk: int) -> dict:
     import jax.numpy as jnp
 
     import ibjax  # noqa: F401  (first: one XLA device per core)
-    from ibjax.engine import Engine, Program, run_program
+    from ibjax.train import Engine, Program, run_program
     from ibjax.mi import Binning
-    from ibjax.nets import make_consts
-    from ibjax.plan import mi_epochs
+    from ibjax.models.mlp import make_consts
+    from ibjax.sweep.plan import mi_epochs
     from ibjax.spec import DataSpec
-    from ibjax.tasks import load_task
+    from ibjax.data import load_task
 
     task = load_task(DataSpec())
     data = task.device_data()

@@ -120,12 +120,12 @@ def worker_engine(n: int, epochs: int, mi_every: int, chunk: int) -> dict:
     import jax.numpy as jnp
 
     import ibjax  # noqa: F401  (first: one XLA device per core)
-    from ibjax.engine import Engine, Program, run_program
+    from ibjax.train import Engine, Program, run_program
     from ibjax.mi import Binning
-    from ibjax.nets import make_consts
-    from ibjax.plan import mi_epochs
+    from ibjax.models.mlp import make_consts
+    from ibjax.sweep.plan import mi_epochs
     from ibjax.spec import DataSpec
-    from ibjax.tasks import load_task
+    from ibjax.data import load_task
 
     task = load_task(DataSpec())
     prog = Program((12, *HIDDEN, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), chunk)
@@ -192,7 +192,7 @@ def main() -> None:
 
     import ibjax  # noqa: F401
     from ibjax import native
-    from ibjax.plan import mi_epochs
+    from ibjax.sweep.plan import mi_epochs
 
     # Build the native kernels (first use on a machine: ~20 s) before any worker, so that no row's compile
     # time includes the C++ build.

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ibjax.nets import ACTIVATIONS
+from ibjax.models.activations import ACTIVATIONS
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 

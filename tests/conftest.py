@@ -48,7 +48,7 @@ def tiny_run(tmp_path_factory) -> Path:
 
 def sweep_to_run_dir(tmp_path: Path, raw: dict, *args: str):
     """Write `raw` as a spec, run `python -m ibjax.sweep` on it (no report) and load the run directory."""
-    from ibjax.store import load
+    from ibjax.rundir import load
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(raw))

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import ibjax
-from ibjax.store import load
+from ibjax.rundir import load
 from tests.conftest import run_cli, small_spec
 
 
@@ -76,7 +76,7 @@ def test_diverged_network_is_marked_and_others_are_kept(tmp_path):
 
 
 def test_run_ids_are_stable_under_grid_growth():
-    from ibjax.plan import expand_grid
+    from ibjax.sweep.plan import expand_grid
     from ibjax.spec import validate
 
     a = validate(small_spec())

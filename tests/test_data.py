@@ -47,7 +47,7 @@ def test_idnns_split_takes_first_rows_unshuffled():
 
 def test_mat_dataset_loads_with_its_split(tmp_path):
     from ibjax.spec import DataSpec
-    from ibjax.tasks import load_task
+    from ibjax.data import load_task
 
     task = load_task(DataSpec(dataset="mat", path=str(SHARED / "data" / "g1.mat")))
     assert task.x.shape == (4096, 12) and task.y.sum() == 2063 and task.n_classes == 2

@@ -8,12 +8,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ibjax.engine import Engine, Program, run_program
+from ibjax.train import Engine, Program, run_program
 from ibjax.mi import Binning
-from ibjax.nets import forward, make_consts
-from ibjax.plan import mi_epochs
+from ibjax.models.mlp import forward, make_consts
+from ibjax.sweep.plan import mi_epochs
 from ibjax.spec import DataSpec
-from ibjax.tasks import load_task
+from ibjax.data import load_task
 
 TASK = load_task(DataSpec())
 DATA = TASK.device_data()
@@ -125,7 +125,7 @@ def test_minibatch_gradient_stats_match_a_plain_loop():
     c0 = jax.tree.map(lambda a: a[0], consts)
     st = eng.init_state(jnp.asarray([0], jnp.uint32), consts, jnp.asarray([0.05]), jnp.zeros(1))
     st = jax.tree.map(lambda a: a[0], st)
-    from ibjax.shuffle import feistel_permutation
+    from ibjax.train.shuffle import feistel_permutation
 
     _, k_perm = jax.random.split(st.key)
     order = np.asarray(feistel_permutation(k_perm, prog.n_train))

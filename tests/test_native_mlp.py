@@ -1,5 +1,5 @@
 """The native MLP kernel (ibjax/native/mlp.cc) against JAX: gradients against `jax.grad` of the engine's loss,
-the forward pass against `ibjax.nets.forward`, for every activation, padded widths, partial batches and
+the forward pass against `ibjax.models.mlp.forward`, for every activation, padded widths, partial batches and
 several models with different activations in one call; and a short training run against the XLA path."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from ibjax import native
-from ibjax.engine import Engine, Program
+from ibjax.train import Engine, Program
 from ibjax.mi import Binning
 from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
-from ibjax.nets import ACTIVATIONS, forward, init_params, make_consts
+from ibjax.models.mlp import ACTIVATIONS, forward, init_params, make_consts
 
 DIMS = (12, 10, 7, 5, 4, 3, 2)
 HIDDEN_PAD = DIMS[1:-1]
@@ -115,7 +115,7 @@ def test_training_matches_the_xla_path(monkeypatch):
     """Five epochs of the engine's own training loop, kernel vs XLA: the same networks to float rounding."""
     optimizer = "sgd"
     from ibjax.spec import DataSpec
-    from ibjax.tasks import load_task
+    from ibjax.data import load_task
 
     task = load_task(DataSpec())
     names = ("tanh", "relu")

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ibjax.comparisons import compare_cells, one_setting_pairs
-from ibjax.intervals import bootstrap_band, bootstrap_ci, holm, resample_indices, wilson_interval
-from ibjax.summary import agreement, sensitivity, summarize
-from ibjax.verdicts import VerdictSettings, run_verdicts, trajectory_verdict
+from ibjax.report.comparisons import compare_cells, one_setting_pairs
+from ibjax.report.intervals import bootstrap_band, bootstrap_ci, holm, resample_indices, wilson_interval
+from ibjax.report.summary import agreement, sensitivity, summarize
+from ibjax.report.verdicts import VerdictSettings, run_verdicts, trajectory_verdict
 from tests.conftest import run_cli
 
 # Log-spaced logged epochs as the sweeps use them: dense early, 0 and the last epoch included.

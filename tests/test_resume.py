@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ibjax.store import TABLES, read_table
+from ibjax.rundir import TABLES, read_table
 from tests.conftest import ROOT, run_cli, small_spec
 
 KEYS = {"runs": ["run_id"], "info": ["run_id", "epoch", "layer", "estimator"], "metrics": ["run_id", "epoch"],

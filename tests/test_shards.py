@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ibjax.plan import expand_grid, shard_runs
+from ibjax.sweep.plan import expand_grid, shard_runs
 from ibjax.spec import validate
-from ibjax.store import load
+from ibjax.rundir import load
 from ibjax.sweep import parse_shard
 from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec
 
@@ -71,7 +71,7 @@ def test_script_without_submit(tmp_path):
 
 
 def test_max_models_per_program_splits_buckets():
-    from ibjax.plan import make_buckets
+    from ibjax.sweep.plan import make_buckets
 
     spec = validate({"grid": {"seed": 7, "activation": ["tanh", "relu"], "optimizer": ["sgd", "adam"]}})
     runs = expand_grid(spec)

@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import pytest
 
-from ibjax.shuffle import feistel_permutation
+from ibjax.train.shuffle import feistel_permutation
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 256, 3481, 4096, 5000])

@@ -9,11 +9,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ibjax.engine import Engine, Program, run_program
+from ibjax.train import Engine, Program, run_program
 from ibjax.mi import Binning
-from ibjax.nets import make_consts
-from ibjax.plan import expand_grid, group_runs, mi_epochs
-from ibjax.sizing import (
+from ibjax.models.mlp import make_consts
+from ibjax.sweep.plan import expand_grid, group_runs, mi_epochs
+from ibjax.sweep.sizing import (
     ProgramMemory,
     SizingError,
     budget_fraction,
@@ -23,9 +23,9 @@ from ibjax.sizing import (
     parts_that_fit,
 )
 from ibjax.spec import DataSpec, validate
-from ibjax.store import load
-from ibjax.sweep import _plan_programs
-from ibjax.tasks import load_task
+from ibjax.rundir import load
+from ibjax.sweep import plan_programs
+from ibjax.data import load_task
 from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec, sweep_to_run_dir
 
 
@@ -131,9 +131,9 @@ def test_resume_keeps_the_recorded_buckets():
     (key_a, _), (key_b, _) = group_runs(runs)
     previous = {"programs": {"mode": "auto", "parts": {key_a: 3}, "budget_bytes_per_device": 1}}
     # No device is consulted (programs=None): the split comes from the manifest of the interrupted sweep.
-    buckets, record = _plan_programs(spec, runs, None, previous, progress=False)
+    buckets, record = plan_programs(spec, runs, None, previous, progress=False)
     assert [b.size for b in buckets] == [5, 4, 5, 14] and record["parts"] == {key_a: 3}
-    old, _ = _plan_programs(spec, runs, None, {"status": "running"}, progress=False)  # a pre-sizing run directory
+    old, _ = plan_programs(spec, runs, None, {"status": "running"}, progress=False)  # a pre-sizing run directory
     assert [b.size for b in old] == [14, 14]
 
 
@@ -196,8 +196,8 @@ def test_accelerator_budget_is_its_free_memory_or_a_clear_error(monkeypatch):
 
 
 def test_fixed_bytes_are_the_task_data_on_one_device_too():
-    from ibjax.plan import make_buckets
-    from ibjax.programs import Programs
+    from ibjax.sweep.plan import make_buckets
+    from ibjax.sweep.programs import Programs
 
     spec = validate({"train": {"epochs": 6, "chunk_epochs": 4}, "mi": {"schedule": {"every": 2}},
                      "grid": {"seed": 1}})
@@ -215,7 +215,7 @@ def test_cpu_compile_options_apply_and_an_unknown_option_falls_back(monkeypatch)
     """On the CPU the chunk program is compiled with engine.CPU_COMPILER_OPTIONS (XLA's YNNPACK fusions off:
     they ran the MI pass's softmax ~3x slower, BUILD_NOTES.md issue 6); an XLA that does not know an option
     compiles without it instead of failing the sweep."""
-    from ibjax import engine
+    from ibjax.train import engine
 
     task = load_task(DataSpec())
     hidden = (10, 7, 5, 4, 3)

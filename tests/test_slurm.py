@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from ibjax.store import load
+from ibjax.rundir import load
 from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec
 from tests.slurm_cluster import Cluster, missing_binaries
 

@@ -60,15 +60,14 @@ def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: in
     exact when K == 1 (and, for "sort", radix * n_classes <= 2^64); wider symbols are hashed to 64 bits
     (collision probability below N^2 / 2^64 for either path).
     """
-    if method == "sort" or (method == "auto" and not native.available()):
-        return _sort_entropies(codes_NxK, labels_N, radix=radix, n_classes=n_classes)
+    sort = lambda c, y: _sort_entropies(c, y, radix=radix, n_classes=n_classes)
+    if method == "sort":
+        return sort(codes_NxK, labels_N)
     keys = codes_NxK[:, 0] if codes_NxK.shape[1] == 1 else hash_words(codes_NxK)
     if method == "native":
         return native.symbol_entropies(keys, labels_N, n_classes)
-    return lax.platform_dependent(
-        codes_NxK, labels_N,
-        cpu=lambda c, y: native.symbol_entropies(keys, y, n_classes),
-        default=lambda c, y: _sort_entropies(c, y, radix=radix, n_classes=n_classes))
+    return native.dispatch("counting", lambda c, y: native.symbol_entropies(keys, y, n_classes), sort,
+                           codes_NxK, labels_N)
 
 
 def hash_words(codes_NxK: jnp.ndarray) -> jnp.ndarray:

@@ -6,9 +6,11 @@
   faster than XLA's CPU backend for layers this small; used by `ibjax.engine` through `ibjax.native.mlp`.
 - `compact.cc`: the compaction step of the per-epoch Feistel shuffle (`ibjax.shuffle`), which XLA does with
   a cumsum and a vmapped scatter.
-(BUILD_NOTES.md, issue 6, has the measurements.) They run only where the program runs on the CPU; on other
-platforms, with no compiler, or with IBJAX_NATIVE=0, the callers use plain XLA, which gives the same numbers
-(counting and shuffles: exactly; gradients: to float rounding; tests compare both).
+They run only where the program runs on the CPU. This module alone decides whether a kernel is used
+(`use`, `dispatch`): not on other platforms, not without a compiler, not with IBJAX_NATIVE=0 (every kernel)
+or a kernel's own switch set to 0 (IBJAX_NATIVE_COUNTING, IBJAX_NATIVE_TRAIN, IBJAX_NATIVE_SHUFFLE). Then the
+callers' plain XLA runs instead, which gives the same numbers (counting and shuffles: exactly; gradients: to
+float rounding; tests compare both). This package imports nothing else from ibjax.
 
 Build: `c++ -O3 -march=native -shared` against the FFI headers shipped in jaxlib (`jax.ffi.include_dir()`),
 ~10 s, cached in $IBJAX_CACHE_DIR (default ~/.cache/ibjax) under a name that hashes the sources, jaxlib
@@ -27,15 +29,20 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 TARGETS = {"ibjax_symbol_entropies": "IbjaxSymbolEntropies", "ibjax_mlp_grads": "IbjaxMlpGrads",
            "ibjax_mlp_forward": "IbjaxMlpForward", "ibjax_compact_below": "IbjaxCompactBelow"}
+# Each kernel's own switch (0: off). Read when a program is traced, so a test or an A/B benchmark can trace
+# the same function both ways in one process; IBJAX_NATIVE=0 (read once, with the build) turns all off.
+SWITCHES = {"counting": "IBJAX_NATIVE_COUNTING", "mlp": "IBJAX_NATIVE_TRAIN", "shuffle": "IBJAX_NATIVE_SHUFFLE"}
 _SOURCES = sorted(Path(__file__).parent.glob("*.cc"))
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,21 @@ def available() -> bool:
         log.warning("ibjax: native kernels unavailable (%s); using plain XLA instead (slower)", e)
         return False
     return True
+
+
+def use(kernel: str) -> bool:
+    """Whether programs traced now call the native `kernel` ("counting", "mlp", "shuffle") on the CPU."""
+    if kernel not in SWITCHES:
+        raise ValueError(f"unknown native kernel {kernel!r}; known: {', '.join(SWITCHES)}")
+    return os.environ.get(SWITCHES[kernel], "1") != "0" and available()
+
+
+def dispatch(kernel: str, native_fn: Callable, xla_fn: Callable, *args):
+    """`native_fn(*args)` where the program runs on the CPU and `kernel` is in use, `xla_fn(*args)` otherwise
+    (on another backend, the same traced program takes `xla_fn`)."""
+    if not use(kernel):
+        return xla_fn(*args)
+    return lax.platform_dependent(*args, cpu=native_fn, default=xla_fn)
 
 
 def symbol_entropies(keys_N: jnp.ndarray, labels_N: jnp.ndarray, n_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:

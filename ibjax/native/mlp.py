@@ -1,31 +1,18 @@
-"""The engine's MLP from the native kernel (`mlp.cc`), with XLA as the fallback.
-
-- `loss_grads`: a minibatch's gradients (every training step);
-- `forward_layers`: every layer on the MI sample (every logged epoch).
-On the CPU, when the kernel is built and the network is a plain MLP (no quantization, no noise: those stay
-in XLA), they call the kernel; elsewhere `jax.grad` of the engine's loss and `ibjax.nets.forward`. Both
-compute the same functions; they differ by float rounding only (tests/test_native_mlp.py compares them for
-every activation, padded widths and partial batches).
+"""The stacked-MLP kernel (`mlp.cc`) as XLA FFI calls: a minibatch's gradients and the forward pass of every
+layer. `ibjax.models.mlp` calls them for plain MLPs on the CPU (through `ibjax.native.dispatch`) and its own
+XLA functions elsewhere; both compute the same functions, to float rounding (the tests compare them for every
+activation, padded widths and partial batches).
 """
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from ibjax import native
-from ibjax.nets import forward
 
 # The kernel's activation codes (mlp.cc, enum Activation), by name.
 ACTIVATION_CODES = ("tanh", "relu", "sigmoid", "softsign", "softplus", "linear", "leaky_relu", "elu", "gelu")
-
-
-def enabled() -> bool:
-    """Whether programs traced now use the kernel on the CPU (IBJAX_NATIVE_TRAIN=0 or IBJAX_NATIVE=0: no)."""
-    return os.environ.get("IBJAX_NATIVE_TRAIN", "1") != "0" and native.available()
 
 
 def kernel_grads(params: dict, act_code, masks, x_NxD, y_N, idx_S, w_S) -> dict:
@@ -58,29 +45,3 @@ def kernel_forward(params: dict, act_code, masks, x_NxD) -> tuple[list, jnp.ndar
         x_NxD.astype(jnp.float32), jnp.asarray(act_code, jnp.int32), mask_all.astype(jnp.float32),
         *[a for pair in zip(ws, bs) for a in pair])
     return list(out[:-1]), out[-1]
-
-
-def _codes(consts, names):
-    return jnp.asarray([ACTIVATION_CODES.index(n) for n in names], jnp.int32)[consts.act_id]
-
-
-def forward_layers(params, consts, names: tuple[str, ...], x_NxD, *, plain_mlp: bool):
-    """`ibjax.nets.forward(params, consts, x, names)` of a plain MLP: (hidden layers, logits)."""
-    xla = lambda: forward(params, consts, x_NxD, names)
-    if not (plain_mlp and enabled()):
-        return xla()
-    return lax.platform_dependent(cpu=lambda: kernel_forward(params, _codes(consts, names), consts.masks, x_NxD),
-                                  default=xla)
-
-
-def loss_grads(loss_fn, params, consts, names: tuple[str, ...], x_NxD, y_N, idx_S, w_S, *, plain_mlp: bool):
-    """Gradients of `loss_fn(params, consts, x[idx], y[idx], w)` (the engine's loss).
-
-    plain_mlp: the network is the kernel's function (no quantization, no noise); otherwise, or when the
-    kernel is disabled, `jax.grad(loss_fn)`. On a non-CPU backend the same program takes `jax.grad`.
-    """
-    xla = lambda: jax.grad(loss_fn)(params, consts, x_NxD[idx_S], y_N[idx_S], w_S)
-    if not (plain_mlp and enabled()):
-        return xla()
-    return lax.platform_dependent(
-        cpu=lambda: kernel_grads(params, _codes(consts, names), consts.masks, x_NxD, y_N, idx_S, w_S), default=xla)

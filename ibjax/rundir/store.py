@@ -8,38 +8,38 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-TABLES = ("runs", "info", "metrics", "gradients")
+from ibjax.rundir.contract import TABLES
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path` (atomic on POSIX): a
+    reader, or a job killed mid-write, sees the old file or the whole new one, never a part."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_table(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name never ends in .parquet or .json: readers glob those.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        df.to_parquet(tmp, index=False)
+        write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_table(path: Path, df: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def write_json(path: Path, obj) -> None:
@@ -59,10 +59,6 @@ def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
     raise FileNotFoundError(f"{run_dir}: no table '{name}' ({single.name} or {parts.name}/*.parquet)")
 
 
-def shard_tag(index: int, count: int) -> str:
-    return f"shard-{index:04d}-of-{count:04d}"
-
-
 def read_manifest(run_dir: str | Path) -> dict:
     """manifest.json, or for a sharded sweep the shards' manifests (shards/*.json) merged: status 'done' only
     when all N shards are done; a shard with no manifest yet is listed as 'missing'."""
@@ -80,19 +76,6 @@ def read_manifest(run_dir: str | Path) -> dict:
     merged["n_runs"] = sum(p["n_runs"] for p in parts)
     merged["status"] = "done" if all(s["status"] == "done" for s in merged["shards"]) else "incomplete"
     return merged
-
-
-def environment() -> dict:
-    import jax
-    import jaxlib
-
-    from ibjax import __version__
-
-    return {
-        "ibjax": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "devices": [str(d) for d in jax.devices()],
-    }
 
 
 @dataclass

@@ -16,21 +16,22 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ibjax.intervals import holm, mcnemar_exact, paired_bootstrap_diff, spearman_ci
-from ibjax.summary import SETTINGS, cells, run_gaps
-from ibjax.verdicts import DEFAULT_SETTINGS, VerdictSettings
+from ibjax.report.intervals import holm, mcnemar_exact, paired_bootstrap_diff, spearman_ci
+from ibjax.report.summary import cells, run_gaps
+from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
+from ibjax.rundir.contract import CELL_SETTINGS, is_unset
 
 
 def _key(value) -> str:
-    # None, NaN and "None" (momentum of a non-momentum optimizer) are one value, not three.
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) or value == "None" else str(value)
+    # None, NaN and "None" (momentum of a non-momentum optimizer; an unquantized run) are one value, not three.
+    return "" if is_unset(value) else str(value)
 
 
 def one_setting_pairs(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(setting, cell_a, cell_b) for every two cells whose settings differ in exactly one column, in run-table
     order (so `tanh` vs `relu` keeps the order the spec listed them)."""
     table = cells(runs)
-    cols = [c for c in SETTINGS if c in table]
+    cols = [c for c in CELL_SETTINGS if c in table]
     out = []
     for (_, a), (_, b) in itertools.combinations(table.iterrows(), 2):
         differ = [c for c in cols if _key(a[c]) != _key(b[c])]
@@ -48,7 +49,7 @@ def compare_cells(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictS
     the rows of the same layer and estimator (`p_holm_layer`); and the difference in mean relative drop.
     """
     by_cell = cells(runs).set_index("cell")
-    boot = dict(n_boot=settings.n_boot, confidence=settings.confidence, seed=settings.seed)
+    boot = settings.boot()
     pct = round(100 * settings.confidence)
     rows = []
     for setting, ca, cb in one_setting_pairs(runs):
@@ -84,7 +85,7 @@ def correlations(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSe
     subtracts each cell's mean from both, so only seed-to-seed variation inside cells remains.
     """
     v = verdicts.assign(gap=run_gaps(runs).reindex(verdicts.run_id).to_numpy())
-    boot = dict(n_boot=settings.n_boot, confidence=settings.confidence, seed=settings.seed)
+    boot = settings.boot()
     rows = []
     for (layer, est), g in v.groupby(["layer", "estimator"], sort=False):
         centred = g[["drop_rel", "gap"]] - g.groupby("cell")[["drop_rel", "gap"]].transform("mean")

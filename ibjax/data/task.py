@@ -1,15 +1,27 @@
-"""The dataset a spec names, split, as host arrays and as the engine's device Data."""
+"""The dataset a spec names, split: host arrays (Task) and the arrays the compiled chunk reads (Data)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from ibjax.data import load_mat, make_split, tishby12
-from ibjax.engine import Data
+from ibjax.data.matfile import load_mat
+from ibjax.data.split import make_split
+from ibjax.data.tishby12 import tishby12
 from ibjax.spec import DataSpec
+
+
+class Data(NamedTuple):
+    """The task, on device. The MI sample is the whole dataset (x_all), train and test together."""
+
+    x_train: jnp.ndarray  # float32 [n_train, D]
+    y_train: jnp.ndarray  # int32 [n_train]
+    x_all: jnp.ndarray  # float32 [N, D]
+    y_all: jnp.ndarray  # int32 [N]
+    is_train: jnp.ndarray  # float32 [N]: 1 for rows in the training split
 
 
 @dataclass(frozen=True)

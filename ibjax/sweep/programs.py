@@ -11,7 +11,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from ibjax.engine import Data, Engine, Program
+from ibjax.data.task import Data, Task
 from ibjax.mi import (
     Binning,
     ExactCounting,
@@ -21,11 +21,11 @@ from ibjax.mi import (
     NoisyMixture,
     QuantileBinning,
 )
-from ibjax.nets import ModelConsts, make_consts
-from ibjax.plan import Bucket, Run, group_runs, split_group
-from ibjax.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
+from ibjax.models.mlp import ModelConsts, make_consts
 from ibjax.spec import SweepSpec
-from ibjax.tasks import Task
+from ibjax.sweep.plan import Bucket, Run, group_runs, split_group
+from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
+from ibjax.train.engine import Engine, Program
 
 
 def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = None) -> tuple:
@@ -106,7 +106,7 @@ class Programs:
 def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = None,
                  log: Callable[[str], None] = lambda _: None) -> tuple[list[Bucket], dict]:
     """Buckets sized to the device memory: each group of runs that can share a program is compiled whole and,
-    if its program is over the budget, split into the fewest near-equal programs that fit (ibjax.sizing).
+    if its program is over the budget, split into the fewest near-equal programs that fit (ibjax.sweep.sizing).
     Returns the buckets and the record for the manifest (budget, parts per group, bytes per bucket)."""
     devices = jax.local_devices()
     budget = budget or device_budget(devices)

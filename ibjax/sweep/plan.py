@@ -1,4 +1,4 @@
-"""Grid → run table → compile buckets, and the MI epoch schedule.
+"""Grid → run table → compile buckets → shards, and the MI epoch schedule.
 
 A run's `run_id` hashes its own settings (not its position in the grid), so adding an axis value never
 renames existing runs. Its `cell` is the same settings without the seed: the unit over which seeds are
@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ibjax.rundir.contract import GRID_AXES, cell_name
 from ibjax.spec import SweepSpec
-
-GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size", "quantize_bits",
-             "noise_std")
 
 
 @dataclass(frozen=True)
@@ -48,36 +47,31 @@ class Run:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def cell(self) -> str:
-        """Settings without the seed, as `key=value` pairs in a fixed order."""
-        mom = f",momentum={self.momentum:g}" if self.momentum is not None else ""
-        return (f"activation={self.activation},hidden={'-'.join(map(str, self.hidden))},"
-                f"optimizer={self.optimizer},lr={self.learning_rate:g}{mom},batch={self.batch_size}"
-                + (f",quantize={self.quantize_bits}" if self.quantize_bits is not None else "")
-                + (f",noise={self.noise_std:g}" if self.noise_std is not None else ""))
+        """Settings without the seed, as `key=value` pairs in a fixed order (ibjax.rundir.contract)."""
+        return cell_name({axis: getattr(self, axis) for axis in GRID_AXES})
 
     def bucket_key(self) -> tuple:
         return (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
 
 
+def axis_values(spec: SweepSpec, axis: str) -> list:
+    """The grid's values of one axis, or the model/train setting of that name when the grid leaves it out."""
+    values = getattr(spec.grid, axis)
+    if not values:
+        section = spec.model if axis in type(spec.model).model_fields else spec.train
+        values = [getattr(section, axis)]
+    return [tuple(v) for v in values] if axis == "hidden" else list(values)
+
+
 def expand_grid(spec: SweepSpec) -> list[Run]:
     """The product of every grid axis (axes missing from the grid take the model/train value)."""
-    g = spec.grid
-    axes = {
-        "activation": g.activation or [spec.model.activation],
-        "hidden": [tuple(h) for h in (g.hidden or [spec.model.hidden])],
-        "optimizer": g.optimizer or [spec.train.optimizer],
-        "learning_rate": g.learning_rate or [spec.train.learning_rate],
-        "momentum": g.momentum or [spec.train.momentum],
-        "batch_size": g.batch_size or [spec.train.batch_size],
-        "quantize_bits": g.quantize_bits or [spec.model.quantize_bits],
-        "noise_std": g.noise_std or [spec.model.noise_std],
-    }
+    axes = {axis: axis_values(spec, axis) for axis in GRID_AXES}
     runs, seen = [], set()
     for values in itertools.product(*axes.values()):
         s = dict(zip(axes, values))
         if s["optimizer"] != "momentum":
             s["momentum"] = None  # irrelevant: do not multiply runs by it
-        for seed in g.seeds:
+        for seed in spec.grid.seeds:
             run = Run(seed=seed, **s)
             if run not in seen:
                 seen.add(run)
@@ -161,3 +155,21 @@ def mi_epochs(epochs: int, log: int | None = None, every: int | None = None) -> 
     else:
         pts = np.unique(np.round(np.logspace(0, np.log10(max(epochs, 1)), log)).astype(int))
     return np.unique(np.concatenate([[0], pts, [epochs]]).clip(0, epochs))
+
+
+def parse_shard(text: str | None, env=None) -> tuple[int, int]:
+    """'I/N' -> (I, N); None -> the SLURM array task (task id minus the array's smallest id, of the task count)
+    when running in a SLURM array job, else (0, 1)."""
+    env = os.environ if env is None else env
+    if text is None:
+        if "SLURM_ARRAY_TASK_COUNT" not in env:
+            return 0, 1
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        text = f"{int(env['SLURM_ARRAY_TASK_ID']) - first}/{env['SLURM_ARRAY_TASK_COUNT']}"
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"expected I/N with integers, e.g. 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"{text}: need 0 <= I < N")
+    return i, n

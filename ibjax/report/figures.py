@@ -1,4 +1,5 @@
-"""The report's figures: bands over seeds, fraction-compressed heatmaps, gradient SNR, accuracy.
+"""Every figure ibjax draws, from the stored tables alone: the sweep's information planes (mean over seeds,
+coloured by epoch) and the report's bands over seeds, fraction-compressed heatmaps, gradient SNR, accuracy.
 
 Bands are percentile-bootstrap intervals of the mean over seeds, resampling whole runs (ibjax.intervals), so
 they say how well the seed average is known, not how much single runs scatter. Epoch axes are symlog (linear
@@ -19,20 +20,11 @@ import pandas as pd  # noqa: E402
 from matplotlib.collections import EllipseCollection  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from ibjax.intervals import bootstrap_band  # noqa: E402
-from ibjax.summary import SETTINGS  # noqa: E402
+from ibjax.report.intervals import bootstrap_band  # noqa: E402
+from ibjax.report.labels import cell_slug  # noqa: E402
+from ibjax.rundir.contract import layer_order  # noqa: E402
 
 LAYER_CMAP = "viridis"
-
-
-def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
-    """Short cell names from the settings that vary across cells (e.g. 'tanh 10-7-5-4-3')."""
-    cols = [c for c in SETTINGS if c in runs and runs[c].astype(str).nunique() > 1]
-    first = runs.groupby("cell", sort=False).first()
-    if not cols:
-        return {c: str(first.loc[c, "activation"]) if "activation" in first else c for c in first.index}
-    names = {"learning_rate": "lr ", "batch_size": "batch ", "momentum": "m "}
-    return {c: " ".join(f"{names.get(k, '')}{first.loc[c, k]}" for k in cols) for c in first.index}
 
 
 def layer_colors(layers: list[str]) -> dict[str, tuple]:
@@ -254,3 +246,42 @@ def accuracy(metrics: pd.DataFrame, labels: dict[str, str], path: Path, boot: di
     fig.suptitle("Train and test accuracy (mean over seeds, 95% band)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def infoplane(info: pd.DataFrame, runs: pd.DataFrame, cell: str, estimator: str, path: Path) -> Path:
+    """Information plane of one cell: mean over seeds per (epoch, layer); each logged epoch is a line
+    through the layers, coloured by epoch (as in Shwartz-Ziv & Tishby's figures)."""
+    members = runs.loc[(runs.cell == cell) & ~runs.diverged, "run_id"]
+    df = info[(info.estimator == estimator) & info.run_id.isin(members)]
+    mean = df.groupby(["epoch", "layer"], sort=True)[["i_xt", "i_ty"]].mean().reset_index()
+    layers = layer_order(df.layer)
+    epochs = np.sort(mean.epoch.unique())
+    norm = LogNorm(vmin=max(1, epochs[epochs > 0].min()) if (epochs > 0).any() else 1, vmax=max(epochs.max(), 2))
+    cmap = plt.get_cmap("gnuplot")
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    for e in epochs:
+        row = mean[mean.epoch == e].set_index("layer").reindex(layers)
+        color = cmap(norm(max(e, 1)))
+        ax.plot(row.i_xt, row.i_ty, "-", color=color, alpha=0.35, lw=0.8)
+        ax.scatter(row.i_xt, row.i_ty, color=color, s=12, zorder=3)
+    last = mean[mean.epoch == epochs[-1]].set_index("layer").reindex(layers)
+    for name, r in last.iterrows():
+        ax.annotate(name, (r.i_xt, r.i_ty), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label="epoch")
+    ax.set_xlabel("I(X;T) [bits]")
+    ax.set_ylabel("I(T;Y) [bits]")
+    ax.set_title(f"{cell}\n{estimator}, mean of {len(members)} seeds", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def infoplanes(run_dir: Path, info: pd.DataFrame, runs: pd.DataFrame, estimator: str) -> list[Path]:
+    """figures/infoplane_<cell>.png for every cell with at least one non-diverged run."""
+    out = []
+    for cell in sorted(runs.cell.unique()):
+        if (runs[runs.cell == cell].diverged).all():
+            continue
+        out.append(infoplane(info, runs, cell, estimator, run_dir / "figures" / f"infoplane_{cell_slug(cell)}.png"))
+    return out

@@ -13,11 +13,8 @@ same integers.
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from ibjax import native
 
@@ -43,9 +40,7 @@ def feistel_permutation(key, n: int) -> jnp.ndarray:
     for r in range(N_ROUNDS):
         left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
     y = ((left << half) | right).astype(jnp.int32)
-    if os.environ.get("IBJAX_NATIVE_SHUFFLE", "1") == "0" or not native.available():
-        return compact_below(y, n)
-    return lax.platform_dependent(y, cpu=lambda v: native.compact_below(v, n), default=lambda v: compact_below(v, n))
+    return native.dispatch("shuffle", lambda v: native.compact_below(v, n), lambda v: compact_below(v, n), y)
 
 
 def compact_below(values_K: jnp.ndarray, n: int) -> jnp.ndarray:

@@ -1,18 +1,22 @@
-"""A bucket's device results → the long tables of the run-directory contract (DESIGN.md)."""
+"""A bucket's device results → the long tables of the run-directory contract (ibjax.rundir.contract)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ibjax.engine import BucketResult
-from ibjax.plan import Bucket
+from ibjax.rundir.contract import GRID_AXES, layer_names
 from ibjax.spec import SweepSpec
+from ibjax.sweep.plan import Bucket, Run
+from ibjax.train.loop import BucketResult
 
 
-def layer_names(depth: int) -> list[str]:
-    """Hidden layers h1..hL, then the softmax output `out`."""
-    return [f"h{i + 1}" for i in range(depth)] + ["out"]
+def setting_column(run: Run, axis: str):
+    """A grid setting as its runs.parquet column holds it (widths as '10-7-5', batch sizes as strings)."""
+    value = getattr(run, axis)
+    if axis == "hidden":
+        return "-".join(map(str, value))
+    return str(value) if axis == "batch_size" else value
 
 
 def diverged_from(result: BucketResult) -> np.ndarray:
@@ -65,11 +69,8 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     rows = []
     for i, run in enumerate(bucket.runs):
         rows.append({
-            "run_id": run_ids[i], "cell": run.cell(), "seed": run.seed, "activation": run.activation,
-            "hidden": "-".join(map(str, run.hidden)), "optimizer": run.optimizer,
-            "learning_rate": run.learning_rate, "momentum": run.momentum,
-            "batch_size": str(run.batch_size), "quantize_bits": run.quantize_bits,
-            "noise_std": run.noise_std, "epochs": spec.train.epochs,
+            "run_id": run_ids[i], "cell": run.cell(), "seed": run.seed,
+            **{axis: setting_column(run, axis) for axis in GRID_AXES}, "epochs": spec.train.epochs,
             "bucket": bucket.index,
             "train_loss": met[-1, i, 0], "train_acc": met[-1, i, 1],
             "test_loss": met[-1, i, 2], "test_acc": met[-1, i, 3],

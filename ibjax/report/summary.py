@@ -12,16 +12,14 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ibjax.intervals import bootstrap_ci, wilson_interval
-from ibjax.verdicts import DEFAULT_SETTINGS, VerdictSettings, layer_order
-
-# The run-table columns that define a cell (the grid settings other than the seed).
-SETTINGS = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size")
+from ibjax.report.intervals import bootstrap_ci, wilson_interval
+from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
+from ibjax.rundir.contract import CELL_SETTINGS, layer_order
 
 
 def cells(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell in the run table's order: its settings, n runs and n diverged."""
-    cols = [c for c in SETTINGS if c in runs]
+    cols = [c for c in CELL_SETTINGS if c in runs]
     g = runs.groupby("cell", sort=False)
     out = g[cols].first()
     out["n_total"] = g.size()
@@ -38,7 +36,7 @@ def summarize(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSetti
               ) -> pd.DataFrame:
     """summary.csv: per cell x layer x estimator counts, fractions and means with their intervals."""
     gap = run_gaps(runs)
-    boot = dict(n_boot=settings.n_boot, confidence=settings.confidence, seed=settings.seed)
+    boot = settings.boot()
     pct = round(100 * settings.confidence)
     rows = []
     combos = verdicts[["layer", "estimator"]].drop_duplicates()
@@ -54,7 +52,7 @@ def summarize(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSetti
             g = gap.reindex(v.run_id).to_numpy()
             g_lo, g_hi = bootstrap_ci(g, **boot)
             rows.append({
-                **{c: cell[c] for c in SETTINGS if c in cell}, "cell": cell.cell, "layer": layer, "estimator": est,
+                **{c: cell[c] for c in CELL_SETTINGS if c in cell}, "cell": cell.cell, "layer": layer, "estimator": est,
                 "n_runs": n, "n_diverged": int(cell.n_diverged), "n_compressed": k,
                 "fraction_compressed": k / n if n else np.nan, "fraction_lo": lo, "fraction_hi": hi,
                 "fraction_method": f"wilson {pct}%",

@@ -1,7 +1,7 @@
 """Per run x layer x estimator compression verdicts from the logged I(X;T), I(T;Y) trajectories (bits).
 
-A verdict separates the two things a global-peak rule mixes up on the 12-bit task (DESIGN.md, "Facts to build
-on"): the *early transient* (I(X;T) peaks at epochs ~15-40 while accuracy climbs, then falls back) and the *late
+A verdict separates the two things a global-peak rule mixes up on the 12-bit task (docs/reference.md): the *early
+transient* (I(X;T) peaks at epochs ~15-40 while accuracy climbs, then falls back) and the *late
 compression* Shwartz-Ziv & Tishby describe (a slow decrease long after the fit). The fitting phase ends at the
 first logged epoch where I(T;Y) reaches `fit_fraction` of its final value; the transient is measured inside it,
 the compression peak is searched from it on.
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
+
+from ibjax.rundir.contract import layer_order
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,12 @@ class VerdictSettings:
                 raise ValueError(f"{name} must be in (0, 1) (got {v})")
         if self.n_boot < 100:
             raise ValueError(f"n_boot must be >= 100 (got {self.n_boot})")
+
+    def boot(self, max_draws: int | None = None) -> dict:
+        """The bootstrap's keyword arguments (ibjax.report.intervals): draws, level, seed. `max_draws` caps the
+        draws where a figure needs many intervals and quotes none (bands: one per epoch)."""
+        n = self.n_boot if max_draws is None else min(self.n_boot, max_draws)
+        return {"n_boot": n, "confidence": self.confidence, "seed": self.seed}
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -124,15 +132,6 @@ def trajectory_verdict(epochs_T: np.ndarray, i_xt_T: np.ndarray, i_ty_T: np.ndar
         "saturated": bool(ixt[pk] >= math.log2(n_samples) - settings.saturation_eps_bits),
         "noise_bits": float(resid.std()) if len(resid) > 1 else float("nan"),
     }
-
-
-def layer_order(layers) -> list[str]:
-    """h1, h2, ..., h10, out (numeric, not lexical), anything else after."""
-    def key(name: str):
-        if name.startswith("h") and name[1:].isdigit():
-            return (0, int(name[1:]), name)
-        return (1 if name == "out" else 2, 0, name)
-    return sorted(set(layers), key=key)
 
 
 def run_verdicts(info: pd.DataFrame, runs: pd.DataFrame, n_samples: int,

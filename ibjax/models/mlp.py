@@ -6,6 +6,11 @@ leak into the next layer), and their weights start at 0 and receive zero gradien
 
 Each weight W[l][i, j] is drawn from a key folded with (layer, i, j), so a model's real weights do not
 depend on how far it is padded: a padded network equals the unpadded one exactly at init.
+
+On the CPU a plain MLP (no quantization, no noise: those stay in XLA) trains and runs its MI forward pass
+through the native kernel (`ibjax.native.mlp`, several times faster than XLA for layers this small):
+`loss_grads` and `forward_layers` choose, through `ibjax.native.dispatch`; they compute the same functions
+as `jax.grad` of the loss and `forward`, to float rounding.
 """
 
 from __future__ import annotations
@@ -16,20 +21,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-ACTIVATIONS = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "softsign": jax.nn.soft_sign,
-    "softplus": jax.nn.softplus,
-    "linear": lambda z: z,
-    "leaky_relu": lambda z: jax.nn.leaky_relu(z, negative_slope=0.01),
-    "elu": jax.nn.elu,
-    "gelu": lambda z: jax.nn.gelu(z, approximate=False),
-}
-
-# Output ranges of the bounded activations: the binning estimator's natural range for them.
-BOUNDED_RANGES = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+from ibjax import native
+from ibjax.models.activations import ACTIVATIONS, BOUNDED_RANGES
+from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
 
 
 class ModelConsts(NamedTuple):
@@ -118,3 +112,30 @@ def forward(params: dict, consts: ModelConsts, x_NxD, names: tuple[str, ...], qu
             h = h + noise_std * jax.random.normal(jax.random.fold_in(key, layer), h.shape, h.dtype) * mask
     logits = h @ params["w"][-1] + params["b"][-1]
     return hidden, logits
+
+
+def _codes(consts: ModelConsts, names: tuple[str, ...]):
+    """Each model's activation as the kernel's code."""
+    return jnp.asarray([ACTIVATION_CODES.index(n) for n in names], jnp.int32)[consts.act_id]
+
+
+def forward_layers(params, consts: ModelConsts, names: tuple[str, ...], x_NxD, *, plain_mlp: bool):
+    """`forward(params, consts, x, names)` of a plain MLP: (hidden layers, logits); the kernel on the CPU."""
+    xla = lambda: forward(params, consts, x_NxD, names)
+    if not plain_mlp:
+        return xla()
+    return native.dispatch("mlp", lambda: kernel_forward(params, _codes(consts, names), consts.masks, x_NxD), xla)
+
+
+def loss_grads(loss_fn, params, consts: ModelConsts, names: tuple[str, ...], x_NxD, y_N, idx_S, w_S, *,
+               plain_mlp: bool):
+    """Gradients of `loss_fn(params, consts, x[idx], y[idx], w)` (the engine's loss).
+
+    plain_mlp: the network is the kernel's function (no quantization, no noise); otherwise, or where the
+    kernel is not used, `jax.grad(loss_fn)`.
+    """
+    xla = lambda: jax.grad(loss_fn)(params, consts, x_NxD[idx_S], y_N[idx_S], w_S)
+    if not plain_mlp:
+        return xla()
+    return native.dispatch(
+        "mlp", lambda: kernel_grads(params, _codes(consts, names), consts.masks, x_NxD, y_N, idx_S, w_S), xla)

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ibjax.verdicts import VerdictSettings, layer_order
+from ibjax.report.verdicts import VerdictSettings
+from ibjax.rundir.contract import deepest_hidden, layer_order
 
 
 def _pct(x: float) -> str:
@@ -25,11 +26,6 @@ def _table(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
-
-
-def deepest_hidden(layers) -> str | None:
-    hidden = [ly for ly in layer_order(layers) if ly.startswith("h") and ly[1:].isdigit()]
-    return hidden[-1] if hidden else None
 
 
 def headline(r: pd.Series, label: str) -> str:

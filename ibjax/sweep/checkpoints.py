@@ -11,13 +11,14 @@ most every `every_minutes`; Orbax keeps the last two. Both folders go when the b
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
+
+from ibjax.rundir.store import atomic_write
 
 
 class BucketCheckpoints:
@@ -44,11 +45,11 @@ class BucketCheckpoints:
 
     def write_chunk(self, chunk: int, arrays: dict) -> None:
         """One chunk's results (name -> host array), atomically."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
-        path = self.results_dir / f"chunk-{chunk:06d}.npz"
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
+                np.savez(f, **arrays)
+
+        atomic_write(self.results_dir / f"chunk-{chunk:06d}.npz", save)
 
     def read_chunks(self, n_chunks: int) -> dict:
         """name -> list of the arrays of chunks 0 .. n_chunks - 1."""

@@ -1,0 +1,39 @@
+"""Names of cells for people: short labels from the settings that vary, and file-name slugs."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from ibjax.rundir.contract import CELL_SETTINGS, is_unset
+
+# How a label writes a setting's value; the activation and the widths stand alone ('tanh 10-7-5-4-3').
+_FORMATS = {
+    "learning_rate": lambda v: f"lr {v:g}",
+    "momentum": lambda v: "no momentum" if is_unset(v) else f"m {v:g}",
+    "batch_size": lambda v: f"batch {v}",
+    "quantize_bits": lambda v: "float" if is_unset(v) else f"{int(v)}-bit",
+    "noise_std": lambda v: "deterministic" if is_unset(v) else f"noise {v:g}",
+}
+
+
+def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """Short cell names from the settings that vary across cells (e.g. 'tanh 10-7-5-4-3', 'relu 8-bit')."""
+    first = runs.groupby("cell", sort=False).first()
+    cols = [c for c in CELL_SETTINGS if c in first and first[c].map(_key).nunique() > 1]
+    if not cols:
+        return {c: str(first.loc[c, "activation"]) if "activation" in first else c for c in first.index}
+    fmt = lambda k, v: _FORMATS[k](v) if k in _FORMATS else str(v)
+    return {c: " ".join(fmt(k, first.loc[c, k]) for k in cols) for c in first.index}
+
+
+def _key(value) -> str:
+    return "" if is_unset(value) else str(value)
+
+
+def cell_slug(cell: str) -> str:
+    """A file-name-safe short form of a cell string."""
+    short = cell.replace("activation=", "").replace("hidden=", "w").replace("optimizer=", "")
+    short = short.replace("lr=", "lr").replace("batch=", "bs").replace("momentum=", "m")
+    return re.sub(r"[^A-Za-z0-9.\-]+", "_", short).strip("_")

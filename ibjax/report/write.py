@@ -1,0 +1,98 @@
+"""The report of one run directory: verdicts, summary, comparisons, correlations, sensitivity, agreement,
+REPORT.md and figures, all written into the run directory. It reads the run directory alone."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ibjax.report import figures as figs
+from ibjax.report.comparisons import compare_cells, correlations
+from ibjax.report.labels import cell_labels, cell_slug
+from ibjax.report.summary import agreement, sensitivity, summarize
+from ibjax.report.text import render
+from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, run_verdicts
+from ibjax.rundir.contract import layer_order
+from ibjax.rundir.layout import RunDirError, check_complete, incompleteness
+from ibjax.rundir.store import atomic_write_bytes, load, write_table
+
+
+def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTINGS, *,
+                 figures: bool = True, stream=sys.stderr) -> dict:
+    """Compute every table of the report, write them and REPORT.md (and figures) into `run_dir`.
+
+    Returns a dict of the DataFrames (verdicts, summary, comparisons, correlations, sensitivity, agreement).
+    Raises RunDirError for a missing or incomplete run directory.
+    """
+    run_dir = Path(run_dir)
+    check_complete(run_dir)
+    try:
+        rd = load(run_dir)
+    except Exception as e:  # a truncated or foreign file: name it rather than print a parquet traceback
+        raise RunDirError(f"{run_dir}: cannot read the run directory: {e}") from e
+    if "n_mi_samples" not in rd.manifest:
+        raise RunDirError(f"{run_dir}/manifest.json has no 'n_mi_samples' (the MI sample size N)")
+    warnings = incompleteness(rd)
+    for w in warnings:
+        print(f"warning: {w}", file=stream)
+    runs = rd.runs
+    verdicts = run_verdicts(rd.info, runs, rd.manifest["n_mi_samples"], settings)
+    tables = {
+        "verdicts": verdicts, "summary": summarize(verdicts, runs, settings),
+        "comparisons": compare_cells(verdicts, runs, settings), "correlations": correlations(verdicts, runs, settings),
+        "sensitivity": sensitivity(verdicts, settings), "agreement": agreement(verdicts),
+    }
+    write_table(run_dir / "verdicts.parquet", verdicts)
+    for name in ("summary", "comparisons", "correlations", "sensitivity"):
+        _write_csv(run_dir / f"{name}.csv", tables[name])
+    if rd.info.estimator.nunique() > 1:
+        _write_csv(run_dir / "agreement.csv", tables["agreement"])
+
+    labels = cell_labels(runs)
+    fig_paths = draw_figures(run_dir, rd, tables, labels, settings) if figures else []
+    text = render(name=rd.spec.get("name", run_dir.name), manifest=rd.manifest, runs=runs,
+                  summary=tables["summary"], comp=tables["comparisons"], corr=tables["correlations"],
+                  sens=tables["sensitivity"], agree=tables["agreement"], labels=labels, settings=settings,
+                  warnings=warnings, figures=[str(p.relative_to(run_dir)) for p in fig_paths])
+    atomic_write_bytes(run_dir / "REPORT.md", text.encode())
+    return tables
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    atomic_write_bytes(path, df.to_csv(index=False).encode())
+
+
+def draw_figures(run_dir: Path, rd, tables: dict, labels: dict, settings: VerdictSettings) -> list[Path]:
+    """Every figure of the report under run_dir/figures/; cells whose runs all diverged are skipped."""
+    fig_dir = run_dir / "figures"
+    ok = rd.runs.loc[~rd.runs.diverged.astype(bool), ["run_id", "cell"]]
+    info = rd.info.merge(ok, on="run_id")
+    layers = layer_order(info.layer)
+    # Bands use fewer draws than the tables: they are drawn, not quoted, and there is one per epoch.
+    boot = settings.boot(max_draws=1000)
+    v, summary = tables["verdicts"], tables["summary"]
+    paths = []
+    for est in sorted(info.estimator.unique()):
+        e = info[info.estimator == est]
+        for cell in labels:
+            c = e[e.cell == cell]
+            if c.empty:
+                continue
+            title = f"{labels[cell]}: {est}, {c.run_id.nunique()} seeds (mean, 95% bootstrap band)"
+            slug = f"{cell_slug(cell)}_{est}"
+            fit = v[(v.cell == cell) & (v.estimator == est)].groupby("layer").fit_epoch.median().to_dict()
+            paths.append(figs.mi_vs_epoch(c, layers, title, fig_dir / f"mi_epoch_{slug}.png", boot, fit))
+            paths.append(figs.infoplane_bands(c, layers, title, fig_dir / f"bands_infoplane_{slug}.png", boot))
+        s = summary[summary.estimator == est]
+        if len(s):
+            title = (f"Fraction of runs compressed ({est}; drop > {settings.threshold_bits} bits after fitting)\n"
+                     f"k/n and Wilson {100 * settings.confidence:.0f}% interval; hatched: mostly saturated at log2 N")
+            paths.append(figs.compressed_heatmap(s, labels, layers, title, fig_dir / f"heatmap_compressed_{est}.png"))
+    live = {c: lab for c, lab in labels.items() if c in set(ok.cell)}
+    if live:
+        grads = rd.gradients.merge(ok, on="run_id")
+        paths.append(figs.gradient_snr(grads, live, layer_order(grads.layer), fig_dir / "gradient_snr.png", boot))
+        paths.append(figs.accuracy(rd.metrics.merge(ok, on="run_id"), live, fig_dir / "accuracy.png", boot))
+    return paths

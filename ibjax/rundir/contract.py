@@ -1,0 +1,78 @@
+"""The run-directory contract: what the sweep writes and the report reads, named once.
+
+Table names, part-file names, the grid settings that define a cell (derived from the grid's axes, so a new
+axis is a new cell setting everywhere: cells, comparisons, labels), the cell string, and layer names and their
+order. Imports nothing from ibjax: both halves of the data flow depend on it, never on each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+# The long tables of a run directory: `<name>.parquet`, or a folder `<name>/` of part files.
+TABLES = ("runs", "info", "metrics", "gradients")
+
+# The grid's axes other than the seed, in the cell string's order. A cell is one value of each; they are the
+# run table's setting columns. spec.GridSpec has exactly these fields and `seed` (a test checks it).
+GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size", "quantize_bits",
+             "noise_std")
+CELL_SETTINGS = GRID_AXES
+
+# Short keys of the cell string (`activation=tanh,hidden=10-7-5-4-3,optimizer=adam,lr=0.0004,batch=256`);
+# unchanged since the first run directories, so that old ones still group the same way.
+CELL_KEYS = {"learning_rate": "lr", "batch_size": "batch", "quantize_bits": "quantize", "noise_std": "noise"}
+
+
+def is_unset(value) -> bool:
+    """None, NaN and "None" (how parquet and CSV return a missing setting) all mean: not set."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == "None"
+
+
+def setting_text(value) -> str:
+    """A setting as the cell string writes it: widths joined by '-', floats in %g, the rest as str."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def cell_name(settings: Mapping) -> str:
+    """The cell string of one run's settings (its GRID_AXES values; unset ones are left out)."""
+    return ",".join(f"{CELL_KEYS.get(k, k)}={setting_text(settings[k])}" for k in GRID_AXES
+                    if not is_unset(settings.get(k)))
+
+
+def part_name(bucket: int, shard_tag: str = "") -> str:
+    """The part file of one bucket (of one shard) under each table's folder, without the suffix."""
+    return f"{shard_tag}-bucket-{bucket:04d}" if shard_tag else f"bucket-{bucket:04d}"
+
+
+def shard_tag(index: int, count: int) -> str:
+    """A shard's name in part files, checkpoints and shards/<tag>.json."""
+    return f"shard-{index:04d}-of-{count:04d}"
+
+
+def layer_names(depth: int) -> list[str]:
+    """The layers of an MLP with `depth` hidden layers, in order: h1..hL, then the softmax output `out`."""
+    return [f"h{i + 1}" for i in range(depth)] + ["out"]
+
+
+def hidden_index(name: str) -> int | None:
+    """L for a hidden layer named hL, None for any other layer."""
+    return int(name[1:]) if name.startswith("h") and name[1:].isdigit() else None
+
+
+def layer_order(layers: Iterable[str]) -> list[str]:
+    """Distinct layer names in network order: h1, h2, ..., h10 (numeric, not lexical), out, anything else."""
+    def key(name: str):
+        i = hidden_index(name)
+        return (0, i, name) if i is not None else (1 if name == "out" else 2, 0, name)
+    return sorted(set(layers), key=key)
+
+
+def deepest_hidden(layers: Iterable[str]) -> str | None:
+    """The last hidden layer among `layers` (None if there is none)."""
+    hidden = [name for name in layer_order(layers) if hidden_index(name) is not None]
+    return hidden[-1] if hidden else None

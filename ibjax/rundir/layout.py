@@ -1,0 +1,118 @@
+"""Does a directory fit what is asked of it? The checks both halves make, and the one error they raise.
+
+- `check_complete` (the report): every file of the contract is there, all missing ones named at once;
+- `incompleteness` (the report): what a loadable directory lacks (unfinished buckets or shards, runs without MI);
+- `check_fits` (the sweep): may this sweep start, continue or skip in this directory (same spec? unfinished?).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from ibjax.rundir.contract import TABLES
+
+
+class RunDirError(ValueError):
+    """The run directory does not fit the request: missing or unreadable files, a different spec, an unfinished
+    sweep without --resume. The message names the path and what to do."""
+
+
+def has_table(run_dir: Path, name: str) -> bool:
+    return (run_dir / f"{name}.parquet").is_file() or any((run_dir / name).glob("*.parquet"))
+
+
+def check_complete(run_dir: Path) -> None:
+    """Raise RunDirError naming every missing file of the run-directory contract at once."""
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory not found: {run_dir}")
+    missing = [f for f in ("spec.yaml",) if not (run_dir / f).is_file()]
+    if not (run_dir / "manifest.json").is_file() and not any((run_dir / "shards").glob("shard-*.json")):
+        missing.append("manifest.json (or shards/*.json)")
+    missing += [f"{t}.parquet (or {t}/*.parquet)" for t in TABLES if not has_table(run_dir, t)]
+    if missing:
+        raise RunDirError(f"{run_dir} is incomplete: missing {', '.join(missing)}. Was the sweep interrupted "
+                          "before writing them? Re-run the sweep (or its missing shards) into this directory.")
+
+
+def incompleteness(rd) -> list[str]:
+    """Warnings for a run directory that loads but is not whole: unfinished buckets or shards, runs without MI."""
+    out = []
+    m = rd.manifest
+    if m.get("status", "done") != "done":
+        out.append(f"manifest status is '{m.get('status')}', not 'done': the statistics cover finished work only.")
+    for b in m.get("buckets", []):
+        if b.get("status", "done") != "done":
+            out.append(f"bucket {b.get('index')} ({b.get('n_runs')} runs, {b.get('activations')}) is "
+                       f"'{b.get('status')}': its runs are missing.")
+    for s in m.get("shards", []):
+        if s.get("status", "done") != "done":
+            out.append(f"shard {s.get('shard')} is '{s.get('status')}': its part files are missing.")
+    no_info = sorted(set(rd.runs.run_id) - set(rd.info.run_id))
+    if no_info:
+        out.append(f"{len(no_info)} runs in runs.parquet have no rows in info.parquet (e.g. {', '.join(no_info[:3])}).")
+    return out
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def spec_differences(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ, as 'key: old -> new'."""
+    a, b = _flat(old), _flat(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove everything a sweep wrote into `out` (tables, parts, shards, checkpoints, manifest)."""
+    shutil.rmtree(out / "shards", ignore_errors=True)
+    for name in TABLES:
+        (out / f"{name}.parquet").unlink(missing_ok=True)
+        shutil.rmtree(out / name, ignore_errors=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+
+
+def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, force: bool,
+               sharded: bool) -> dict | None:
+    """The existing manifest if the sweep of `spec_yaml` (the resolved spec) may continue in `out`; None to
+    start fresh (with force, after removing what it replaces); raises RunDirError otherwise."""
+    other = (out / "manifest.json").is_file() if sharded else any((out / "shards").glob("shard-*.json"))
+    if other and not force:
+        raise RunDirError(f"{out} holds a {'un' if sharded else ''}sharded sweep: run it the same way "
+                          f"({'without' if sharded else 'with'} --shard), or --force to discard it.")
+    if not force and (out / "spec.yaml").is_file():
+        old = yaml.safe_load((out / "spec.yaml").read_text()) or {}
+        diff = spec_differences(old, yaml.safe_load(spec_yaml))
+        if diff:
+            raise RunDirError(f"{out} holds a sweep of a different spec; differing keys: {'; '.join(diff)}. "
+                              f"Use another --out, or --force to discard it and start over.")
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if force:
+        if sharded:  # only this shard's own files: the other shards may be running
+            manifest_path.unlink()
+            shutil.rmtree(out / "checkpoints" / manifest_path.stem, ignore_errors=True)
+            for name in TABLES:
+                for f in (out / name).glob(f"{manifest_path.stem}-*.parquet"):
+                    f.unlink()
+        else:
+            clear_outputs(out)
+        return None
+    if manifest.get("status") == "done":
+        return manifest
+    if not resume:
+        raise RunDirError(f"{out} holds an unfinished sweep (status {manifest.get('status')!r}): add --resume "
+                          f"to continue it, or --force to discard it and start over.")
+    return manifest

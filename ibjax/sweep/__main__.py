@@ -1,0 +1,78 @@
+"""CLI: python -m ibjax.sweep SPEC.yaml [--out DIR] [--set KEY=VALUE ...] [--resume] [--force] [--shard I/N]
+
+Trains every network of a sweep spec and writes its run directory (ibjax.sweep.run.run_sweep), then the report.
+Exit codes: 0 done (or nothing to do); 2 bad input (spec, overrides, files, a run directory that does not
+match); 3 interrupted, resumable with --resume; 1 an unexpected failure (finished buckets are on disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ibjax.rundir.layout import RunDirError
+from ibjax.rundir.store import read_manifest
+from ibjax.spec import SpecError, load_spec
+from ibjax.sweep.console import fmt_s
+from ibjax.sweep.plan import expand_grid, parse_shard
+from ibjax.sweep.run import run_sweep
+from ibjax.sweep.sizing import SizingError
+from ibjax.train.loop import Interrupted
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ibjax.sweep", description=__doc__.split("\n\n")[0])
+    ap.add_argument("spec", help="sweep YAML file (see sweeps/ and the README's YAML reference)")
+    ap.add_argument("--out", type=Path, help="run directory (default runs/<name>)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a spec key, e.g. --set train.epochs=200 (repeatable)")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--no-report", action="store_true", help="skip python -m ibjax.report at the end")
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    ap.add_argument("--force", action="store_true", help="discard what --out holds and start over")
+    ap.add_argument("--shard", metavar="I/N", help="run only the I-th (0-based) of N deterministic slices of the "
+                    "run table; default under a SLURM array job: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT")
+    args = ap.parse_args(argv)
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as e:
+        print(f"error: --shard: {e}", file=sys.stderr)
+        return 2
+    try:
+        spec = load_spec(args.spec, args.overrides)
+    except SpecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / spec.name
+    n_runs = len(expand_grid(spec))
+    if not args.quiet:
+        print(f"ibjax: {n_runs} networks x {spec.train.epochs} epochs -> {out}", file=sys.stderr)
+    try:
+        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec),
+                             report=not args.no_report, resume=args.resume, force=args.force, shard=shard)
+    except Interrupted as e:
+        print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
+              f"  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, KeyError, RunDirError, SizingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    what = "sweep" if shard[1] == 1 else f"shard {shard[0]}/{shard[1]}"
+    if manifest.get("nothing_to_do"):
+        print(f"{out} already holds this finished {what}: nothing to do (--force to run it again)", file=sys.stderr)
+        return 0
+    if shard[1] > 1:
+        left = [s["shard"] for s in read_manifest(out)["shards"] if s["status"] != "done"]
+        print(f"{what} done -> {out}" + (f"; shards not done yet: {', '.join(left)}" if left else
+                                          "; all shards done"), file=sys.stderr)
+        return 0
+    n_div = manifest.get("n_diverged", 0)
+    print(f"done in {fmt_s(manifest['wall_s'])}: {n_runs} networks, {n_div} diverged -> {out}", file=sys.stderr)
+    if (out / "REPORT.md").is_file():
+        print(f"report: {out / 'REPORT.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

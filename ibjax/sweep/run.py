@@ -1,0 +1,193 @@
+"""One sweep, start to end: spec → run table → buckets → one compiled program per bucket → run directory.
+
+Each finished bucket's tables are written at once (part files); a running bucket is checkpointed after its
+chunks (ibjax.sweep.checkpoints). SIGTERM / SIGINT: the current chunk finishes, the bucket is checkpointed,
+the manifest says `interrupted`, and `Interrupted` is raised; `resume=True` continues from there.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ibjax.data.task import Task, load_task
+from ibjax.report.figures import infoplanes
+from ibjax.rundir.contract import TABLES, part_name, shard_tag
+from ibjax.rundir.layout import RunDirError, check_fits
+from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, write_json, write_table
+from ibjax.spec import SweepSpec, to_yaml
+from ibjax.sweep.checkpoints import BucketCheckpoints
+from ibjax.sweep.console import Progress, StopFlag
+from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, shard_runs
+from ibjax.sweep.programs import Programs, bucket_consts, build_estimators, size_buckets
+from ibjax.sweep.tables import bucket_tables
+from ibjax.train.loop import Interrupted, run_program
+
+
+def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True,
+              resume: bool = False, force: bool = False, shard: tuple[int, int] = (0, 1)) -> dict:
+    """Train every run of the spec (or of shard I of N) and write the run directory. Returns the manifest.
+
+    An existing run directory of the same spec: done -> nothing to do (manifest["nothing_to_do"]); unfinished
+    -> continued with resume=True (finished buckets skipped, the running one from its checkpoint).
+    A shard (N > 1) writes shards/shard-I-of-N.json and its own part files (info/shard-I-of-N-bucket-B.parquet);
+    readers merge them, and the report lists shards that are missing or unfinished."""
+    index, count = shard
+    sharded = count > 1
+    tag = shard_tag(index, count) if sharded else ""
+    manifest_path = out / "shards" / f"{tag}.json" if sharded else out / "manifest.json"
+    spec_text = to_yaml(spec)
+    previous = check_fits(spec_text, out, manifest_path, resume, force, sharded)
+    if previous is not None and previous.get("status") == "done":
+        return {**previous, "nothing_to_do": True}
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
+        atomic_write_bytes(out / "spec.yaml", spec_text.encode())
+    runs = expand_grid(spec)
+    if sharded:
+        runs = shard_runs(runs, index, count)
+    t_start = time.perf_counter()  # wall_s counts sizing's compiles too (they are the buckets' own)
+    task: Task = load_task(spec.data)
+    data = task.device_data()
+    programs = Programs(spec, task, data)
+    buckets, sizing = plan_programs(spec, runs, programs, previous, progress)
+    device_bytes = sizing.pop("device_bytes", [None] * len(buckets))
+    estimators = build_estimators(spec, task.n_classes)
+    s = spec.mi.schedule
+    schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
+    n_epochs = spec.train.epochs
+    manifest = {
+        "name": spec.name, "source": source, "status": "running", "environment": environment(),
+        "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
+        "n_test": len(task.test_idx), "n_mi_samples": len(task.y),
+        "estimators": [{"kind": type(e).__name__, **asdict(e)} for e in estimators],
+        "shards": [{"shard": f"{index}/{count}", "status": "running"}], "shard_index": index,
+        "shard_count": count,
+        "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
+                     "activations": list(b.activations), "optimizer": b.optimizer,
+                     "batch_size": b.batch_size, "quantize_bits": b.quantize_bits, "noise_std": b.noise_std,
+                     "device_bytes": nbytes, "status": "pending"}
+                    for b, nbytes in zip(buckets, device_bytes)],
+        "programs": sizing,
+    }
+    if previous is not None:  # keep what the finished buckets recorded
+        if [b["n_runs"] for b in previous["buckets"]] != [b.size for b in buckets]:
+            raise RunDirError(f"{manifest_path} records buckets of {[b['n_runs'] for b in previous['buckets']]} "
+                              f"networks, but this spec makes {[b.size for b in buckets]}: it cannot be resumed; "
+                              f"use --force to start over")
+        manifest["buckets"] = previous["buckets"]
+        manifest["resumed"] = previous.get("resumed", 0) + 1
+    write_json(manifest_path, manifest)
+    todo = [b for b in buckets if manifest["buckets"][b.index]["status"] != "done"]
+    bar = Progress(sum(b.size for b in todo) * n_epochs, enabled=progress)
+    with StopFlag() as stop:
+        try:
+            for b in todo:
+                _run_bucket(spec, b, buckets, task, data, programs, schedule, manifest, manifest_path, tag, out,
+                            bar, stop)
+        except (Interrupted, KeyboardInterrupt) as e:
+            manifest["status"] = manifest["shards"][0]["status"] = "interrupted"
+            write_json(manifest_path, manifest)
+            raise Interrupted(str(e) or "interrupted") from None
+        except BaseException:
+            manifest["status"] = manifest["shards"][0]["status"] = "failed"
+            write_json(manifest_path, manifest)
+            raise
+    if sharded:
+        manifest["status"] = manifest["shards"][0]["status"] = "done"
+        manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
+        write_json(manifest_path, manifest)
+        shutil.rmtree(out / "checkpoints" / tag, ignore_errors=True)
+        if report and read_manifest(out)["status"] == "done":  # the last shard to finish writes the report
+            _report(out, spec.output.plots)
+        return manifest
+    tables = {name: read_table(out, name) for name in TABLES}
+    _consolidate(out, tables)
+    manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
+    manifest["n_diverged"] = int(tables["runs"].diverged.sum())
+    if spec.output.plots:
+        manifest["figures"] = [str(p.relative_to(out)) for p in
+                               infoplanes(out, tables["info"], tables["runs"], estimators[0].name)]
+    manifest["status"] = manifest["shards"][0]["status"] = "done"
+    write_json(out / "manifest.json", manifest)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if report:
+        _report(out, spec.output.plots)
+    return manifest
+
+
+def _report(out: Path, figures: bool) -> None:
+    # The tables are already safe on disk; a failing report must not turn a finished sweep into a failure.
+    try:
+        from ibjax.report.write import write_report
+
+        write_report(out, figures=figures)
+    except Exception as e:
+        print(f"warning: the report failed ({type(e).__name__}: {e}); the sweep's tables are complete; "
+              f"retry with: python -m ibjax.report {out}", file=sys.stderr)
+
+
+def plan_programs(spec: SweepSpec, runs: list, programs: Programs, previous: dict | None,
+                   progress: bool) -> tuple[list, dict]:
+    """The buckets: of at most train.max_models_per_program networks when the spec sets it; as an unfinished
+    sweep recorded them (a resume must see the same buckets, on whatever device it runs); otherwise sized to
+    this device's memory (ibjax.sweep.programs.size_buckets). Also the record of that choice, for the manifest."""
+    limit = spec.train.max_models_per_program
+    if limit is not None:
+        return make_buckets(runs, limit), {"mode": "max_models_per_program", "max_models_per_program": limit}
+    if previous is not None:
+        recorded = previous.get("programs")
+        if recorded and recorded.get("mode") == "auto":
+            return make_buckets(runs, parts=recorded["parts"]), dict(recorded)
+        return make_buckets(runs), {"mode": "one per group"}  # a run directory from before sizing existed
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
+    return size_buckets(runs, programs, log=log)
+
+
+def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, manifest, manifest_path: Path,
+                tag: str, out: Path, bar: Progress, stop) -> None:
+    n_epochs = spec.train.epochs
+    bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)
+    manifest["buckets"][b.index]["status"] = "running"
+    write_json(manifest_path, manifest)
+    part = part_name(b.index, tag)
+    ckpt = BucketCheckpoints(out / "checkpoints" / tag / part_name(b.index), spec.output.checkpoint_minutes)
+    result = run_program(
+        programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
+        [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar,
+        checkpoints=ckpt, stop_requested=stop)
+    bar.finish_bucket(n_epochs)
+    tables = bucket_tables(spec, b, result, [r.run_id(spec) for r in b.runs])
+    for name in TABLES:
+        write_table(out / name / f"{part}.parquet", tables[name])
+    manifest["buckets"][b.index].update(
+        status="done", compile_s=round(result.compile_s, 2), wall_s=round(result.train_s, 2),
+        net_epochs_per_s=round(b.size * n_epochs / result.train_s, 1), checkpoint_s=result.checkpoint_s,
+        resumed_at_chunk=result.resumed_at_chunk)
+    write_json(manifest_path, manifest)
+    ckpt.remove()
+
+
+def _consolidate(out: Path, tables: dict) -> None:
+    """One file per table once every bucket is done (the single file is written before the parts go)."""
+    for name, df in tables.items():
+        write_table(out / f"{name}.parquet", df)
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def environment() -> dict:
+    """Versions and devices, for the manifest."""
+    import jax
+    import jaxlib
+
+    from ibjax import __version__
+
+    return {
+        "ibjax": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "devices": [str(d) for d in jax.devices()],
+    }
