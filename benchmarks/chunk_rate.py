@@ -11,17 +11,11 @@ import json
 import sys
 import time
 
-import ibjax  # noqa: F401  (first: one XLA device per core)
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ibjax.train import Engine, Program, run_program
-from ibjax.mi import Binning
-from ibjax.models.mlp import make_consts
+import ibjax  # noqa: F401  (first: one XLA device per core)
 from ibjax.sweep.plan import mi_epochs
-from ibjax.spec import DataSpec
-from ibjax.data import load_task
+from ibjax.train import mlp_copies, run_program
 
 HIDDEN = (10, 7, 5, 4, 3)
 
@@ -31,12 +25,10 @@ def main() -> None:
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 256
     chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 16
     chunk = 10 if every == 1 else every
-    task = load_task(DataSpec())
-    prog = Program((12, *HIDDEN, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), chunk)
-    consts = jax.tree.map(lambda a: jnp.stack([a] * n), make_consts(HIDDEN, "tanh", ("tanh",), 12, HIDDEN))
+    engine, consts, task = mlp_copies(n, HIDDEN, chunk=chunk)
     stamps = []
     epochs = chunks * chunk
-    run_program(Engine(prog), list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
+    run_program(engine, list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
                 mi_epochs(epochs, every=every), epochs, progress=lambda *_: stamps.append(time.perf_counter()))
     d = np.diff(stamps[:chunks])  # the first chunk pays for warm-up
     print(json.dumps({"every": every, "n": n, "best": n * chunk / d.min(), "median": n * chunk / np.median(d)}))

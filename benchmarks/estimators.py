@@ -31,7 +31,7 @@ def main() -> None:
     from jax.sharding import PartitionSpec as P
 
     import ibjax  # noqa: F401
-    from ibjax.train import Engine, Program
+    from ibjax.data import load_task
     from ibjax.mi import (
         Binning,
         ExactCounting,
@@ -42,9 +42,9 @@ def main() -> None:
         NoisyMixture,
         QuantileBinning,
     )
-    from ibjax.models.mlp import make_consts
+    from ibjax.models.mlp import stack_consts
     from ibjax.spec import DataSpec
-    from ibjax.data import load_task
+    from ibjax.train import Engine, Program
 
     class ForwardOnly:
         """Reads the activations and nothing else: the cost of the MI pass without an estimator."""
@@ -81,8 +81,7 @@ def main() -> None:
     devices = jax.local_devices()[:n]
     mesh = Mesh(np.asarray(devices), ("model",))
     by_model, rep = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
-    one = make_consts(hidden, "tanh", ("tanh",), 12, hidden)
-    consts = jax.device_put(jax.tree.map(lambda a: jnp.stack([a] * n), one), by_model)
+    consts = jax.device_put(stack_consts([(hidden, "tanh")] * n, ("tanh",), 12, hidden), by_model)
     data = jax.device_put(task.device_data(), rep)
     chunk = 4
 

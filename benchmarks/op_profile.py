@@ -15,16 +15,11 @@ import json
 import sys
 import tempfile
 
-import ibjax  # noqa: F401  (first: one XLA device per core)
 import jax
-import jax.numpy as jnp
 
-from ibjax.train import Engine, Program, run_program
-from ibjax.mi import Binning
-from ibjax.models.mlp import make_consts
+import ibjax  # noqa: F401  (first: one XLA device per core)
 from ibjax.sweep.plan import mi_epochs
-from ibjax.spec import DataSpec
-from ibjax.data import load_task
+from ibjax.train import mlp_copies, run_program
 
 HIDDEN = (10, 7, 5, 4, 3)
 
@@ -32,10 +27,7 @@ HIDDEN = (10, 7, 5, 4, 3)
 def main() -> None:
     every = int(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 256
-    task = load_task(DataSpec())
-    prog = Program((12, *HIDDEN, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), 20)
-    consts = jax.tree.map(lambda a: jnp.stack([a] * n), make_consts(HIDDEN, "tanh", ("tanh",), 12, HIDDEN))
-    engine = Engine(prog)
+    engine, consts, task = mlp_copies(n, HIDDEN, chunk=20)
     train = lambda: run_program(engine, list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
                                 mi_epochs(40, every=every), 40)
     train()

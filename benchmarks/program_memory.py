@@ -25,22 +25,12 @@ HIDDEN = (10, 7, 5, 4, 3)
 
 
 def worker(n: int, epochs: int, chunk: int) -> dict:
-    import jax
-    import jax.numpy as jnp
-
     import ibjax  # noqa: F401  (first: one XLA device per core)
-    from ibjax.train import Engine, Program, run_program
-    from ibjax.mi import Binning
-    from ibjax.models.mlp import make_consts
     from ibjax.sweep.plan import mi_epochs
-    from ibjax.spec import DataSpec
-    from ibjax.data import load_task
+    from ibjax.train import mlp_copies, run_program
 
-    task = load_task(DataSpec())
+    eng, consts, task = mlp_copies(n, HIDDEN, chunk=chunk)
     data = task.device_data()
-    prog = Program((12, *HIDDEN, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), chunk)
-    consts = jax.tree.map(lambda a: jnp.stack([a] * n), make_consts(HIDDEN, "tanh", ("tanh",), 12, HIDDEN))
-    eng = Engine(prog)
     n_chunks = -(-(epochs + 1) // chunk)
     mesh, args = eng.abstract_chunk_args(consts, data, n_chunks * chunk)
     account = eng.compiled_chunk(mesh, *args).device_bytes * mesh.size  # the executable run_program uses

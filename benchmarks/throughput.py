@@ -117,22 +117,14 @@ def worker_baseline(epochs: int, mi_every: int) -> dict:
 
 def worker_engine(n: int, epochs: int, mi_every: int, chunk: int) -> dict:
     import jax
-    import jax.numpy as jnp
 
     import ibjax  # noqa: F401  (first: one XLA device per core)
-    from ibjax.train import Engine, Program, run_program
-    from ibjax.mi import Binning
-    from ibjax.models.mlp import make_consts
     from ibjax.sweep.plan import mi_epochs
-    from ibjax.spec import DataSpec
-    from ibjax.data import load_task
+    from ibjax.train import mlp_copies, run_program
 
-    task = load_task(DataSpec())
-    prog = Program((12, *HIDDEN, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), chunk)
-    one = make_consts(HIDDEN, "tanh", ("tanh",), 12, HIDDEN)
-    consts = jax.tree.map(lambda a: jnp.stack([a] * n), one)
+    engine, consts, task = mlp_copies(n, HIDDEN, chunk=chunk)
     stamps = []
-    res = run_program(Engine(prog), list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
+    res = run_program(engine, list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
                       mi_epochs(epochs, every=mi_every), epochs,
                       progress=lambda *_: stamps.append(time.perf_counter()))
     # Steady state: from the end of the first chunk to the end of the last full one (epochs - chunk epochs,

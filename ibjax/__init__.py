@@ -6,11 +6,10 @@ A notebook needs only the names below and `ibjax.report`'s.
 """
 
 from ibjax import _runtime  # noqa: F401  (first: host devices and x64 before JAX starts its backends)
+from ibjax._version import __version__
 from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.store import RunDirectory, load
 from ibjax.spec import SpecError, SweepSpec, load_spec
-
-__version__ = "0.1.0"
 
 __all__ = [
     "RunDirError",

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-import ibjax  # noqa: F401  (x64, host devices)
+from ibjax import _runtime  # noqa: F401  (x64, host devices)
 from ibjax.mi import (
     Binning,
     FixedWidthBinning,

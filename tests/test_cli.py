@@ -76,8 +76,8 @@ def test_diverged_network_is_marked_and_others_are_kept(tmp_path):
 
 
 def test_run_ids_are_stable_under_grid_growth():
-    from ibjax.sweep.plan import expand_grid
     from ibjax.spec import validate
+    from ibjax.sweep.plan import expand_grid
 
     a = validate(small_spec())
     b = validate(small_spec(**{"grid.activation": ["sigmoid", "tanh", "relu"]}))

@@ -40,14 +40,14 @@ def test_idnns_split_takes_first_rows_unshuffled():
     tr, te = make_split(y, "idnns", 0.8, seed=0)
     np.testing.assert_array_equal(tr, np.arange(3277))
     np.testing.assert_array_equal(te, np.arange(3277, 4096))
-    # LITERATURE.md: train 43.7 % positive, test 83.6 % -- the bias that makes it only an option.
+    # docs/reference.md, section 2: train 43.7 % positive, test 83.6 % -- the bias that makes it only an option.
     assert round(y[tr].mean(), 3) == 0.437 and round(y[te].mean(), 3) == 0.836
     assert idnns_split(10, 0.5)[0].tolist() == [0, 1, 2, 3, 4]
 
 
 def test_mat_dataset_loads_with_its_split(tmp_path):
-    from ibjax.spec import DataSpec
     from ibjax.data import load_task
+    from ibjax.spec import DataSpec
 
     task = load_task(DataSpec(dataset="mat", path=str(SHARED / "data" / "g1.mat")))
     assert task.x.shape == (4096, 12) and task.y.sum() == 2063 and task.n_classes == 2

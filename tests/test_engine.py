@@ -8,12 +8,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ibjax.train import Engine, Program, run_program
+from ibjax.data import load_task
 from ibjax.mi import Binning
 from ibjax.models.mlp import forward, make_consts
-from ibjax.sweep.plan import mi_epochs
 from ibjax.spec import DataSpec
-from ibjax.data import load_task
+from ibjax.sweep.plan import mi_epochs
+from ibjax.train import Engine, Program, run_program
 
 TASK = load_task(DataSpec())
 DATA = TASK.device_data()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from ibjax import native
-from ibjax.train import Engine, Program
 from ibjax.mi import Binning
-from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
 from ibjax.models.mlp import ACTIVATIONS, forward, init_params, make_consts
+from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
+from ibjax.train import Engine, Program
 
 DIMS = (12, 10, 7, 5, 4, 3, 2)
 HIDDEN_PAD = DIMS[1:-1]
@@ -114,8 +114,8 @@ def test_bad_indices_are_refused(data):
 def test_training_matches_the_xla_path(monkeypatch):
     """Five epochs of the engine's own training loop, kernel vs XLA: the same networks to float rounding."""
     optimizer = "sgd"
-    from ibjax.spec import DataSpec
     from ibjax.data import load_task
+    from ibjax.spec import DataSpec
 
     task = load_task(DataSpec())
     names = ("tanh", "relu")

@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ibjax.train import Engine, Program
+from ibjax.data import load_task
 from ibjax.mi import ExactCounting, LayerContext
 from ibjax.models.mlp import fake_quantize, forward, make_consts
 from ibjax.spec import DataSpec
-from ibjax.data import load_task
+from ibjax.train import Engine, Program
 from tests.conftest import small_spec, sweep_to_run_dir
 
 

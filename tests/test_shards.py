@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ibjax.sweep.plan import expand_grid, shard_runs
-from ibjax.spec import validate
 from ibjax.rundir import load
+from ibjax.spec import validate
 from ibjax.sweep import parse_shard
+from ibjax.sweep.plan import expand_grid, shard_runs
 from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec
 
 

@@ -9,9 +9,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ibjax.train import Engine, Program, run_program
+from ibjax.data import load_task
 from ibjax.mi import Binning
 from ibjax.models.mlp import make_consts
+from ibjax.rundir import load
+from ibjax.spec import DataSpec, validate
+from ibjax.sweep import plan_programs
 from ibjax.sweep.plan import expand_grid, group_runs, mi_epochs
 from ibjax.sweep.sizing import (
     ProgramMemory,
@@ -22,10 +25,7 @@ from ibjax.sweep.sizing import (
     parse_bytes,
     parts_that_fit,
 )
-from ibjax.spec import DataSpec, validate
-from ibjax.rundir import load
-from ibjax.sweep import plan_programs
-from ibjax.data import load_task
+from ibjax.train import Engine, Program, run_program
 from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec, sweep_to_run_dir
 
 

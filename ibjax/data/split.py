@@ -21,8 +21,8 @@ def stratified_split(y: np.ndarray, train_fraction: float, seed: int) -> tuple[n
 def idnns_split(n: int, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """The public IDNNs split: the first rows in their stored order go to train, no shuffle.
 
-    On the 12-bit task this puts 44 % positives in train and 84 % in test (LITERATURE.md §1); offered only
-    to reproduce that code, never as a default.
+    On the 12-bit task this puts 44 % positives in train and 84 % in test (docs/reference.md, section 2);
+    offered only to reproduce that code, never as a default.
     """
     k = int(round(train_fraction * n))
     return np.arange(k), np.arange(k, n)

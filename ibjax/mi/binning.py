@@ -167,7 +167,7 @@ def idnns_bin_indices(acts_NxU: jnp.ndarray, n_edges: int, lo: float, hi: float)
 class IdnnsBinning:
     """Exactly the binning of the public IDNNs code (Shwartz-Ziv & Tishby 2017): `n_edges` edges
     `linspace(lo, hi, n_edges)` (default 30 edges on [-1, 1]) whatever the activation, so ReLU values above 1
-    share one bin and values below -1 wrap into it too (LITERATURE.md §1)."""
+    share one bin and values below -1 wrap into it too (docs/reference.md, section 3.1)."""
 
     name: str = "idnns30"
     n_edges: int = 30

@@ -8,7 +8,7 @@ entropy, which cancels. In nats, with D_ij = ||h_i - h_j||^2:
     I(X;T) lower = the same with 8 sigma^2 in place of 2 sigma^2
     I(T;Y)       = that estimate of H(T) minus sum_y p(y) times the same estimate within class y
 
-which is what ibsgd's `kde.py` computes (its d/2 and log(2 pi sigma^2) terms cancel; `tests/test_kde.py`
+which is what ibsgd's `kde.py` computes (its d/2 and log(2 pi sigma^2) terms cancel; `tests/mi/test_estimators.py`
 checks against a NumPy port of it). As there, I(T;Y) is a difference of two bounds, not itself a bound.
 Reported in bits. sigma^2 = 1e-3 for the 12-bit task and 0.1 for MNIST in ibsgd.
 

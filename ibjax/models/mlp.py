@@ -52,6 +52,12 @@ def make_consts(hidden: tuple[int, ...], activation: str, names: tuple[str, ...]
     )
 
 
+def stack_consts(models: list[tuple[tuple[int, ...], str]], names: tuple[str, ...], in_dim: int,
+                 hidden_pad: tuple[int, ...]) -> ModelConsts:
+    """The constants of several models, (true widths, activation) each, stacked on a leading model axis."""
+    return jax.tree.map(lambda *a: jnp.stack(a), *[make_consts(h, act, names, in_dim, hidden_pad) for h, act in models])
+
+
 def init_params(key, consts: ModelConsts, dims: tuple[int, ...]) -> dict:
     """Truncated normal (+-2 std) weights with std 1/sqrt(true fan-in), zero biases; padded entries 0.
 

@@ -1,8 +1,8 @@
 """Per run x layer x estimator compression verdicts from the logged I(X;T), I(T;Y) trajectories (bits).
 
-A verdict separates the two things a global-peak rule mixes up on the 12-bit task (docs/reference.md): the *early
-transient* (I(X;T) peaks at epochs ~15-40 while accuracy climbs, then falls back) and the *late
-compression* Shwartz-Ziv & Tishby describe (a slow decrease long after the fit). The fitting phase ends at the
+A verdict separates the two things a global-peak rule mixes up on the 12-bit task (docs/reference.md,
+section 4): the *early transient* (I(X;T) peaks at epochs ~15-40 while accuracy climbs, then falls back) and
+the *late compression* Shwartz-Ziv & Tishby describe (a slow decrease long after the fit). The fitting phase ends at the
 first logged epoch where I(T;Y) reaches `fit_fraction` of its final value; the transient is measured inside it,
 the compression peak is searched from it on.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 
 from ibjax.data.task import Data, Task
 from ibjax.mi import (
@@ -21,7 +20,7 @@ from ibjax.mi import (
     NoisyMixture,
     QuantileBinning,
 )
-from ibjax.models.mlp import ModelConsts, make_consts
+from ibjax.models.mlp import ModelConsts, stack_consts
 from ibjax.spec import SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
@@ -70,8 +69,7 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
 
 def bucket_consts(b: Bucket, task: Task) -> ModelConsts:
     """Every network's constants (activation, width masks), stacked on the model axis."""
-    return jax.tree.map(lambda *a: jnp.stack(a), *[
-        make_consts(r.hidden, r.activation, b.activations, task.x.shape[1], b.hidden_pad) for r in b.runs])
+    return stack_consts([(r.hidden, r.activation) for r in b.runs], b.activations, task.x.shape[1], b.hidden_pad)
 
 
 class Programs:

@@ -184,7 +184,7 @@ def environment() -> dict:
     import jax
     import jaxlib
 
-    from ibjax import __version__
+    from ibjax._version import __version__
 
     return {
         "ibjax": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,

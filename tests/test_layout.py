@@ -1,0 +1,105 @@
+"""The package layout is the data flow: imports point one way (docs/design.md, "Packages and what may import
+what"), and the run-directory contract is the only thing the sweep and the report share."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ibjax
+from ibjax.rundir import CELL_SETTINGS, GRID_AXES
+from ibjax.spec import GridSpec
+
+PACKAGE = Path(ibjax.__file__).parent
+
+# Where a module lives -> the ibjax modules it may import (prefixes). Longest matching key wins.
+ALLOWED = {
+    "ibjax._runtime": (),
+    "ibjax.native": ("ibjax.native",),
+    "ibjax.rundir": ("ibjax.rundir",),
+    "ibjax.mi.interface": (),
+    "ibjax.mi": ("ibjax.mi", "ibjax.native"),
+    "ibjax.models": ("ibjax.models", "ibjax.native"),
+    "ibjax.spec": ("ibjax.models.activations",),
+    "ibjax.data": ("ibjax.data", "ibjax.spec"),
+    "ibjax.train": ("ibjax.train", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native", "ibjax.spec"),
+    "ibjax.report": ("ibjax.report", "ibjax.rundir"),
+    "ibjax.sweep": ("ibjax.sweep", "ibjax.spec", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native",
+                    "ibjax.train", "ibjax.rundir", "ibjax.report"),
+    "ibjax.slurm": ("ibjax.spec",),
+    "ibjax.validate": ("ibjax._runtime", "ibjax.mi", "ibjax.rundir"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(path: Path) -> set[str]:
+    """Every ibjax module a file imports, at any depth of the file (function-level imports included)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "ibjax"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ibjax":
+            for a in node.names:  # `from ibjax import native` imports the module ibjax.native
+                sub = f"{node.module}.{a.name}"
+                is_module = (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").is_file() or \
+                    (PACKAGE.parent / sub.replace(".", "/")).is_dir()
+                out.add(sub if is_module else node.module)
+    return out
+
+
+def rule(name: str) -> tuple[str, ...] | None:
+    keys = [k for k in ALLOWED if name == k or name.startswith(k + ".")]
+    return ALLOWED[max(keys, key=len)] if keys else None
+
+
+def test_imports_point_down_the_data_flow():
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        if name == "ibjax":
+            continue  # the public API re-exports from every stage
+        allowed = rule(name)
+        assert allowed is not None, f"{name}: a module with no layering rule (add it to ALLOWED and docs/design.md)"
+        for target in imported(path):
+            if target != "ibjax._version" and not any(target == a or target.startswith(a + ".") for a in allowed):
+                bad.append(f"{name} imports {target}")
+    assert not bad, "imports against the data flow:\n" + "\n".join(bad)
+
+
+def test_every_stage_is_a_package_with_public_names():
+    for stage in ("data", "models", "mi", "native", "train", "sweep", "rundir", "report"):
+        mod = __import__(f"ibjax.{stage}", fromlist=["__all__"])
+        assert (PACKAGE / stage / "__init__.py").is_file()
+        if stage != "native":  # native exports functions by module (use, dispatch, available)
+            assert mod.__all__, stage
+            missing = [n for n in mod.__all__ if not hasattr(mod, n)]
+            assert not missing, f"ibjax.{stage}.__all__ names what it lacks: {missing}"
+
+
+def test_cell_settings_are_the_grid_axes():
+    """One list: the grid's axes (less the seed) are the cell settings the report groups, compares and labels."""
+    assert tuple(f for f in GridSpec.model_fields if f != "seed") == GRID_AXES
+    assert CELL_SETTINGS == GRID_AXES
+
+
+def test_public_api_for_notebooks():
+    from ibjax import report
+
+    for name in ("load", "RunDirectory", "RunDirError", "load_spec", "__version__"):
+        assert name in ibjax.__all__ and hasattr(ibjax, name)
+    for name in ("run_verdicts", "summarize", "compare_cells", "VerdictSettings", "cell_labels", "write_report"):
+        assert name in report.__all__ and hasattr(report, name)
+
+
+def test_no_file_points_outside_the_repository():
+    """Users get the repository alone: code and docs cite docs/, never the developers' notes beside it."""
+    root = PACKAGE.parent
+    files = [*PACKAGE.rglob("*.py"), *(root / "docs").glob("*.md"), root / "README.md",
+             *(root / "sweeps").glob("*.yaml"), *(root / "benchmarks").glob("*.py"), *(root / "notebooks").glob("*")]
+    bad = [str(f.relative_to(root)) for f in files
+           if any(s in f.read_text() for s in ("DESIGN.md", "LITERATURE.md", "../shared"))]
+    assert not bad, f"files that cite what the repository does not contain: {bad}"
