@@ -3,7 +3,7 @@
 import re
 
 from ibjax import spec as spec_mod
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def _fields(cls, prefix=""):

@@ -15,6 +15,7 @@ PACKAGE = Path(ibjax.__file__).parent
 # Where a module lives -> the ibjax modules it may import (prefixes). Longest matching key wins.
 ALLOWED = {
     "ibjax._runtime": (),
+    "ibjax._version": (),
     "ibjax.native": ("ibjax.native",),
     "ibjax.rundir": ("ibjax.rundir",),
     "ibjax.mi.interface": (),

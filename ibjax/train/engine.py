@@ -183,19 +183,21 @@ class Engine:
                       scalar, scalar)
 
     # ------------------------------------------------------------------ one model
+    # The chunk vmaps these over the model axis; they are public so that tests can check one model alone.
     def _init_one(self, seed, consts: ModelConsts, lr, momentum) -> TrainState:
         k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
         params = init_params(k_init, consts, self.prog.dims)
         opt_state = make_optimizer(self.prog.optimizer, lr, momentum).init(params)
         return TrainState(params, opt_state, k_train)
 
-    def _loss(self, params, consts, xb, yb, wb, key=None):
+    def loss(self, params, consts, xb, yb, wb, key=None):
+        """Mean cross-entropy of one model on a minibatch, weighted by wb (padding rows weigh 0)."""
         p = self.prog
         _, logits = forward(params, consts, xb, p.activations, p.quantize_bits, p.noise_std, key)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
         return jnp.sum(ce * wb) / jnp.sum(wb)
 
-    def _train_epoch(self, state: TrainState, consts: ModelConsts, data: Data):
+    def train_epoch(self, state: TrainState, consts: ModelConsts, data: Data):
         """One epoch of minibatch training; returns the new state and per-layer gradient stats [L, 2]."""
         p = self.prog
         key, k_perm = jax.random.split(state.key)
@@ -214,7 +216,7 @@ class Engine:
             k_noise = jax.random.fold_in(k_perm, b + 1)  # only used by stochastic networks (noise_std)
             # The native kernel on the CPU for plain MLPs (several times faster than XLA for layers this
             # small: BUILD_NOTES.md, issue 6); jax.grad of the same loss otherwise.
-            grads = loss_grads(lambda *a: self._loss(*a, k_noise), params, consts, p.activations, data.x_train,
+            grads = loss_grads(lambda *a: self.loss(*a, k_noise), params, consts, p.activations, data.x_train,
                                data.y_train, idx_S, w_S, plain_mlp=p.quantize_bits is None and p.noise_std is None)
             updates, opt_state = self._tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
@@ -234,7 +236,7 @@ class Engine:
             stats.append(jnp.stack([jnp.linalg.norm(mean), jnp.sqrt(jnp.sum(var))]))
         return TrainState(params, opt_state, key), jnp.stack(stats)
 
-    def _measure(self, params, consts: ModelConsts, data: Data, key=None):
+    def measure(self, params, consts: ModelConsts, data: Data, key=None):
         """MI of every layer under every estimator [L, E, 4] and metrics [4] of one model.
         `key`: the noise of a stochastic network's measurement pass (noise_std only)."""
         p = self.prog
@@ -268,9 +270,9 @@ class Engine:
     # ------------------------------------------------------------------ all models, one chunk
     def _run_chunk(self, state: TrainState, consts: ModelConsts, data: Data, log_mask, n_epochs, start):
         self.trace_count += 1  # runs only while tracing
-        measure_all = jax.vmap(self._measure, in_axes=(0, 0, None, 0))
+        measure_all = jax.vmap(self.measure, in_axes=(0, 0, None, 0))
         mi_key = lambda s: jax.vmap(lambda k: jax.random.fold_in(k, 0))(s.key)
-        train_all = jax.vmap(self._train_epoch, in_axes=(0, 0, None))
+        train_all = jax.vmap(self.train_epoch, in_axes=(0, 0, None))
         mi_shape, met_shape = jax.eval_shape(measure_all, state.params, consts, data, mi_key(state))
         m, n_layers = consts.act_id.shape[0], self.prog.n_layers
 

@@ -7,12 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ibjax.data import load_task
 from ibjax.mi import ExactCounting, LayerContext
-from ibjax.models.mlp import fake_quantize, forward, make_consts
-from ibjax.spec import DataSpec
-from ibjax.train import Engine, Program
-from tests.conftest import small_spec, sweep_to_run_dir
+from ibjax.models.mlp import fake_quantize, forward
+from tests.helpers import small_spec, sweep_to_run_dir, tiny_bucket, tishby_task
+from tests.reference import symbol_mi
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4, 8])
@@ -29,34 +27,20 @@ def test_fake_quantize_levels_and_straight_through(bits):
     assert np.all(np.asarray(grad) == 3.0)  # straight through
 
 
-def brute_force(acts, labels):
-    def h(rows):
-        _, c = np.unique(rows, axis=0, return_counts=True)
-        p = c / c.sum()
-        return float(-(p * np.log2(p)).sum())
-
-    h_t = h(acts)
-    return h_t, h_t + h(labels[:, None]) - h(np.c_[acts, labels])
-
-
 def test_exact_estimator_on_the_engines_quantized_layers_equals_brute_force():
-    task = load_task(DataSpec())
-    data = task.device_data()
-    hidden = (10, 7, 5, 4, 3)
+    data = tishby_task().device_data()
     for bits in (4, 8):
-        prog = Program((12, *hidden, 2), ("tanh",), "adam", task.train_idx.size, 256, (ExactCounting(n_classes=2),),
-                       4, quantize_bits=bits)
-        eng = Engine(prog)
-        consts = jax.tree.map(lambda a: a[None], make_consts(hidden, "tanh", ("tanh",), 12, hidden))
+        eng, consts = tiny_bucket([((10, 7, 5, 4, 3), "tanh")], estimators=(ExactCounting(n_classes=2),),
+                                  quantize_bits=bits)
         st = eng.init_state(jnp.asarray([3], jnp.uint32), consts, jnp.ones(1) * 1e-3, jnp.zeros(1))
         params, c0 = jax.tree.map(lambda a: a[0], st.params), jax.tree.map(lambda a: a[0], consts)
-        mi, _ = eng._measure(params, c0, data)
+        mi, _ = eng.measure(params, c0, data)
         layers, logits = forward(params, c0, data.x_all, ("tanh",), bits)
         y = np.asarray(data.y_all)
         for layer, acts in enumerate(layers):
             acts = np.asarray(acts)
             assert all(len(np.unique(acts[:, k])) <= 2**bits for k in range(acts.shape[1]))
-            want = brute_force(acts, y)
+            want = symbol_mi(acts, y)
             np.testing.assert_allclose(np.asarray(mi[layer, 0, :2]), want, atol=1e-9)
 
 
@@ -69,7 +53,7 @@ def test_exact_estimator_counts_float_rows():
     labels = rng.integers(0, 2, 3000)
     ctx = LayerContext(jnp.ones(5, bool), jnp.float32(0), jnp.float32(1), jnp.bool_(False))
     got = ExactCounting(n_classes=2)(jnp.asarray(acts), jnp.asarray(labels), ctx)
-    want = brute_force(np.where(acts == 0, 0.0, acts), labels)
+    want = symbol_mi(np.where(acts == 0, 0.0, acts), labels)
     np.testing.assert_allclose([float(got.i_xt), float(got.i_ty)], want, atol=1e-9)
 
 

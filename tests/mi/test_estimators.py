@@ -6,28 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 
 from ibjax.mi import Binning, FixedWidthBinning, KDEBound, LayerContext, QuantileBinning
 from ibjax.spec import EstimatorSpec, SpecError, validate
+from tests.reference import class_conditional_mi, ibsgd_kde, mixture_mi_1d
 
 
 def ctx(u, real=None):
     mask = np.ones(u, bool) if real is None else np.arange(u) < real
     return LayerContext(jnp.asarray(mask), jnp.float32(-1), jnp.float32(1), jnp.bool_(False))
-
-
-def entropy_rows(rows):
-    _, c = np.unique(rows, axis=0, return_counts=True)
-    p = c / c.sum()
-    return float(-(p * np.log2(p)).sum())
-
-
-def mi_of_bins(b, labels):
-    """ibsgd's / Lorenzen's definition: I(X;T) = H(T), I(T;Y) = H(T) - sum_y p(y) H(T | y)."""
-    h_t = entropy_rows(b)
-    cond = sum((labels == y).mean() * entropy_rows(b[labels == y]) for y in np.unique(labels))
-    return h_t, h_t - cond
 
 
 def layer_acts(rng, n, u, scale=2.0):
@@ -46,7 +33,7 @@ def test_per_neuron_bins_equal_numpy(u):
     a = acts.astype(np.float64)
     lo, hi = a.min(0), a.max(0)
     b = np.clip(np.floor((a - lo) / (hi - lo) * 30), 0, 29).astype(int)
-    want = mi_of_bins(b, labels)
+    want = class_conditional_mi(b, labels)
     assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
     assert float(got.lo) == pytest.approx(lo.min()) and float(got.hi) == pytest.approx(hi.max())
 
@@ -73,7 +60,7 @@ def test_fixed_width_equals_ibsgd(width, u):
     labels = rng.integers(0, 2, 2000)
     got = FixedWidthBinning("w", width, n_classes=2)(jnp.asarray(acts), jnp.asarray(labels), ctx(u))
     b = np.floor(acts.astype(np.float64) / width).astype(np.int64)
-    want = mi_of_bins(b, labels)
+    want = class_conditional_mi(b, labels)
     assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
     assert float(got.lo) == pytest.approx(b.min() * width) and float(got.hi) == pytest.approx((b.max() + 1) * width)
 
@@ -85,7 +72,7 @@ def test_fixed_width_beyond_64_bits_still_counts_right():
     acts[1500:] = acts[:1500]  # duplicates
     labels = rng.integers(0, 2, 3000)
     got = FixedWidthBinning("w", 0.07, n_classes=2)(jnp.asarray(acts), jnp.asarray(labels), ctx(12))
-    want = mi_of_bins(np.floor(acts.astype(np.float64) / 0.07).astype(np.int64), labels)
+    want = class_conditional_mi(np.floor(acts.astype(np.float64) / 0.07).astype(np.int64), labels)
     assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
 
 
@@ -99,7 +86,7 @@ def test_quantile_bins_equal_numpy(n_bins):
     s = np.sort(acts, axis=0)
     edges = s[np.arange(1, n_bins) * len(acts) // n_bins]
     b = np.stack([np.searchsorted(edges[:, k], acts[:, k], side="right") for k in range(5)], axis=1)
-    want = mi_of_bins(b, labels)
+    want = class_conditional_mi(b, labels)
     assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
 
 
@@ -107,25 +94,6 @@ def test_quantile_bins_are_equal_mass():
     x = jnp.asarray(np.random.default_rng(0).normal(size=(3000, 1)).astype(np.float32))
     got = QuantileBinning("q", 8, n_classes=2)(x, jnp.zeros(3000, jnp.int32), ctx(1))
     assert abs(float(got.i_xt) - 3.0) < 1e-9  # 8 bins of exactly 375 rows each
-
-
-def ibsgd_kde(h, labels, var, bound):
-    """A NumPy port of ibsgd's kde.py (entropy_estimator_kl / _bd, kde_condentropy), in bits."""
-    n, d = h.shape
-
-    def h_kl(x, v):
-        dists = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-        lse = logsumexp(-dists / (2 * v), axis=1)
-        return d / 2.0 + np.mean(-lse + np.log(len(x)) + d / 2.0 * np.log(2 * np.pi * v))
-
-    def h_bd(x, v):
-        return h_kl(x, 4 * v) + np.log(0.25) * d / 2.0
-
-    ent = h_kl if bound == "upper" else h_bd
-    h_t_given_x = d / 2.0 * (np.log(2 * np.pi * var) + 1)
-    h_t = ent(h, var)
-    h_t_given_y = sum((labels == y).mean() * ent(h[labels == y], var) for y in np.unique(labels))
-    return (h_t - h_t_given_x) / np.log(2), (h_t - h_t_given_y) / np.log(2)
 
 
 @pytest.mark.parametrize("bound", ["upper", "lower"])
@@ -151,16 +119,6 @@ def test_kde_padding_and_sample_cap():
     keep = np.unique(np.linspace(0, 399, 100).round().astype(int))
     want = ibsgd_kde(acts[keep].astype(np.float64), labels[keep], 1e-2, "upper")
     np.testing.assert_allclose([float(capped.i_xt), float(capped.i_ty)], want, rtol=1e-5, atol=1e-5)
-
-
-def mixture_mi_1d(centers, var):
-    """Exact I(X;T) in bits for T = c_X + N(0, var), X uniform over the centers: 1-D numerical integration."""
-    s = np.sqrt(var)
-    t = np.linspace(centers.min() - 10 * s, centers.max() + 10 * s, 400_001)
-    dens = np.exp(-((t[:, None] - centers[None, :]) ** 2) / (2 * var)).mean(1) / np.sqrt(2 * np.pi * var)
-    p = np.where(dens > 0, dens, 1.0)
-    h_t = -np.sum(dens * np.log(p)) * (t[1] - t[0])
-    return (h_t - 0.5 * np.log(2 * np.pi * np.e * var)) / np.log(2)
 
 
 @pytest.mark.parametrize("var", [1e-3, 1e-2, 0.1, 1.0])

@@ -6,14 +6,11 @@ import json
 import math
 
 import jax
-import jax.numpy as jnp
 import pytest
 
 from ibjax.data import load_task
-from ibjax.mi import Binning
-from ibjax.models.mlp import make_consts
 from ibjax.rundir import load
-from ibjax.spec import DataSpec, validate
+from ibjax.spec import validate
 from ibjax.sweep import plan_programs
 from ibjax.sweep.plan import expand_grid, group_runs, mi_epochs
 from ibjax.sweep.sizing import (
@@ -25,8 +22,8 @@ from ibjax.sweep.sizing import (
     parse_bytes,
     parts_that_fit,
 )
-from ibjax.train import Engine, Program, run_program
-from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec, sweep_to_run_dir
+from ibjax.train import Engine, mlp_copies, run_program
+from tests.helpers import assert_merged_equals_unsharded, run_cli, small_spec, sweep_to_run_dir
 
 
 def test_parse_bytes():
@@ -113,11 +110,8 @@ def test_split_fails_clearly_when_one_network_is_too_large():
 
 
 def test_compiled_once_for_sizing_and_training():
-    task = load_task(DataSpec())
-    hidden = (10, 7, 5, 4, 3)
-    prog = Program((12, *hidden, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), 4)
-    consts = jax.tree.map(lambda a: jnp.stack([a] * 3), make_consts(hidden, "tanh", ("tanh",), 12, hidden))
-    eng, data = Engine(prog), task.device_data()
+    eng, consts, task = mlp_copies(3)
+    data = task.device_data()
     mesh, args = eng.abstract_chunk_args(consts, data, 8)  # epochs 0..6 in chunks of 4
     sized = eng.compiled_chunk(mesh, *args)
     assert sized.device_bytes > sum(a.nbytes for a in jax.tree.leaves(data))
@@ -217,11 +211,9 @@ def test_cpu_compile_options_apply_and_an_unknown_option_falls_back(monkeypatch)
     compiles without it instead of failing the sweep."""
     from ibjax.train import engine
 
-    task = load_task(DataSpec())
-    hidden = (10, 7, 5, 4, 3)
-    prog = Program((12, *hidden, 2), ("tanh",), "adam", task.train_idx.size, 256, (Binning(n_classes=2),), 4)
-    consts = jax.tree.map(lambda a: jnp.stack([a] * 2), make_consts(hidden, "tanh", ("tanh",), 12, hidden))
-    mesh, args = Engine(prog).abstract_chunk_args(consts, task.device_data(), 8)
+    eng, consts, task = mlp_copies(2)
+    prog = eng.prog
+    mesh, args = eng.abstract_chunk_args(consts, task.device_data(), 8)
     hlo = lambda: Engine(prog).compiled_chunk(mesh, *args).executable.as_text()
     assert "__ynn_fusion" not in hlo()
     monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", {})

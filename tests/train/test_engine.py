@@ -8,26 +8,20 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ibjax.data import load_task
 from ibjax.mi import Binning
-from ibjax.models.mlp import forward, make_consts
-from ibjax.spec import DataSpec
+from ibjax.models.mlp import forward
 from ibjax.sweep.plan import mi_epochs
-from ibjax.train import Engine, Program, run_program
+from ibjax.train import Engine, run_program
+from tests.helpers import tiny_bucket, tiny_program, tishby_task
 
-TASK = load_task(DataSpec())
-DATA = TASK.device_data()
+DATA = tishby_task().device_data()
 EST = (Binning("binning30", n_classes=2), Binning("binning30_layer", range_mode="layer", n_classes=2))
 
 
 def train(models, *, pad=None, optimizer="adam", batch_size=256, epochs=6, chunk=4, every=2):
     """Train `models` (dicts: seed, hidden, activation, lr) as one bucket; returns (engine, result)."""
-    pad = pad or tuple(max(m["hidden"][i] for m in models) for i in range(len(models[0]["hidden"])))
-    acts = tuple(sorted({m["activation"] for m in models}))
-    prog = Program((12, *pad, 2), acts, optimizer, TASK.train_idx.size, batch_size, EST, chunk)
-    consts = jax.tree.map(lambda *a: jnp.stack(a),
-                          *[make_consts(m["hidden"], m["activation"], acts, 12, pad) for m in models])
-    eng = Engine(prog)
+    eng, consts = tiny_bucket([(m["hidden"], m["activation"]) for m in models], pad, optimizer=optimizer,
+                              batch_size=batch_size, estimators=EST, chunk=chunk)
     res = run_program(eng, [m["seed"] for m in models], consts, [m.get("lr", 4e-4) for m in models],
                       [0.9] * len(models), DATA, mi_epochs(epochs, every=every), epochs)
     return eng, res, consts
@@ -70,8 +64,8 @@ def test_padded_network_equals_unpadded():
     np.testing.assert_allclose(wide.grads, tight.grads, rtol=1e-4, atol=1e-7)
     # At init the weights are identical; the real activations agree to float32 rounding (the padded matmul
     # sums in another order) and the padded units are exactly 0.
-    eng_t = Engine(Program((12, 10, 7, 5, 4, 3, 2), ("sigmoid",), "adam", 3481, 256, EST, 4))
-    eng_w = Engine(Program((12, 20, 14, 10, 8, 6, 2), ("sigmoid",), "adam", 3481, 256, EST, 4))
+    eng_t = Engine(tiny_program((10, 7, 5, 4, 3), ("sigmoid",), estimators=EST))
+    eng_w = Engine(tiny_program((20, 14, 10, 8, 6), ("sigmoid",), estimators=EST))
     st_t = eng_t.init_state(jnp.asarray([7], jnp.uint32), c_tight, jnp.ones(1), jnp.ones(1))
     st_w = eng_w.init_state(jnp.asarray([7], jnp.uint32), c_wide, jnp.ones(1), jnp.ones(1))
     first = lambda t: jax.tree.map(lambda a: a[0], t)
@@ -113,7 +107,7 @@ def test_learning_rate_varies_without_recompiling_and_matters():
 
 
 def test_full_batch_gradient_has_no_spread():
-    _, res, _ = train(MODELS[:1], batch_size=TASK.train_idx.size, optimizer="sgd")
+    _, res, _ = train(MODELS[:1], batch_size=tishby_task().train_idx.size, optimizer="sgd")
     assert np.all(res.grads[..., 1] == 0.0) and np.all(res.grads[..., 0] > 0)
 
 
@@ -132,7 +126,7 @@ def test_minibatch_gradient_stats_match_a_plain_loop():
     params, grads = st.params, []
     for b in range(prog.n_batches):
         idx = order[b * 256:(b + 1) * 256]
-        g = jax.grad(eng._loss)(params, c0, DATA.x_train[idx], DATA.y_train[idx], jnp.ones(len(idx)))
+        g = jax.grad(eng.loss)(params, c0, DATA.x_train[idx], DATA.y_train[idx], jnp.ones(len(idx)))
         grads.append([np.asarray(w) for w in g["w"]])
         params = jax.tree.map(lambda p, gg: p - 0.05 * gg, params, g)
     for layer in range(6):
@@ -157,6 +151,6 @@ def test_training_runs_in_float32():
     eng, _, consts = train(MODELS[:2], epochs=1)
     state = eng.init_state(jnp.arange(2, dtype=jnp.uint32), consts, jnp.full(2, 1e-3, jnp.float32),
                            jnp.zeros(2, jnp.float32))
-    jaxpr = jax.make_jaxpr(jax.vmap(eng._train_epoch, in_axes=(0, 0, None)))(state, consts, DATA)
+    jaxpr = jax.make_jaxpr(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))(state, consts, DATA)
     assert "f64" not in str(jaxpr)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state.params))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ibjax.rundir import TABLES, read_table
-from tests.conftest import ROOT, run_cli, small_spec
+from tests.helpers import ROOT, run_cli, small_spec
 
 KEYS = {"runs": ["run_id"], "info": ["run_id", "epoch", "layer", "estimator"], "metrics": ["run_id", "epoch"],
         "gradients": ["run_id", "epoch", "layer"]}

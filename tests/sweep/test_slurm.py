@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from ibjax.rundir import load
-from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec
-from tests.slurm_cluster import Cluster, missing_binaries
+from tests.helpers import assert_merged_equals_unsharded, run_cli, small_spec
+from tests.sweep.slurm_cluster import Cluster, missing_binaries
 
 MISSING = missing_binaries()
 if MISSING and os.environ.get("IBJAX_REQUIRE_SLURM") != "1":

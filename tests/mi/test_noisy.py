@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibjax.mi import noisy_layer_mi
-from tests.conftest import small_spec, sweep_to_run_dir
-from tests.test_estimators import mixture_mi_1d
+from tests.helpers import small_spec, sweep_to_run_dir
+from tests.reference import mixture_mi_1d
 
 
 def test_noisy_estimate_is_unbiased_for_a_known_mixture():

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from ibjax import native
-from ibjax.mi import Binning
-from ibjax.models.mlp import ACTIVATIONS, forward, init_params, make_consts
+from ibjax.models import ACTIVATIONS
+from ibjax.models.mlp import forward, init_params, make_consts
 from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
-from ibjax.train import Engine, Program
+from ibjax.train import Engine
+from tests.helpers import tiny_bucket, tiny_program, tishby_task
 
 DIMS = (12, 10, 7, 5, 4, 3, 2)
 HIDDEN_PAD = DIMS[1:-1]
@@ -62,8 +63,7 @@ def test_gradients_equal_jax_grad(data, batch):
     x, y = data
     names = list(ACTIVATION_CODES)
     params, consts = _models(names, (10, 6, 5, 3, 2))  # padded units in every hidden layer
-    prog = Program(DIMS, tuple(names), "sgd", 700, batch, (Binning(n_classes=2),), 1)
-    loss = Engine(prog)._loss
+    loss = Engine(tiny_program(HIDDEN_PAD, names, optimizer="sgd", n_train=700, batch_size=batch, chunk=1)).loss
     rng = np.random.default_rng(batch)
     idx = jnp.asarray(rng.integers(0, 700, (len(names), batch)).astype(np.int32))
     w = jnp.asarray((np.arange(batch) < batch - 5).astype(np.float32))  # a partial last batch: padding weight 0
@@ -114,23 +114,19 @@ def test_bad_indices_are_refused(data):
 def test_training_matches_the_xla_path(monkeypatch):
     """Five epochs of the engine's own training loop, kernel vs XLA: the same networks to float rounding."""
     optimizer = "sgd"
-    from ibjax.data import load_task
-    from ibjax.spec import DataSpec
-
-    task = load_task(DataSpec())
-    names = ("tanh", "relu")
-    prog = Program(DIMS, names, optimizer, task.train_idx.size, 256, (Binning(n_classes=2),), 1)
-    consts = jax.tree.map(lambda *a: jnp.stack(a), *[make_consts(HIDDEN_PAD, n, names, 12, HIDDEN_PAD) for n in names])
+    models = [(HIDDEN_PAD, "tanh"), (HIDDEN_PAD, "relu")]
+    engine, consts = tiny_bucket(models, optimizer=optimizer, chunk=1)
+    prog = engine.prog  # a fresh Engine per path below: the environment is read when it traces
     # Moderate rates: at SGD lr 0.3 the tanh network's dynamics are chaotic and *any* rounding difference
     # (1e-7 after one epoch) grows ~30x per epoch (measured), which would say nothing about the kernel.
     lr = jnp.full(2, 1e-2 if optimizer == "adam" else 0.05, jnp.float32)
-    data = task.device_data()
+    data = tishby_task().device_data()
 
     def train(native_on: bool):
         monkeypatch.setenv("IBJAX_NATIVE_TRAIN", "1" if native_on else "0")
         eng = Engine(prog)  # traced now: the environment decides the path
         state = eng.init_state(jnp.arange(2, dtype=jnp.uint32), consts, lr, jnp.zeros(2, jnp.float32))
-        epoch = jax.jit(jax.vmap(eng._train_epoch, in_axes=(0, 0, None)))
+        epoch = jax.jit(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))
         for _ in range(5):
             state, grads = epoch(state, consts, data)
         return state.params, grads

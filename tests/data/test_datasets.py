@@ -3,7 +3,7 @@ import pytest
 import scipy.io
 
 from ibjax.data import all_patterns, idnns_split, make_split, stratified_split, tishby12
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 
 def test_tishby12_equals_original_file():

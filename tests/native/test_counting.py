@@ -10,20 +10,12 @@ import pytest
 from ibjax import native
 from ibjax.mi.binning import bin_indices, mi_from_bins, pack_symbols
 from ibjax.mi.entropy import symbol_entropies
+from tests.reference import joint_entropies
 
 
 def test_kernel_builds_here():
     # CI has a C++ compiler; if this fails the sweeps silently fall back to the (3x slower) sort.
     assert native.available()
-
-
-def numpy_entropies(codes, labels):
-    def h(rows):
-        _, c = np.unique(rows, axis=0, return_counts=True)
-        p = c / c.sum()
-        return float(-(p * np.log2(p)).sum())
-
-    return h(codes), h(np.c_[codes, labels])
 
 
 @pytest.mark.parametrize("n_classes", [2, 10, 300])  # 300 > 64: the kernel's separate (T, Y) table
@@ -37,7 +29,7 @@ def test_native_equals_sort_and_numpy(n, n_classes):
         codes = pack_symbols(jnp.asarray(bins), 30)
         got = symbol_entropies(codes, jnp.asarray(labels), radix=30**4, n_classes=n_classes, method="native")
         ref = symbol_entropies(codes, jnp.asarray(labels), radix=30**4, n_classes=n_classes, method="sort")
-        want = numpy_entropies(bins, labels)
+        want = joint_entropies(bins, labels)
         np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=1e-9)
         np.testing.assert_allclose(np.asarray(got), want, atol=1e-9)
 
@@ -75,7 +67,7 @@ def test_wide_layers_hash_to_the_same_counts():
     acts = np.tanh(rng.normal(size=(2048, 20)) * 3).astype(np.float32)
     labels = rng.integers(0, 2, size=2048).astype(np.int32)
     bins = bin_indices(jnp.asarray(acts), 30, -1.0, 1.0)
-    h_t, h_ty = numpy_entropies(np.asarray(bins), labels)
+    h_t, h_ty = joint_entropies(np.asarray(bins), labels)
     i_xt, i_ty = mi_from_bins(bins, jnp.asarray(labels), 30, 2)
     _, c = np.unique(labels, return_counts=True)
     h_y = float(-(c / c.sum() * np.log2(c / c.sum())).sum())
@@ -98,7 +90,7 @@ def test_rows_of_growing_distinct_counts_and_the_largest_key(n_classes):
     rows[3][::3] = np.uint64(2**64 - 1)  # the largest key (its + 1 wraps around)
     keys = np.stack(rows)
     labels = rng.integers(0, n_classes, size=(len(rows), n)).astype(np.int32)
-    h_t, h_ty = jax.jit(jax.vmap(lambda k, y: symbol_entropies(k[:, None], y, radix=None, n_classes=n_classes,
-                                                               method="native")))(jnp.asarray(keys), jnp.asarray(labels))
+    entropies = jax.vmap(lambda k, y: symbol_entropies(k[:, None], y, radix=None, n_classes=n_classes, method="native"))
+    h_t, h_ty = jax.jit(entropies)(jnp.asarray(keys), jnp.asarray(labels))
     for r in range(len(rows)):
-        np.testing.assert_allclose([h_t[r], h_ty[r]], numpy_entropies(keys[r], labels[r]), atol=1e-9)
+        np.testing.assert_allclose([h_t[r], h_ty[r]], joint_entropies(keys[r], labels[r]), atol=1e-9)

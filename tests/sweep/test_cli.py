@@ -11,7 +11,7 @@ import yaml
 
 import ibjax
 from ibjax.rundir import load
-from tests.conftest import run_cli, small_spec
+from tests.helpers import run_cli, small_spec
 
 
 def test_run_directory_contract(tiny_run):

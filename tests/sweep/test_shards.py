@@ -9,7 +9,7 @@ from ibjax.rundir import load
 from ibjax.spec import validate
 from ibjax.sweep import parse_shard
 from ibjax.sweep.plan import expand_grid, shard_runs
-from tests.conftest import assert_merged_equals_unsharded, run_cli, small_spec
+from tests.helpers import assert_merged_equals_unsharded, run_cli, small_spec
 
 
 def test_shards_partition_the_run_table():
@@ -84,7 +84,7 @@ def test_max_models_per_program_splits_buckets():
 
 
 def test_split_buckets_give_the_same_results(tiny_run, tmp_path):
-    from tests.conftest import sweep_to_run_dir
+    from tests.helpers import sweep_to_run_dir
 
     rd = sweep_to_run_dir(tmp_path, small_spec(**{"train.max_models_per_program": 3}))
     assert len(rd.manifest["buckets"]) == 3  # 8 networks in programs of 3, 3, 2

@@ -15,7 +15,7 @@ from ibjax.report.comparisons import compare_cells, one_setting_pairs
 from ibjax.report.intervals import bootstrap_band, bootstrap_ci, holm, resample_indices, wilson_interval
 from ibjax.report.summary import agreement, sensitivity, summarize
 from ibjax.report.verdicts import VerdictSettings, run_verdicts, trajectory_verdict
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 # Log-spaced logged epochs as the sweeps use them: dense early, 0 and the last epoch included.
 EPOCHS = np.unique(np.r_[0, np.round(np.logspace(0, np.log10(4000), 150))]).astype(int)

@@ -6,18 +6,7 @@ import numpy as np
 import pytest
 
 from ibjax.mi import Binning, LayerContext, binning_mi
-
-
-def reference(acts, labels, n_bins=30, lo=-1.0, hi=1.0):
-    b = np.clip(np.floor((acts.astype(np.float64) - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(int)
-
-    def h(rows):
-        _, c = np.unique(rows, axis=0, return_counts=True)
-        p = c / c.sum()
-        return -(p * np.log2(p)).sum()
-
-    h_t = h(b)
-    return h_t, h_t + h(labels[:, None]) - h(np.c_[b, labels])
+from tests.reference import idnns_mi, symbol_mi, uniform_bins
 
 
 def partial_collisions(rng, n, u):
@@ -35,7 +24,7 @@ def test_equals_numpy_reference(units, n_classes):
     acts = partial_collisions(rng, 2048, units)
     labels = rng.integers(0, n_classes or 2, 2048)
     got = binning_mi(acts, labels, n_classes=n_classes)
-    want = reference(acts, labels)
+    want = symbol_mi(uniform_bins(acts), labels)
     assert abs(float(got[0]) - want[0]) < 1e-9 and abs(float(got[1]) - want[1]) < 1e-9
 
 
@@ -45,7 +34,7 @@ def test_ranges_and_bin_counts(n_bins, lo, hi):
     acts = rng.uniform(lo - 0.5, hi + 0.5, (1000, 4)).astype(np.float32)  # some outside: clipped
     labels = rng.integers(0, 2, 1000)
     got = jax.jit(lambda a, y: binning_mi(a, y, n_bins=n_bins, lo=lo, hi=hi))(acts, labels)
-    want = reference(acts, labels, n_bins, lo, hi)
+    want = symbol_mi(uniform_bins(acts, n_bins, lo, hi), labels)
     np.testing.assert_allclose(np.array(got, dtype=float), want, atol=1e-9)
 
 
@@ -91,25 +80,8 @@ def test_layer_range_uses_layer_min_max():
     est = Binning(range_mode="layer", n_bins=8)
     r = est(jnp.asarray(acts), np.array([0, 1, 0]), LayerContext(jnp.ones(2, bool), 0.0, 0.0, jnp.bool_(False)))
     assert float(r.lo) == 0.0 and float(r.hi) == 4.0
-    want = reference(acts, np.array([0, 1, 0]), 8, 0.0, 4.0)
+    want = symbol_mi(uniform_bins(acts, 8, 0.0, 4.0), np.array([0, 1, 0]))
     assert abs(float(r.i_xt) - want[0]) < 1e-12
-
-
-def idnns_reference(data, labels, num_of_bins=30):
-    """The IDNNs algorithm (information_process.py / calc_information_from_mat), re-implemented in NumPy."""
-    bins = np.linspace(-1, 1, num_of_bins)
-    digitized = bins[np.digitize(np.squeeze(data.reshape(1, -1)), bins) - 1].reshape(len(data), -1)
-    b2 = np.ascontiguousarray(digitized).view(np.dtype((np.void, digitized.dtype.itemsize * digitized.shape[1])))
-    _, unique_inverse, counts = np.unique(b2, return_index=False, return_inverse=True, return_counts=True)
-    p_ts = counts / counts.sum()
-    h2 = -np.sum(p_ts * np.log2(p_ts))
-    h2y = 0.0
-    for y in np.unique(labels):
-        inv = unique_inverse.ravel()[labels == y]
-        _, c = np.unique(inv, return_counts=True)
-        p = c / c.sum()
-        h2y += (labels == y).mean() * -np.sum(p * np.log2(p))
-    return h2, h2 - h2y  # I(X;T) = H(T) (H(T|X) = 0), I(T;Y) = H(T) - H(T|Y)
 
 
 @pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])  # 3.0: many values outside [-1, 1] (the relu case)
@@ -123,5 +95,5 @@ def test_idnns_mode_equals_the_idnns_algorithm(scale, units):
     labels = rng.integers(0, 2, 2048)
     est = IdnnsBinning(n_classes=2)
     got = est(jnp.asarray(acts), labels, LayerContext(jnp.ones(units, bool), 0.0, 0.0, jnp.bool_(False)))
-    want = idnns_reference(acts, labels)
+    want = idnns_mi(acts, labels)
     assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9

@@ -1,0 +1,70 @@
+"""The run-directory contract: names written once and read back the same, atomic writes, and a run directory
+written by an earlier version of ibjax (before the package layout, tests/rundir/old_run_v0_1: 2 seeds x
+tanh/relu x adam/momentum, 12 epochs) still loads, reports and groups into the same cells."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import ibjax
+from ibjax.report import write_report
+from ibjax.rundir import atomic_write, cell_name, deepest_hidden, layer_names, layer_order, part_name, shard_tag
+from ibjax.sweep import expand_grid
+
+OLD = Path(__file__).parent / "old_run_v0_1"
+
+
+def test_old_run_directory_loads_and_reports(tmp_path):
+    rd = ibjax.load(OLD)
+    assert len(rd.runs) == 8 and rd.manifest["status"] == "done"
+    assert set(rd.info.layer) == set(layer_names(5))
+    d = tmp_path / "old"
+    shutil.copytree(OLD, d)
+    tables = write_report(d, figures=False)
+    assert (d / "REPORT.md").is_file() and len(tables["verdicts"]) == 8 * 6
+    comp = tables["comparisons"]
+    # adam vs momentum differ in the optimizer and its momentum (unset for adam): two settings, so no pair.
+    assert set(comp.setting) == {"activation"}
+
+
+def test_cells_and_run_ids_of_old_runs_are_reproduced():
+    """The sweep file that made the old directory (old_run_v0_1.yaml) gives today the same resolved spec (so
+    --resume sees no changed key), the same run ids and the same cells (the report groups them as before)."""
+    from ibjax.spec import load_spec, to_yaml
+
+    spec = load_spec(OLD.with_suffix(".yaml"))
+    assert to_yaml(spec) == (OLD / "spec.yaml").read_text()
+    old = pd.read_parquet(OLD / "runs.parquet").set_index("run_id")
+    assert {r.run_id(spec): r.cell() for r in expand_grid(spec)} == old.cell.to_dict()
+
+
+def test_cell_name_leaves_out_unset_settings():
+    s = {"activation": "tanh", "hidden": (10, 7), "optimizer": "momentum", "learning_rate": 4e-4, "momentum": 0.9,
+         "batch_size": "full", "quantize_bits": None, "noise_std": float("nan")}
+    assert cell_name(s) == "activation=tanh,hidden=10-7,optimizer=momentum,lr=0.0004,momentum=0.9,batch=full"
+    assert cell_name({**s, "quantize_bits": 8, "noise_std": 0.1}).endswith(",batch=full,quantize=8,noise=0.1")
+
+
+def test_layer_names_and_order():
+    assert layer_names(3) == ["h1", "h2", "h3", "out"]
+    assert layer_order(["out", "h10", "h2", "h1", "h2"]) == ["h1", "h2", "h10", "out"]
+    assert deepest_hidden(["out", "h10", "h2"]) == "h10" and deepest_hidden(["out"]) is None
+    assert part_name(3) == "bucket-0003"
+    assert part_name(3, shard_tag(1, 4)) == "shard-0001-of-0004-bucket-0003"
+
+
+def test_atomic_write_leaves_the_old_file_or_the_new_one(tmp_path):
+    path = tmp_path / "t.parquet"
+    atomic_write(path, lambda tmp: tmp.write_bytes(b"old"))
+
+    def fails(tmp: Path):
+        tmp.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(path, fails)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
