@@ -34,6 +34,7 @@ from ibjax.mi import (
     NoisyMixture,
     QuantileBinning,
 )
+from ibjax.rundir.store import atomic_write_bytes
 
 
 def _ctx(u: int) -> LayerContext:
@@ -125,10 +126,9 @@ def main(argv=None) -> int:
         return 2
     df = run(args.repeats)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "validate.csv", index=False)
     md = to_markdown(df)
-    (out / "validate.md").write_text("# Estimator validation (bits)\n\n" + md)
+    atomic_write_bytes(out / "validate.csv", df.to_csv(index=False).encode())
+    atomic_write_bytes(out / "validate.md", ("# Estimator validation (bits)\n\n" + md).encode())
     print(md)
     bad = df[~df.ok]
     print(f"{len(df) - len(bad)}/{len(df)} checks passed; table in {out}/validate.md", file=sys.stderr)

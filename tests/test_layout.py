@@ -99,7 +99,7 @@ def test_public_api_for_notebooks():
 def test_no_file_points_outside_the_repository():
     """Users get the repository alone: code and docs cite docs/, never the developers' notes beside it."""
     root = PACKAGE.parent
-    files = [*PACKAGE.rglob("*.py"), *(root / "docs").glob("*.md"), root / "README.md",
+    files = [*PACKAGE.rglob("*.py"), *(root / "docs").glob("*.md"), root / "README.md", root / "BUILD_NOTES.md",
              *(root / "sweeps").glob("*.yaml"), *(root / "benchmarks").glob("*.py"), *(root / "notebooks").glob("*")]
     bad = [str(f.relative_to(root)) for f in files
            if any(s in f.read_text() for s in ("DESIGN.md", "LITERATURE.md", "../shared"))]

@@ -2,7 +2,7 @@
 
 The original file (`var_u.mat`) holds all 4096 binary patterns of 12 bits and a label per pattern. No
 generating script was ever published; the rule below reproduces all 4096 labels exactly (checked by
-`tests/test_data.py` against the original file): the 12 bits sit on the vertices of an icosahedron and the
+`tests/data/test_datasets.py` against the original file): the 12 bits sit on the vertices of an icosahedron and the
 label thresholds a rotation-invariant pairwise "energy" of the active vertices.
 
 References: Shwartz-Ziv & Tishby, "Opening the black box of deep neural networks via information", 2017.

@@ -5,7 +5,7 @@
 // below n. In XLA that compaction is a cumsum and a scatter, and the vmapped scatter builds a (model,
 // position) index pair per element: ~15 ms of a ~40 ms training epoch for 128 networks on one core
 // (BUILD_NOTES.md, issue 6). Here it is one pass per row. Same integers in, same integers out: the
-// permutation is identical to the XLA path's (tests/test_shuffle.py compares them).
+// permutation is identical to the XLA path's (tests/train/test_shuffle.py compares them).
 //
 // Arguments: values s32 [..., K]. Attribute n. Result: s32 [..., n]. Every row must hold exactly n values in
 // [0, n) (a bijection of [0, K) with K >= n does); otherwise an error.

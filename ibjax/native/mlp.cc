@@ -14,7 +14,7 @@
 //   loss = sum_s w_s CE(logits_s, y[idx_s]) / sum_s w_s.
 // Derivatives at the kinks follow JAX's: relu'(0) = 0, leaky_relu'(0) = 1, elu'(0) = 1. tanh and exp use
 // their own float approximations (a few ulp; tanh is the rational one XLA's CPU backend uses), so the
-// results agree with JAX's to float rounding, not bit for bit (tests/test_native_mlp.py). NaN propagates.
+// results agree with JAX's to float rounding, not bit for bit (tests/native/test_mlp_kernel.py). NaN propagates.
 // The loops rely on -fno-trapping-math to vectorize (the build in __init__.py sets it).
 //
 // Gradient arguments (a leading model axis M, or none / size 1 where all models share the array):

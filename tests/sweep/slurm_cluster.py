@@ -1,6 +1,6 @@
 """A real one-node SLURM cluster on localhost, in a temporary folder (Debian's slurm-wlm 22.05 and munge).
 
-Used by tests/test_slurm.py. Facts this relies on (checked here, see issue 5): without cgroups jobs launch only
+Used by tests/sweep/test_slurm.py. Facts this relies on (checked here, see issue 5): without cgroups jobs launch only
 with proctrack/linuxproc; array tasks run in parallel with select/cons_tres + CR_Core; munged can live in a
 temporary folder (socket folder mode 755); every client command needs SLURM_CONF; slurmd stops first.
 `.ci/run` installs the packages; where they are missing the cluster cannot start and says why.
