@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ibjax import native
@@ -37,25 +38,32 @@ class ModelConsts(NamedTuple):
     bounded: jnp.ndarray  # bool
 
 
-def make_consts(hidden: tuple[int, ...], activation: str, names: tuple[str, ...], in_dim: int,
-                hidden_pad: tuple[int, ...]) -> ModelConsts:
-    """Consts of one model with true widths `hidden`, padded to `hidden_pad`."""
-    masks = tuple(jnp.asarray([1.0] * h + [0.0] * (p - h), jnp.float32) for h, p in zip(hidden, hidden_pad))
-    lo, hi = BOUNDED_RANGES.get(activation, (0.0, 0.0))
+def stack_consts(models: list[tuple[tuple[int, ...], str]], names: tuple[str, ...], in_dim: int,
+                 hidden_pad: tuple[int, ...]) -> ModelConsts:
+    """The constants of several models, (true widths, activation) each, stacked on a leading model axis.
+
+    Host NumPy, vectorized over the models: O(N) work and no XLA compile, whatever N (a bucket of 10^4 networks
+    took minutes when each model's arrays were made and stacked by jnp).
+    """
+    widths_MxL = np.asarray([h for h, _ in models], np.int64).reshape(len(models), len(hidden_pad))
+    acts = [a for _, a in models]
+    lo_hi = np.asarray([BOUNDED_RANGES.get(a, (0.0, 0.0)) for a in acts], np.float32).reshape(len(models), 2)
+    masks = tuple((np.arange(p)[None, :] < widths_MxL[:, [layer]]).astype(np.float32)
+                  for layer, p in enumerate(hidden_pad))
     return ModelConsts(
-        act_id=jnp.int32(names.index(activation)),
+        act_id=np.asarray([names.index(a) for a in acts], np.int32),
         masks=masks,
-        fan_in=jnp.asarray((in_dim, *hidden), jnp.float32),
-        nat_lo=jnp.float32(lo),
-        nat_hi=jnp.float32(hi),
-        bounded=jnp.bool_(activation in BOUNDED_RANGES),
+        fan_in=np.concatenate([np.full((len(models), 1), in_dim), widths_MxL], axis=1).astype(np.float32),
+        nat_lo=lo_hi[:, 0],
+        nat_hi=lo_hi[:, 1],
+        bounded=np.asarray([a in BOUNDED_RANGES for a in acts], bool),
     )
 
 
-def stack_consts(models: list[tuple[tuple[int, ...], str]], names: tuple[str, ...], in_dim: int,
-                 hidden_pad: tuple[int, ...]) -> ModelConsts:
-    """The constants of several models, (true widths, activation) each, stacked on a leading model axis."""
-    return jax.tree.map(lambda *a: jnp.stack(a), *[make_consts(h, act, names, in_dim, hidden_pad) for h, act in models])
+def make_consts(hidden: tuple[int, ...], activation: str, names: tuple[str, ...], in_dim: int,
+                hidden_pad: tuple[int, ...]) -> ModelConsts:
+    """Consts of one model with true widths `hidden`, padded to `hidden_pad`."""
+    return jax.tree.map(lambda a: a[0], stack_consts([(tuple(hidden), activation)], names, in_dim, hidden_pad))
 
 
 def init_params(key, consts: ModelConsts, dims: tuple[int, ...]) -> dict:

@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -35,16 +35,18 @@ class Run:
 
     def settings(self, spec: SweepSpec) -> dict:
         """Everything that determines this network's training (estimators excluded: they only observe)."""
-        s = {**asdict(self), "hidden": list(self.hidden), "epochs": spec.train.epochs,
-             "data": spec.data.model_dump(mode="json")}
+        return self._settings(common_settings(spec))
+
+    def _settings(self, common: dict) -> dict:
+        s = {f: getattr(self, f) for f in RUN_FIELDS}
+        s.update(hidden=list(self.hidden), **common)
         for optional in ("quantize_bits", "noise_std"):
             if s[optional] is None:
                 del s[optional]  # so that run ids of plain runs are those of earlier versions
         return s
 
     def run_id(self, spec: SweepSpec) -> str:
-        blob = json.dumps(self.settings(spec), sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return run_ids([self], spec)[0]
 
     def cell(self) -> str:
         """Settings without the seed, as `key=value` pairs in a fixed order (ibjax.rundir.contract)."""
@@ -52,6 +54,28 @@ class Run:
 
     def bucket_key(self) -> tuple:
         return (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
+
+
+def common_settings(spec: SweepSpec) -> dict:
+    """The settings every run of a sweep shares that enter its run id (epochs, data)."""
+    return {"epochs": spec.train.epochs, "data": spec.data.model_dump(mode="json")}
+
+
+def run_ids(runs: list[Run], spec: SweepSpec) -> list[str]:
+    """Every run's id: the first 12 hex digits of the SHA-1 of its settings as sorted-key JSON.
+
+    The shared data settings are dumped once and spliced in (10^6 runs in seconds): the bytes are exactly
+    those of json.dumps(settings, sort_keys=True), so run ids stay those of earlier versions (tested).
+    """
+    common = common_settings(spec)
+    data_json = json.dumps(common["data"], sort_keys=True)
+    marker = json.dumps(_DATA_MARKER)
+    common = {**common, "data": _DATA_MARKER}
+    return [hashlib.sha1(json.dumps(r._settings(common), sort_keys=True).replace(marker, data_json, 1).encode())
+            .hexdigest()[:12] for r in runs]
+
+
+_DATA_MARKER = "@@ibjax:data@@"
 
 
 def axis_values(spec: SweepSpec, axis: str) -> list:
@@ -77,6 +101,9 @@ def expand_grid(spec: SweepSpec) -> list[Run]:
                 seen.add(run)
                 runs.append(run)
     return runs
+
+
+RUN_FIELDS = tuple(f.name for f in fields(Run))
 
 
 @dataclass(frozen=True)

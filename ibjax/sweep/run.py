@@ -22,7 +22,7 @@ from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, wr
 from ibjax.spec import SweepSpec, to_yaml
 from ibjax.sweep.checkpoints import BucketCheckpoints
 from ibjax.sweep.console import Progress, StopFlag
-from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, shard_runs
+from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, run_ids, shard_runs
 from ibjax.sweep.programs import Programs, bucket_consts, build_estimators, size_buckets
 from ibjax.sweep.tables import bucket_tables
 from ibjax.train.loop import Interrupted, run_program
@@ -161,7 +161,7 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
         [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar,
         checkpoints=ckpt, stop_requested=stop)
     bar.finish_bucket(n_epochs)
-    tables = bucket_tables(spec, b, result, [r.run_id(spec) for r in b.runs])
+    tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec))
     for name in TABLES:
         write_table(out / name / f"{part}.parquet", tables[name])
     manifest["buckets"][b.index].update(
