@@ -15,7 +15,7 @@ from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.store import read_manifest
 from ibjax.spec import SpecError, load_spec
 from ibjax.sweep.console import fmt_s
-from ibjax.sweep.plan import expand_grid, parse_shard
+from ibjax.sweep.plan import parse_shard
 from ibjax.sweep.run import run_sweep
 from ibjax.sweep.sizing import SizingError
 from ibjax.train.loop import Interrupted
@@ -45,9 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / spec.name
-    n_runs = len(expand_grid(spec))
     if not args.quiet:
-        print(f"ibjax: {n_runs} networks x {spec.train.epochs} epochs -> {out}", file=sys.stderr)
+        print(f"ibjax: {spec.name} -> {out}", file=sys.stderr)
     try:
         manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec),
                              report=not args.no_report, resume=args.resume, force=args.force, shard=shard)
@@ -68,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "; all shards done"), file=sys.stderr)
         return 0
     n_div = manifest.get("n_diverged", 0)
-    print(f"done in {fmt_s(manifest['wall_s'])}: {n_runs} networks, {n_div} diverged -> {out}", file=sys.stderr)
+    print(f"done in {fmt_s(manifest['wall_s'])}: {manifest['n_runs']} networks, {n_div} diverged -> {out}",
+          file=sys.stderr)
     if (out / "REPORT.md").is_file():
         print(f"report: {out / 'REPORT.md'}", file=sys.stderr)
     return 0

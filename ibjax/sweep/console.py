@@ -14,19 +14,45 @@ def fmt_s(s: float) -> str:
 
 
 class Progress:
-    """One line per chunk: bucket, epochs done, networks, throughput and ETA over the whole sweep."""
+    """Progress over the whole sweep: a tqdm bar when stderr is a terminal, else one plain line per chunk
+    (logs, SLURM): bucket, epochs done, networks, throughput and ETA."""
 
-    def __init__(self, total_net_epochs: int, stream=sys.stderr, enabled: bool = True):
+    def __init__(self, total_net_epochs: int, stream=sys.stderr, enabled: bool = True, bar: bool | None = None):
         self.total, self.done_before, self.stream, self.enabled = total_net_epochs, 0, stream, enabled
         self.t0 = time.perf_counter()
+        isatty = getattr(stream, "isatty", lambda: False)()
+        self.bar = None
+        if enabled and (isatty if bar is None else bar):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_net_epochs, unit=" net-epochs", unit_scale=True, file=stream,
+                            dynamic_ncols=True, smoothing=0.1)
+
+    def say(self, text: str) -> None:
+        """A line of its own (above the bar, if there is one)."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def bucket(self, label: str, n_models: int):
-        self.label, self.n_models = label, n_models
+        self.label, self.n_models, self.last = label, n_models, 0
+        if self.bar is not None:
+            self.bar.set_description(f"{label} ({n_models:,} nets)")
+
+    def started(self, setup_s: float) -> None:
+        """The bucket's networks are on the device and its program is compiled: its first chunk starts."""
+        self.say(f"[{self.label}] {self.n_models:,} networks initialised and compiled in {setup_s:.1f} s: training")
 
     def __call__(self, done: int, n_epochs: int, _elapsed: float):
         if not self.enabled:
             return
         done_all = self.done_before + done * self.n_models
+        if self.bar is not None:
+            self.bar.update(done_all - self.bar.n)
+            return
         elapsed = time.perf_counter() - self.t0
         rate = done_all / max(elapsed, 1e-9)
         eta = (self.total - done_all) / max(rate, 1e-9)
@@ -36,6 +62,11 @@ class Progress:
 
     def finish_bucket(self, n_epochs: int):
         self.done_before += n_epochs * self.n_models
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class StopFlag:

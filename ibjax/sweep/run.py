@@ -11,6 +11,7 @@ import platform
 import shutil
 import sys
 import time
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ibjax.sweep.checkpoints import BucketCheckpoints
 from ibjax.sweep.console import Progress, StopFlag
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, run_ids, shard_runs
 from ibjax.sweep.programs import Programs, bucket_consts, build_estimators, size_buckets
+from ibjax.sweep.sizing import check_results_fit, fmt_bytes
 from ibjax.sweep.tables import bucket_tables
 from ibjax.train.loop import Interrupted, run_program
 
@@ -51,15 +53,23 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     if sharded:
         runs = shard_runs(runs, index, count)
     t_start = time.perf_counter()  # wall_s counts sizing's compiles too (they are the buckets' own)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
     task: Task = load_task(spec.data)
+    s = spec.mi.schedule
+    schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
+    n_epochs = spec.train.epochs
+    need, avail, source = check_results_fit([len(r.hidden) + 1 for r in runs], len(schedule),
+                                            len(spec.mi.estimators), f"{spec.name}: planning")
+    say(f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
+        f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
+        f"{source}); planned in {time.perf_counter() - t_start:.1f} s")
     data = task.device_data()
     programs = Programs(spec, task, data)
     buckets, sizing = plan_programs(spec, runs, programs, previous, progress)
     device_bytes = sizing.pop("device_bytes", [None] * len(buckets))
+    say(f"[plan] {len(buckets)} program(s) of {min(b.size for b in buckets):,}-{max(b.size for b in buckets):,} "
+        f"networks, sized in {time.perf_counter() - t_start:.1f} s from the start")
     estimators = build_estimators(spec, task.n_classes)
-    s = spec.mi.schedule
-    schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
-    n_epochs = spec.train.epochs
     manifest = {
         "name": spec.name, "source": source, "status": "running", "environment": environment(),
         "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
@@ -84,7 +94,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     write_json(manifest_path, manifest)
     todo = [b for b in buckets if manifest["buckets"][b.index]["status"] != "done"]
     bar = Progress(sum(b.size for b in todo) * n_epochs, enabled=progress)
-    with StopFlag() as stop:
+    with StopFlag() as stop, closing(bar):
         try:
             for b in todo:
                 _run_bucket(spec, b, buckets, task, data, programs, schedule, manifest, manifest_path, tag, out,
@@ -159,7 +169,7 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
     result = run_program(
         programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
         [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar,
-        checkpoints=ckpt, stop_requested=stop)
+        checkpoints=ckpt, stop_requested=stop, started=bar.started)
     bar.finish_bucket(n_epochs)
     tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec))
     for name in TABLES:

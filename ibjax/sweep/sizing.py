@@ -77,6 +77,35 @@ def device_budget(devices) -> Budget:
     return Budget(int(host / n * fraction), f"{source}, shared by {n} host device(s)")
 
 
+# Host bytes per row of the long tables as pandas holds them (memory_usage(deep=True) of a 10^4-network run:
+# info 87, metrics 44, gradients 50, runs 294), and the peak factor of consolidating them (the parts, their
+# concatenation and the parquet encoder's copy are alive at once).
+ROW_BYTES = {"info": 90, "metrics": 45, "gradients": 50, "runs": 300}
+CONSOLIDATION_FACTOR = 3
+
+
+def results_host_bytes(layers_R, n_mi_epochs: int, n_estimators: int) -> int:
+    """Peak host memory of a sweep's result tables when they are merged at its end: per run, its logged epochs
+    x (layers x estimators info rows + a metrics row + a gradients row per layer), and its runs row."""
+    layers = int(sum(layers_R))
+    rows = n_mi_epochs * (layers * n_estimators * ROW_BYTES["info"] + len(layers_R) * ROW_BYTES["metrics"]
+                          + layers * ROW_BYTES["gradients"]) + len(layers_R) * ROW_BYTES["runs"]
+    return int(rows * CONSOLIDATION_FACTOR)
+
+
+def check_results_fit(layers_R, n_mi_epochs: int, n_estimators: int, label: str) -> tuple[int, int, str]:
+    """(needed, available, source) bytes of host memory for the results; SizingError when they cannot fit."""
+    need = results_host_bytes(layers_R, n_mi_epochs, n_estimators)
+    avail, source = host_memory_available()
+    if need > avail:
+        raise SizingError(
+            f"{label}: the results of {len(layers_R):,} networks x {n_mi_epochs} logged epochs need about "
+            f"{fmt_bytes(need)} of host memory when merged, and this machine has {fmt_bytes(avail)} ({source}). "
+            f"Log MI less often (mi.schedule), split the sweep with --shard I/N (each shard keeps its own part "
+            f"files), or run fewer networks per sweep.")
+    return need, avail, source
+
+
 def _memory_stats(device) -> dict | None:
     try:
         return device.memory_stats()

@@ -40,12 +40,14 @@ class Interrupted(Exception):
 
 def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, schedule: np.ndarray,
                 n_epochs: int, progress: Callable[[int, int, float], None] | None = None,
-                checkpoints=None, stop_requested: Callable[[], bool] | None = None) -> BucketResult:
+                checkpoints=None, stop_requested: Callable[[], bool] | None = None,
+                started: Callable[[float], None] | None = None) -> BucketResult:
     """Train every model of a bucket for n_epochs, chunk by chunk, measuring MI at `schedule` epochs.
 
     checkpoints: a `BucketCheckpoints`; the bucket resumes from its latest checkpoint if there is one, and is
     checkpointed after chunks (as often as it says). stop_requested: checked after every chunk; when True the
-    bucket is checkpointed and `Interrupted` raised.
+    bucket is checkpointed and `Interrupted` raised. started: called with the set-up seconds (placement,
+    init, compile) just before the first chunk runs.
     """
     chunk = engine.prog.chunk
     n_chunks = engine.prog.n_chunks(n_epochs)
@@ -85,6 +87,8 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     compiled = engine.compiled_chunk(mesh, state, consts, data, log_mask_d, n_epochs_d, scalar(0))
     run_chunk, compile_s = compiled.executable, compiled.compile_s
     t_train = time.perf_counter()
+    if started is not None:
+        started(t_train - t0)
     checkpoint_s = []
     for c in range(first_chunk, n_chunks):
         start = c * chunk
