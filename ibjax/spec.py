@@ -72,7 +72,8 @@ class ModelSpec(_Frozen):
 
 
 class TrainSpec(_Frozen):
-    epochs: int = Field(4000, gt=0)
+    epochs: int = Field(4000, gt=0, le=10_000_000)
+    """At most 10^7: the compiled program holds one MI-schedule entry per epoch."""
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     learning_rate: float = Field(4e-4, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -191,11 +192,14 @@ def _nonempty(kind):
     return Annotated[list[kind], Field(min_length=1)] | None
 
 
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+
+
 class GridSpec(_Frozen):
     """Axes of the sweep; each overrides the matching model/train setting. Runs = product of all axes."""
 
-    seed: Annotated[int, Field(gt=0)] | Annotated[list[int], Field(min_length=1)] = 1
-    """N (seeds 0..N-1) or an explicit list of seeds."""
+    seed: Annotated[int, Field(gt=0, le=2**32)] | Annotated[list[Seed], Field(min_length=1)] = 1
+    """N (seeds 0..N-1) or an explicit list of seeds (integers in [0, 2^32))."""
     activation: _nonempty(Activation) = None
     hidden: _nonempty(Widths) = None
     optimizer: _nonempty(Literal["sgd", "momentum", "adam"]) = None
@@ -204,6 +208,20 @@ class GridSpec(_Frozen):
     batch_size: _nonempty(BatchSize) = None
     quantize_bits: Annotated[list[QuantizeBits], Field(min_length=1)] | None = None
     noise_std: Annotated[list[NoiseStd], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _no_repeated_values(self):
+        # A repeated value would silently make one cell (or seed) out of two; say which.
+        for axis in type(self).model_fields:
+            values = getattr(self, axis)
+            if not isinstance(values, list):
+                continue
+            keys = [tuple(v) if isinstance(v, list) else v for v in values]
+            repeated = [v for i, v in enumerate(values) if keys[i] in keys[:i]]
+            if repeated:
+                shown = ", ".join(map(repr, repeated))
+                raise ValueError(f"{axis}: repeated value(s) {shown}; each value of an axis must be given once")
+        return self
 
     @property
     def seeds(self) -> list[int]:
@@ -324,9 +342,14 @@ def load_raw(path: str | Path) -> dict:
     if not path.is_file():
         raise SpecError(f"spec file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a text file (not UTF-8 at byte {e.start}): a sweep spec is a YAML text "
+                        f"file, e.g. sweeps/activation_grid.yaml") from None
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the spec file ({e.strerror})") from None
     return raw if raw is not None else {}
 
 

@@ -83,6 +83,15 @@ def clear_outputs(out: Path) -> None:
     (out / "manifest.json").unlink(missing_ok=True)
 
 
+def _read(path: Path, parse):
+    """A file of an existing run directory, parsed; RunDirError if it is not what the sweep wrote."""
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        raise RunDirError(f"{path} cannot be read ({type(e).__name__}: {e}); it was not written by this sweep "
+                          f"or was edited: use another --out, or --force to discard the directory.") from None
+
+
 def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, force: bool,
                sharded: bool) -> dict | None:
     """The existing manifest if the sweep of `spec_yaml` (the resolved spec) may continue in `out`; None to
@@ -92,14 +101,14 @@ def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, for
         raise RunDirError(f"{out} holds a {'un' if sharded else ''}sharded sweep: run it the same way "
                           f"({'without' if sharded else 'with'} --shard), or --force to discard it.")
     if not force and (out / "spec.yaml").is_file():
-        old = yaml.safe_load((out / "spec.yaml").read_text()) or {}
+        old = _read(out / "spec.yaml", yaml.safe_load) or {}
         diff = spec_differences(old, yaml.safe_load(spec_yaml))
         if diff:
             raise RunDirError(f"{out} holds a sweep of a different spec; differing keys: {'; '.join(diff)}. "
                               f"Use another --out, or --force to discard it and start over.")
     if not manifest_path.is_file():
         return None
-    manifest = json.loads(manifest_path.read_text())
+    manifest = _read(manifest_path, json.loads) if not force else None
     if force:
         if sharded:  # only this shard's own files: the other shards may be running
             manifest_path.unlink()

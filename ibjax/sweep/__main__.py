@@ -8,9 +8,11 @@ match); 3 interrupted, resumable with --resume; 1 an unexpected failure (finishe
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
+from ibjax.data import DataError
 from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.store import read_manifest
 from ibjax.spec import SpecError, load_spec
@@ -54,8 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
               f"  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
         return 3
-    except (FileNotFoundError, KeyError, RunDirError, SizingError) as e:
+    except (FileNotFoundError, DataError, RunDirError, SizingError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the run directory cannot be written: a full disk, no permission, a file in the way
+        where = e.filename or out
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"error: no space left on the device while writing {where} ({e.strerror}). What finished is on "
+                  f"disk (finished buckets, the running one's last checkpoint); free some space, then continue "
+                  f"with:\n  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
+        else:
+            print(f"error: cannot write the run directory: {where}: {e.strerror or e}. Choose another --out, "
+                  f"or fix the folder's permissions.", file=sys.stderr)
         return 2
     what = "sweep" if shard[1] == 1 else f"shard {shard[0]}/{shard[1]}"
     if manifest.get("nothing_to_do"):

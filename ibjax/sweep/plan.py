@@ -90,17 +90,16 @@ def axis_values(spec: SweepSpec, axis: str) -> list:
 def expand_grid(spec: SweepSpec) -> list[Run]:
     """The product of every grid axis (axes missing from the grid take the model/train value)."""
     axes = {axis: axis_values(spec, axis) for axis in GRID_AXES}
-    runs, seen = [], set()
+    cells = []
     for values in itertools.product(*axes.values()):
         s = dict(zip(axes, values))
         if s["optimizer"] != "momentum":
             s["momentum"] = None  # irrelevant: do not multiply runs by it
-        for seed in spec.grid.seeds:
-            run = Run(seed=seed, **s)
-            if run not in seen:
-                seen.add(run)
-                runs.append(run)
-    return runs
+        cells.append(tuple(s.values()))
+    # Cells in grid order, each once (momentum values collapse for other optimizers); seeds are distinct (the spec
+    # refuses repeated values), so every (cell, seed) is a distinct run.
+    seeds = spec.grid.seeds
+    return [Run(seed, *cell) for cell in dict.fromkeys(cells) for seed in seeds]
 
 
 RUN_FIELDS = tuple(f.name for f in fields(Run))

@@ -21,7 +21,7 @@ from ibjax.mi import (
     QuantileBinning,
 )
 from ibjax.models.mlp import ModelConsts, stack_consts
-from ibjax.spec import SweepSpec
+from ibjax.spec import SpecError, SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
 from ibjax.train.engine import Engine, Program
@@ -56,6 +56,18 @@ def chunk_len(n_epochs: int, target: int) -> int:
     """Equal chunks covering epochs 0..n_epochs, each at most `target` long (the last may idle briefly)."""
     n_chunks = -(-(n_epochs + 1) // target)
     return -(-(n_epochs + 1) // n_chunks)
+
+
+def check_batch_sizes(spec: SweepSpec, task: Task) -> None:
+    """SpecError naming the key when a minibatch is larger than the training set ('full' asks for full batch)."""
+    n_train, grid = task.train_idx.size, spec.grid.batch_size
+    named = [(f"grid.batch_size[{i}]", b) for i, b in enumerate(grid)] if grid else [("train.batch_size",
+                                                                                       spec.train.batch_size)]
+    for key, b in named:
+        if b != "full" and b > n_train:
+            raise SpecError(f"{key}: {b} is larger than the training set ({n_train} of {len(task.y)} rows with "
+                            f"data.train_fraction {spec.data.train_fraction:g}); give at most {n_train}, or 'full' "
+                            f"for full-batch gradient descent")
 
 
 def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:

@@ -24,7 +24,7 @@ from ibjax.spec import SweepSpec, to_yaml
 from ibjax.sweep.checkpoints import BucketCheckpoints
 from ibjax.sweep.console import Progress, StopFlag
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, run_ids, shard_runs
-from ibjax.sweep.programs import Programs, bucket_consts, build_estimators, size_buckets
+from ibjax.sweep.programs import Programs, bucket_consts, build_estimators, check_batch_sizes, size_buckets
 from ibjax.sweep.sizing import check_results_fit, fmt_bytes
 from ibjax.sweep.tables import bucket_tables
 from ibjax.train.loop import Interrupted, run_program
@@ -42,6 +42,20 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     sharded = count > 1
     tag = shard_tag(index, count) if sharded else ""
     manifest_path = out / "shards" / f"{tag}.json" if sharded else out / "manifest.json"
+    t_start = time.perf_counter()  # wall_s counts planning and sizing's compiles too (the buckets' own)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
+    # Everything that can refuse the spec or its data runs before the run directory is touched (a --force
+    # must not discard a finished sweep for a spec that cannot run).
+    runs = expand_grid(spec)
+    if sharded:
+        runs = shard_runs(runs, index, count)
+    task: Task = load_task(spec.data)
+    check_batch_sizes(spec, task)
+    s = spec.mi.schedule
+    schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
+    n_epochs = spec.train.epochs
+    need, avail, memory_source = check_results_fit([len(r.hidden) + 1 for r in runs], len(schedule),
+                                                   len(spec.mi.estimators), f"sweep {spec.name!r}")
     spec_text = to_yaml(spec)
     previous = check_fits(spec_text, out, manifest_path, resume, force, sharded)
     if previous is not None and previous.get("status") == "done":
@@ -49,20 +63,9 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
         atomic_write_bytes(out / "spec.yaml", spec_text.encode())
-    runs = expand_grid(spec)
-    if sharded:
-        runs = shard_runs(runs, index, count)
-    t_start = time.perf_counter()  # wall_s counts sizing's compiles too (they are the buckets' own)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
-    task: Task = load_task(spec.data)
-    s = spec.mi.schedule
-    schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
-    n_epochs = spec.train.epochs
-    need, avail, source = check_results_fit([len(r.hidden) + 1 for r in runs], len(schedule),
-                                            len(spec.mi.estimators), f"{spec.name}: planning")
     say(f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
         f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
-        f"{source}); planned in {time.perf_counter() - t_start:.1f} s")
+        f"{memory_source}); planned in {time.perf_counter() - t_start:.1f} s")
     data = task.device_data()
     programs = Programs(spec, task, data)
     buckets, sizing = plan_programs(spec, runs, programs, previous, progress)

@@ -101,8 +101,8 @@ def check_results_fit(layers_R, n_mi_epochs: int, n_estimators: int, label: str)
         raise SizingError(
             f"{label}: the results of {len(layers_R):,} networks x {n_mi_epochs} logged epochs need about "
             f"{fmt_bytes(need)} of host memory when merged, and this machine has {fmt_bytes(avail)} ({source}). "
-            f"Log MI less often (mi.schedule), split the sweep with --shard I/N (each shard keeps its own part "
-            f"files), or run fewer networks per sweep.")
+            f"Log MI less often (mi.schedule), or run fewer networks per sweep (with --shard I/N each process "
+            f"holds only its own shard's results; a report over all shards still reads them all).")
     return need, avail, source
 
 

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
 
 import ibjax
@@ -90,44 +89,12 @@ def test_version():
     assert ibjax.__version__
 
 
-BAD = [
-    ({"grid.activation": ["tanh", "tahn"]}, "grid.activation[1]", "known: tanh, relu"),
-    ({"train.learning_rate": -0.1}, "train.learning_rate", "greater than 0"),
-    ({"grid.activation": []}, "grid.activation", "empty list"),
-    ({"train.epoch": 10}, "train.epoch", "allowed here: epochs"),
-    ({"trian": {"epochs": 3}}, "trian", "allowed here: name, description, data"),
-    ({"grid.hidden": [[10, 0, 3]]}, "grid.hidden[0][1]", "greater than 0"),
-    ({"train.optimizer": "adamw"}, "train.optimizer", "'sgd', 'momentum' or 'adam'"),
-    ({"data.dataset": "mat", "data.path": "no/such/file.mat"}, "data.path", "not found"),
-]
-
-
-@pytest.mark.parametrize("changes,key,hint", BAD, ids=[b[1] for b in BAD])
-def test_bad_spec_is_one_paragraph_with_exit_2(tmp_path, changes, key, hint):
-    spec = tmp_path / "bad.yaml"
-    spec.write_text(yaml.safe_dump(small_spec(**changes)))
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"))
-    assert proc.returncode == 2
-    assert key in proc.stderr and hint in proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
-
-
-@pytest.mark.parametrize("args,hint", [
-    (["no/such/spec.yaml"], "spec file not found: no/such/spec.yaml"),
-    (["sweeps/activation_grid.yaml", "--set", "train.epochs=-5"], "train.epochs"),
-    (["sweeps/activation_grid.yaml", "--set", "grid.activation=[tanh, swish]"], "unknown activation 'swish'"),
-    (["sweeps/activation_grid.yaml", "--set", "nonsense"], "expected KEY=VALUE"),
-])
-def test_bad_command_line_is_one_paragraph_with_exit_2(args, hint):
-    proc = run_cli("ibjax.sweep", *args)
-    assert proc.returncode == 2 and hint in proc.stderr and "Traceback" not in proc.stderr
-
-
-def test_yaml_syntax_error(tmp_path):
-    spec = tmp_path / "broken.yaml"
-    spec.write_text("train: {epochs: 3\n")
-    proc = run_cli("ibjax.sweep", str(spec))
-    assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_input_through_the_real_cli():
+    """One bad input as a user meets it (a new interpreter, exit code 2, one paragraph); the many cases are in
+    tests/sweep/test_bad_input.py, through the same `main` in-process."""
+    proc = run_cli("ibjax.sweep", "no/such/spec.yaml")
+    assert proc.returncode == 2 and "spec file not found: no/such/spec.yaml" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_several_estimators_on_the_same_networks(tmp_path):

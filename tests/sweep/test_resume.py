@@ -102,3 +102,35 @@ def test_finished_and_changed(reference, tmp_path):
     changed = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report", "--set", "train.epochs=10")
     assert changed.returncode == 2 and "train.epochs: 120 -> 10" in changed.stderr
     assert "Traceback" not in changed.stderr
+
+
+def test_full_disk_stops_cleanly_and_resume_completes(reference, tmp_path, monkeypatch, capsys):
+    """A full disk while the second bucket's tables are written (an injected ENOSPC): exit 2, the message
+    names the file and --resume; nothing finished is lost, and --resume gives the uninterrupted tables."""
+    import errno
+
+    from ibjax.sweep.__main__ import main
+
+    spec, ref = reference
+    out = tmp_path / "run"
+    real = pd.DataFrame.to_parquet
+    full = {"left": 1}
+
+    def to_parquet(self, path, *args, **kw):
+        if "bucket-0001" in str(path) and "info" in str(path) and full["left"]:
+            full["left"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path, *args, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
+    args = [str(spec), "--out", str(out), "--no-report", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no space left" in err and str(out / "info" / "bucket-0001.parquet") in err and "--resume" in err
+    assert "Traceback" not in err
+    assert (out / "info" / "bucket-0000.parquet").is_file()  # the first bucket is safe
+    assert not list((out / "info").glob(".*"))  # no temporary left behind
+    assert main([*args, "--resume"]) == 0
+    got, want = tables(out), tables(ref)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(got[name], want[name], check_exact=True)

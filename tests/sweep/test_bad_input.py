@@ -1,0 +1,113 @@
+"""Bad input stops the sweep with exit 2 and one paragraph naming the key, value or path; no traceback, and
+nothing written (or lost). The CLI's own `main` is called in this process: the same code path as
+`python -m ibjax.sweep` without a new interpreter per case (tests/sweep/test_cli.py runs the subprocess)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ibjax.sweep.__main__ import main
+from tests.helpers import small_spec
+
+
+def run_main(capsys, tmp_path, raw_or_bytes, *args):
+    spec = tmp_path / "spec.yaml"
+    if isinstance(raw_or_bytes, bytes):
+        spec.write_bytes(raw_or_bytes)
+    else:
+        spec.write_text(yaml.safe_dump(raw_or_bytes))
+    code = main([str(spec), "--out", str(tmp_path / "o"), "--no-report", *args])
+    err = capsys.readouterr().err
+    return code, err
+
+
+BAD = [
+    ({"grid.activation": ["tanh", "tahn"]}, "grid.activation[1]", "known: tanh, relu"),
+    ({"train.learning_rate": -0.1}, "train.learning_rate", "greater than 0"),
+    ({"grid.activation": []}, "grid.activation", "empty list"),
+    ({"train.epoch": 10}, "train.epoch", "allowed here: epochs"),
+    ({"trian": {"epochs": 3}}, "trian", "allowed here: name, description, data"),
+    ({"grid.hidden": [[10, 0, 3]]}, "grid.hidden[0][1]", "greater than 0"),
+    ({"train.optimizer": "adamw"}, "train.optimizer", "'sgd', 'momentum' or 'adam'"),
+    ({"data.dataset": "mat", "data.path": "no/such/file.mat"}, "data.path", "not found"),
+    ({"grid.activation": ["tanh", "relu", "tanh"]}, "grid: activation: repeated value(s) 'tanh'", "once"),
+    ({"grid.hidden": [[5, 3], [5, 3]]}, "hidden: repeated value(s) [5, 3]", "once"),
+    ({"grid.seed": [0, 1, 1]}, "seed: repeated value(s) 1", "once"),
+    ({"grid.seed": [-1, 2]}, "grid.seed", "greater than or equal to 0"),
+    ({"train.epochs": 10**12}, "train.epochs", "less than or equal to 10000000"),
+    ({"train.batch_size": 5000}, "train.batch_size: 5000 is larger than the training set (3481", "'full'"),
+    ({"grid.batch_size": [256, 4000]}, "grid.batch_size[1]: 4000 is larger", "'full'"),
+]
+
+
+@pytest.mark.parametrize("changes,key,hint", BAD, ids=[b[1][:40] for b in BAD])
+def test_bad_spec_is_one_paragraph_with_exit_2(capsys, tmp_path, changes, key, hint):
+    code, err = run_main(capsys, tmp_path, small_spec(**changes))
+    assert code == 2, err
+    assert key in err and hint in err, err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "name: caf\xe9\n".encode("latin-1")])
+def test_a_spec_that_is_not_text(capsys, tmp_path, content):
+    code, err = run_main(capsys, tmp_path, content)
+    assert code == 2 and "not a text file" in err and "spec.yaml" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content,hint", [
+    (b"MATLAB 5.0 MAT-file, truncated" + bytes(range(40)), "not a readable MATLAB .mat file"),
+    (None, "missing variable(s) ['y']"),
+])
+def test_a_corrupt_or_foreign_mat_file(capsys, tmp_path, content, hint):
+    import numpy as np
+    import scipy.io
+
+    path = tmp_path / "data.mat"
+    if content is None:
+        scipy.io.savemat(path, {"F": np.zeros((8, 3))})
+    else:
+        path.write_bytes(content)
+    code, err = run_main(capsys, tmp_path, small_spec(**{"data.dataset": "mat", "data.path": str(path)}))
+    assert code == 2 and str(path) in err and hint in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_is_a_file(capsys, tmp_path):
+    (tmp_path / "o").write_text("not a folder")
+    code, err = run_main(capsys, tmp_path, small_spec())
+    assert code == 2 and "cannot write the run directory" in err and "Traceback" not in err
+    assert (tmp_path / "o").read_text() == "not a folder"  # untouched
+
+
+def test_a_damaged_manifest_is_named(capsys, tmp_path):
+    raw = small_spec()
+    out = tmp_path / "o"
+    out.mkdir()
+    from ibjax.spec import to_yaml, validate
+
+    (out / "spec.yaml").write_text(to_yaml(validate(raw)))
+    (out / "manifest.json").write_text('{"status": "runn')
+    code, err = run_main(capsys, tmp_path, raw, "--resume")
+    assert code == 2 and "manifest.json cannot be read" in err and "--force" in err and "Traceback" not in err
+    assert (out / "manifest.json").read_text() == '{"status": "runn'  # left as it was, for the user to look at
+
+
+@pytest.mark.parametrize("args,hint", [
+    (["sweeps/activation_grid.yaml", "--set", "train.epochs=-5"], "train.epochs"),
+    (["sweeps/activation_grid.yaml", "--set", "grid.activation=[tanh, swish]"], "unknown activation 'swish'"),
+    (["sweeps/activation_grid.yaml", "--set", "nonsense"], "expected KEY=VALUE"),
+    (["sweeps/activation_grid.yaml", "--shard", "5/2"], "need 0 <= I < N"),
+])
+def test_bad_command_line(capsys, monkeypatch, args, hint):
+    from tests.helpers import ROOT
+
+    monkeypatch.chdir(ROOT)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert hint in err and "Traceback" not in err
+
+
+def test_yaml_syntax_error(capsys, tmp_path):
+    code, err = run_main(capsys, tmp_path, b"train: {epochs: 3\n")
+    assert code == 2 and "not valid YAML" in err and "Traceback" not in err
