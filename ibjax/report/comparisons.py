@@ -19,12 +19,7 @@ import pandas as pd
 from ibjax.report.intervals import holm, mcnemar_exact, paired_bootstrap_diff, spearman_ci
 from ibjax.report.summary import cells, run_gaps
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
-from ibjax.rundir.contract import CELL_SETTINGS, is_unset
-
-
-def _key(value) -> str:
-    # None, NaN and "None" (momentum of a non-momentum optimizer; an unquantized run) are one value, not three.
-    return "" if is_unset(value) else str(value)
+from ibjax.rundir.contract import CELL_SETTINGS, setting_key
 
 
 def one_setting_pairs(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -34,7 +29,7 @@ def one_setting_pairs(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
     cols = [c for c in CELL_SETTINGS if c in table]
     out = []
     for (_, a), (_, b) in itertools.combinations(table.iterrows(), 2):
-        differ = [c for c in cols if _key(a[c]) != _key(b[c])]
+        differ = [c for c in cols if setting_key(a[c]) != setting_key(b[c])]
         if len(differ) == 1:
             out.append((differ[0], a.cell, b.cell))
     return out

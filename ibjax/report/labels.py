@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from ibjax.rundir.contract import CELL_SETTINGS, is_unset
+from ibjax.rundir.contract import CELL_SETTINGS, is_unset, setting_key
 
 # How a label writes a setting's value; the activation and the widths stand alone ('tanh 10-7-5-4-3').
 _FORMATS = {
@@ -21,15 +21,11 @@ _FORMATS = {
 def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
     """Short cell names from the settings that vary across cells (e.g. 'tanh 10-7-5-4-3', 'relu 8-bit')."""
     first = runs.groupby("cell", sort=False).first()
-    cols = [c for c in CELL_SETTINGS if c in first and first[c].map(_key).nunique() > 1]
+    cols = [c for c in CELL_SETTINGS if c in first and first[c].map(setting_key).nunique() > 1]
     if not cols:
         return {c: str(first.loc[c, "activation"]) if "activation" in first else c for c in first.index}
     fmt = lambda k, v: _FORMATS[k](v) if k in _FORMATS else str(v)
     return {c: " ".join(fmt(k, first.loc[c, k]) for k in cols) for c in first.index}
-
-
-def _key(value) -> str:
-    return "" if is_unset(value) else str(value)
 
 
 def cell_slug(cell: str) -> str:

@@ -29,6 +29,11 @@ def is_unset(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == "None"
 
 
+def setting_key(value) -> str:
+    """A setting as a comparable key: every unset form (None, NaN, "None") is one value, "", not three."""
+    return "" if is_unset(value) else str(value)
+
+
 def setting_text(value) -> str:
     """A setting as the cell string writes it: widths joined by '-', floats in %g, the rest as str."""
     if isinstance(value, (list, tuple)):
