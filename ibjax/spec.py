@@ -37,22 +37,105 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DATASETS = ("tishby12", "mat", "idx", "digits", "tfds")
+OFFICIAL_SPLIT = ("idx", "tfds")  # datasets that come with their own train/test split
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+NoiseFraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class MISampleSpec(_Frozen):
+    """The rows every network's MI is measured on: the same for every run, recorded in the run directory."""
+
+    split: Literal["all", "train", "test"] = "all"
+    """all: every row the sweep uses (train and test); train / test: only the shared split's rows of that part."""
+    n: int | None = Field(None, ge=2)
+    """Draw this many rows, stratified by class, with `seed`; null: every row of the split (the 12-bit task: all
+    4 096 patterns). Binning, counting and KDE cost grow with the rows: 2 000-10 000 suit image data."""
+    seed: int = Field(0, ge=0)
+
+
 class DataSpec(_Frozen):
-    dataset: Literal["tishby12", "mat"] = "tishby12"
-    """tishby12: the generated 12-bit task (no file needed); mat: a .mat file with `F` and `y` (IDNNs layout)."""
+    dataset: Literal["tishby12", "mat", "idx", "digits", "tfds"] = "tishby12"
+    """tishby12: the generated 12-bit task (no file needed); mat: a .mat file with `F` and `y` (IDNNs layout);
+    idx: a folder of MNIST-format files (MNIST, Fashion-MNIST, KMNIST, ...); digits: scikit-learn's 8x8 digits
+    (1 797 images, installed with ibjax); tfds: a prepared tensorflow-datasets dataset (`name`, `data_dir`)."""
     path: str | None = None
-    """File for dataset: mat (relative paths are relative to the spec file)."""
-    split: Literal["stratified", "idnns"] = "stratified"
-    """stratified: seeded, per-class shuffle; idnns: the public IDNNs split (first rows in order, no shuffle)."""
-    train_fraction: float = Field(0.85, gt=0.0, lt=1.0)
+    """dataset mat: the .mat file; idx: the folder (relative paths are relative to the spec file)."""
+    name: str | None = None
+    """dataset tfds: the dataset's name, e.g. mnist or fashion_mnist."""
+    data_dir: str | None = None
+    """dataset tfds: the folder holding prepared datasets (null: TFDS's default, ~/tensorflow_datasets)."""
+    train_split: str = "train"
+    """dataset tfds: the split to train on."""
+    test_split: str = "test"
+    """dataset tfds: the split to test on."""
+    download: bool = False
+    """dataset tfds: let TFDS download and prepare the dataset when it is absent (never the default)."""
+    split: Literal["stratified", "idnns", "official"] = "stratified"
+    """stratified: seeded, per-class shuffle of all rows; idnns: the public IDNNs split (first rows in order, no
+    shuffle); official: the dataset's own train/test split (the default for idx and tfds)."""
+    train_fraction: Fraction = 0.85
+    """The fraction of the rows that train (stratified, idnns); with split official, the fraction of the official
+    training set used (default 1). A grid axis too (grid.train_fraction): per-run training sets, one program."""
     split_seed: int = 0
-    """Seed of the stratified split, shared by every run of the sweep."""
+    """Seed of the stratified split (and of train_rows / test_rows subsets), shared by every run of the sweep."""
+    train_rows: int | None = Field(None, ge=2)
+    """Use a stratified subset of this many training rows (split official), for quick runs; null: all."""
+    test_rows: int | None = Field(None, ge=1)
+    """Use a stratified subset of this many test rows (split official); null: all."""
+    preprocess: Literal["unit", "standardize", "none"] | None = None
+    """Image pixels: unit (to [0, 1], the default for image datasets), standardize (per pixel, over the training
+    rows), none (raw values; the default for tishby12 and mat, whose values are used as they are)."""
+    mi_sample: MISampleSpec = MISampleSpec()
+    label_noise: NoiseFraction = 0.0
+    """A fraction p of every network's training labels replaced by uniformly random classes (Zhang et al. 2017),
+    drawn per run from (variant_seed, the run's seed). A grid axis too (grid.label_noise)."""
+    variant_seed: int = Field(0, ge=0)
+    """Seed of the per-run data variants (label noise), combined with each run's own seed."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _official_defaults(cls, raw):
+        # Image datasets come with a train/test split: use it, all of its training rows, unless told otherwise.
+        if isinstance(raw, dict) and raw.get("dataset") in OFFICIAL_SPLIT:
+            raw = {"split": "official", **raw}
+            if raw["split"] == "official":
+                raw.setdefault("train_fraction", 1.0)
+        return raw
 
     @model_validator(mode="after")
-    def _path_for_mat(self):
+    def _fits_the_dataset(self):
+        given = self.model_fields_set
         if self.dataset == "mat" and not self.path:
             raise ValueError("dataset 'mat' needs data.path (a .mat file with variables F and y)")
+        if self.dataset == "idx" and not self.path:
+            raise ValueError("dataset 'idx' needs data.path (a folder of MNIST-format files, e.g. "
+                             "/usr/share/datasets/fashion-mnist)")
+        if self.dataset == "tfds" and not self.name:
+            raise ValueError("dataset 'tfds' needs data.name (a TFDS dataset, e.g. mnist or fashion_mnist)")
+        if self.dataset not in ("mat", "idx") and "path" in given:
+            raise ValueError(f"path: only for datasets 'mat' and 'idx', not '{self.dataset}'")
+        tfds_only = sorted(k for k in ("name", "data_dir", "train_split", "test_split", "download") if k in given)
+        if tfds_only and self.dataset != "tfds":
+            raise ValueError(f"{', '.join(tfds_only)}: only for dataset 'tfds', not '{self.dataset}'")
+        if self.split == "official" and self.dataset not in OFFICIAL_SPLIT:
+            raise ValueError(f"split 'official': dataset '{self.dataset}' has no official split; use stratified")
+        if self.split != "official" and self.train_fraction >= 1.0:
+            raise ValueError(f"train_fraction {self.train_fraction:g}: must be below 1 with split "
+                             f"'{self.split}' (the rest of the rows are the test set)")
+        subsets = sorted(k for k in ("train_rows", "test_rows") if getattr(self, k) is not None)
+        if subsets and self.split != "official":
+            raise ValueError(f"{', '.join(subsets)}: only with split 'official' (use train_fraction otherwise)")
+        if self.preprocess not in (None, "none") and self.dataset in ("tishby12", "mat"):
+            raise ValueError(f"preprocess '{self.preprocess}': for image datasets; dataset '{self.dataset}' is used "
+                             f"as it is")
         return self
+
+    @property
+    def resolved_preprocess(self) -> str:
+        if self.preprocess is not None:
+            return self.preprocess
+        return "none" if self.dataset in ("tishby12", "mat") else "unit"
 
 
 QuantizeBits = Annotated[int, Field(ge=1, le=16)] | None
@@ -208,6 +291,10 @@ class GridSpec(_Frozen):
     batch_size: _nonempty(BatchSize) = None
     quantize_bits: Annotated[list[QuantizeBits], Field(min_length=1)] | None = None
     noise_std: Annotated[list[NoiseStd], Field(min_length=1)] | None = None
+    train_fraction: _nonempty(Fraction) = None
+    """Per-run training sets over the one stored dataset (all fractions share a compiled program)."""
+    label_noise: _nonempty(NoiseFraction) = None
+    """Per-run fraction of training labels replaced by random classes (one program for every fraction)."""
 
     @model_validator(mode="after")
     def _no_repeated_values(self):
@@ -245,6 +332,18 @@ class SweepSpec(_Frozen):
     mi: MISpec = MISpec()
     grid: GridSpec = GridSpec()
     output: OutputSpec = OutputSpec()
+
+    @model_validator(mode="after")
+    def _fractions_fit_the_split(self):
+        if self.grid.train_fraction and self.data.split != "official":
+            high = [f for f in self.grid.train_fraction if f >= 1.0]
+            if high:
+                raise ValueError(f"grid.train_fraction: {high[0]:g} must be below 1 with data.split "
+                                 f"'{self.data.split}' (the rest of the rows are the test set)")
+        if self.grid.train_fraction and self.data.split == "idnns":
+            raise ValueError("grid.train_fraction: per-run training sets are stratified subsets; "
+                             "data.split 'idnns' has one fixed split")
+        return self
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -357,11 +456,18 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     """Read, override and validate a sweep file; relative data paths resolve against the spec's folder."""
     raw = apply_overrides(load_raw(path), list(overrides))
     spec = validate(raw, str(path))
-    if spec.data.path and not Path(spec.data.path).is_absolute():
-        resolved = str((Path(path).parent / spec.data.path).resolve())
-        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"path": resolved})})
+    for key in ("path", "data_dir"):
+        value = getattr(spec.data, key)
+        if value and not Path(value).expanduser().is_absolute():
+            resolved = str((Path(path).parent / value).resolve())
+            spec = spec.model_copy(update={"data": spec.data.model_copy(update={key: resolved})})
     if spec.data.dataset == "mat" and not Path(spec.data.path).is_file():
         raise SpecError(f"data.path: file not found: {spec.data.path}")
+    if spec.data.dataset == "idx" and not Path(spec.data.path).is_dir():
+        raise SpecError(f"data.path: folder not found: {spec.data.path}; dataset 'idx' reads a folder of "
+                        f"MNIST-format files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                        f"t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]); Fashion-MNIST: apt install "
+                        f"dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist")
     return spec
 
 

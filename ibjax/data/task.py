@@ -1,56 +1,218 @@
-"""The dataset a spec names, split: host arrays (Task) and the arrays the compiled chunk reads (Data)."""
+"""The dataset a spec names: host arrays (Task), and the arrays the compiled chunk reads (Data).
+
+Every row the sweep uses is stored once (`x`), on the host and once on the device whatever the number of
+networks: splits, the MI sample and per-run variants are row indices and masks over it. Image pixels stay
+uint8 on the device when that saves memory (converted to float inside the program, `x * scale + shift`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from ibjax.data.matfile import load_mat
-from ibjax.data.split import make_split
+from ibjax.data.matfile import DataError, load_mat
+from ibjax.data.sample import stratified_subset
+from ibjax.data.split import make_split, stratified_split
 from ibjax.data.tishby12 import tishby12
 from ibjax.spec import DataSpec
 
+# Store x as float32 on the device (preprocessed on the host) up to this size; uint8 above it (4x less memory).
+FLOAT_X_MAX_BYTES = 16 * 2**20
+
 
 class Data(NamedTuple):
-    """The task, on device. The MI sample is the whole dataset (x_all), train and test together."""
+    """The task, on device. Shared by every network of a program, except `runs` (one row per network)."""
 
-    x_train: jnp.ndarray  # float32 [n_train, D]
-    y_train: jnp.ndarray  # int32 [n_train]
-    x_all: jnp.ndarray  # float32 [N, D]
-    y_all: jnp.ndarray  # int32 [N]
-    is_train: jnp.ndarray  # float32 [N]: 1 for rows in the training split
+    x: jnp.ndarray  # float32 [N, D] (used as it is) or uint8 [N, D] (read as x * scale + shift)
+    y: jnp.ndarray  # int32 [N], the true labels
+    scale: jnp.ndarray  # float32 [D]
+    shift: jnp.ndarray  # float32 [D]
+    train_idx: jnp.ndarray  # int32 [n_train]: the shared split's training rows
+    is_train: jnp.ndarray  # float32 [N]: 1 for rows of the shared training split
+    is_test: jnp.ndarray  # float32 [N]: 1 for rows of the shared test split
+    mi_idx: jnp.ndarray | None  # int32 [n_mi]: the MI sample's rows; None: every row, in order
+    runs: object = None  # ibjax.data.variants.RunData: per-network training sets and labels (None: no variants)
 
 
 @dataclass(frozen=True)
 class Task:
-    x: np.ndarray  # [N, D] float32, the MI sample (whole dataset)
-    y: np.ndarray  # [N] int32
-    train_idx: np.ndarray
+    """Host arrays of one dataset and its shared split (data.train_fraction, data.split_seed)."""
+
+    x: np.ndarray  # [N, D] float32 (values used as they are) or uint8 (pixels; see scale, shift)
+    y: np.ndarray  # [N] int32, classes 0..C-1
+    train_idx: np.ndarray  # the shared split (sorted rows)
     test_idx: np.ndarray
+    mi_idx: np.ndarray | None = None  # the MI sample (sorted rows); None: every row
+    scale: np.ndarray | None = None  # float32 [D]: x_float = x * scale + shift; None: x is used as it is
+    shift: np.ndarray | None = None
+    image_shape: tuple[int, ...] = ()  # one sample's shape before flattening, e.g. (28, 28, 1); () for vectors
+    pool_idx: np.ndarray | None = None  # rows a per-run training set is drawn from (None: every row)
+    official_test: bool = False  # test rows are the dataset's own (else: every row not trained on)
+    split_kind: str = "stratified"
+    split_seed: int = 0
+    description: str = ""
+    source_index: np.ndarray | None = None  # each row's index in the file it came from (None: the same as its row)
+    source_split: np.ndarray | None = None  # each row's source split, e.g. "train" / "test" (None: one source)
 
     @property
     def n_classes(self) -> int:
         return int(self.y.max()) + 1
 
+    @property
+    def pool_size(self) -> int:
+        """How many rows a per-run training set is drawn from."""
+        return len(self.y) if self.pool_idx is None else len(self.pool_idx)
+
+    @property
+    def mi_rows(self) -> np.ndarray:
+        return np.arange(len(self.y)) if self.mi_idx is None else self.mi_idx
+
+    def x_float(self, rows=None) -> np.ndarray:
+        """Rows of x as the networks see them (float32, preprocessed)."""
+        x = self.x if rows is None else self.x[rows]
+        if self.scale is None:
+            return x.astype(np.float32)
+        return x.astype(np.float32) * self.scale + self.shift
+
+    def mi_sample_table(self):
+        """The MI sample's rows, for the run directory: row (in the sweep's stored rows), the file's own split
+        and index of that row, its label, and whether it is in the shared training split."""
+        import pandas as pd
+
+        rows = self.mi_rows
+        src = rows if self.source_index is None else self.source_index[rows]
+        split = np.full(len(rows), "all") if self.source_split is None else self.source_split[rows]
+        in_train = np.isin(rows, self.train_idx)
+        return pd.DataFrame({"row": rows.astype(np.int64), "source_split": split, "source_index": src.astype(np.int64),
+                             "label": self.y[rows].astype(np.int64), "shared_train": in_train})
+
+    def split_for(self, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """(train rows, test rows) of a run that trains on `fraction` of the pool: stratified with the sweep's
+        split seed, so smaller fractions are subsets of larger ones (nested training sets)."""
+        pool = np.arange(len(self.y)) if self.pool_idx is None else self.pool_idx
+        if self.official_test:
+            train, _ = stratified_split(self.y[pool], fraction, self.split_seed) if fraction < 1 else (
+                np.arange(len(pool)), None)
+            return pool[train], self.test_idx
+        train, test = make_split(self.y, self.split_kind, fraction, self.split_seed)
+        return train, test
+
     def device_data(self) -> Data:
-        is_train = np.zeros(len(self.y), np.float32)
-        is_train[self.train_idx] = 1.0
-        return Data(
-            x_train=jnp.asarray(self.x[self.train_idx]), y_train=jnp.asarray(self.y[self.train_idx]),
-            x_all=jnp.asarray(self.x), y_all=jnp.asarray(self.y), is_train=jnp.asarray(is_train))
+        n = len(self.y)
+        is_train, is_test = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        is_train[self.train_idx], is_test[self.test_idx] = 1.0, 1.0
+        d = self.x.shape[1]
+        if self.scale is None or self.x.size * 4 <= FLOAT_X_MAX_BYTES:
+            x, scale, shift = self.x_float(), np.ones(d, np.float32), np.zeros(d, np.float32)
+        else:
+            x, scale, shift = self.x, self.scale, self.shift
+        mi = None if self.mi_idx is None else jnp.asarray(self.mi_idx, jnp.int32)
+        return Data(x=jnp.asarray(x), y=jnp.asarray(self.y), scale=jnp.asarray(scale), shift=jnp.asarray(shift),
+                    train_idx=jnp.asarray(self.train_idx, jnp.int32), is_train=jnp.asarray(is_train),
+                    is_test=jnp.asarray(is_test), mi_idx=mi)
 
 
-def load_task(spec: DataSpec) -> Task:
-    if spec.dataset == "tishby12":
-        x, y = tishby12()
-    else:
-        x, y = load_mat(spec.path)
+def _labels_0_to_c(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, np.int32)
     classes = np.unique(y)
     if not np.array_equal(classes, np.arange(len(classes))):
         y = np.searchsorted(classes, y).astype(np.int32)  # labels as 0..C-1
+    return y
+
+
+def _preprocessing(x_train: np.ndarray, kind: str, pixel_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) per feature: unit maps [0, pixel_max] to [0, 1]; standardize gives the training rows mean 0
+    and standard deviation 1 per pixel (constant pixels, e.g. MNIST's border, only centred)."""
+    d = x_train.shape[1]
+    if kind == "none":
+        return np.ones(d, np.float32), np.zeros(d, np.float32)
+    if kind == "unit":
+        return np.full(d, 1.0 / pixel_max, np.float32), np.zeros(d, np.float32)
+    mean = x_train.mean(0, dtype=np.float64)
+    std = x_train.std(0, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    return (1.0 / std).astype(np.float32), (-mean / std).astype(np.float32)
+
+
+def _official(spec: DataSpec, train: tuple, test: tuple, description: str, pixel_max: float = 255.0) -> Task:
+    """A dataset with its own train/test split: train rows first, then test rows, subsetted as the spec says."""
+    (x_tr, y_tr), (x_te, y_te) = train, test
+    if spec.train_rows is not None and spec.train_rows > len(y_tr):
+        raise DataError(f"data.train_rows: {spec.train_rows:,} is more than the {len(y_tr):,} training rows of "
+                        f"{description}")
+    if spec.test_rows is not None and spec.test_rows > len(y_te):
+        raise DataError(f"data.test_rows: {spec.test_rows:,} is more than the {len(y_te):,} test rows of "
+                        f"{description}")
+    tr = stratified_subset(np.arange(len(y_tr)), y_tr, spec.train_rows or len(y_tr), spec.split_seed)
+    te = stratified_subset(np.arange(len(y_te)), y_te, spec.test_rows or len(y_te), spec.split_seed + 1)
+    image_shape = x_tr.shape[1:]
+    x = np.concatenate([x_tr[tr].reshape(len(tr), -1), x_te[te].reshape(len(te), -1)])
+    y = _labels_0_to_c(np.concatenate([y_tr[tr], y_te[te]]))
+    pool = np.arange(len(tr))
+    test_idx = np.arange(len(tr), len(y))
+    if spec.train_fraction < 1:
+        train_idx = pool[stratified_split(y[pool], spec.train_fraction, spec.split_seed)[0]]
+    else:
+        train_idx = pool
+    scale, shift = _preprocessing(x[train_idx], spec.resolved_preprocess, pixel_max)
+    return Task(x=x, y=y, train_idx=train_idx, test_idx=test_idx, scale=scale, shift=shift,
+                image_shape=tuple(image_shape), pool_idx=pool, official_test=True, split_kind="official",
+                split_seed=spec.split_seed, description=description, source_index=np.concatenate([tr, te]),
+                source_split=np.asarray(["train"] * len(tr) + ["test"] * len(te)))
+
+
+def _pooled(spec: DataSpec, x: np.ndarray, y: np.ndarray, description: str, pixel_max: float | None,
+            image_shape=()) -> Task:
+    """A dataset without its own split: the sweep splits every row (stratified or IDNNs) into train and test."""
+    y = _labels_0_to_c(y)
     train_idx, test_idx = make_split(y, spec.split, spec.train_fraction, spec.split_seed)
-    return Task(np.asarray(x, np.float32), y, train_idx, test_idx)
+    if pixel_max is None:  # values used as they are
+        return Task(x=np.asarray(x, np.float32), y=y, train_idx=train_idx, test_idx=test_idx,
+                    split_kind=spec.split, split_seed=spec.split_seed, description=description)
+    x = x.reshape(len(y), -1)
+    scale, shift = _preprocessing(x[train_idx], spec.resolved_preprocess, pixel_max)
+    return Task(x=x, y=y, train_idx=train_idx, test_idx=test_idx, scale=scale, shift=shift,
+                image_shape=tuple(image_shape), split_kind=spec.split, split_seed=spec.split_seed,
+                description=description)
+
+
+def _with_mi_sample(task: Task, spec: DataSpec) -> Task:
+    s = spec.mi_sample
+    rows = {"all": np.arange(len(task.y)), "train": task.train_idx, "test": task.test_idx}[s.split]
+    if s.n is not None and s.n > len(rows):
+        raise DataError(f"data.mi_sample.n: {s.n:,} rows asked for, but the MI sample's split '{s.split}' of "
+                        f"{task.description} has {len(rows):,}; give at most {len(rows):,}, or null for all")
+    chosen = stratified_subset(rows, task.y, s.n or len(rows), s.seed)
+    mi_idx = None if len(chosen) == len(task.y) else chosen
+    return replace(task, mi_idx=mi_idx)
+
+
+def load_task(spec: DataSpec) -> Task:
+    """The dataset of a data spec, split and with its MI sample. DataError names the file or setting at fault."""
+    if spec.dataset == "tishby12":
+        x, y = tishby12()
+        task = _pooled(spec, x, y, "the 12-bit task", None)
+    elif spec.dataset == "mat":
+        x, y = load_mat(spec.path)
+        task = _pooled(spec, x, y, spec.path, None)
+    elif spec.dataset == "digits":
+        from ibjax.data.digits import PIXEL_MAX, load_digits
+
+        images, y = load_digits()
+        task = _pooled(spec, images, y, "scikit-learn's digits", PIXEL_MAX, images.shape[1:])
+    elif spec.dataset == "idx":
+        from ibjax.data.idx import load_idx_folder
+
+        parts = load_idx_folder(spec.path)
+        task = _official(spec, parts["train"], parts["test"], spec.path)
+    elif spec.dataset == "tfds":
+        from ibjax.data.tfds_source import load_tfds
+
+        train, test = load_tfds(spec)
+        task = _official(spec, train, test, f"TFDS dataset {spec.name!r}")
+    else:  # the spec refuses other names
+        raise DataError(f"unknown dataset {spec.dataset!r}")
+    return _with_mi_sample(task, spec)

@@ -67,10 +67,13 @@ def _flat(d, prefix=""):
     return out
 
 
-def spec_differences(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ, as 'key: old -> new'."""
-    a, b = _flat(old), _flat(new)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+def spec_differences(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
+    """Dotted keys whose values differ, as 'key: old -> new'. A key the old spec lacks (written by a version
+    before the key existed) is no difference while the new spec has it at its default (`defaults`, the resolved
+    spec of an empty sweep file)."""
+    a, b, d = _flat(old), _flat(new), _flat(defaults or {})
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and not (k not in a and k in d and b.get(k) == d[k])]
 
 
 def clear_outputs(out: Path) -> None:
@@ -93,7 +96,7 @@ def _read(path: Path, parse):
 
 
 def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, force: bool,
-               sharded: bool) -> dict | None:
+               sharded: bool, defaults_yaml: str = "") -> dict | None:
     """The existing manifest if the sweep of `spec_yaml` (the resolved spec) may continue in `out`; None to
     start fresh (with force, after removing what it replaces); raises RunDirError otherwise."""
     other = (out / "manifest.json").is_file() if sharded else any((out / "shards").glob("shard-*.json"))
@@ -102,7 +105,8 @@ def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, for
                           f"({'without' if sharded else 'with'} --shard), or --force to discard it.")
     if not force and (out / "spec.yaml").is_file():
         old = _read(out / "spec.yaml", yaml.safe_load) or {}
-        diff = spec_differences(old, yaml.safe_load(spec_yaml))
+        defaults = yaml.safe_load(defaults_yaml) if defaults_yaml else None
+        diff = spec_differences(old, yaml.safe_load(spec_yaml), defaults)
         if diff:
             raise RunDirError(f"{out} holds a sweep of a different spec; differing keys: {'; '.join(diff)}. "
                               f"Use another --out, or --force to discard it and start over.")

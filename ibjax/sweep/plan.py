@@ -32,6 +32,10 @@ class Run:
     batch_size: int | str
     quantize_bits: int | None = None  # quantized hidden layers (None: not quantized)
     noise_std: float | None = None  # stochastic network (None: deterministic)
+    # Data variants, set only when the grid has the axis (otherwise the data section's value applies to every run
+    # and enters the run id through the data settings): per-run training sets and label noise.
+    train_fraction: float | None = None
+    label_noise: float | None = None
 
     def settings(self, spec: SweepSpec) -> dict:
         """Everything that determines this network's training (estimators excluded: they only observe)."""
@@ -40,7 +44,7 @@ class Run:
     def _settings(self, common: dict) -> dict:
         s = {f: getattr(self, f) for f in RUN_FIELDS}
         s.update(hidden=list(self.hidden), **common)
-        for optional in ("quantize_bits", "noise_std"):
+        for optional in OPTIONAL_FIELDS:
             if s[optional] is None:
                 del s[optional]  # so that run ids of plain runs are those of earlier versions
         return s
@@ -56,9 +60,23 @@ class Run:
         return (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
 
 
+OPTIONAL_FIELDS = ("quantize_bits", "noise_std", "train_fraction", "label_noise")  # left out of ids when None
+DATA_AXES = ("train_fraction", "label_noise")  # grid axes of the data section
+
+# Data settings added after the first run directories: left out of the run id while at their defaults, so that
+# the 12-bit task's runs keep their ids.
+_LATER_DATA_KEYS = ("name", "data_dir", "train_split", "test_split", "download", "train_rows", "test_rows",
+                    "preprocess", "mi_sample", "label_noise", "variant_seed")
+
+
 def common_settings(spec: SweepSpec) -> dict:
     """The settings every run of a sweep shares that enter its run id (epochs, data)."""
-    return {"epochs": spec.train.epochs, "data": spec.data.model_dump(mode="json")}
+    data = spec.data.model_dump(mode="json")
+    defaults = type(spec.data)().model_dump(mode="json")
+    for key in _LATER_DATA_KEYS:
+        if data[key] == defaults[key]:
+            del data[key]
+    return {"epochs": spec.train.epochs, "data": data}
 
 
 def run_ids(runs: list[Run], spec: SweepSpec) -> list[str]:
@@ -81,6 +99,8 @@ _DATA_MARKER = "@@ibjax:data@@"
 def axis_values(spec: SweepSpec, axis: str) -> list:
     """The grid's values of one axis, or the model/train setting of that name when the grid leaves it out."""
     values = getattr(spec.grid, axis)
+    if not values and axis in DATA_AXES:
+        return [None]  # the data section's value, shared by every run
     if not values:
         section = spec.model if axis in type(spec.model).model_fields else spec.train
         values = [getattr(section, axis)]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import jax
 
 from ibjax.data.task import Data, Task
+from ibjax.data.variants import run_data
 from ibjax.mi import (
     Binning,
     ExactCounting,
@@ -58,25 +59,47 @@ def chunk_len(n_epochs: int, target: int) -> int:
     return -(-(n_epochs + 1) // n_chunks)
 
 
+def train_size(task: Task, fraction: float | None) -> int:
+    """Training rows of a run with this train_fraction (None: the shared split)."""
+    return len(task.train_idx) if fraction is None else len(task.split_for(fraction)[0])
+
+
 def check_batch_sizes(spec: SweepSpec, task: Task) -> None:
-    """SpecError naming the key when a minibatch is larger than the training set ('full' asks for full batch)."""
-    n_train, grid = task.train_idx.size, spec.grid.batch_size
+    """SpecError naming the key when a minibatch is larger than the training set ('full' asks for full batch).
+    With per-run training sets (grid.train_fraction), against the largest: a network with fewer rows than a
+    minibatch trains on all of them at once."""
+    fractions = spec.grid.train_fraction or [None]
+    n_train = max(train_size(task, f) for f in fractions)
+    grid = spec.grid.batch_size
     named = [(f"grid.batch_size[{i}]", b) for i, b in enumerate(grid)] if grid else [("train.batch_size",
                                                                                        spec.train.batch_size)]
+    what = (f"data.train_fraction {spec.data.train_fraction:g}" if not spec.grid.train_fraction
+            else f"the largest grid.train_fraction, {max(fractions):g}")
     for key, b in named:
         if b != "full" and b > n_train:
             raise SpecError(f"{key}: {b} is larger than the training set ({n_train} of {len(task.y)} rows with "
-                            f"data.train_fraction {spec.data.train_fraction:g}); give at most {n_train}, or 'full' "
-                            f"for full-batch gradient descent")
+                            f"{what}); give at most {n_train}, or 'full' for full-batch gradient descent")
 
 
 def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
-    bs = task.train_idx.size if b.batch_size == "full" else min(int(b.batch_size), task.train_idx.size)
+    n_train = max(train_size(task, f) for f in {r.train_fraction for r in b.runs})
+    per_run = any(r.train_fraction is not None for r in b.runs)
+    # Per-run training sets keep the minibatch size whatever the program's largest set, so that a network trains
+    # alike alone or beside others (a set smaller than a minibatch is one partial batch).
+    bs = n_train if b.batch_size == "full" else int(b.batch_size) if per_run else min(int(b.batch_size), n_train)
     return Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
-                   optimizer=b.optimizer, n_train=task.train_idx.size, batch_size=bs,
+                   optimizer=b.optimizer, n_train=n_train, batch_size=bs,
                    estimators=build_estimators(spec, task.n_classes, b.noise_std),
                    chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
-                   quantize_bits=b.quantize_bits, noise_std=b.noise_std)
+                   quantize_bits=b.quantize_bits, noise_std=b.noise_std,
+                   n_pool=task.pool_size if per_run else None)
+
+
+def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:
+    """The sweep's data with this bucket's per-run variants (training sets, labels) attached, if it has any."""
+    runs = run_data(task, [r.train_fraction for r in b.runs], [r.label_noise for r in b.runs],
+                    [r.seed for r in b.runs], spec.data.label_noise, spec.data.variant_seed)
+    return data._replace(runs=runs)
 
 
 def bucket_consts(b: Bucket, task: Task) -> ModelConsts:
@@ -98,17 +121,22 @@ class Programs:
             self._engines[prog] = Engine(prog)
         return self._engines[prog]
 
+    def data_of(self, b: Bucket) -> Data:
+        """The data this bucket's program reads (the shared arrays, and its networks' variants)."""
+        return bucket_data(self.spec, b, self.task, self.data)
+
     def memory(self, b: Bucket) -> ProgramMemory:
         """Compile the bucket's chunk (cached for training) and read what it needs per device."""
         if b.runs in self._memory:
             return self._memory[b.runs]
         eng = self.engine(b)
         n_log = eng.prog.n_chunks(self.spec.train.epochs) * eng.prog.chunk
-        mesh, args = eng.abstract_chunk_args(bucket_consts(b, self.task), self.data, n_log)
+        mesh, args = eng.abstract_chunk_args(bucket_consts(b, self.task), self.data_of(b), n_log)
         compiled = eng.compiled_chunk(mesh, *args)
-        # What does not grow with the networks: the task data, the MI mask and the scalars (args after state
-        # and constants). Not "the replicated arguments": on a one-device mesh every argument is replicated.
-        fixed = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(args[2:]))
+        # What does not grow with the networks: the shared task data, the MI mask and the scalars (args after
+        # state and constants, less the per-run variants). Not "the replicated arguments": on a one-device mesh
+        # every argument is replicated.
+        fixed = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves((args[2]._replace(runs=None), *args[3:])))
         self._memory[b.runs] = ProgramMemory(compiled.device_bytes, fixed, -(-b.size // mesh.size))
         return self._memory[b.runs]
 

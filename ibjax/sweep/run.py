@@ -57,7 +57,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     need, avail, memory_source = check_results_fit([len(r.hidden) + 1 for r in runs], len(schedule),
                                                    len(spec.mi.estimators), f"sweep {spec.name!r}")
     spec_text = to_yaml(spec)
-    previous = check_fits(spec_text, out, manifest_path, resume, force, sharded)
+    previous = check_fits(spec_text, out, manifest_path, resume, force, sharded, to_yaml(SweepSpec()))
     if previous is not None and previous.get("status") == "done":
         return {**previous, "nothing_to_do": True}
     out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +67,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
         f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
         f"{memory_source}); planned in {time.perf_counter() - t_start:.1f} s")
     data = task.device_data()
+    write_table(out / "mi_sample.parquet", task.mi_sample_table())  # which rows every network's MI is measured on
     programs = Programs(spec, task, data)
     buckets, sizing = plan_programs(spec, runs, programs, previous, progress)
     device_bytes = sizing.pop("device_bytes", [None] * len(buckets))
@@ -76,7 +77,12 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     manifest = {
         "name": spec.name, "source": source, "status": "running", "environment": environment(),
         "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
-        "n_test": len(task.test_idx), "n_mi_samples": len(task.y),
+        "n_test": len(task.test_idx), "n_mi_samples": len(task.mi_rows),
+        "dataset": {"description": task.description, "n_rows": len(task.y), "n_features": int(task.x.shape[1]),
+                    "image_shape": list(task.image_shape), "n_classes": task.n_classes,
+                    "stored_as": "uint8" if data.x.dtype == "uint8" else "float32",
+                    "preprocess": spec.data.resolved_preprocess,
+                    "mi_sample": {**spec.data.mi_sample.model_dump(), "rows_file": "mi_sample.parquet"}},
         "estimators": [{"kind": type(e).__name__, **asdict(e)} for e in estimators],
         "shards": [{"shard": f"{index}/{count}", "status": "running"}], "shard_index": index,
         "shard_count": count,
@@ -171,7 +177,7 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
     ckpt = BucketCheckpoints(out / "checkpoints" / tag / part_name(b.index), spec.output.checkpoint_minutes)
     result = run_program(
         programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
-        [r.momentum or 0.0 for r in b.runs], data, schedule, n_epochs, progress=bar,
+        [r.momentum or 0.0 for r in b.runs], programs.data_of(b), schedule, n_epochs, progress=bar,
         checkpoints=ckpt, stop_requested=stop, started=bar.started)
     bar.finish_bucket(n_epochs)
     tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec))

@@ -29,7 +29,7 @@ def diverged_from(result: BucketResult) -> np.ndarray:
 def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str]) -> dict:
     est_names = [e.resolved_name for e in spec.mi.estimators]
     layers = layer_names(bucket.depth)
-    t, m, n_layers, n_est, _ = result.mi.shape
+    t, m, n_layers, n_est, n_cols = result.mi.shape
     div_epoch = diverged_from(result)
     rid = np.asarray(run_ids)
 
@@ -46,6 +46,8 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
         "i_xt": mi[..., 0].ravel(), "i_ty": mi[..., 1].ravel(),
         "bin_lo": mi[..., 2].ravel(), "bin_hi": mi[..., 3].ravel(),
     })
+    if n_cols > 4:  # networks with their own training labels (label noise): I(T;Y) against those labels too
+        info["i_ty_trained"] = mi[..., 4].ravel()
 
     met = result.metrics
     metrics = pd.DataFrame({

@@ -39,6 +39,38 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 NOISE_DRAWS = 8  # forward passes per logged epoch of a stochastic network (samples of each layer given X)
 
 
+# The native kernel copies x whole (transposed) on every call: worth it only for small inputs like the 12-bit
+# task's 4 096 x 12; image data goes through XLA's matmuls.
+KERNEL_MAX_X = 2**18
+
+
+def read_rows(data: Data, rows):
+    """Rows of x as the networks see them (float32): x[rows] (every row when rows is None), preprocessed
+    inside the program when x is stored as uint8."""
+    x = data.x if rows is None else data.x[rows]
+    if x.dtype == jnp.float32:
+        return x
+    return x.astype(jnp.float32) * data.scale + data.shift
+
+
+def data_specs() -> Data:
+    """How the chunk's data is split over the model mesh: shared arrays replicated, per-run variants by model."""
+    return Data(*([P()] * (len(Data._fields) - 1)), runs=P("model"))
+
+
+def data_axes() -> Data:
+    """vmap axes of the data over the models: the per-run variants only."""
+    return Data(*([None] * (len(Data._fields) - 1)), runs=0)
+
+
+def compact_below_dynamic(values_K: jnp.ndarray, n) -> jnp.ndarray:
+    """The values of `values_K` below a traced n, in order, then zeros (a permutation of [0, n) first)."""
+    keep = values_K < n
+    pos = jnp.cumsum(keep) - 1
+    return jnp.zeros(values_K.shape[0], jnp.int32).at[jnp.where(keep, pos, values_K.shape[0])].set(
+        values_K, mode="drop")
+
+
 class TrainState(NamedTuple):
     params: dict
     opt_state: object
@@ -58,6 +90,10 @@ class Program:
     chunk: int
     quantize_bits: int | None = None  # hidden layers on 2^bits levels (Lorenzen et al.), training and MI alike
     noise_std: float | None = None  # Gaussian noise on every hidden layer (a stochastic network), training and MI
+    # Per-run training sets (data.runs.train_idx): each epoch's order is a permutation of [0, n_pool) (the rows
+    # any network may train on) cut to the network's own count, so a network trains the same whatever the other
+    # networks of its program are; n_train is then the largest training set of the program.
+    n_pool: int | None = None
 
     @property
     def n_layers(self) -> int:
@@ -134,7 +170,8 @@ class Engine:
         """
         if mesh not in self._chunk_programs:
             by_model = P("model")
-            body = jax.shard_map(self._run_chunk, mesh=mesh, in_specs=(by_model, by_model, P(), P(), P(), P()),
+            body = jax.shard_map(self._run_chunk, mesh=mesh,
+                                 in_specs=(by_model, by_model, data_specs(), P(), P(), P()),
                                  out_specs=(by_model, P(None, "model")), check_vma=False)
             self._chunk_programs[mesh] = jax.jit(body, donate_argnums=(0,))
         return self._chunk_programs[mesh]
@@ -177,7 +214,11 @@ class Engine:
         state = jax.eval_shape(self.init_state, vec(jnp.uint32), consts_s, vec(jnp.float32), vec(jnp.float32))
         state = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=by_model, weak_type=a.weak_type), state)
-        data_s = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), data)
+        data_s = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
+                              data._replace(runs=None))
+        if data.runs is not None:
+            data_s = data_s._replace(runs=jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct((m, *a.shape[1:]), a.dtype, sharding=by_model), data.runs))
         scalar = jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated)
         return mesh, (state, consts_s, data_s, jax.ShapeDtypeStruct((n_log,), jnp.bool_, sharding=replicated),
                       scalar, scalar)
@@ -198,17 +239,38 @@ class Engine:
         return jnp.sum(ce * wb) / jnp.sum(wb)
 
     def train_epoch(self, state: TrainState, consts: ModelConsts, data: Data):
-        """One epoch of minibatch training; returns the new state and per-layer gradient stats [L, 2]."""
+        """One epoch of minibatch training; returns the new state and per-layer gradient stats [L, 2].
+
+        `data.runs` (if any) is this network's row of the per-run variants: its own training rows (a program
+        covers its largest training set; a network with fewer rows skips the minibatches past its own) and the
+        labels it trains on."""
         p = self.prog
+        runs = data.runs
+        own_rows = runs is not None and runs.train_idx is not None
         key, k_perm = jax.random.split(state.key)
         n_slots = p.n_batches * p.batch_size
-        if p.n_batches == 1 and p.batch_size == p.n_train:
+        full_batch = p.n_batches == 1 and p.batch_size == p.n_train
+        n_real = p.n_train
+        if full_batch:
             order = jnp.arange(p.n_train, dtype=jnp.int32)  # full batch: order is irrelevant
-        else:
+        elif not own_rows:
             order = feistel_permutation(k_perm, p.n_train)
+        else:  # a permutation of [0, n_real): of the pool's permutation, the values below it, in order
+            n_real = runs.n_train
+            order = compact_below_dynamic(feistel_permutation(k_perm, p.n_pool), n_real)
+            order = jnp.pad(order, (0, max(0, p.n_train - p.n_pool)))[: p.n_train]
+        if own_rows and full_batch:
+            n_real = runs.n_train
         # The last minibatch may be partial: pad it and weight the padding 0 (as Keras does, nothing dropped).
         idx_BxS = jnp.zeros(n_slots, jnp.int32).at[: p.n_train].set(order).reshape(p.n_batches, p.batch_size)
-        w_BxS = (jnp.arange(n_slots) < p.n_train).astype(jnp.float32).reshape(p.n_batches, p.batch_size)
+        w_BxS = (jnp.arange(n_slots) < n_real).astype(jnp.float32).reshape(p.n_batches, p.batch_size)
+        rows = runs.train_idx if own_rows else data.train_idx
+        own_labels = runs is not None and runs.y_fit is not None
+        y = runs.y_fit if own_labels else data.y
+        x = read_rows(data, None)
+        # The native kernel reads x whole and one shared label vector on every call: only for small float data.
+        kernel_ok = (p.quantize_bits is None and p.noise_std is None and data.x.dtype == jnp.float32
+                     and data.x.size <= KERNEL_MAX_X and not own_labels)
 
         def step(carry, batch):
             params, opt_state, gsum, gsq = carry
@@ -216,53 +278,92 @@ class Engine:
             k_noise = jax.random.fold_in(k_perm, b + 1)  # only used by stochastic networks (noise_std)
             # The native kernel on the CPU for plain MLPs (several times faster than XLA for layers this
             # small: BUILD_NOTES.md, issue 6); jax.grad of the same loss otherwise.
-            grads = loss_grads(lambda *a: self.loss(*a, k_noise), params, consts, p.activations, data.x_train,
-                               data.y_train, idx_S, w_S, plain_mlp=p.quantize_bits is None and p.noise_std is None)
-            updates, opt_state = self._tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
+            if kernel_ok:
+                grads = loss_grads(lambda *a: self.loss(*a, k_noise), params, consts, p.activations, x, y,
+                                   rows[idx_S], w_S, plain_mlp=True)
+            else:
+                r_S = rows[idx_S]
+                grads = jax.grad(lambda *a: self.loss(*a, k_noise))(params, consts, read_rows(data, r_S), y[r_S],
+                                                                   w_S)
+            updates, new_opt = self._tx.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            if own_rows:  # a minibatch past this network's own rows: no step (Adam would move on zero grads)
+                active = jnp.sum(w_S) > 0
+                keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+                new_params, new_opt = keep(new_params, params), keep(new_opt, opt_state)
+                grads = jax.tree.map(lambda g: jnp.where(active, g, 0.0), grads)
             gsum = [a + g for a, g in zip(gsum, grads["w"])]
             gsq = [a + g * g for a, g in zip(gsq, grads["w"])]
-            return (params, opt_state, gsum, gsq), None
+            return (new_params, new_opt, gsum, gsq), None
 
         zeros = [jnp.zeros_like(w) for w in state.params["w"]]
         (params, opt_state, gsum, gsq), _ = lax.scan(
             step, (state.params, state.opt_state, zeros, zeros), (idx_BxS, w_BxS, jnp.arange(p.n_batches)))
         # Shwartz-Ziv & Tishby's drift/diffusion statistics of the weight gradients over this epoch's batches:
         # the norm of the mean gradient and the norm of the (elementwise) standard deviation.
+        n_batches = -(-n_real // p.batch_size) if own_rows else p.n_batches
         stats = []
         for s, q in zip(gsum, gsq):
-            mean = s / p.n_batches
-            var = jnp.maximum(q / p.n_batches - mean * mean, 0.0)
+            mean = s / n_batches
+            var = jnp.maximum(q / n_batches - mean * mean, 0.0)
             stats.append(jnp.stack([jnp.linalg.norm(mean), jnp.sqrt(jnp.sum(var))]))
         return TrainState(params, opt_state, key), jnp.stack(stats)
 
     def measure(self, params, consts: ModelConsts, data: Data, key=None):
-        """MI of every layer under every estimator [L, E, 4] and metrics [4] of one model.
+        """MI of every layer under every estimator [L, E, K] and metrics [4] of one model.
+
+        K = 4 (i_xt, i_ty, lo, hi), plus i_ty against the labels the network trained on when it has per-run
+        labels (label noise). Metrics are over every row of x (train and test masks); the MI over the MI sample.
         `key`: the noise of a stochastic network's measurement pass (noise_std only)."""
         p = self.prog
-        if p.quantize_bits is None and p.noise_std is None:  # the native kernel on the CPU (see loss_grads)
-            hidden, logits = forward_layers(params, consts, p.activations, data.x_all, plain_mlp=True)
+        runs = data.runs
+        x_mi = read_rows(data, data.mi_idx)
+        y_mi = data.y if data.mi_idx is None else data.y[data.mi_idx]
+        fit_labels = runs is not None and runs.y_fit is not None
+        plain = p.quantize_bits is None and p.noise_std is None
+        kernel_ok = data.x.dtype == jnp.float32 and x_mi.size <= KERNEL_MAX_X
+        if plain:  # the native kernel on the CPU where it fits (see loss_grads)
+            hidden, logits = forward_layers(params, consts, p.activations, x_mi, plain_mlp=kernel_ok)
         else:
-            hidden, logits = forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std, key)
+            hidden, logits = forward(params, consts, x_mi, p.activations, p.quantize_bits, p.noise_std, key)
         layers = [*hidden, jax.nn.softmax(logits)]
         draws = [None] * len(hidden)
         if p.noise_std is not None:
             # More passes with other noise draws: samples of each layer's pre-noise values given X, for the
             # noisy estimator's H(T|X) (Goldfeld et al.'s sample propagation). Draw 0 is `hidden` itself.
-            more = [forward(params, consts, data.x_all, p.activations, p.quantize_bits, p.noise_std,
+            more = [forward(params, consts, x_mi, p.activations, p.quantize_bits, p.noise_std,
                             jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
             draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
         # Static True when every activation of the program is bounded: estimators may then skip range passes.
         bounded = True if all(a in BOUNDED_RANGES for a in p.activations) else consts.bounded
         ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, bounded, d) for m, d in zip(consts.masks, draws)]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0), True))
-        mi = jnp.stack([
-            jnp.stack([jnp.stack(est(acts, data.y_all, ctx)).astype(jnp.float64) for est in self.prog.estimators])
-            for acts, ctx in zip(layers, ctxs)
-        ])
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, data.y_all)
-        correct = (jnp.argmax(logits, -1) == data.y_all).astype(jnp.float32)
-        tr, te = data.is_train, 1.0 - data.is_train
+        y_fit_mi = None
+        if fit_labels:
+            y_fit_mi = runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx]
+
+        def estimates(est, acts, ctx):
+            out = est(acts, y_mi, ctx)
+            if y_fit_mi is not None:  # I(T;Y) against the labels this network was trained on
+                out = (*out, est(acts, y_fit_mi, ctx).i_ty)
+            return jnp.stack(out).astype(jnp.float64)
+
+        mi = jnp.stack([jnp.stack([estimates(est, acts, ctx) for est in p.estimators])
+                        for acts, ctx in zip(layers, ctxs)])
+        if data.mi_idx is not None:  # the MI sample is not every row: one more forward pass for the metrics
+            if plain:
+                _, logits = forward_layers(params, consts, p.activations, read_rows(data, None),
+                                           plain_mlp=data.x.dtype == jnp.float32 and data.x.size <= KERNEL_MAX_X)
+            else:
+                _, logits = forward(params, consts, read_rows(data, None), p.activations, p.quantize_bits,
+                                    p.noise_std, key)
+        # Accuracy against the labels each row is scored on: the trained-on labels for training rows (what the
+        # network fits; Zhang et al.'s training accuracy), the true labels for test rows (never changed).
+        y_all = runs.y_fit if fit_labels else data.y
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_all)
+        correct = (jnp.argmax(logits, -1) == y_all).astype(jnp.float32)
+        own = runs is not None and runs.is_train is not None
+        tr, te = (runs.is_train, runs.is_test) if own else (data.is_train, data.is_test)
         metrics = jnp.stack([jnp.sum(ce * tr) / jnp.sum(tr), jnp.sum(correct * tr) / jnp.sum(tr),
                              jnp.sum(ce * te) / jnp.sum(te), jnp.sum(correct * te) / jnp.sum(te)])
         return mi, metrics
@@ -270,9 +371,10 @@ class Engine:
     # ------------------------------------------------------------------ all models, one chunk
     def _run_chunk(self, state: TrainState, consts: ModelConsts, data: Data, log_mask, n_epochs, start):
         self.trace_count += 1  # runs only while tracing
-        measure_all = jax.vmap(self.measure, in_axes=(0, 0, None, 0))
+        by_run = data_axes()
+        measure_all = jax.vmap(self.measure, in_axes=(0, 0, by_run, 0))
         mi_key = lambda s: jax.vmap(lambda k: jax.random.fold_in(k, 0))(s.key)
-        train_all = jax.vmap(self.train_epoch, in_axes=(0, 0, None))
+        train_all = jax.vmap(self.train_epoch, in_axes=(0, 0, by_run))
         mi_shape, met_shape = jax.eval_shape(measure_all, state.params, consts, data, mi_key(state))
         m, n_layers = consts.act_id.shape[0], self.prog.n_layers
 

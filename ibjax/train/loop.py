@@ -64,7 +64,8 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], n_pad, axis=0)])
     by_model, replicated = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
     consts = jax.device_put(jax.tree.map(pad, consts), by_model)
-    data = jax.device_put(data, replicated)
+    runs = None if data.runs is None else jax.device_put(jax.tree.map(pad, data.runs), by_model)
+    data = jax.device_put(data._replace(runs=None), replicated)._replace(runs=runs)
     seeds_d, lrs_d, moms_d = jax.device_put(
         (pad(np.asarray(seeds, np.uint32)), pad(np.asarray(lrs, np.float32)), pad(np.asarray(moms, np.float32))),
         by_model)

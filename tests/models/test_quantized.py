@@ -35,8 +35,8 @@ def test_exact_estimator_on_the_engines_quantized_layers_equals_brute_force():
         st = eng.init_state(jnp.asarray([3], jnp.uint32), consts, jnp.ones(1) * 1e-3, jnp.zeros(1))
         params, c0 = jax.tree.map(lambda a: a[0], st.params), jax.tree.map(lambda a: a[0], consts)
         mi, _ = eng.measure(params, c0, data)
-        layers, logits = forward(params, c0, data.x_all, ("tanh",), bits)
-        y = np.asarray(data.y_all)
+        layers, logits = forward(params, c0, data.x, ("tanh",), bits)
+        y = np.asarray(data.y)
         for layer, acts in enumerate(layers):
             acts = np.asarray(acts)
             assert all(len(np.unique(acts[:, k])) <= 2**bits for k in range(acts.shape[1]))

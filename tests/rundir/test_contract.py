@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 import ibjax
 from ibjax.report import write_report
@@ -34,10 +35,16 @@ def test_old_run_directory_loads_and_reports(tmp_path):
 def test_cells_and_run_ids_of_old_runs_are_reproduced():
     """The sweep file that made the old directory (old_run_v0_1.yaml) gives today the same resolved spec (so
     --resume sees no changed key), the same run ids and the same cells (the report groups them as before)."""
-    from ibjax.spec import load_spec, to_yaml
+    from ibjax.rundir.layout import spec_differences
+    from ibjax.spec import SweepSpec, load_spec, to_yaml
 
     spec = load_spec(OLD.with_suffix(".yaml"))
-    assert to_yaml(spec) == (OLD / "spec.yaml").read_text()
+    old_spec, defaults = yaml.safe_load((OLD / "spec.yaml").read_text()), yaml.safe_load(to_yaml(SweepSpec()))
+    assert spec_differences(old_spec, yaml.safe_load(to_yaml(spec)), defaults) == []
+    # ... but a later key set away from its default is a difference
+    changed = yaml.safe_load(to_yaml(spec))
+    changed["data"]["label_noise"] = 0.5
+    assert spec_differences(old_spec, changed, defaults) == ["data.label_noise: None -> 0.5"]
     old = pd.read_parquet(OLD / "runs.parquet").set_index("run_id")
     assert {r.run_id(spec): r.cell() for r in expand_grid(spec)} == old.cell.to_dict()
 

@@ -74,8 +74,8 @@ def test_padded_network_equals_unpadded():
         outside = np.asarray(w_w).copy()
         outside[: w_t.shape[0], : w_t.shape[1]] = 0
         assert not outside.any()  # padded weights are 0
-    h_t, _ = forward(first(st_t.params), first(c_tight), DATA.x_all, ("sigmoid",))
-    h_w, _ = forward(first(st_w.params), first(c_wide), DATA.x_all, ("sigmoid",))
+    h_t, _ = forward(first(st_t.params), first(c_tight), DATA.x, ("sigmoid",))
+    h_w, _ = forward(first(st_w.params), first(c_wide), DATA.x, ("sigmoid",))
     for a, b, width in zip(h_t, h_w, (10, 7, 5, 4, 3)):
         np.testing.assert_allclose(np.asarray(b[:, :width]), np.asarray(a), rtol=1e-6, atol=1e-7)
         assert float(jnp.abs(b[:, width:]).max()) == 0.0
@@ -126,7 +126,7 @@ def test_minibatch_gradient_stats_match_a_plain_loop():
     params, grads = st.params, []
     for b in range(prog.n_batches):
         idx = order[b * 256:(b + 1) * 256]
-        g = jax.grad(eng.loss)(params, c0, DATA.x_train[idx], DATA.y_train[idx], jnp.ones(len(idx)))
+        g = jax.grad(eng.loss)(params, c0, DATA.x[DATA.train_idx[idx]], DATA.y[DATA.train_idx[idx]], jnp.ones(len(idx)))
         grads.append([np.asarray(w) for w in g["w"]])
         params = jax.tree.map(lambda p, gg: p - 0.05 * gg, params, g)
     for layer in range(6):

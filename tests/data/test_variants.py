@@ -1,0 +1,57 @@
+"""Per-run data variants: nested training sets, label noise of exactly the asked fraction, test labels kept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ibjax.data import load_task
+from ibjax.data.variants import noisy_labels, run_data
+from ibjax.spec import DataSpec
+
+
+def test_training_fractions_are_nested_stratified_and_disjoint_from_their_test_rows():
+    task = load_task(DataSpec())
+    sets = [task.split_for(f) for f in (0.05, 0.45, 0.85)]
+    for (small, _), (large, _) in zip(sets, sets[1:]):
+        assert np.isin(small, large).all()  # a smaller training set is part of every larger one
+    for f, (train, test) in zip((0.05, 0.45, 0.85), sets):
+        assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 4096
+        assert np.bincount(task.y[train]).tolist() == [round(f * c) for c in np.bincount(task.y)]
+    assert np.array_equal(task.split_for(0.85)[0], task.train_idx)  # the default fraction is the shared split
+
+
+def test_run_data_rows_masks_and_labels():
+    task = load_task(DataSpec())
+    rd = run_data(task, [0.05, 0.85, 0.05], [0.0, 1.0, 0.5], [0, 0, 1], 0.0, variant_seed=7)
+    n_small = len(task.split_for(0.05)[0])
+    assert rd.train_idx.shape == (3, len(task.train_idx)) and rd.n_train.tolist() == [n_small, len(task.train_idx), n_small]
+    for i in range(3):
+        rows = rd.train_idx[i, :rd.n_train[i]]
+        assert np.array_equal(np.flatnonzero(rd.is_train[i]), np.sort(rows))
+        assert not (rd.is_train[i] * rd.is_test[i]).any() and (rd.is_train[i] + rd.is_test[i]).all()
+        test = rd.is_test[i] > 0
+        assert np.array_equal(rd.y_fit[i][test], task.y[test])  # test labels are never changed
+    assert np.array_equal(rd.y_fit[0], task.y)  # p = 0
+    flipped = (rd.y_fit[1] != task.y).mean()
+    assert 0.4 < flipped < 0.6  # p = 1 on 2 classes: about half the labels differ from the true ones
+
+
+def test_label_noise_replaces_exactly_the_fraction_asked_for():
+    y = np.repeat(np.arange(10), 100).astype(np.int32)
+    train = np.arange(0, 1000, 2)
+    out = noisy_labels(y, train, 0.3, 10, (0, 5))
+    assert np.array_equal(out[1::2], y[1::2])  # rows outside the training set keep their labels
+    # 150 training rows were redrawn uniformly from 10 classes: about 135 of them changed
+    changed = (out != y).sum()
+    assert 110 < changed <= 150
+    assert np.array_equal(out, noisy_labels(y, train, 0.3, 10, (0, 5)))  # reproducible
+    assert not np.array_equal(out, noisy_labels(y, train, 0.3, 10, (0, 6)))  # another run, another draw
+    random = noisy_labels(y, train, 1.0, 10, (0, 5))[train]
+    assert abs((random == y[train]).mean() - 0.1) < 0.05  # p = 1: the labels carry no information
+
+
+def test_no_variants_means_no_per_run_arrays():
+    task = load_task(DataSpec())
+    assert run_data(task, [None, None], [None, None], [0, 1], 0.0, 0) is None
+    rd = run_data(task, [None], [None], [0], 0.25, 0)  # data.label_noise without a grid axis
+    assert rd.train_idx is None and rd.y_fit is not None
