@@ -364,8 +364,9 @@ class Engine:
         correct = (jnp.argmax(logits, -1) == y_all).astype(jnp.float32)
         own = runs is not None and runs.is_train is not None
         tr, te = (runs.is_train, runs.is_test) if own else (data.is_train, data.is_test)
-        metrics = jnp.stack([jnp.sum(ce * tr) / jnp.sum(tr), jnp.sum(correct * tr) / jnp.sum(tr),
-                             jnp.sum(ce * te) / jnp.sum(te), jnp.sum(correct * te) / jnp.sum(te)])
+        # where, not a product: a row outside a mask must not reach the other mask's means (NaN * 0 is NaN)
+        mean = lambda v, mask: jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask)
+        metrics = jnp.stack([mean(ce, tr), mean(correct, tr), mean(ce, te), mean(correct, te)])
         return mi, metrics
 
     # ------------------------------------------------------------------ all models, one chunk

@@ -1,0 +1,71 @@
+"""Per-run data variants inside one program: a network with its own training set or labels trains exactly as it
+does alone, and never touches rows outside its training set."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ibjax.data.variants import run_data
+from ibjax.sweep.plan import mi_epochs
+from ibjax.train import run_program
+from tests.helpers import tiny_bucket, tishby_task
+
+TANH = ((10, 7, 5, 4, 3), "tanh")
+
+
+def train_variants(fractions, noise, seeds, task=None, epochs=8, **program):
+    task = task or tishby_task()
+    rd = run_data(task, fractions, noise, seeds, 0.0, 0)
+    n_train = max(len(task.split_for(f)[0]) if f is not None else len(task.train_idx) for f in fractions)
+    per_run = any(f is not None for f in fractions)
+    eng, consts = tiny_bucket([TANH] * len(seeds), n_train=n_train, n_pool=task.pool_size if per_run else None,
+                              chunk=5, **program)
+    data = task.device_data()._replace(runs=rd)
+    return run_program(eng, seeds, consts, [1e-3] * len(seeds), [0.0] * len(seeds), data,
+                       mi_epochs(epochs, every=2), epochs)
+
+
+def test_a_network_trains_alike_alone_and_beside_networks_with_other_training_sets():
+    beside = train_variants([0.05, 0.85, 0.45], [None] * 3, [3, 3, 3])
+    for i, f in enumerate((0.05, 0.85, 0.45)):
+        alone = train_variants([f], [None], [3])
+        np.testing.assert_allclose(beside.metrics[:, i], alone.metrics[:, 0], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(beside.mi[:, i, :, :, :2], alone.mi[:, 0, :, :, :2], atol=0.02)
+        np.testing.assert_allclose(beside.grads[:, i, :, 0], alone.grads[:, 0, :, 0], rtol=1e-4, atol=1e-7)
+        # the spread is sqrt(mean(g^2) - mean(g)^2): float cancellation leaves ~1e-5 where it is 0 (one batch)
+        np.testing.assert_allclose(beside.grads[:, i, :, 1], alone.grads[:, 0, :, 1], rtol=1e-3, atol=1e-4)
+    # and the three really trained differently (their own rows)
+    assert not np.allclose(beside.metrics[-1, 0], beside.metrics[-1, 1])
+
+
+def test_all_networks_at_the_shared_fraction_equal_the_shared_split():
+    """grid.train_fraction: [0.85] (per-run arrays, all the same) computes what the shared split does."""
+    per_run = train_variants([0.85, 0.85], [None, None], [1, 2])
+    shared = train_variants([None, None], [None, None], [1, 2])
+    np.testing.assert_allclose(per_run.metrics, shared.metrics, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(per_run.mi[..., :2], shared.mi[..., :2], atol=0.02)
+
+
+def test_a_network_never_reads_rows_outside_its_training_set():
+    """Rows outside the 5 % training set are NaN: the network's parameters stay finite, its training metrics too
+    (its test metrics are NaN: they read those rows)."""
+    task = tishby_task()
+    train, _ = task.split_for(0.05)
+    x = np.full_like(task.x, np.nan)
+    x[train] = task.x[train]
+    poisoned = replace(task, x=x)
+    res = train_variants([0.05], [None], [0], task=poisoned)
+    assert res.params_finite.all() and np.isfinite(res.metrics[:, 0, :2]).all()
+    assert np.isnan(res.metrics[:, 0, 2]).all()
+
+
+def test_label_noise_beside_clean_networks_trains_as_alone():
+    beside = train_variants([None, None], [0.0, 1.0], [4, 4])
+    alone = train_variants([None], [1.0], [4])
+    np.testing.assert_allclose(beside.metrics[:, 1], alone.metrics[:, 0], rtol=2e-5, atol=1e-6)
+    # K = 5: I(T;Y) against the trained-on labels; for p = 0 it is I(T;Y) itself
+    assert beside.mi.shape[-1] == 5
+    np.testing.assert_array_equal(beside.mi[:, 0, :, :, 4], beside.mi[:, 0, :, :, 1])
+    assert not np.allclose(beside.mi[-1, 1, :, :, 4], beside.mi[-1, 1, :, :, 1])
