@@ -24,7 +24,8 @@ def test_run_data_rows_masks_and_labels():
     task = load_task(DataSpec())
     rd = run_data(task, [0.05, 0.85, 0.05], [0.0, 1.0, 0.5], [0, 0, 1], 0.0, variant_seed=7)
     n_small = len(task.split_for(0.05)[0])
-    assert rd.train_idx.shape == (3, len(task.train_idx)) and rd.n_train.tolist() == [n_small, len(task.train_idx), n_small]
+    n_large = len(task.train_idx)
+    assert rd.train_idx.shape == (3, n_large) and rd.n_train.tolist() == [n_small, n_large, n_small]
     for i in range(3):
         rows = rd.train_idx[i, :rd.n_train[i]]
         assert np.array_equal(np.flatnonzero(rd.is_train[i]), np.sort(rows))
