@@ -38,6 +38,20 @@ BAD = [
     ({"train.epochs": 10**12}, "train.epochs", "less than or equal to 10000000"),
     ({"train.batch_size": 5000}, "train.batch_size: 5000 is larger than the training set (3481", "'full'"),
     ({"grid.batch_size": [256, 4000]}, "grid.batch_size[1]: 4000 is larger", "'full'"),
+    # data and its variants
+    ({"grid.train_fraction": [0.05, 1.0]}, "grid.train_fraction: 1 must be below 1", "test set"),
+    ({"grid.train_fraction": [0.0, 0.5]}, "grid.train_fraction[0]", "greater than 0"),
+    ({"data.train_fraction": 1.2}, "data.train_fraction", "less than or equal to 1"),
+    ({"grid.label_noise": [0.5, 1.5]}, "grid.label_noise[1]", "less than or equal to 1"),
+    ({"data.label_noise": -0.1}, "data.label_noise", "greater than or equal to 0"),
+    ({"data.mi_sample": {"n": 5000}}, "data.mi_sample.n: 5,000 rows asked for", "at most 4,096"),
+    ({"data.dataset": "idx", "data.path": "no/such/folder"}, "data.path: folder not found", "t10k-images"),
+    ({"data.dataset": "idx"}, "dataset 'idx' needs data.path", "fashion-mnist"),
+    ({"data.dataset": "tfds"}, "dataset 'tfds' needs data.name", "mnist"),
+    ({"data.path": "x.mat"}, "path: only for datasets 'mat' and 'idx'", "tishby12"),
+    ({"data.train_rows": 100}, "train_rows: only with split 'official'", "train_fraction"),
+    ({"data.dataset": "digits", "data.split": "official"}, "split 'official'", "no official split"),
+    ({"data.name": "mnist"}, "name: only for dataset 'tfds'", "tishby12"),
 ]
 
 
@@ -111,3 +125,18 @@ def test_bad_command_line(capsys, monkeypatch, args, hint):
 def test_yaml_syntax_error(capsys, tmp_path):
     code, err = run_main(capsys, tmp_path, b"train: {epochs: 3\n")
     assert code == 2 and "not valid YAML" in err and "Traceback" not in err
+
+
+def test_a_truncated_idx_file_names_the_file(capsys, tmp_path):
+    from ibjax.data.idx import FILES
+    from tests.data.test_images import fake_idx_folder
+
+    fake_idx_folder(tmp_path / "imgs", n_train=40, n_test=20)
+    target = tmp_path / "imgs" / (FILES["train", "labels"] + ".gz")
+    import gzip
+
+    raw = gzip.decompress(target.read_bytes())
+    target.write_bytes(gzip.compress(raw[:-3]))
+    code, err = run_main(capsys, tmp_path, small_spec(**{"data.dataset": "idx", "data.path": str(tmp_path / "imgs")}))
+    assert code == 2 and str(target) in err and "truncated" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
