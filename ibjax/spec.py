@@ -90,8 +90,12 @@ class DataSpec(_Frozen):
     label_noise: NoiseFraction = 0.0
     """A fraction p of every network's training labels replaced by uniformly random classes (Zhang et al. 2017),
     drawn per run from (variant_seed, the run's seed). A grid axis too (grid.label_noise)."""
+    inputs: Literal["original", "shuffled_pixels", "gaussian"] = "original"
+    """Random inputs (Zhang et al. 2017), per run from (variant_seed, its seed): shuffled_pixels (one fixed pixel
+    permutation for all images), gaussian (each image a fixed draw of Gaussian pixels with the training rows'
+    per-pixel mean and std); labels stay true. A grid axis too (grid.inputs)."""
     variant_seed: int = Field(0, ge=0)
-    """Seed of the per-run data variants (label noise), combined with each run's own seed."""
+    """Seed of the per-run data variants (label noise, random inputs), combined with each run's own seed."""
 
     @model_validator(mode="before")
     @classmethod
@@ -295,6 +299,8 @@ class GridSpec(_Frozen):
     """Per-run training sets over the one stored dataset (all fractions share a compiled program)."""
     label_noise: _nonempty(NoiseFraction) = None
     """Per-run fraction of training labels replaced by random classes (one program for every fraction)."""
+    inputs: _nonempty(Literal["original", "shuffled_pixels", "gaussian"]) = None
+    """Per-run random inputs (one program for all of them)."""
 
     @model_validator(mode="after")
     def _no_repeated_values(self):

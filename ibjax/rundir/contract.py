@@ -16,7 +16,7 @@ TABLES = ("runs", "info", "metrics", "gradients")
 # The grid's axes other than the seed, in the cell string's order. A cell is one value of each; they are the
 # run table's setting columns. spec.GridSpec has exactly these fields and `seed` (a test checks it).
 GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size", "quantize_bits",
-             "noise_std", "train_fraction", "label_noise")
+             "noise_std", "train_fraction", "label_noise", "inputs")
 CELL_SETTINGS = GRID_AXES
 
 # Short keys of the cell string (`activation=tanh,hidden=10-7-5-4-3,optimizer=adam,lr=0.0004,batch=256`);

@@ -36,6 +36,7 @@ class Run:
     # and enters the run id through the data settings): per-run training sets and label noise.
     train_fraction: float | None = None
     label_noise: float | None = None
+    inputs: str | None = None
 
     def settings(self, spec: SweepSpec) -> dict:
         """Everything that determines this network's training (estimators excluded: they only observe)."""
@@ -60,13 +61,13 @@ class Run:
         return (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
 
 
-OPTIONAL_FIELDS = ("quantize_bits", "noise_std", "train_fraction", "label_noise")  # left out of ids when None
-DATA_AXES = ("train_fraction", "label_noise")  # grid axes of the data section
+OPTIONAL_FIELDS = ("quantize_bits", "noise_std", "train_fraction", "label_noise", "inputs")  # left out of ids when None
+DATA_AXES = ("train_fraction", "label_noise", "inputs")  # grid axes of the data section
 
 # Data settings added after the first run directories: left out of the run id while at their defaults, so that
 # the 12-bit task's runs keep their ids.
 _LATER_DATA_KEYS = ("name", "data_dir", "train_split", "test_split", "download", "train_rows", "test_rows",
-                    "preprocess", "mi_sample", "label_noise", "variant_seed")
+                    "preprocess", "mi_sample", "label_noise", "inputs", "variant_seed")
 
 
 def common_settings(spec: SweepSpec) -> dict:

@@ -98,7 +98,8 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
 def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:
     """The sweep's data with this bucket's per-run variants (training sets, labels) attached, if it has any."""
     runs = run_data(task, [r.train_fraction for r in b.runs], [r.label_noise for r in b.runs],
-                    [r.seed for r in b.runs], spec.data.label_noise, spec.data.variant_seed)
+                    [r.seed for r in b.runs], spec.data.label_noise, spec.data.variant_seed,
+                    [r.inputs for r in b.runs], spec.data.inputs)
     return data._replace(runs=runs)
 
 

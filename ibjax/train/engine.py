@@ -46,11 +46,20 @@ KERNEL_MAX_X = 2**18
 
 def read_rows(data: Data, rows):
     """Rows of x as the networks see them (float32): x[rows] (every row when rows is None), preprocessed
-    inside the program when x is stored as uint8."""
+    inside the program when x is stored as uint8; inside a vmap over networks, with this network's random-input
+    variant (data.runs: shuffled pixels, Gaussian images) applied."""
     x = data.x if rows is None else data.x[rows]
-    if x.dtype == jnp.float32:
+    if x.dtype != jnp.float32:
+        x = x.astype(jnp.float32) * data.scale + data.shift
+    runs = data.runs
+    if runs is None or not runs.input_variants:
         return x
-    return x.astype(jnp.float32) * data.scale + data.shift
+    x = x[:, runs.pixel_perm]
+    rows = jnp.arange(data.x.shape[0]) if rows is None else rows
+    # A fixed Gaussian image per stored row: its draw depends on the network's seed and the row only.
+    key = jax.random.PRNGKey(runs.gaussian_seed)
+    noise = jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (x.shape[1],)))(rows)
+    return jnp.where(runs.gaussian, runs.gaussian_mean + runs.gaussian_std * noise, x)
 
 
 def data_specs() -> Data:
@@ -267,10 +276,11 @@ class Engine:
         rows = runs.train_idx if own_rows else data.train_idx
         own_labels = runs is not None and runs.y_fit is not None
         y = runs.y_fit if own_labels else data.y
-        x = read_rows(data, None)
         # The native kernel reads x whole and one shared label vector on every call: only for small float data.
         kernel_ok = (p.quantize_bits is None and p.noise_std is None and data.x.dtype == jnp.float32
-                     and data.x.size <= KERNEL_MAX_X and not own_labels)
+                     and data.x.size <= KERNEL_MAX_X and not own_labels
+                     and not (runs is not None and runs.input_variants))
+        x = data.x if kernel_ok else None
 
         def step(carry, batch):
             params, opt_state, gsum, gsq = carry
@@ -321,7 +331,8 @@ class Engine:
         y_mi = data.y if data.mi_idx is None else data.y[data.mi_idx]
         fit_labels = runs is not None and runs.y_fit is not None
         plain = p.quantize_bits is None and p.noise_std is None
-        kernel_ok = data.x.dtype == jnp.float32 and x_mi.size <= KERNEL_MAX_X
+        shared_x = data.x.dtype == jnp.float32 and not (runs is not None and runs.input_variants)
+        kernel_ok = shared_x and x_mi.size <= KERNEL_MAX_X
         if plain:  # the native kernel on the CPU where it fits (see loss_grads)
             hidden, logits = forward_layers(params, consts, p.activations, x_mi, plain_mlp=kernel_ok)
         else:
@@ -353,7 +364,7 @@ class Engine:
         if data.mi_idx is not None:  # the MI sample is not every row: one more forward pass for the metrics
             if plain:
                 _, logits = forward_layers(params, consts, p.activations, read_rows(data, None),
-                                           plain_mlp=data.x.dtype == jnp.float32 and data.x.size <= KERNEL_MAX_X)
+                                           plain_mlp=shared_x and data.x.size <= KERNEL_MAX_X)
             else:
                 _, logits = forward(params, consts, read_rows(data, None), p.activations, p.quantize_bits,
                                     p.noise_std, key)

@@ -56,3 +56,33 @@ def test_no_variants_means_no_per_run_arrays():
     assert run_data(task, [None, None], [None, None], [0, 1], 0.0, 0) is None
     rd = run_data(task, [None], [None], [0], 0.25, 0)  # data.label_noise without a grid axis
     assert rd.train_idx is None and rd.y_fit is not None
+
+
+def test_random_inputs_as_the_network_reads_them():
+    """shuffled_pixels: one fixed permutation of the columns; gaussian: a fixed Gaussian image per row with the
+    training rows' per-pixel mean and std, the same on every read, another for another seed."""
+    import jax
+
+    from ibjax.train.engine import read_rows
+
+    task = load_task(DataSpec(dataset="digits"))
+    rd = run_data(task, [None] * 3, [None] * 3, [0, 1, 2], 0.0, 0, ["original", "shuffled_pixels", "gaussian"])
+    assert rd.y_fit is None and rd.train_idx is None  # labels and training rows untouched
+    data = task.device_data()._replace(runs=rd)
+    from ibjax.train.engine import data_axes
+
+    read = jax.vmap(read_rows, in_axes=(data_axes(), None))
+    rows = np.arange(0, 1797, 7)
+    x = np.asarray(read(data, rows))
+    base = task.x_float(rows)
+    np.testing.assert_array_equal(x[0], base)
+    perm = rd.pixel_perm[1]
+    assert not np.array_equal(perm, np.arange(64)) and np.array_equal(np.sort(perm), np.arange(64))
+    np.testing.assert_array_equal(x[1], base[:, perm])
+    gauss = np.asarray(read(data, np.arange(1797)))[2]
+    np.testing.assert_array_equal(gauss[rows], x[2])  # the same image for the same row, whatever else is read
+    xt = task.x_float(task.train_idx)
+    assert np.abs(gauss.mean(0) - xt.mean(0)).max() < 0.1 and np.abs(gauss.std(0) / np.maximum(xt.std(0), 1e-6)
+                                                                     - 1)[xt.std(0) > 0.05].max() < 0.2
+    other = run_data(task, [None], [None], [7], 0.0, 0, ["gaussian"])
+    assert not np.allclose(np.asarray(read(task.device_data()._replace(runs=other), rows))[0], x[2])

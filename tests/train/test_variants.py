@@ -15,9 +15,9 @@ from tests.helpers import tiny_bucket, tishby_task
 TANH = ((10, 7, 5, 4, 3), "tanh")
 
 
-def train_variants(fractions, noise, seeds, task=None, epochs=8, **program):
+def train_variants(fractions, noise, seeds, task=None, epochs=8, inputs=None, **program):
     task = task or tishby_task()
-    rd = run_data(task, fractions, noise, seeds, 0.0, 0)
+    rd = run_data(task, fractions, noise, seeds, 0.0, 0, inputs)
     n_train = max(len(task.split_for(f)[0]) if f is not None else len(task.train_idx) for f in fractions)
     per_run = any(f is not None for f in fractions)
     eng, consts = tiny_bucket([TANH] * len(seeds), n_train=n_train, n_pool=task.pool_size if per_run else None,
@@ -69,3 +69,13 @@ def test_label_noise_beside_clean_networks_trains_as_alone():
     assert beside.mi.shape[-1] == 5
     np.testing.assert_array_equal(beside.mi[:, 0, :, :, 4], beside.mi[:, 0, :, :, 1])
     assert not np.allclose(beside.mi[-1, 1, :, :, 4], beside.mi[-1, 1, :, :, 1])
+
+
+def test_random_inputs_beside_original_inputs_train_as_alone():
+    task = tishby_task()
+    beside = train_variants([None, None], [None, None], [5, 5], inputs=["original", "gaussian"])
+    alone = train_variants([None], [None], [5], inputs=["gaussian"])
+    original = train_variants([None], [None], [5])
+    np.testing.assert_allclose(beside.metrics[:, 1], alone.metrics[:, 0], rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(beside.metrics[:, 0], original.metrics[:, 0], rtol=2e-5, atol=1e-6)
+    assert task.x.shape[1] == 12
