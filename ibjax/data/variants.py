@@ -1,6 +1,6 @@
 """Per-network data variants over the one stored dataset: training sets (train_fraction), labels
-(label_noise) and inputs (random inputs). They are rows of arrays with a leading model axis, so networks that differ only in them share one
-compiled program.
+(label_noise) and inputs (random inputs). They are rows of arrays with a leading model axis, so networks that
+differ only in them share one compiled program.
 
 Label noise (Zhang et al. 2017): round(p * n_train) of a network's training rows, chosen at random, get a class
 drawn uniformly from all classes (it may equal the true one, as in Zhang et al.'s "corrupted labels"). Drawn
