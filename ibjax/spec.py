@@ -96,6 +96,14 @@ class DataSpec(_Frozen):
     per-pixel mean and std); labels stay true. A grid axis too (grid.inputs)."""
     variant_seed: int = Field(0, ge=0)
     """Seed of the per-run data variants (label noise, random inputs), combined with each run's own seed."""
+    irrelevant_inputs: int = Field(0, ge=0)
+    """Append this many task-irrelevant input dimensions of independent noise to every row (Saxe et al. 2018: 30
+    relevant + 70 irrelevant): N(0, 1) for tishby12 / mat, uniform random pixels for images; the same for every
+    network (drawn with variant_seed). info.parquet then also has I(T;X_rel) and I(T;X_irr)."""
+    irrelevant_draws: int = Field(4, ge=2, le=64)
+    """With irrelevant_inputs: the MI sample pairs each of its rows with this many fixed irrelevant vectors (a
+    product design, X uniform over it), so both parts of X repeat and I(T;X_rel), I(T;X_irr) are counted exactly
+    as I(T;Y) is: H(T) + H(part) - H(T, part). The MI sample grows this many times."""
 
     @model_validator(mode="before")
     @classmethod

@@ -56,6 +56,10 @@ class Task:
     description: str = ""
     source_index: np.ndarray | None = None  # each row's index in the file it came from (None: the same as its row)
     source_split: np.ndarray | None = None  # each row's source split, e.g. "train" / "test" (None: one source)
+    # Task-irrelevant inputs (Saxe et al.): the last columns of x are noise; the MI sample is then a product of
+    # n_rel relevant rows x r irrelevant draws, row i * r + j = relevant row i with draw j.
+    n_irrelevant: int = 0
+    irrelevant_design: tuple[int, int] | None = None  # (n_rel, r)
 
     @property
     def n_classes(self) -> int:
@@ -97,8 +101,8 @@ class Task:
             train, _ = stratified_split(self.y[pool], fraction, self.split_seed) if fraction < 1 else (
                 np.arange(len(pool)), None)
             return pool[train], self.test_idx
-        train, test = make_split(self.y, self.split_kind, fraction, self.split_seed)
-        return train, test
+        train, test = make_split(self.y[pool], self.split_kind, fraction, self.split_seed)
+        return pool[train], pool[test]
 
     def device_data(self) -> Data:
         n = len(self.y)
@@ -190,6 +194,34 @@ def _with_mi_sample(task: Task, spec: DataSpec) -> Task:
     return replace(task, mi_idx=mi_idx)
 
 
+def _with_irrelevant_inputs(task: Task, spec: DataSpec) -> Task:
+    """Append k noise columns to every row, and the MI sample as a product of its relevant rows and r fixed
+    irrelevant vectors (new rows after the others: neither train nor test)."""
+    k, r = spec.irrelevant_inputs, spec.irrelevant_draws
+    rng = np.random.default_rng([spec.variant_seed, 1_000_003])  # one draw for the sweep, every network
+    n = len(task.y)
+    rel_rows = task.mi_rows
+    image = task.scale is not None and task.x.dtype == np.uint8
+    draw = (lambda m: rng.integers(0, 256, size=(m, k), dtype=np.uint8)) if image else (
+        lambda m: rng.standard_normal((m, k)).astype(np.float32))
+    noise_rows, noise_draws = draw(n), draw(r)
+    x_mi = np.concatenate([np.repeat(task.x[rel_rows], r, axis=0), np.tile(noise_draws, (len(rel_rows), 1))], axis=1)
+    x = np.concatenate([np.concatenate([task.x, noise_rows], axis=1), x_mi])
+    y = np.concatenate([task.y, np.repeat(task.y[rel_rows], r)])
+    scale, shift = task.scale, task.shift
+    if scale is not None:  # the noise pixels are preprocessed like the others
+        extra_scale, extra_shift = _preprocessing(noise_rows[task.train_idx], spec.resolved_preprocess, 255.0)
+        scale, shift = np.concatenate([scale, extra_scale]), np.concatenate([shift, extra_shift])
+    src_index = task.source_index if task.source_index is not None else np.arange(n)
+    src_split = task.source_split if task.source_split is not None else np.full(n, "all")
+    pool = task.pool_idx if task.pool_idx is not None else np.arange(n)  # the MI-only rows never train
+    return replace(task, x=x, y=y, scale=scale, shift=shift, mi_idx=np.arange(n, len(y)), n_irrelevant=k,
+                   pool_idx=pool,
+                   irrelevant_design=(len(rel_rows), r),
+                   source_index=np.concatenate([src_index, np.repeat(src_index[rel_rows], r)]),
+                   source_split=np.concatenate([src_split, np.repeat(src_split[rel_rows], r)]))
+
+
 def load_task(spec: DataSpec) -> Task:
     """The dataset of a data spec, split and with its MI sample. DataError names the file or setting at fault."""
     if spec.dataset == "tishby12":
@@ -215,4 +247,5 @@ def load_task(spec: DataSpec) -> Task:
         task = _official(spec, train, test, f"TFDS dataset {spec.name!r}")
     else:  # the spec refuses other names
         raise DataError(f"unknown dataset {spec.dataset!r}")
-    return _with_mi_sample(task, spec)
+    task = _with_mi_sample(task, spec)
+    return _with_irrelevant_inputs(task, spec) if spec.irrelevant_inputs else task

@@ -67,7 +67,8 @@ DATA_AXES = ("train_fraction", "label_noise", "inputs")  # grid axes of the data
 # Data settings added after the first run directories: left out of the run id while at their defaults, so that
 # the 12-bit task's runs keep their ids.
 _LATER_DATA_KEYS = ("name", "data_dir", "train_split", "test_split", "download", "train_rows", "test_rows",
-                    "preprocess", "mi_sample", "label_noise", "inputs", "variant_seed")
+                    "preprocess", "mi_sample", "label_noise", "inputs", "variant_seed", "irrelevant_inputs",
+                    "irrelevant_draws")
 
 
 def common_settings(spec: SweepSpec) -> dict:

@@ -92,7 +92,7 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
                    estimators=build_estimators(spec, task.n_classes, b.noise_std),
                    chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
                    quantize_bits=b.quantize_bits, noise_std=b.noise_std,
-                   n_pool=task.pool_size if per_run else None)
+                   n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design)
 
 
 def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:

@@ -82,6 +82,8 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
                     "image_shape": list(task.image_shape), "n_classes": task.n_classes,
                     "stored_as": "uint8" if data.x.dtype == "uint8" else "float32",
                     "preprocess": spec.data.resolved_preprocess,
+                    "irrelevant_inputs": task.n_irrelevant, "n_relevant_inputs": int(task.x.shape[1]) - task.n_irrelevant,
+                    "irrelevant_design": list(task.irrelevant_design) if task.irrelevant_design else None,
                     "mi_sample": {**spec.data.mi_sample.model_dump(), "rows_file": "mi_sample.parquet"}},
         "estimators": [{"kind": type(e).__name__, **asdict(e)} for e in estimators],
         "shards": [{"shard": f"{index}/{count}", "status": "running"}], "shard_index": index,

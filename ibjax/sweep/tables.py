@@ -26,10 +26,22 @@ def diverged_from(result: BucketResult) -> np.ndarray:
     return np.where(~result.params_finite & (first < 0), result.mi_epochs[-1], first)
 
 
+def extra_mi_columns(spec: SweepSpec) -> list[str]:
+    """info.parquet's columns after i_xt, i_ty, bin_lo, bin_hi, in the engine's order: I(T;Y) against the
+    trained-on labels (a sweep with label noise), I(T;X_rel) and I(T;X_irr) (task-irrelevant inputs)."""
+    cols = []
+    if spec.grid.label_noise or spec.data.label_noise > 0:
+        cols.append("i_ty_trained")
+    if spec.data.irrelevant_inputs:
+        cols += ["i_xt_rel", "i_xt_irr"]
+    return cols
+
+
 def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str]) -> dict:
     est_names = [e.resolved_name for e in spec.mi.estimators]
     layers = layer_names(bucket.depth)
     t, m, n_layers, n_est, n_cols = result.mi.shape
+    assert n_cols == 4 + len(extra_mi_columns(spec)), (n_cols, extra_mi_columns(spec))  # engine and tables agree
     div_epoch = diverged_from(result)
     rid = np.asarray(run_ids)
 
@@ -46,8 +58,8 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
         "i_xt": mi[..., 0].ravel(), "i_ty": mi[..., 1].ravel(),
         "bin_lo": mi[..., 2].ravel(), "bin_hi": mi[..., 3].ravel(),
     })
-    if n_cols > 4:  # networks with their own training labels (label noise): I(T;Y) against those labels too
-        info["i_ty_trained"] = mi[..., 4].ravel()
+    for k, name in enumerate(extra_mi_columns(spec), start=4):
+        info[name] = mi[..., k].ravel()
 
     met = result.metrics
     metrics = pd.DataFrame({

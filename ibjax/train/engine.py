@@ -14,6 +14,7 @@ Shapes: M models, N MI samples, L dense layers (hidden + output), E estimators, 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -103,6 +104,9 @@ class Program:
     # any network may train on) cut to the network's own count, so a network trains the same whatever the other
     # networks of its program are; n_train is then the largest training set of the program.
     n_pool: int | None = None
+    # Task-irrelevant inputs: the MI sample is n_rel relevant rows x r irrelevant draws (row i * r + j); every
+    # estimator also gives I(T;X_rel) and I(T;X_irr), counting the part's index as it counts labels.
+    irrelevant: tuple[int, int] | None = None
 
     @property
     def n_layers(self) -> int:
@@ -357,6 +361,11 @@ class Engine:
             out = est(acts, y_mi, ctx)
             if y_fit_mi is not None:  # I(T;Y) against the labels this network was trained on
                 out = (*out, est(acts, y_fit_mi, ctx).i_ty)
+            if p.irrelevant is not None:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
+                n_rel, r = p.irrelevant
+                row = jnp.arange(n_rel * r, dtype=jnp.int32)
+                out = (*out, dataclasses.replace(est, n_classes=n_rel)(acts, row // r, ctx).i_ty,
+                       dataclasses.replace(est, n_classes=r)(acts, row % r, ctx).i_ty)
             return jnp.stack(out).astype(jnp.float64)
 
         mi = jnp.stack([jnp.stack([estimates(est, acts, ctx) for est in p.estimators])

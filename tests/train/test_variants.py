@@ -79,3 +79,40 @@ def test_random_inputs_beside_original_inputs_train_as_alone():
     np.testing.assert_allclose(beside.metrics[:, 1], alone.metrics[:, 0], rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(beside.metrics[:, 0], original.metrics[:, 0], rtol=2e-5, atol=1e-6)
     assert task.x.shape[1] == 12
+
+
+def test_information_about_relevant_and_irrelevant_inputs_against_ground_truth():
+    """X = (X_rel, X_irr) uniform over the product design. A network blind to the irrelevant columns has
+    I(T;X_irr) = 0 and I(T;X_rel) = H(T) = I(X;T); one blind to the relevant columns the reverse (every layer,
+    exactly: counting is exact)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ibjax.data import load_task
+    from ibjax.mi import Binning
+    from ibjax.models.mlp import stack_consts
+    from ibjax.spec import DataSpec
+    from ibjax.train import Engine, Program
+
+    task = load_task(DataSpec(irrelevant_inputs=6, irrelevant_draws=4, mi_sample={"n": 512}))
+    assert task.x.shape == (4096 + 512 * 4, 18) and task.irrelevant_design == (512, 4)
+    # the product design: row i * 4 + j = relevant row i with irrelevant draw j
+    mi = task.x[task.mi_idx].reshape(512, 4, 18)
+    assert (mi[:, :, :12] == mi[:, :1, :12]).all() and (mi[:, :, 12:] == mi[:1, :, 12:]).all()
+    hidden = (10, 7, 5, 4, 3)
+    prog = Program((18, *hidden, 2), ("tanh",), "adam", len(task.train_idx), 256, (Binning(n_classes=2),), 4,
+                   irrelevant=task.irrelevant_design)
+    eng = Engine(prog)
+    consts = stack_consts([(hidden, "tanh")], ("tanh",), 18, hidden)
+    st = eng.init_state(jnp.asarray([0], jnp.uint32), consts, jnp.ones(1) * 1e-3, jnp.zeros(1))
+    params, c0 = jax.tree.map(lambda a: a[0], st.params), jax.tree.map(lambda a: a[0], consts)
+    data = task.device_data()
+    for blind, zero_col, full_col in ((slice(12, 18), 5, 4), (slice(0, 12), 4, 5)):
+        w0 = params["w"][0].at[blind].set(0.0)
+        mi_, _ = eng.measure({**params, "w": [w0, *params["w"][1:]]}, c0, data)
+        mi_ = np.asarray(mi_)[:, 0]  # [L, K]: i_xt, i_ty, lo, hi, i_xt_rel, i_xt_irr
+        np.testing.assert_allclose(mi_[:, zero_col], 0.0, atol=1e-12)
+        np.testing.assert_allclose(mi_[:, full_col], mi_[:, 0], atol=1e-12)
+    # unblinded, both parts carry information and neither exceeds its own entropy
+    mi_ = np.asarray(eng.measure(params, c0, data)[0])[:, 0]
+    assert (mi_[:-1, 4] > 1).all() and (mi_[:-1, 5] > 0.1).all() and (mi_[:, 5] <= 2 + 1e-9).all()
