@@ -32,3 +32,15 @@ def test_program_memory_quick_produces_the_comparison(tmp_path):
     small, large = table["rows"]
     assert 0 < small["account_mb"] < large["account_mb"]  # the account grows with the networks
     assert large["peak_rss_mb"] > large["account_mb"]  # the process holds at least what XLA assigned
+
+
+@pytest.mark.slow
+def test_image_benchmark_quick_produces_the_table(tmp_path):
+    out = tmp_path / "i.json"
+    proc = run_cli("benchmarks.images", "--quick", "--n", "1", "2", "--json", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("share_of_peak_2=")
+    table = json.loads(out.read_text())
+    assert [r["n"] for r in table["rows"]] == [1, 2] and table["peak_gflops"] > 0
+    for r in table["rows"]:
+        assert r["net_epochs_per_s_mi_at_ends"] > 0 and 0 < r["share_of_peak"] and r["device_mb_per_device"] > 0
