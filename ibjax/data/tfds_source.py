@@ -43,7 +43,9 @@ def _builder(tfds, spec: DataSpec):
 def _features(info, name: str) -> tuple[str, str]:
     """The image and the label feature of a dataset (by kind, so `image`/`label` need not be their names)."""
     features = info.features
-    images = [k for k, f in features.items() if type(f).__name__ == "Image"]
+    # An Image feature, or a uint8 Tensor of rank 2-3 (how datasets prepared without TensorFlow store images).
+    images = [k for k, f in features.items() if type(f).__name__ == "Image" or (
+        type(f).__name__ == "Tensor" and str(np.dtype(f.np_dtype)) == "uint8" and len(f.shape) in (2, 3))]
     labels = [k for k, f in features.items() if type(f).__name__ == "ClassLabel"]
     if len(images) != 1 or len(labels) != 1:
         raise DataError(f"TFDS dataset {name!r}: expected one image feature and one class-label feature, found "
