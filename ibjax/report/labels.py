@@ -15,6 +15,9 @@ _FORMATS = {
     "batch_size": lambda v: f"batch {v}",
     "quantize_bits": lambda v: "float" if is_unset(v) else f"{int(v)}-bit",
     "noise_std": lambda v: "deterministic" if is_unset(v) else f"noise {v:g}",
+    "train_fraction": lambda v: "shared split" if is_unset(v) else f"train {100 * v:g} %",
+    "label_noise": lambda v: "true labels" if is_unset(v) else f"label noise {v:g}",
+    "inputs": lambda v: "original inputs" if is_unset(v) else f"{v} inputs".replace("_", " "),
 }
 
 
@@ -32,4 +35,5 @@ def cell_slug(cell: str) -> str:
     """A file-name-safe short form of a cell string."""
     short = cell.replace("activation=", "").replace("hidden=", "w").replace("optimizer=", "")
     short = short.replace("lr=", "lr").replace("batch=", "bs").replace("momentum=", "m")
+    short = short.replace("train_fraction=", "train").replace("label_noise=", "labelnoise")
     return re.sub(r"[^A-Za-z0-9.\-]+", "_", short).strip("_")
