@@ -167,7 +167,7 @@ def main() -> None:
         print(f"memory per added network: {growth:.1f} MB (the dataset is {data_mb:.1f} MB: not copied per network)")
     out = {"source": source, "peak_gflops": peak, "shape_peak_gflops": shape_peak, "epochs": epochs,
            "n_train": int(len(task.train_idx)), "n_rows": n_eval, "n_mi": n_mi, "dataset_mb": data_mb, "rows": rows,
-           "command": " ".join(["python", *sys.argv])}
+           "command": " ".join(["python benchmarks/images.py", *sys.argv[1:]])}
     Path(args.json).write_text(json.dumps(out, indent=2))
     last = rows[-1]
     print(f"share_of_peak_{last['n']}={last['share_of_peak']:.2f}")

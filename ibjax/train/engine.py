@@ -284,7 +284,13 @@ class Engine:
         kernel_ok = (p.quantize_bits is None and p.noise_std is None and data.x.dtype == jnp.float32
                      and data.x.size <= KERNEL_MAX_X and not own_labels
                      and not (runs is not None and runs.input_variants))
-        x = data.x if kernel_ok else None
+        # The kernel copies its x on every call: give it only the training rows when they are shared (computed
+        # once per epoch for all networks: nothing here is batched), so that indices are into them.
+        x, y_k, to_rows = None, None, None
+        if kernel_ok and own_rows:
+            x, y_k, to_rows = data.x, y, (lambda idx: rows[idx])
+        elif kernel_ok:
+            x, y_k, to_rows = data.x[data.train_idx], y[data.train_idx], (lambda idx: idx)
 
         def step(carry, batch):
             params, opt_state, gsum, gsq = carry
@@ -293,8 +299,8 @@ class Engine:
             # The native kernel on the CPU for plain MLPs (several times faster than XLA for layers this
             # small: BUILD_NOTES.md, issue 6); jax.grad of the same loss otherwise.
             if kernel_ok:
-                grads = loss_grads(lambda *a: self.loss(*a, k_noise), params, consts, p.activations, x, y,
-                                   rows[idx_S], w_S, plain_mlp=True)
+                grads = loss_grads(lambda *a: self.loss(*a, k_noise), params, consts, p.activations, x, y_k,
+                                   to_rows(idx_S), w_S, plain_mlp=True)
             else:
                 r_S = rows[idx_S]
                 grads = jax.grad(lambda *a: self.loss(*a, k_noise))(params, consts, read_rows(data, r_S), y[r_S],
