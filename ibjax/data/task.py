@@ -97,9 +97,8 @@ class Task:
         """(train rows, test rows) of a run that trains on `fraction` of the pool: stratified with the sweep's
         split seed, so smaller fractions are subsets of larger ones (nested training sets)."""
         pool = np.arange(len(self.y)) if self.pool_idx is None else self.pool_idx
-        if self.official_test:
-            train, _ = stratified_split(self.y[pool], fraction, self.split_seed) if fraction < 1 else (
-                np.arange(len(pool)), None)
+        if self.official_test:  # fraction 1: every pool row
+            train, _ = stratified_split(self.y[pool], fraction, self.split_seed)
             return pool[train], self.test_idx
         train, test = make_split(self.y[pool], self.split_kind, fraction, self.split_seed)
         return pool[train], pool[test]
@@ -157,10 +156,7 @@ def _official(spec: DataSpec, train: tuple, test: tuple, description: str, pixel
     y = _labels_0_to_c(np.concatenate([y_tr[tr], y_te[te]]))
     pool = np.arange(len(tr))
     test_idx = np.arange(len(tr), len(y))
-    if spec.train_fraction < 1:
-        train_idx = pool[stratified_split(y[pool], spec.train_fraction, spec.split_seed)[0]]
-    else:
-        train_idx = pool
+    train_idx = pool[stratified_split(y[pool], spec.train_fraction, spec.split_seed)[0]]  # fraction 1: all
     scale, shift = _preprocessing(x[train_idx], spec.resolved_preprocess, pixel_max)
     return Task(x=x, y=y, train_idx=train_idx, test_idx=test_idx, scale=scale, shift=shift,
                 image_shape=tuple(image_shape), pool_idx=pool, official_test=True, split_kind="official",

@@ -45,6 +45,14 @@ NOISE_DRAWS = 8  # forward passes per logged epoch of a stochastic network (samp
 KERNEL_MAX_X = 2**18
 
 
+def kernel_reads(data: Data, x) -> bool:
+    """Whether the native MLP kernel may take `x` (rows of data.x as read_rows gives them): float32 rows shared by
+    every network (no per-network input variants), small enough to copy on every call."""
+    runs = data.runs
+    return (data.x.dtype == jnp.float32 and not (runs is not None and runs.input_variants)
+            and x.size <= KERNEL_MAX_X)
+
+
 def read_rows(data: Data, rows):
     """Rows of x as the networks see them (float32): x[rows] (every row when rows is None), preprocessed
     inside the program when x is stored as uint8; inside a vmap over networks, with this network's random-input
@@ -281,9 +289,8 @@ class Engine:
         own_labels = runs is not None and runs.y_fit is not None
         y = runs.y_fit if own_labels else data.y
         # The native kernel reads x whole and one shared label vector on every call: only for small float data.
-        kernel_ok = (p.quantize_bits is None and p.noise_std is None and data.x.dtype == jnp.float32
-                     and data.x.size <= KERNEL_MAX_X and not own_labels
-                     and not (runs is not None and runs.input_variants))
+        kernel_ok = (p.quantize_bits is None and p.noise_std is None and not own_labels
+                     and kernel_reads(data, data.x))
         # The kernel copies its x on every call: give it only the training rows when they are shared (computed
         # once per epoch for all networks: nothing here is batched), so that indices are into them.
         x, y_k, to_rows = None, None, None
@@ -333,20 +340,21 @@ class Engine:
         """MI of every layer under every estimator [L, E, K] and metrics [4] of one model.
 
         K = 4 (i_xt, i_ty, lo, hi), plus i_ty against the labels the network trained on when it has per-run
-        labels (label noise). Metrics are over every row of x (train and test masks); the MI over the MI sample.
+        labels (label noise), plus I(T;X_rel), I(T;X_irr) with task-irrelevant inputs. Metrics are over every row
+        of x (train and test masks); the MI over the MI sample.
         `key`: the noise of a stochastic network's measurement pass (noise_std only)."""
         p = self.prog
         runs = data.runs
         x_mi = read_rows(data, data.mi_idx)
         y_mi = data.y if data.mi_idx is None else data.y[data.mi_idx]
         fit_labels = runs is not None and runs.y_fit is not None
-        plain = p.quantize_bits is None and p.noise_std is None
-        shared_x = data.x.dtype == jnp.float32 and not (runs is not None and runs.input_variants)
-        kernel_ok = shared_x and x_mi.size <= KERNEL_MAX_X
-        if plain:  # the native kernel on the CPU where it fits (see loss_grads)
-            hidden, logits = forward_layers(params, consts, p.activations, x_mi, plain_mlp=kernel_ok)
-        else:
-            hidden, logits = forward(params, consts, x_mi, p.activations, p.quantize_bits, p.noise_std, key)
+
+        def layers_on(x):
+            if p.quantize_bits is None and p.noise_std is None:  # the native kernel on the CPU where it fits
+                return forward_layers(params, consts, p.activations, x, plain_mlp=kernel_reads(data, x))
+            return forward(params, consts, x, p.activations, p.quantize_bits, p.noise_std, key)
+
+        hidden, logits = layers_on(x_mi)
         layers = [*hidden, jax.nn.softmax(logits)]
         draws = [None] * len(hidden)
         if p.noise_std is not None:
@@ -377,12 +385,7 @@ class Engine:
         mi = jnp.stack([jnp.stack([estimates(est, acts, ctx) for est in p.estimators])
                         for acts, ctx in zip(layers, ctxs)])
         if data.mi_idx is not None:  # the MI sample is not every row: one more forward pass for the metrics
-            if plain:
-                _, logits = forward_layers(params, consts, p.activations, read_rows(data, None),
-                                           plain_mlp=shared_x and data.x.size <= KERNEL_MAX_X)
-            else:
-                _, logits = forward(params, consts, read_rows(data, None), p.activations, p.quantize_bits,
-                                    p.noise_std, key)
+            _, logits = layers_on(read_rows(data, None))
         # Accuracy against the labels each row is scored on: the trained-on labels for training rows (what the
         # network fits; Zhang et al.'s training accuracy), the true labels for test rows (never changed).
         y_all = runs.y_fit if fit_labels else data.y
