@@ -19,3 +19,12 @@ ACTIVATIONS = {
 
 # Output ranges of the bounded activations: the binning estimator's natural range for them.
 BOUNDED_RANGES = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+
+
+def activate(z, act_id, names: tuple[str, ...]):
+    """Apply the model's activation (`act_id` indexes `names`, the activations of its program). With several in a
+    program, all are computed and one is selected (what lax.switch would do under vmap anyway)."""
+    if len(names) == 1:
+        return ACTIVATIONS[names[0]](z)
+    outs = [ACTIVATIONS[n](z) for n in names]
+    return jnp.select([act_id == i for i in range(len(names))], outs)

@@ -15,7 +15,8 @@ as `jax.grad` of the loss and `forward`, to float rounding.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +24,12 @@ import numpy as np
 from jax import lax
 
 from ibjax import native
-from ibjax.models.activations import ACTIVATIONS, BOUNDED_RANGES
+from ibjax.models.activations import BOUNDED_RANGES, activate
+from ibjax.models.family import dropout as drop_units
 from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
+
+
+DROPOUT_STREAM = 1 << 20  # dropout masks fold the key with this + layer (the noise folds it with the layer)
 
 
 class ModelConsts(NamedTuple):
@@ -92,15 +97,6 @@ def init_params(key, consts: ModelConsts, dims: tuple[int, ...]) -> dict:
     return {"w": ws, "b": bs}
 
 
-def activate(z, act_id, names: tuple[str, ...]):
-    """Apply the model's activation. With several in a bucket, all are computed and one is selected
-    (what lax.switch would do under vmap anyway)."""
-    if len(names) == 1:
-        return ACTIVATIONS[names[0]](z)
-    outs = [ACTIVATIONS[n](z) for n in names]
-    return jnp.select([act_id == i for i in range(len(names))], outs)
-
-
 def fake_quantize(h_NxH, mask_H, bits: int):
     """Quantize a layer to 2^bits levels over its own [min, max] on these rows (real units), with a
     straight-through gradient: Lorenzen et al.'s quantization-aware training (their TanhQuantizer uses the
@@ -115,12 +111,13 @@ def fake_quantize(h_NxH, mask_H, bits: int):
 
 
 def forward(params: dict, consts: ModelConsts, x_NxD, names: tuple[str, ...], quantize_bits: int | None = None,
-            noise_std: float | None = None, key=None):
+            noise_std: float | None = None, key=None, dropout: float | None = None):
     """Hidden activations (masked; quantized to 2^quantize_bits levels if given) and output logits of one model.
 
     With noise_std (a stochastic network, Goldfeld et al. 2019): N(0, noise_std^2) is added to every hidden
     layer (real units) and the noisy values feed the next layer; the returned hidden values are each layer's
-    values *before its own noise* (the centres of its Gaussian mixture given the upstream noise)."""
+    values *before its own noise* (the centres of its Gaussian mixture given the upstream noise).
+    With dropout (training only): each hidden layer's units dropped after it is recorded (and after its noise)."""
     h = x_NxD
     hidden = []
     for layer, (w, b, mask) in enumerate(zip(params["w"][:-1], params["b"][:-1], consts.masks)):
@@ -131,6 +128,8 @@ def forward(params: dict, consts: ModelConsts, x_NxD, names: tuple[str, ...], qu
         hidden.append(h)
         if noise_std is not None:
             h = h + noise_std * jax.random.normal(jax.random.fold_in(key, layer), h.shape, h.dtype) * mask
+        if dropout is not None:
+            h = drop_units(h, dropout, jax.random.fold_in(key, DROPOUT_STREAM + layer), True)
     logits = h @ params["w"][-1] + params["b"][-1]
     return hidden, logits
 
@@ -160,3 +159,52 @@ def loss_grads(loss_fn, params, consts: ModelConsts, names: tuple[str, ...], x_N
         return xla()
     return native.dispatch(
         "mlp", lambda: kernel_grads(params, _codes(consts, names), consts.masks, x_NxD, y_N, idx_S, w_S), xla)
+
+
+@dataclass(frozen=True)
+class MLP:
+    """The `mlp` family (ibjax.models.family): stacked MLPs padded to one program's widths.
+
+    dims = (in_dim, *hidden_pad, n_classes). A plain network (not quantized, no noise, no dropout) may train and
+    run its MI pass through the native CPU kernel (`plain`, `kernel_grads`, `kernel_layers`)."""
+
+    dims: tuple[int, ...]
+    activations: tuple[str, ...]
+    quantize_bits: int | None = None
+    noise_std: float | None = None
+    dropout: float | None = None
+    kind: ClassVar[str] = "mlp"
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return (*(f"h{i + 1}" for i in range(len(self.dims) - 2)), "out")
+
+    @property
+    def grad_names(self) -> tuple[str, ...]:
+        return self.layer_names
+
+    @property
+    def plain(self) -> bool:
+        """The function the native kernel computes: no quantization, noise or dropout."""
+        return self.quantize_bits is None and self.noise_std is None and self.dropout is None
+
+    def init(self, key, consts: ModelConsts) -> dict:
+        return init_params(key, consts, self.dims)
+
+    def apply(self, params, consts: ModelConsts, x_NxD, key=None, train: bool = False):
+        return forward(params, consts, x_NxD, self.activations, self.quantize_bits, self.noise_std, key,
+                       self.dropout if train else None)
+
+    def contexts(self, consts: ModelConsts) -> list[tuple]:
+        # Static True when every activation of the program is bounded: estimators may then skip range passes.
+        bounded = True if all(a in BOUNDED_RANGES for a in self.activations) else consts.bounded
+        return [(m > 0, consts.nat_lo, consts.nat_hi, bounded) for m in consts.masks]
+
+    def grad_leaves(self, grads) -> list[list]:
+        return [[w] for w in grads["w"]]
+
+    def kernel_grads(self, loss_fn, params, consts, x_NxD, y_N, idx_S, w_S):
+        return loss_grads(loss_fn, params, consts, self.activations, x_NxD, y_N, idx_S, w_S, plain_mlp=True)
+
+    def kernel_layers(self, params, consts, x_NxD, *, use_kernel: bool):
+        return forward_layers(params, consts, self.activations, x_NxD, plain_mlp=use_kernel)

@@ -29,8 +29,8 @@ from jax.sharding import PartitionSpec as P
 
 from ibjax.data.task import Data
 from ibjax.mi.interface import LayerContext
-from ibjax.models.activations import BOUNDED_RANGES
-from ibjax.models.mlp import ModelConsts, forward, forward_layers, init_params, loss_grads
+from ibjax.models.family import ModelFamily, weight_mask
+from ibjax.models.mlp import MLP, ModelConsts
 from ibjax.train.shuffle import feistel_permutation
 
 # For the chunk program on the CPU only (never set process-wide): XLA 0.10's YNNPACK fusions of elementwise
@@ -115,10 +115,23 @@ class Program:
     # Task-irrelevant inputs: the MI sample is n_rel relevant rows x r irrelevant draws (row i * r + j); every
     # estimator also gives I(T;X_rel) and I(T;X_irr), counting the part's index as it counts labels.
     irrelevant: tuple[int, int] | None = None
+    # The model family (ibjax.models.family); None: the MLP of dims / activations / quantize_bits / noise_std.
+    model: ModelFamily | None = None
+    dropout: float | None = None  # dropout rate after every hidden layer in training (None: none)
+    # Whether the optimizer adds weight_decay * w to the gradients of weight matrices / kernels (the rate is per
+    # network, in the optimizer state like the learning rate); False: the optimizer of earlier versions, unchanged.
+    weight_decay: bool = False
+
+    @property
+    def family(self) -> ModelFamily:
+        if self.model is not None:
+            return self.model
+        return MLP(self.dims, self.activations, self.quantize_bits, self.noise_std, self.dropout)
 
     @property
     def n_layers(self) -> int:
-        return len(self.dims) - 1
+        """Weight groups with gradient statistics (for an MLP: its dense layers, hidden and output)."""
+        return len(self.family.grad_names)
 
     @property
     def n_batches(self) -> int:
@@ -129,8 +142,19 @@ class Program:
         return -(-(n_epochs + 1) // self.chunk)
 
 
-def make_optimizer(name: str, learning_rate=0.0, momentum=0.0) -> optax.GradientTransformation:
-    """Hyperparameters are injected into the optimizer state, so they can differ per model in one program."""
+def make_optimizer(name: str, learning_rate=0.0, momentum=0.0, weight_decay=None) -> optax.GradientTransformation:
+    """Hyperparameters are injected into the optimizer state, so they can differ per model in one program.
+    weight_decay (not None): L2 regularisation, weight_decay * w added to the gradient of every weight matrix and
+    kernel before the optimizer (Keras's kernel_regularizer l2(c) is weight_decay = 2c)."""
+    if weight_decay is not None:
+        def decayed(learning_rate, momentum, weight_decay):
+            base = {"adam": lambda: optax.adam(learning_rate), "sgd": lambda: optax.sgd(learning_rate),
+                    "momentum": lambda: optax.sgd(learning_rate, momentum=momentum)}
+            if name not in base:
+                raise ValueError(f"unknown optimizer {name!r}")
+            return optax.chain(optax.add_decayed_weights(weight_decay, mask=weight_mask), base[name]())
+        return optax.inject_hyperparams(decayed)(learning_rate=learning_rate, momentum=momentum,
+                                                 weight_decay=weight_decay)
     if name == "adam":
         return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
     if name == "sgd":
@@ -177,7 +201,8 @@ class Engine:
     def __init__(self, prog: Program):
         self.prog = prog
         self.trace_count = 0
-        self._tx = make_optimizer(prog.optimizer)
+        self.family = prog.family
+        self._tx = make_optimizer(prog.optimizer, weight_decay=0.0 if prog.weight_decay else None)
         self.init_state = jax.jit(jax.vmap(self._init_one))
         self._chunk_programs: dict = {}
         self._compiled: dict = {}  # argument signature -> CompiledChunk
@@ -246,16 +271,17 @@ class Engine:
 
     # ------------------------------------------------------------------ one model
     # The chunk vmaps these over the model axis; they are public so that tests can check one model alone.
-    def _init_one(self, seed, consts: ModelConsts, lr, momentum) -> TrainState:
+    def _init_one(self, seed, consts: ModelConsts, lr, momentum, weight_decay=None) -> TrainState:
         k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
-        params = init_params(k_init, consts, self.prog.dims)
-        opt_state = make_optimizer(self.prog.optimizer, lr, momentum).init(params)
+        params = self.family.init(k_init, consts)
+        wd = (jnp.zeros_like(lr) if weight_decay is None else weight_decay) if self.prog.weight_decay else None
+        opt_state = make_optimizer(self.prog.optimizer, lr, momentum, wd).init(params)
         return TrainState(params, opt_state, k_train)
 
     def loss(self, params, consts, xb, yb, wb, key=None):
-        """Mean cross-entropy of one model on a minibatch, weighted by wb (padding rows weigh 0)."""
-        p = self.prog
-        _, logits = forward(params, consts, xb, p.activations, p.quantize_bits, p.noise_std, key)
+        """Mean cross-entropy of one model on a minibatch (in training mode: dropout on), weighted by wb
+        (padding rows weigh 0)."""
+        _, logits = self.family.apply(params, consts, xb, key, train=True)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
         return jnp.sum(ce * wb) / jnp.sum(wb)
 
@@ -289,8 +315,8 @@ class Engine:
         own_labels = runs is not None and runs.y_fit is not None
         y = runs.y_fit if own_labels else data.y
         # The native kernel reads x whole and one shared label vector on every call: only for small float data.
-        kernel_ok = (p.quantize_bits is None and p.noise_std is None and not own_labels
-                     and kernel_reads(data, data.x))
+        fam = self.family
+        kernel_ok = getattr(fam, "plain", False) and not own_labels and kernel_reads(data, data.x)
         # The kernel copies its x on every call: give it only the training rows when they are shared (computed
         # once per epoch for all networks: nothing here is batched), so that indices are into them.
         x, y_k, to_rows = None, None, None
@@ -306,8 +332,8 @@ class Engine:
             # The native kernel on the CPU for plain MLPs (several times faster than XLA for layers this
             # small: BUILD_NOTES.md, issue 6); jax.grad of the same loss otherwise.
             if kernel_ok:
-                grads = loss_grads(lambda *a: self.loss(*a, k_noise), params, consts, p.activations, x, y_k,
-                                   to_rows(idx_S), w_S, plain_mlp=True)
+                grads = fam.kernel_grads(lambda *a: self.loss(*a, k_noise), params, consts, x, y_k,
+                                         to_rows(idx_S), w_S)
             else:
                 r_S = rows[idx_S]
                 grads = jax.grad(lambda *a: self.loss(*a, k_noise))(params, consts, read_rows(data, r_S), y[r_S],
@@ -319,21 +345,26 @@ class Engine:
                 keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
                 new_params, new_opt = keep(new_params, params), keep(new_opt, opt_state)
                 grads = jax.tree.map(lambda g: jnp.where(active, g, 0.0), grads)
-            gsum = [a + g for a, g in zip(gsum, grads["w"])]
-            gsq = [a + g * g for a, g in zip(gsq, grads["w"])]
+            groups = fam.grad_leaves(grads)
+            gsum = [[a + g for a, g in zip(acc, grp)] for acc, grp in zip(gsum, groups)]
+            gsq = [[a + g * g for a, g in zip(acc, grp)] for acc, grp in zip(gsq, groups)]
             return (new_params, new_opt, gsum, gsq), None
 
-        zeros = [jnp.zeros_like(w) for w in state.params["w"]]
+        zeros = [[jnp.zeros_like(w) for w in grp] for grp in fam.grad_leaves(state.params)]
         (params, opt_state, gsum, gsq), _ = lax.scan(
             step, (state.params, state.opt_state, zeros, zeros), (idx_BxS, w_BxS, jnp.arange(p.n_batches)))
         # Shwartz-Ziv & Tishby's drift/diffusion statistics of the weight gradients over this epoch's batches:
         # the norm of the mean gradient and the norm of the (elementwise) standard deviation.
         n_batches = -(-n_real // p.batch_size) if own_rows else p.n_batches
+        # A group of several arrays (a user module's submodule) is one vector: the norms over all of them.
         stats = []
-        for s, q in zip(gsum, gsq):
-            mean = s / n_batches
-            var = jnp.maximum(q / n_batches - mean * mean, 0.0)
-            stats.append(jnp.stack([jnp.linalg.norm(mean), jnp.sqrt(jnp.sum(var))]))
+        for s_grp, q_grp in zip(gsum, gsq):
+            mean_sq = var_sum = 0.0
+            for s, q in zip(s_grp, q_grp):
+                mean = s / n_batches
+                mean_sq = mean_sq + jnp.sum(mean * mean)
+                var_sum = var_sum + jnp.sum(jnp.maximum(q / n_batches - mean * mean, 0.0))
+            stats.append(jnp.stack([jnp.sqrt(mean_sq), jnp.sqrt(var_sum)]))
         return TrainState(params, opt_state, key), jnp.stack(stats)
 
     def measure(self, params, consts: ModelConsts, data: Data, key=None):
@@ -349,23 +380,24 @@ class Engine:
         y_mi = data.y if data.mi_idx is None else data.y[data.mi_idx]
         fit_labels = runs is not None and runs.y_fit is not None
 
+        fam = self.family
+        noisy = getattr(fam, "noise_std", None) is not None
+
         def layers_on(x):
-            if p.quantize_bits is None and p.noise_std is None:  # the native kernel on the CPU where it fits
-                return forward_layers(params, consts, p.activations, x, plain_mlp=kernel_reads(data, x))
-            return forward(params, consts, x, p.activations, p.quantize_bits, p.noise_std, key)
+            if getattr(fam, "plain", False):  # the native kernel on the CPU where it fits
+                return fam.kernel_layers(params, consts, x, use_kernel=kernel_reads(data, x))
+            return fam.apply(params, consts, x, key)
 
         hidden, logits = layers_on(x_mi)
         layers = [*hidden, jax.nn.softmax(logits)]
         draws = [None] * len(hidden)
-        if p.noise_std is not None:
+        if noisy:
             # More passes with other noise draws: samples of each layer's pre-noise values given X, for the
             # noisy estimator's H(T|X) (Goldfeld et al.'s sample propagation). Draw 0 is `hidden` itself.
-            more = [forward(params, consts, x_mi, p.activations, p.quantize_bits, p.noise_std,
-                            jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
+            more = [fam.apply(params, consts, x_mi, jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
             draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
-        # Static True when every activation of the program is bounded: estimators may then skip range passes.
-        bounded = True if all(a in BOUNDED_RANGES for a in p.activations) else consts.bounded
-        ctxs = [LayerContext(m > 0, consts.nat_lo, consts.nat_hi, bounded, d) for m, d in zip(consts.masks, draws)]
+        ctxs = [LayerContext(mask, lo, hi, bounded, d)
+                for (mask, lo, hi, bounded), d in zip(fam.contexts(consts), draws)]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0), True))
         y_fit_mi = None
         if fit_labels:

@@ -41,13 +41,14 @@ class Interrupted(Exception):
 def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, schedule: np.ndarray,
                 n_epochs: int, progress: Callable[[int, int, float], None] | None = None,
                 checkpoints=None, stop_requested: Callable[[], bool] | None = None,
-                started: Callable[[float], None] | None = None) -> BucketResult:
+                started: Callable[[float], None] | None = None, weight_decays=None) -> BucketResult:
     """Train every model of a bucket for n_epochs, chunk by chunk, measuring MI at `schedule` epochs.
 
     checkpoints: a `BucketCheckpoints`; the bucket resumes from its latest checkpoint if there is one, and is
     checkpointed after chunks (as often as it says). stop_requested: checked after every chunk; when True the
     bucket is checkpointed and `Interrupted` raised. started: called with the set-up seconds (placement,
-    init, compile) just before the first chunk runs.
+    init, compile) just before the first chunk runs. weight_decays: per network, for a program with weight decay
+    (None: 0 for every network).
     """
     chunk = engine.prog.chunk
     n_chunks = engine.prog.n_chunks(n_epochs)
@@ -71,7 +72,11 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         by_model)
     # Every state leaf has the model axis first; pin it to the mesh (the compiler may have replicated
     # leaves that do not depend on sharded inputs, such as zero biases).
-    state = jax.device_put(engine.init_state(seeds_d, consts, lrs_d, moms_d), by_model)
+    init_args = (seeds_d, consts, lrs_d, moms_d)
+    if engine.prog.weight_decay:
+        wds = np.zeros(n_real) if weight_decays is None else weight_decays
+        init_args += (jax.device_put(pad(np.asarray(wds, np.float32)), by_model),)
+    state = jax.device_put(engine.init_state(*init_args), by_model)
     parts = {"mi": [], "metrics": [], "grads": []}  # in memory only without checkpoints (streamed otherwise)
     first_chunk = 0
     restored = checkpoints.restore(state) if checkpoints is not None else None

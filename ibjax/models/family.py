@@ -1,0 +1,71 @@
+"""The model-family protocol: what the compiled chunk needs of a network, whatever its kind.
+
+A family is a frozen, hashable description of one program's network structure (it keys the compiled program,
+with the other `ibjax.train.Program` fields). The engine never looks inside its parameters: it initialises one
+network from a key, applies it, and reads back the layers the family names. It is vmapped over the model axis
+by the engine; per-network settings that are data, not structure (activation, width masks) arrive as `consts`,
+one row of the bucket's stacked `ModelConsts`.
+
+    layer_names   the measured layers in network order; the softmax of the logits is always the last, "out"
+    grad_names    the groups of weights whose gradient statistics are recorded (the gradients table's layers)
+    init(key, consts) -> params                  one network (a pytree of float32 arrays)
+    apply(params, consts, x, key, train) -> (hidden, logits)
+                  hidden: one [N, units] array per measured layer before "out" (conv feature maps flattened
+                  per sample); key: the noise of stochastic networks and dropout; train: dropout on
+    contexts(consts) -> per hidden layer (real-unit mask [units], natural lo, hi, bounded)
+    grad_leaves(grads) -> per grad group, the weight arrays whose gradients it summarises
+
+Families: `ibjax.models.mlp.MLP` (padded widths, native CPU kernels), `ibjax.models.conv.Conv` and
+`ibjax.models.flax_module.FlaxModule` (both Flax NNX modules behind `ibjax.models.nnx_adapter`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+
+Array = Any
+
+
+class ModelFamily(Protocol):
+    kind: str
+
+    @property
+    def layer_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def grad_names(self) -> tuple[str, ...]: ...
+
+    def init(self, key, consts) -> Any: ...
+
+    def apply(self, params, consts, x_NxD, key=None, train: bool = False) -> tuple[list, Array]: ...
+
+    def contexts(self, consts) -> list[tuple]: ...
+
+    def grad_leaves(self, grads) -> list[list[Array]]: ...
+
+
+def is_weight(leaf) -> bool:
+    """Kernels and weight matrices (ndim >= 2) are decayed by weight_decay; biases and scales are not (as Keras's
+    kernel_regularizer, which Chelombiev et al.'s L2 runs use)."""
+    return jnp.ndim(leaf) >= 2
+
+
+def weight_mask(params):
+    """The pytree of `is_weight` flags (optax's mask for add_decayed_weights)."""
+    return jax.tree.map(is_weight, params)
+
+
+def dropout(h, rate: float | None, key, train: bool):
+    """Inverted dropout (kept units scaled by 1 / (1 - rate)) in training; the identity otherwise."""
+    if not train or rate is None or rate == 0.0:
+        return h
+    keep = jax.random.bernoulli(key, 1.0 - rate, h.shape)
+    return jnp.where(keep, h / (1.0 - rate), 0.0)
+
+
+class ModelError(ValueError):
+    """A model that cannot be built or does not fit the task (a user module that does not import, returns the
+    wrong shape, records no layer): the message names the model and what was expected. The CLI exits with 2."""
