@@ -154,16 +154,68 @@ QuantizeBits = Annotated[int, Field(ge=1, le=16)] | None
 NoiseStd = Annotated[float, Field(gt=0)] | None
 
 
+Channels = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)]
+DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)] | None
+MODEL_KINDS = ("mlp", "conv", "flax")
+_CONV_KEYS = ("channels", "kernel_size", "pool", "padding")
+_FLAX_KEYS = ("module", "kwargs", "layers")
+
+
 class ModelSpec(_Frozen):
+    kind: Literal["mlp", "conv", "flax"] = "mlp"
+    """mlp: dense layers `hidden` (widths padded per program; native CPU kernels); conv: conv blocks `channels`
+    then dense layers `hidden` (Flax NNX); flax: your own flax.nnx.Module, `module` + `kwargs`."""
     hidden: Widths = [10, 7, 5, 4, 3]
-    """Hidden widths; the output layer (softmax over the classes) is added."""
+    """Hidden widths (kind conv: the dense layers after the conv blocks); the output layer (softmax over the
+    classes) is added."""
     activation: Activation = "tanh"
+    """The hidden layers' activation (mlp, conv; a flax module has its own)."""
+    channels: Channels = [8, 16, 32]
+    """kind conv: output channels of each conv block (conv k x k, stride 1 -> activation -> max-pool)."""
+    kernel_size: int = Field(3, ge=1)
+    """kind conv: the k of the k x k kernels."""
+    pool: Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = 2
+    """kind conv: max-pool window (and stride) after every block, or one per block (1: no pooling)."""
+    padding: Literal["valid", "same"] = "valid"
+    """kind conv: valid (no padding: each conv shrinks the map by k - 1) or same."""
+    module: str | None = None
+    """kind flax: the module class, 'package.module:Class' (importable) or 'path/to/file.py:Class' (relative to
+    the spec's folder). Constructed as Class(**kwargs, rngs=nnx.Rngs(seed)); __call__(x) returns logits."""
+    kwargs: dict[str, Any] = {}
+    """kind flax: keyword arguments of the module's constructor (YAML values)."""
+    layers: Annotated[list[str], Field(min_length=1)] | None = None
+    """kind flax: submodules (attribute paths, e.g. encoder or head.hidden) whose outputs are measured, in this
+    order; null: the values the module records with self.sow(nnx.Intermediate, name, h)."""
+    dropout: DropoutRate = None
+    """Dropout rate after every hidden layer in training (mlp, conv; a flax module does its own); null or 0: none.
+    MI is measured without dropout."""
     quantize_bits: QuantizeBits = None
     """Quantize every hidden layer to 2^bits levels over its own min/max (straight-through gradients; Lorenzen
     et al. 2022, who use 8 and 4), in training and when MI is measured; null: not quantized."""
     noise_std: NoiseStd = None
     """A stochastic network (Goldfeld et al. 2019): N(0, noise_std^2) added to every hidden layer in training
     and when MI is measured; measure it with the estimator kind: noisy. null: deterministic."""
+
+    @model_validator(mode="after")
+    def _keys_fit_the_kind(self):
+        given = self.model_fields_set
+        for kind, keys in (("conv", _CONV_KEYS), ("flax", _FLAX_KEYS)):
+            stray = [k for k in keys if k in given and self.kind != kind]
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only for kind '{kind}', not '{self.kind}'")
+        if self.kind == "flax":
+            if not self.module:
+                raise ValueError("kind 'flax' needs model.module, e.g. 'examples/user_model.py:TinyCNN'")
+            own = [k for k in ("hidden", "activation", "dropout", "quantize_bits", "noise_std") if k in given]
+            if own:
+                raise ValueError(f"{', '.join(own)}: not for kind 'flax' (the module defines its own layers, "
+                                 f"activations, dropout and noise; give them as model.kwargs)")
+        if self.kind == "conv" and self.quantize_bits is not None:
+            raise ValueError("quantize_bits: only for kind 'mlp'")
+        if isinstance(self.pool, list) and len(self.pool) != len(self.channels):
+            raise ValueError(f"pool: {len(self.pool)} windows for {len(self.channels)} conv blocks (channels "
+                             f"{self.channels}); give one per block, or one number for all")
+        return self
 
 
 class TrainSpec(_Frozen):
@@ -175,6 +227,10 @@ class TrainSpec(_Frozen):
     """Used by optimizer: momentum only."""
     batch_size: BatchSize = 256
     """Minibatch size (each network reshuffles every epoch with its own key), or 'full' for full-batch GD."""
+    weight_decay: float = Field(0.0, ge=0.0)
+    """L2 regularisation: weight_decay * w added to the gradient of every weight matrix / kernel (not biases)
+    before the optimizer, i.e. a loss term weight_decay / 2 * |w|^2 (Keras's l2(c) is 2c; Chelombiev et al. 2019:
+    L2 increases compression). 0: none. A grid axis too, in one program."""
     chunk_epochs: int = Field(250, gt=0)
     """Epochs per compiled chunk: progress, and results streamed to the host, once per chunk."""
     max_models_per_program: int | None = Field(None, gt=0)
@@ -309,6 +365,12 @@ class GridSpec(_Frozen):
     """Per-run fraction of training labels replaced by random classes (one program for every fraction)."""
     inputs: _nonempty(Literal["original", "shuffled_pixels", "gaussian"]) = None
     """Per-run random inputs (one program for all of them)."""
+    channels: _nonempty(Channels) = None
+    """model.kind conv: channel lists (one program each)."""
+    weight_decay: _nonempty(Annotated[float, Field(ge=0.0)]) = None
+    """L2 rates (train.weight_decay), one program for all of them."""
+    dropout: Annotated[list[DropoutRate], Field(min_length=1)] | None = None
+    """Dropout rates (model.dropout; one program each)."""
 
     @model_validator(mode="after")
     def _no_repeated_values(self):
@@ -346,6 +408,26 @@ class SweepSpec(_Frozen):
     mi: MISpec = MISpec()
     grid: GridSpec = GridSpec()
     output: OutputSpec = OutputSpec()
+
+    @model_validator(mode="after")
+    def _grid_fits_the_model(self):
+        kind, g = self.model.kind, self.grid
+        if g.channels and kind != "conv":
+            raise ValueError(f"grid.channels: only for model.kind 'conv', not '{kind}'")
+        if kind == "flax":
+            own = [a for a in ("activation", "hidden", "dropout", "quantize_bits", "noise_std") if getattr(g, a)]
+            if own:
+                raise ValueError(f"grid.{own[0]}: not for model.kind 'flax' (the module defines it; vary "
+                                 f"model.kwargs with separate sweeps)")
+        if kind == "conv":
+            if g.quantize_bits and any(b is not None for b in g.quantize_bits):
+                raise ValueError("grid.quantize_bits: only for model.kind 'mlp'")
+            if isinstance(self.model.pool, list):
+                bad = [c for c in (g.channels or []) if len(c) != len(self.model.pool)]
+                if bad:
+                    raise ValueError(f"grid.channels: {bad[0]} has {len(bad[0])} blocks but model.pool gives "
+                                     f"{len(self.model.pool)} windows; give model.pool as one number")
+        return self
 
     @model_validator(mode="after")
     def _fractions_fit_the_split(self):
@@ -475,6 +557,12 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
         if value and not Path(value).expanduser().is_absolute():
             resolved = str((Path(path).parent / value).resolve())
             spec = spec.model_copy(update={"data": spec.data.model_copy(update={key: resolved})})
+    module = spec.model.module
+    if module and ":" in module:  # a file reference resolves against the spec's folder, like data paths
+        where, _, cls = module.rpartition(":")
+        if (where.endswith(".py") or "/" in where) and not Path(where).expanduser().is_absolute():
+            resolved = f"{(Path(path).parent / where).resolve()}:{cls}"
+            spec = spec.model_copy(update={"model": spec.model.model_copy(update={"module": resolved})})
     if spec.data.dataset == "mat" and not Path(spec.data.path).is_file():
         raise SpecError(f"data.path: file not found: {spec.data.path}")
     if spec.data.dataset == "idx" and not Path(spec.data.path).is_dir():

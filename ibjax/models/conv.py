@@ -15,7 +15,7 @@ program's activations), so an activation grid shares one program; channels and w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import ClassVar
 
 import jax
@@ -144,7 +144,7 @@ class Conv:
         return [[grads[name]["kernel"]] for name in self.grad_names]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _network(family: Conv) -> NNXNetwork:
     f = family
     return NNXNetwork(lambda rngs: ConvNet(f.image_shape, f.channels, f.kernel, f.pools, f.padding, f.dense,

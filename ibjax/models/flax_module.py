@@ -22,10 +22,11 @@ import importlib
 import importlib.util
 import inspect
 import json
+import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -179,7 +180,7 @@ class FlaxModule:
         return [leaves for _, leaves in self._groups(grads)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _network(f: FlaxModule) -> NNXNetwork:
     cls = load_class(f.module, f.base_dir)
     kwargs = json.loads(f.kwargs_json)
@@ -193,14 +194,14 @@ def _network(f: FlaxModule) -> NNXNetwork:
     return NNXNetwork(make, f.label)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _takes_rngs(f: FlaxModule) -> bool:
     call = type(nnx.eval_shape(lambda: f.network.make(nnx.Rngs(0)))).__call__
     params = inspect.signature(call).parameters
     return "rngs" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _discover(f: FlaxModule) -> tuple[str, ...]:
     """The measured layers, in the order the module computes them; checks the logits' shape (ModelError)."""
     net = f.network
@@ -246,12 +247,11 @@ def _discover(f: FlaxModule) -> tuple[str, ...]:
     return tuple(names)
 
 
-@lru_cache(maxsize=None)
+@cache
 def unit_counts(f: FlaxModule) -> tuple[int, ...]:
     """Units of every measured hidden layer (flattened per sample)."""
     params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
                           nnx.to_pure_dict(f.network.abstract_params))
-    hidden, _ = jax.eval_shape(lambda p, x: f.apply(p, None, x),
-                               params, jax.ShapeDtypeStruct((2, int(jnp.prod(jnp.asarray(f.input_shape)))),
-                                                            jnp.float32))
+    x = jax.ShapeDtypeStruct((2, math.prod(f.input_shape)), jnp.float32)
+    hidden, _ = jax.eval_shape(lambda p, x: f.apply(p, None, x), params, x)
     return tuple(int(h.shape[1]) for h in hidden)

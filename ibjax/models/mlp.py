@@ -28,7 +28,6 @@ from ibjax.models.activations import BOUNDED_RANGES, activate
 from ibjax.models.family import dropout as drop_units
 from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
 
-
 DROPOUT_STREAM = 1 << 20  # dropout masks fold the key with this + layer (the noise folds it with the layer)
 
 

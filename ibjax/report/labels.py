@@ -18,6 +18,9 @@ _FORMATS = {
     "train_fraction": lambda v: "shared split" if is_unset(v) else f"train {100 * v:g} %",
     "label_noise": lambda v: "true labels" if is_unset(v) else f"label noise {v:g}",
     "inputs": lambda v: "original inputs" if is_unset(v) else f"{v} inputs".replace("_", " "),
+    "channels": lambda v: "" if is_unset(v) else f"conv {v}",
+    "weight_decay": lambda v: "no L2" if is_unset(v) else f"L2 {v:g}",
+    "dropout": lambda v: "no dropout" if is_unset(v) else f"dropout {v:g}",
 }
 
 
@@ -25,8 +28,9 @@ def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
     """Short cell names from the settings that vary across cells (e.g. 'tanh 10-7-5-4-3', 'relu 8-bit')."""
     first = runs.groupby("cell", sort=False).first()
     cols = [c for c in CELL_SETTINGS if c in first and first[c].map(setting_key).nunique() > 1]
-    if not cols:
-        return {c: str(first.loc[c, "activation"]) if "activation" in first else c for c in first.index}
+    if not cols:  # one cell: its activation, or (a user's module, which has none) the cell string
+        has_act = "activation" in first and not first.activation.map(is_unset).any()
+        return {c: str(first.loc[c, "activation"]) if has_act else c for c in first.index}
     fmt = lambda k, v: _FORMATS[k](v) if k in _FORMATS else str(v)
     return {c: " ".join(fmt(k, first.loc[c, k]) for k in cols) for c in first.index}
 
@@ -36,4 +40,5 @@ def cell_slug(cell: str) -> str:
     short = cell.replace("activation=", "").replace("hidden=", "w").replace("optimizer=", "")
     short = short.replace("lr=", "lr").replace("batch=", "bs").replace("momentum=", "m")
     short = short.replace("train_fraction=", "train").replace("label_noise=", "labelnoise")
+    short = short.replace("channels=", "c").replace("weight_decay=", "l2").replace("dropout=", "drop")
     return re.sub(r"[^A-Za-z0-9.\-]+", "_", short).strip("_")

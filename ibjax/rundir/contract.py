@@ -16,7 +16,7 @@ TABLES = ("runs", "info", "metrics", "gradients")
 # The grid's axes other than the seed, in the cell string's order. A cell is one value of each; they are the
 # run table's setting columns. spec.GridSpec has exactly these fields and `seed` (a test checks it).
 GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size", "quantize_bits",
-             "noise_std", "train_fraction", "label_noise", "inputs")
+             "noise_std", "train_fraction", "label_noise", "inputs", "channels", "weight_decay", "dropout")
 CELL_SETTINGS = GRID_AXES
 
 # Short keys of the cell string (`activation=tanh,hidden=10-7-5-4-3,optimizer=adam,lr=0.0004,batch=256`);
@@ -44,9 +44,10 @@ def setting_text(value) -> str:
 
 
 def cell_name(settings: Mapping) -> str:
-    """The cell string of one run's settings (its GRID_AXES values; unset ones are left out)."""
+    """The cell string of one run's settings (its GRID_AXES values; unset and empty ones, such as a flax module's
+    activation and widths, are left out)."""
     return ",".join(f"{CELL_KEYS.get(k, k)}={setting_text(settings[k])}" for k in GRID_AXES
-                    if not is_unset(settings.get(k)))
+                    if not is_unset(settings.get(k)) and setting_text(settings[k]) != "")
 
 
 def part_name(bucket: int, shard_tag: str = "") -> str:
@@ -70,14 +71,27 @@ def hidden_index(name: str) -> int | None:
 
 
 def layer_order(layers: Iterable[str]) -> list[str]:
-    """Distinct layer names in network order: h1, h2, ..., h10 (numeric, not lexical), out, anything else."""
+    """Distinct layer names in network order, `out` (the softmax output) last. An MLP's h1, h2, ..., h10 sort
+    by number; a conv net's conv1, conv2, ..., dense1, ... by block kind (conv before dense), then number; any
+    other names (a user module's) keep the order they first appear in (the tables list layers in network order)."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(layers):
+        first.setdefault(name, i)
+
     def key(name: str):
+        if name == "out":
+            return (3, 0, 0, name)
         i = hidden_index(name)
-        return (0, i, name) if i is not None else (1 if name == "out" else 2, 0, name)
-    return sorted(set(layers), key=key)
+        if i is not None:
+            return (0, 0, i, name)
+        for rank, prefix in enumerate(("conv", "dense")):
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                return (1, rank, int(name[len(prefix):]), name)
+        return (2, first[name], 0, name)
+    return sorted(first, key=key)
 
 
 def deepest_hidden(layers: Iterable[str]) -> str | None:
-    """The last hidden layer among `layers` (None if there is none)."""
-    hidden = [name for name in layer_order(layers) if hidden_index(name) is not None]
+    """The last hidden layer (any layer but `out`) among `layers`, in network order (None if there is none)."""
+    hidden = [name for name in layer_order(layers) if name != "out"]
     return hidden[-1] if hidden else None

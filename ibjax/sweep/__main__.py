@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ibjax.data import DataError
+from ibjax.models.family import ModelError
 from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.store import read_manifest
 from ibjax.spec import SpecError, load_spec
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
               f"  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
         return 3
-    except (FileNotFoundError, DataError, RunDirError, SizingError, SpecError) as e:
+    except (FileNotFoundError, DataError, ModelError, RunDirError, SizingError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the run directory cannot be written: a full disk, no permission, a file in the way

@@ -3,8 +3,8 @@
 A run's `run_id` hashes its own settings (not its position in the grid), so adding an axis value never
 renames existing runs. Its `cell` is the same settings without the seed: the unit over which seeds are
 aggregated. Runs that can share one compiled program form a bucket: same depth, optimizer kind, batch
-size, quantization and noise (these fix shapes and the program's structure); widths are padded, activations and
-learning rates vary inside a bucket.
+size, quantization, noise, dropout and model structure (these fix shapes and the program's structure); MLP widths
+are padded, activations, learning rates and weight decay vary inside a bucket.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ class Run:
     train_fraction: float | None = None
     label_noise: float | None = None
     inputs: str | None = None
+    # Model settings added with the model families: None for an MLP (and for no dropout / no weight decay), so that
+    # earlier run ids stay the same.
+    channels: tuple[int, ...] | None = None  # conv blocks (model.kind conv)
+    weight_decay: float | None = None  # L2 rate (None: 0)
+    dropout: float | None = None  # dropout rate (None: 0)
 
     def settings(self, spec: SweepSpec) -> dict:
         """Everything that determines this network's training (estimators excluded: they only observe)."""
@@ -45,6 +50,8 @@ class Run:
     def _settings(self, common: dict) -> dict:
         s = {f: getattr(self, f) for f in RUN_FIELDS}
         s.update(hidden=list(self.hidden), **common)
+        if self.channels is not None:
+            s["channels"] = list(self.channels)
         for optional in OPTIONAL_FIELDS:
             if s[optional] is None:
                 del s[optional]  # so that run ids of plain runs are those of earlier versions
@@ -58,10 +65,14 @@ class Run:
         return cell_name({axis: getattr(self, axis) for axis in GRID_AXES})
 
     def bucket_key(self) -> tuple:
-        return (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
+        key = (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
+        if self.channels is not None:  # a conv net's program is fixed by its channels and dense widths
+            key += (self.channels, self.hidden)
+        return key + ((self.dropout,) if self.dropout is not None else ())
 
 
-OPTIONAL_FIELDS = ("quantize_bits", "noise_std", "train_fraction", "label_noise", "inputs")  # left out of ids when None
+OPTIONAL_FIELDS = ("quantize_bits", "noise_std", "train_fraction", "label_noise", "inputs", "channels",
+                   "weight_decay", "dropout")  # left out of ids when None
 DATA_AXES = ("train_fraction", "label_noise", "inputs")  # grid axes of the data section
 
 # Data settings added after the first run directories: left out of the run id while at their defaults, so that
@@ -72,13 +83,20 @@ _LATER_DATA_KEYS = ("name", "data_dir", "train_split", "test_split", "download",
 
 
 def common_settings(spec: SweepSpec) -> dict:
-    """The settings every run of a sweep shares that enter its run id (epochs, data)."""
+    """The settings every run of a sweep shares that enter its run id (epochs, data, and a conv or flax model's
+    sweep-level settings)."""
     data = spec.data.model_dump(mode="json")
     defaults = type(spec.data)().model_dump(mode="json")
     for key in _LATER_DATA_KEYS:
         if data[key] == defaults[key]:
             del data[key]
-    return {"epochs": spec.train.epochs, "data": data}
+    common = {"epochs": spec.train.epochs, "data": data}
+    m = spec.model
+    if m.kind == "conv":
+        common["model"] = {"kind": "conv", "kernel_size": m.kernel_size, "pool": m.pool, "padding": m.padding}
+    elif m.kind == "flax":
+        common["model"] = {"kind": "flax", "module": m.module, "kwargs": m.kwargs, "layers": m.layers}
+    return common
 
 
 def run_ids(runs: list[Run], spec: SweepSpec) -> list[str]:
@@ -100,13 +118,20 @@ _DATA_MARKER = "@@ibjax:data@@"
 
 def axis_values(spec: SweepSpec, axis: str) -> list:
     """The grid's values of one axis, or the model/train setting of that name when the grid leaves it out."""
+    kind = spec.model.kind
+    if kind == "flax" and axis in ("activation", "hidden", "dropout"):
+        return [() if axis == "hidden" else None]  # the user's module defines them
+    if axis == "channels" and kind != "conv":
+        return [None]
     values = getattr(spec.grid, axis)
     if not values and axis in DATA_AXES:
         return [None]  # the data section's value, shared by every run
     if not values:
         section = spec.model if axis in type(spec.model).model_fields else spec.train
         values = [getattr(section, axis)]
-    return [tuple(v) for v in values] if axis == "hidden" else list(values)
+    if axis in ("weight_decay", "dropout"):
+        values = [None if not v else v for v in values]  # 0: none, as a run without the setting
+    return [tuple(v) for v in values] if axis in ("hidden", "channels") else list(values)
 
 
 def expand_grid(spec: SweepSpec) -> list[Run]:
@@ -140,6 +165,9 @@ class Bucket:
     activations: tuple[str, ...]  # activation names present, in a fixed order
     quantize_bits: int | None = None
     noise_std: float | None = None
+    channels: tuple[int, ...] | None = None  # conv: the program's channels (None: an MLP or a flax module)
+    dropout: float | None = None
+    weight_decay: bool = False  # some network of the bucket has weight decay (the optimizer adds it)
 
     @property
     def size(self) -> int:
@@ -187,9 +215,10 @@ def split_group(members: list[Run], n_parts: int, first_index: int = 0) -> list[
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         part = members[lo:hi]
         pad = tuple(max(r.hidden[layer] for r in part) for layer in range(depth))
-        acts = tuple(sorted({r.activation for r in part}))
+        acts = tuple(sorted({r.activation for r in part if r.activation is not None}))
         out.append(Bucket(first_index + len(out), tuple(part), depth, first.optimizer, first.batch_size, pad, acts,
-                          first.quantize_bits, first.noise_std))
+                          first.quantize_bits, first.noise_std, first.channels, first.dropout,
+                          any(r.weight_decay is not None for r in part)))
     return out
 
 

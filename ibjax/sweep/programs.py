@@ -6,6 +6,7 @@ bucket is the one that then trains it (and buckets of the same shapes share one)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import jax
@@ -21,6 +22,9 @@ from ibjax.mi import (
     NoisyMixture,
     QuantileBinning,
 )
+from ibjax.models.conv import Conv
+from ibjax.models.family import ModelError, ModelFamily
+from ibjax.models.flax_module import FlaxModule
 from ibjax.models.mlp import ModelConsts, stack_consts
 from ibjax.spec import SpecError, SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, split_group
@@ -81,6 +85,45 @@ def check_batch_sizes(spec: SweepSpec, task: Task) -> None:
                             f"{what}); give at most {n_train}, or 'full' for full-batch gradient descent")
 
 
+def image_shape(task: Task, what: str) -> tuple[int, int, int]:
+    """(H, W, C) of one image of the task; ModelError when it has no image shape (a conv net needs images)."""
+    shape = tuple(task.image_shape)
+    if not shape or task.n_irrelevant:
+        why = ("its rows carry task-irrelevant input columns (data.irrelevant_inputs)" if task.n_irrelevant
+               else "its rows are vectors")
+        raise ModelError(f"{what}: needs image data, but {task.description or 'the dataset'} has no image shape "
+                         f"({why}); use dataset idx, digits or tfds, or model.kind mlp")
+    return (*shape, 1) if len(shape) == 2 else shape
+
+
+def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...] = (),
+                 hidden_pad: tuple[int, ...] | None = None) -> ModelFamily | None:
+    """The family of a program of `run`'s structure (None: the MLP the Program's own fields describe).
+    ModelError when the model does not fit the task (a conv net on vectors, a user module that fails)."""
+    m = spec.model
+    if m.kind == "conv":
+        pools = tuple(m.pool) if isinstance(m.pool, list) else (m.pool,) * len(run.channels)
+        return Conv(image_shape(task, "model.kind conv"), tuple(run.channels), m.kernel_size, pools, m.padding,
+                    tuple(run.hidden), task.n_classes, activations or (run.activation,), run.noise_std, run.dropout)
+    if m.kind == "flax":
+        shape = tuple(task.image_shape)
+        if shape and not task.n_irrelevant:
+            shape = (*shape, 1) if len(shape) == 2 else shape
+        else:
+            shape = (int(task.x.shape[1]),)
+        fam = FlaxModule(m.module, json.dumps(m.kwargs, sort_keys=True), shape, task.n_classes,
+                         tuple(m.layers) if m.layers else None)
+        _ = fam.layer_names  # imports, builds and calls the module once: ModelError now, not inside a compile
+        return fam
+    return None
+
+
+def layer_names(spec: SweepSpec, task: Task, run: Run) -> tuple[str, ...]:
+    """The measured layers of a run's network, in order (`out` last)."""
+    fam = model_family(spec, task, run)
+    return fam.layer_names if fam is not None else (*(f"h{i + 1}" for i in range(len(run.hidden))), "out")
+
+
 def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
     n_train = max(train_size(task, f) for f in {r.train_fraction for r in b.runs})
     per_run = any(r.train_fraction is not None for r in b.runs)
@@ -92,7 +135,9 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
                    estimators=build_estimators(spec, task.n_classes, b.noise_std),
                    chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
                    quantize_bits=b.quantize_bits, noise_std=b.noise_std,
-                   n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design)
+                   n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design,
+                   model=model_family(spec, task, b.runs[0], b.activations, b.hidden_pad), dropout=b.dropout,
+                   weight_decay=b.weight_decay)
 
 
 def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:
@@ -104,7 +149,10 @@ def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:
 
 
 def bucket_consts(b: Bucket, task: Task) -> ModelConsts:
-    """Every network's constants (activation, width masks), stacked on the model axis."""
+    """Every network's constants (activation, width masks), stacked on the model axis (a flax module: none of
+    them is used, but the model axis is)."""
+    if not b.activations:
+        return stack_consts([((), "linear")] * b.size, ("linear",), task.x.shape[1], ())
     return stack_consts([(r.hidden, r.activation) for r in b.runs], b.activations, task.x.shape[1], b.hidden_pad)
 
 
@@ -153,9 +201,13 @@ def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = No
     groups = group_runs(runs)
     for i, (key, members) in enumerate(groups):
         r = members[0]
-        shape = (f"depth {len(r.hidden)}, {r.optimizer}, batch {r.batch_size}"
+        model = (f"conv {'-'.join(map(str, r.channels))}, dense {'-'.join(map(str, r.hidden)) or 'none'}"
+                 if r.channels is not None else "flax module" if programs.spec.model.kind == "flax"
+                 else f"depth {len(r.hidden)}")
+        shape = (f"{model}, {r.optimizer}, batch {r.batch_size}"
                  + (f", quantize {r.quantize_bits}" if r.quantize_bits is not None else "")
-                 + (f", noise {r.noise_std:g}" if r.noise_std is not None else ""))
+                 + (f", noise {r.noise_std:g}" if r.noise_std is not None else "")
+                 + (f", dropout {r.dropout:g}" if r.dropout is not None else ""))
         label = f"bucket group {i + 1}/{len(groups)} ({len(members)} networks: {shape})"
 
         def measure(n_parts: int, members=members) -> list[ProgramMemory]:

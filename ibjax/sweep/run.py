@@ -24,7 +24,14 @@ from ibjax.spec import SweepSpec, to_yaml
 from ibjax.sweep.checkpoints import BucketCheckpoints
 from ibjax.sweep.console import Progress, StopFlag
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, run_ids, shard_runs
-from ibjax.sweep.programs import Programs, bucket_consts, build_estimators, check_batch_sizes, size_buckets
+from ibjax.sweep.programs import (
+    Programs,
+    bucket_consts,
+    build_estimators,
+    check_batch_sizes,
+    layer_names,
+    size_buckets,
+)
 from ibjax.sweep.sizing import check_results_fit, fmt_bytes
 from ibjax.sweep.tables import bucket_tables
 from ibjax.train.loop import Interrupted, run_program
@@ -54,7 +61,14 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     s = spec.mi.schedule
     schedule = mi_epochs(spec.train.epochs, log=s.log, every=s.every)
     n_epochs = spec.train.epochs
-    need, avail, memory_source = check_results_fit([len(r.hidden) + 1 for r in runs], len(schedule),
+    # The model must fit the task (a conv net needs images; a user module must import and give logits): checked
+    # here, once per structure, before anything is compiled or written.
+    n_layers = {}
+    for r in runs:
+        shape = r.bucket_key()
+        if shape not in n_layers:
+            n_layers[shape] = len(layer_names(spec, task, r))
+    need, avail, memory_source = check_results_fit([n_layers[r.bucket_key()] for r in runs], len(schedule),
                                                    len(spec.mi.estimators), f"sweep {spec.name!r}")
     spec_text = to_yaml(spec)
     previous = check_fits(spec_text, out, manifest_path, resume, force, sharded, to_yaml(SweepSpec()))
@@ -87,11 +101,15 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
                     "irrelevant_design": list(task.irrelevant_design) if task.irrelevant_design else None,
                     "mi_sample": {**spec.data.mi_sample.model_dump(), "rows_file": "mi_sample.parquet"}},
         "estimators": [{"kind": type(e).__name__, **asdict(e)} for e in estimators],
+        "model": {"kind": spec.model.kind, **({"module": spec.model.module} if spec.model.kind == "flax" else {})},
         "shards": [{"shard": f"{index}/{count}", "status": "running"}], "shard_index": index,
         "shard_count": count,
         "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
                      "activations": list(b.activations), "optimizer": b.optimizer,
                      "batch_size": b.batch_size, "quantize_bits": b.quantize_bits, "noise_std": b.noise_std,
+                     **({"channels": list(b.channels)} if b.channels is not None else {}),
+                     **({"dropout": b.dropout} if b.dropout is not None else {}),
+                     "layers": list(programs.engine(b).family.layer_names),
                      "device_bytes": nbytes, "status": "pending"}
                     for b, nbytes in zip(buckets, device_bytes)],
         "programs": sizing,
@@ -181,9 +199,11 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
     result = run_program(
         programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
         [r.momentum or 0.0 for r in b.runs], programs.data_of(b), schedule, n_epochs, progress=bar,
-        checkpoints=ckpt, stop_requested=stop, started=bar.started)
+        checkpoints=ckpt, stop_requested=stop, started=bar.started,
+        weight_decays=[r.weight_decay or 0.0 for r in b.runs])
     bar.finish_bucket(n_epochs)
-    tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec))
+    family = programs.engine(b).family
+    tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec), family.layer_names, family.grad_names)
     for name in TABLES:
         write_table(out / name / f"{part}.parquet", tables[name])
     manifest["buckets"][b.index].update(

@@ -37,9 +37,12 @@ def extra_mi_columns(spec: SweepSpec) -> list[str]:
     return cols
 
 
-def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str]) -> dict:
+def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str],
+                  layers: tuple[str, ...] | None = None, grad_layers: tuple[str, ...] | None = None) -> dict:
+    """layers / grad_layers: the model family's measured layers and weight groups (default: an MLP's)."""
     est_names = [e.resolved_name for e in spec.mi.estimators]
-    layers = layer_names(bucket.depth)
+    layers = list(layers) if layers is not None else layer_names(bucket.depth)
+    grad_layers = list(grad_layers) if grad_layers is not None else layers
     t, m, n_layers, n_est, n_cols = result.mi.shape
     assert n_cols == 4 + len(extra_mi_columns(spec)), (n_cols, extra_mi_columns(spec))  # engine and tables agree
     div_epoch = diverged_from(result)
@@ -76,7 +79,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     gradients = pd.DataFrame({
         "run_id": np.broadcast_to(rid[None, :, None], gshape).ravel(),
         "epoch": np.broadcast_to(result.grad_epochs[:, None, None], gshape).ravel().astype(np.int64),
-        "layer": np.broadcast_to(np.asarray(layers)[None, None, :], gshape).ravel(),
+        "layer": np.broadcast_to(np.asarray(grad_layers)[None, None, :], gshape).ravel(),
         "grad_mean": g[..., 0].ravel(), "grad_std": g[..., 1].ravel(), "snr": snr.ravel(),
     })
 

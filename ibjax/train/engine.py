@@ -237,7 +237,10 @@ class Engine:
         if key not in self._compiled:
             t = time.perf_counter()
             lowered = self.chunk_program(mesh).lower(*specs)
-            options = CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else {}
+            # The options were measured on MLP programs; they double a conv net's epoch (YNNPACK's fused
+            # convolutions are faster than XLA's own; BUILD_NOTES.md, issue 17): only for the mlp family.
+            cpu = mesh.devices.flat[0].platform == "cpu"
+            options = CPU_COMPILER_OPTIONS if cpu and self.family.kind == "mlp" else {}
             try:
                 executable = lowered.compile(compiler_options=options) if options else lowered.compile()
             except Exception as e:  # an XLA without these options: compile as it comes
