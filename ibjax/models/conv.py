@@ -126,19 +126,9 @@ class Conv:
         act = lambda z: activate(z, consts.act_id, self.activations)
         return self.network.module(params)(x, act, noise, drop)
 
-    def contexts(self, consts: ModelConsts) -> list[tuple]:
+    def contexts(self, consts: ModelConsts, hidden: list) -> list[tuple]:
         bounded = True if all(a in BOUNDED_RANGES for a in self.activations) else consts.bounded
-        sizes = self.unit_counts()
-        return [(jnp.ones(n, bool), consts.nat_lo, consts.nat_hi, bounded) for n in sizes]
-
-    def unit_counts(self) -> list[int]:
-        """Units of every hidden layer (feature maps flattened)."""
-        h, w, _ = self.image_shape
-        out = []
-        for c, pool in zip(self.channels, self.pools):
-            h, w = (_spatial(s, self.kernel, self.padding, pool) for s in (h, w))
-            out.append(h * w * c)
-        return out + list(self.dense)
+        return [(jnp.ones(h.shape[-1], bool), consts.nat_lo, consts.nat_hi, bounded) for h in hidden]
 
     def grad_leaves(self, grads) -> list[list]:
         return [[grads[name]["kernel"]] for name in self.grad_names]

@@ -12,7 +12,7 @@ one row of the bucket's stacked `ModelConsts`.
     apply(params, consts, x, key, train) -> (hidden, logits)
                   hidden: one [N, units] array per measured layer before "out" (conv feature maps flattened
                   per sample); key: the noise of stochastic networks and dropout; train: dropout on
-    contexts(consts) -> per hidden layer (real-unit mask [units], natural lo, hi, bounded)
+    contexts(consts, hidden) -> per hidden layer (real-unit mask [units], natural lo, hi, bounded)
     grad_leaves(grads) -> per grad group, the weight arrays whose gradients it summarises
 
 Families: `ibjax.models.mlp.MLP` (padded widths, native CPU kernels), `ibjax.models.conv.Conv` and
@@ -42,7 +42,7 @@ class ModelFamily(Protocol):
 
     def apply(self, params, consts, x_NxD, key=None, train: bool = False) -> tuple[list, Array]: ...
 
-    def contexts(self, consts) -> list[tuple]: ...
+    def contexts(self, consts, hidden: list) -> list[tuple]: ...
 
     def grad_leaves(self, grads) -> list[list[Array]]: ...
 

@@ -22,7 +22,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -173,8 +172,8 @@ class FlaxModule:
             hidden = [values[name] for name in names]
         return [h.reshape(h.shape[0], -1) for h in hidden], logits
 
-    def contexts(self, consts: ModelConsts) -> list[tuple]:
-        return [(jnp.ones(n, bool), jnp.float32(0.0), jnp.float32(0.0), False) for n in unit_counts(self)]
+    def contexts(self, consts: ModelConsts, hidden: list) -> list[tuple]:
+        return [(jnp.ones(h.shape[-1], bool), jnp.float32(0.0), jnp.float32(0.0), False) for h in hidden]
 
     def grad_leaves(self, grads) -> list[list]:
         return [leaves for _, leaves in self._groups(grads)]
@@ -245,13 +244,3 @@ def _discover(f: FlaxModule) -> tuple[str, ...]:
     if "out" in names:
         raise ModelError(f"{f.label}: a recorded layer is named 'out', the name of the softmax output: rename it")
     return tuple(names)
-
-
-@cache
-def unit_counts(f: FlaxModule) -> tuple[int, ...]:
-    """Units of every measured hidden layer (flattened per sample)."""
-    params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
-                          nnx.to_pure_dict(f.network.abstract_params))
-    x = jax.ShapeDtypeStruct((2, math.prod(f.input_shape)), jnp.float32)
-    hidden, _ = jax.eval_shape(lambda p, x: f.apply(p, None, x), params, x)
-    return tuple(int(h.shape[1]) for h in hidden)

@@ -194,7 +194,7 @@ class MLP:
         return forward(params, consts, x_NxD, self.activations, self.quantize_bits, self.noise_std, key,
                        self.dropout if train else None)
 
-    def contexts(self, consts: ModelConsts) -> list[tuple]:
+    def contexts(self, consts: ModelConsts, hidden: list) -> list[tuple]:
         # Static True when every activation of the program is bounded: estimators may then skip range passes.
         bounded = True if all(a in BOUNDED_RANGES for a in self.activations) else consts.bounded
         return [(m > 0, consts.nat_lo, consts.nat_hi, bounded) for m in consts.masks]

@@ -400,7 +400,7 @@ class Engine:
             more = [fam.apply(params, consts, x_mi, jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
             draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
         ctxs = [LayerContext(mask, lo, hi, bounded, d)
-                for (mask, lo, hi, bounded), d in zip(fam.contexts(consts), draws)]
+                for (mask, lo, hi, bounded), d in zip(fam.contexts(consts, hidden), draws)]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0), True))
         y_fit_mi = None
         if fit_labels:
