@@ -11,7 +11,7 @@ returns logits [N, n_classes]. It records the layers to measure with `self.sow(n
 whose outputs are captured. Layers are measured in the order they are computed, flattened per sample; the
 softmax of the logits is always measured too, as `out`. A module that takes a keyword `rngs` gets
 `nnx.Rngs(dropout=key)` in training (a fresh key per minibatch and network) and is put in deterministic mode
-(`nnx.view(..., deterministic=True)`) when measured. Weight gradients are summarised per top-level submodule.
+(`nnx.view(..., deterministic=True)`) when measured. Weight gradients are summarised per submodule that owns weights (one group per layer).
 
 Nothing about the activation is known: binning takes each layer's own range (as for ReLU).
 """
@@ -139,13 +139,15 @@ class FlaxModule:
         return tuple(name for name, _ in self._groups(self.network.abstract_params))
 
     def _groups(self, tree) -> list[tuple[str, list]]:
+        """The weight matrices and kernels grouped by the submodule that owns them ('hidden.0', 'out'): one
+        group per layer, as an MLP's or a conv net's gradient statistics are per layer."""
         pure = tree if isinstance(tree, dict) else nnx.to_pure_dict(tree)
-        groups = []
-        for key in pure:
-            leaves = [a for a in jax.tree.leaves(pure[key]) if is_weight(a)]
-            if leaves:
-                groups.append((str(key), leaves))
-        return groups
+        groups: dict[str, list] = {}
+        for path, leaf in jax.tree_util.tree_flatten_with_path(pure)[0]:
+            if is_weight(leaf):
+                keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
+                groups.setdefault(".".join(keys[:-1]) or keys[-1], []).append(leaf)
+        return list(groups.items())
 
     def init(self, key, consts: ModelConsts) -> dict:
         return self.network.init(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 import yaml
@@ -96,3 +97,81 @@ def test_conv_needs_images(capsys, tmp_path):
     code = main([str(spec), "--out", str(tmp_path / "o"), "--no-report", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "needs image data" in err and "Traceback" not in err
+
+
+FLAX_MLP = """
+import jax.numpy as jnp
+from flax import nnx
+
+
+class MLP(nnx.Module):
+    '''A plain tanh MLP, written as a user would write it: the mlp family's network in Flax.'''
+
+    def __init__(self, hidden, n_in, n_out, rngs):
+        dims = [n_in, *hidden]
+        self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(dims[:-1], dims[1:])])
+        self.out = nnx.Linear(dims[-1], n_out, rngs=rngs)
+
+    def __call__(self, x):
+        h = x
+        for i, layer in enumerate(self.hidden):
+            h = jnp.tanh(layer(h))
+            self.sow(nnx.Intermediate, f"h{i + 1}", h)
+        return self.out(h)
+"""
+
+
+def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
+    """The mlp kind (native C++ kernels on the CPU) and a user's Flax MLP given the mlp's initial parameters
+    train identically to float rounding: same losses, accuracies, gradient statistics and MI."""
+    (tmp_path / "flax_mlp.py").write_text(FLAX_MLP)
+    hidden = [8, 6, 4]
+    base = {"name": "eq", "data": {"dataset": "tishby12", "train_fraction": 0.85},
+            "train": {"epochs": 30, "batch_size": 256, "learning_rate": 1e-2, "optimizer": "adam",
+                      "chunk_epochs": 10},
+            # Binning over each layer's range, and over tanh's [-1, 1] (range auto would read the mlp's activation,
+            # which the Flax module does not declare).
+            "mi": {"schedule": {"every": 10}, "estimators": [{"kind": "binning", "n_bins": 30, "range": "layer"},
+                                                             {"kind": "binning", "n_bins": 30, "range": [-1, 1]}]},
+            "grid": {"seed": 2}, "output": {"plots": False}}
+    mlp_raw = {**base, "model": {"hidden": hidden, "activation": "tanh"}}
+    flax_raw = {**base, "model": {"kind": "flax", "module": f"{tmp_path}/flax_mlp.py:MLP",
+                                  "kwargs": {"hidden": hidden, "n_in": 12, "n_out": 2}}}
+
+    def program(raw):
+        spec = validate(raw)
+        task = load_task(spec.data)
+        b = make_buckets(expand_grid(spec))[0]
+        programs = Programs(spec, task, task.device_data())
+        return spec, b, programs.engine(b), bucket_consts(b, task), programs.data_of(b)
+
+    def train(spec, b, eng, consts, data):
+        return run_program(eng, [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
+                           [0.0] * b.size, data, mi_epochs(spec.train.epochs, every=10), spec.train.epochs)
+
+    mlp = program(mlp_raw)
+    flax = program(flax_raw)
+    _, b, eng_m, consts_m, _ = mlp
+    assert eng_m.family.kind == "mlp" and eng_m.family.plain  # the native-kernel path
+    assert flax[2].family.layer_names == eng_m.family.layer_names == ("h1", "h2", "h3", "out")
+    seeds, lrs = [r.seed for r in b.runs], [r.learning_rate for r in b.runs]
+    mlp_state = eng_m.init_state(np.asarray(seeds, np.uint32), consts_m, np.asarray(lrs, np.float32),
+                                 np.zeros(b.size, np.float32))
+    w, bias = mlp_state.params["w"], mlp_state.params["b"]
+    eng_f, consts_f = flax[2], flax[3]
+    flax_init = eng_f.init_state
+
+    def init_from_mlp(*args):
+        state = flax_init(*args)  # the optimizer state (Adam's zero moments) and the shuffling key of this seed
+        params = {"hidden": {i: {"kernel": w[i], "bias": bias[i]} for i in range(len(hidden))},
+                  "out": {"kernel": w[-1], "bias": bias[-1]}}
+        assert jax.tree.structure(params) == jax.tree.structure(state.params)
+        np.testing.assert_array_equal(state.key, mlp_state.key)
+        return state._replace(params=params)
+
+    eng_f.init_state = init_from_mlp
+    a, f = train(*mlp), train(*flax)
+    np.testing.assert_allclose(f.metrics, a.metrics, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f.grads, a.grads, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(f.mi, a.mi, atol=1e-6)
+    assert a.metrics[-1, :, 0].max() < a.metrics[0, :, 0].min()  # the loss fell: it trained
