@@ -20,12 +20,18 @@ KEYS = {"runs": ["run_id"], "info": ["run_id", "epoch", "layer", "estimator"], "
         "gradients": ["run_id", "epoch", "layer"]}
 
 
-def spec_file(tmp_path: Path) -> Path:
+def spec_file(tmp_path: Path, kind: str = "mlp") -> Path:
     raw = small_spec()
     raw["train"] = {**raw.get("train", {}), "epochs": 120, "chunk_epochs": 8}
     raw["mi"] = {"schedule": {"every": 10}}
     raw["model"] = {"hidden": [6, 4, 3], "activation": "tanh"}
     raw["grid"] = {"seed": 2, "optimizer": ["sgd", "adam"]}  # two buckets
+    if kind == "conv":  # a conv net on 8x8 digits; dropout (a key per minibatch) in one bucket of two
+        raw["data"] = {"dataset": "digits", "train_fraction": 0.8}
+        raw["model"] = {"kind": "conv", "channels": [4, 8], "kernel_size": 3, "pool": 2, "padding": "same",
+                        "hidden": [8], "activation": "tanh"}
+        raw["train"].update(epochs=60, chunk_epochs=4, batch_size=128, learning_rate=3e-3)
+        raw["grid"] = {"seed": 2, "dropout": [0.0, 0.1]}
     raw["output"] = {"plots": False}
     path = tmp_path / "resume.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -33,9 +39,10 @@ def spec_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ref")
-    spec = spec_file(d)
+def reference(tmp_path_factory, request):
+    """The uninterrupted sweep of one model kind (`request.param`; every test names it, so each kind runs once)."""
+    d = tmp_path_factory.mktemp(f"ref-{request.param}")
+    spec = spec_file(d, request.param)
     proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "run"), "--no-report", "--quiet")
     assert proc.returncode == 0, proc.stderr
     return spec, d / "run"
@@ -64,6 +71,7 @@ def wait_for(cond, proc, timeout=240):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("reference", ["mlp", "conv"], indirect=True)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig):
     spec, ref = reference
@@ -95,6 +103,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig)
         pd.testing.assert_frame_equal(got[name], want[name], check_exact=True)
 
 
+@pytest.mark.parametrize("reference", ["mlp"], indirect=True)
 def test_finished_and_changed(reference, tmp_path):
     spec, ref = reference
     again = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report")
@@ -104,6 +113,7 @@ def test_finished_and_changed(reference, tmp_path):
     assert "Traceback" not in changed.stderr
 
 
+@pytest.mark.parametrize("reference", ["mlp"], indirect=True)
 def test_full_disk_stops_cleanly_and_resume_completes(reference, tmp_path, monkeypatch, capsys):
     """A full disk while the second bucket's tables are written (an injected ENOSPC): exit 2, the message
     names the file and --resume; nothing finished is lost, and --resume gives the uninterrupted tables."""
