@@ -44,3 +44,17 @@ def test_image_benchmark_quick_produces_the_table(tmp_path):
     assert [r["n"] for r in table["rows"]] == [1, 2] and table["peak_gflops"] > 0
     for r in table["rows"]:
         assert r["net_epochs_per_s_mi_at_ends"] > 0 and 0 < r["share_of_peak"] and r["device_mb_per_device"] > 0
+
+
+@pytest.mark.slow
+def test_conv_benchmark_quick_produces_the_table(tmp_path):
+    out = tmp_path / "c.json"
+    proc = run_cli("benchmarks.conv", "--quick", "--n", "1", "2", "--json", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("speedup_vs_one_network_2=")
+    table = json.loads(out.read_text())
+    assert [r["n"] for r in table["rows"]] == [1, 2] and table["conv_peak_gflops"] > 0
+    assert table["macs_per_image"] == 26 * 26 * 8 * 9 + 11 * 11 * 8 * 16 * 9 + 3 * 3 * 16 * 32 * 9 + 32 * 32 + 320
+    for r in table["rows"]:
+        assert r["net_epochs_per_s"] > 0 and 0 < r["share_of_conv_peak"] and r["device_mb"] > 0
+    assert table["rows"][1]["device_mb"] > table["rows"][0]["device_mb"]  # memory grows with the networks

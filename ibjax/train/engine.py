@@ -15,6 +15,8 @@ Shapes: M models, N MI samples, L dense layers (hidden + output), E estimators, 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -216,11 +218,24 @@ class Engine:
         """
         if mesh not in self._chunk_programs:
             by_model = P("model")
-            body = jax.shard_map(self._run_chunk, mesh=mesh,
+            run = functools.partial(self._run_chunk, loop_models=self.loops_models(mesh))
+            body = jax.shard_map(run, mesh=mesh,
                                  in_specs=(by_model, by_model, data_specs(), P(), P(), P()),
                                  out_specs=(by_model, P(None, "model")), check_vma=False)
             self._chunk_programs[mesh] = jax.jit(body, donate_argnums=(0,))
         return self._chunk_programs[mesh]
+
+    def loops_models(self, mesh: Mesh) -> bool:
+        """Whether each device trains its networks one after another (`lax.map`) rather than as one batch
+        (`vmap`). On the CPU a vmapped convolution becomes a grouped convolution that XLA runs ~4x slower than
+        the same convolutions one by one, and its activations for every network are live at once: conv and
+        user (flax) models loop there (3x the net-epochs/s of vmap at N = 16, a tenth of the memory; BUILD_NOTES.md,
+        issue 17). MLPs batch (their native kernels take all networks in one call), and accelerators batch.
+        IBJAX_MODEL_LOOP=map|vmap overrides the choice (for A/B runs)."""
+        forced = os.environ.get("IBJAX_MODEL_LOOP")
+        if forced in ("map", "vmap"):
+            return forced == "map"
+        return mesh.devices.flat[0].platform == "cpu" and self.family.kind != "mlp"
 
     @property
     def run_chunk(self):
@@ -434,12 +449,20 @@ class Engine:
         return mi, metrics
 
     # ------------------------------------------------------------------ all models, one chunk
-    def _run_chunk(self, state: TrainState, consts: ModelConsts, data: Data, log_mask, n_epochs, start):
+    def _run_chunk(self, state: TrainState, consts: ModelConsts, data: Data, log_mask, n_epochs, start,
+                   loop_models: bool = False):
         self.trace_count += 1  # runs only while tracing
         by_run = data_axes()
-        measure_all = jax.vmap(self.measure, in_axes=(0, 0, by_run, 0))
         mi_key = lambda s: jax.vmap(lambda k: jax.random.fold_in(k, 0))(s.key)
-        train_all = jax.vmap(self.train_epoch, in_axes=(0, 0, by_run))
+        if loop_models:  # one network after another on this device (see `loops_models`)
+            shared = lambda d: d._replace(runs=None)
+            measure_all = lambda p, c, d, k: lax.map(
+                lambda a: self.measure(a[0], a[1], shared(d)._replace(runs=a[2]), a[3]), (p, c, d.runs, k))
+            train_all = lambda s, c, d: lax.map(
+                lambda a: self.train_epoch(a[0], a[1], shared(d)._replace(runs=a[2])), (s, c, d.runs))
+        else:
+            measure_all = jax.vmap(self.measure, in_axes=(0, 0, by_run, 0))
+            train_all = jax.vmap(self.train_epoch, in_axes=(0, 0, by_run))
         mi_shape, met_shape = jax.eval_shape(measure_all, state.params, consts, data, mi_key(state))
         m, n_layers = consts.act_id.shape[0], self.prog.n_layers
 

@@ -175,3 +175,32 @@ def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
     np.testing.assert_allclose(f.grads, a.grads, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(f.mi, a.mi, atol=1e-6)
     assert a.metrics[-1, :, 0].max() < a.metrics[0, :, 0].min()  # the loss fell: it trained
+
+
+def test_conv_networks_looped_on_the_cpu_equal_the_vmapped_batch(monkeypatch):
+    """On the CPU conv nets train one after another on each device (lax.map); batched (vmap) they give the same
+    networks: the choice is speed and memory only."""
+    raw = {"name": "loop", "data": {"dataset": "digits", "train_fraction": 0.8},
+           "model": {"kind": "conv", "channels": [4, 8], "kernel_size": 3, "pool": 2, "padding": "same",
+                     "hidden": [8], "activation": "tanh", "dropout": 0.1},
+           "train": {"epochs": 4, "batch_size": 64, "learning_rate": 3e-3, "chunk_epochs": 4},
+           "mi": {"schedule": {"every": 2}}, "grid": {"seed": 2, "activation": ["tanh", "leaky_relu"],
+                                                     "weight_decay": [0.0, 1e-3]},
+           "output": {"plots": False}}
+    spec = validate(raw)
+    task = load_task(spec.data)
+    (b,) = make_buckets(expand_grid(spec))
+    results = {}
+    for mode in ("map", "vmap"):
+        monkeypatch.setenv("IBJAX_MODEL_LOOP", mode)
+        programs = Programs(spec, task, task.device_data())
+        eng = programs.engine(b)
+        assert eng.loops_models(jax.sharding.Mesh(np.asarray(jax.local_devices()), ("model",))) == (mode == "map")
+        results[mode] = run_program(eng, [r.seed for r in b.runs], bucket_consts(b, task),
+                                    [r.learning_rate for r in b.runs], [0.0] * b.size, programs.data_of(b),
+                                    mi_epochs(4, every=2), 4, weight_decays=[r.weight_decay or 0.0 for r in b.runs])
+    looped, batched = results["map"], results["vmap"]
+    assert looped.metrics.shape[1] == 8
+    np.testing.assert_allclose(looped.metrics, batched.metrics, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(looped.grads, batched.grads, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(looped.mi, batched.mi, atol=1e-6)
