@@ -12,9 +12,10 @@ from ibjax.train.loop import BucketResult
 
 
 def setting_column(run: Run, axis: str):
-    """A grid setting as its runs.parquet column holds it (widths as '10-7-5', batch sizes as strings)."""
+    """A grid setting as its runs.parquet column holds it (widths and channels as '10-7-5', batch sizes as
+    strings)."""
     value = getattr(run, axis)
-    if axis == "hidden":
+    if axis in ("hidden", "channels") and value is not None:
         return "-".join(map(str, value))
     return str(value) if axis == "batch_size" else value
 

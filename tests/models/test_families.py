@@ -204,3 +204,25 @@ def test_conv_networks_looped_on_the_cpu_equal_the_vmapped_batch(monkeypatch):
     np.testing.assert_allclose(looped.metrics, batched.metrics, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(looped.grads, batched.grads, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(looped.mi, batched.mi, atol=1e-6)
+
+
+def test_conv_sweep_report_reads_its_layers(tmp_path):
+    """A conv sweep end to end: the run table holds its channels as a setting, and the report's tables name
+    the model's own layers in network order."""
+    from ibjax.rundir import load
+
+    raw = {"name": "conv_report", "data": {"dataset": "digits", "train_fraction": 0.8},
+           "model": {"kind": "conv", "channels": [4, 8], "kernel_size": 3, "pool": 2, "padding": "same",
+                     "hidden": [8], "activation": "tanh"},
+           "train": {"epochs": 6, "batch_size": 128, "learning_rate": 3e-3, "chunk_epochs": 6},
+           "mi": {"schedule": {"every": 1}}, "grid": {"seed": 2, "weight_decay": [0.0, 1e-3]},
+           "output": {"plots": False}}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    assert main([str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert set(load(tmp_path / "o").runs["channels"]) == {"4-8"}
+    report = (tmp_path / "o" / "REPORT.md").read_text()
+    for cell in ("no L2", "L2 0.001"):
+        layers = [line.split("|")[2].strip() for line in report.splitlines() if line.startswith(f"| {cell} |")]
+        assert layers[:4] == ["conv1", "conv2", "dense1", "out"], layers  # the all-layers table
+        assert f"**{cell}, dense1**" in report  # the deepest hidden layer is the model's, not an MLP's hN
