@@ -239,13 +239,14 @@ class TrainSpec(_Frozen):
 
 
 class EstimatorSpec(_Frozen):
-    kind: Literal["binning", "idnns", "kde", "exact", "noisy"] = "binning"
+    kind: Literal["binning", "idnns", "kde", "exact", "noisy", "knn"] = "binning"
     """binning: clip(floor((a - lo) / (hi - lo) * n_bins)), or floor(a / width), or equal-mass bins; idnns: the
     IDNNs code's digitize on linspace(lo, hi, n_bins) edges (n_bins = number of edges, range fixed, default
     [-1, 1]); kde: Kolchinsky-Tracey bound for Gaussian noise of variance noise_var (Saxe et al.); exact: every
     distinct row of values is a symbol (exact MI of quantized layers, Lorenzen et al.); noisy: Monte Carlo
     Gaussian-mixture MI of a stochastic network's noisy layers at the network's own noise_std (NaN for
-    deterministic networks)."""
+    deterministic networks); knn: the layer and X compressed to `dim` principal components of the MI sample,
+    I(T;Y) from Kozachenko-Leonenko entropies with k neighbours, I(X;T) by KSG (Butakov et al. 2024)."""
     n_bins: int = Field(30, ge=2)
     range: Literal["auto", "layer", "neuron"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; neuron (each unit's
@@ -258,23 +259,27 @@ class EstimatorSpec(_Frozen):
     """kde only: upper (pairwise KL) or lower (Bhattacharyya) bound."""
     noise_var: float = Field(1e-3, gt=0)
     """kde only: variance of the added Gaussian noise (ibsgd: 1e-3 for the 12-bit task, 0.1 for MNIST)."""
+    k: int = Field(5, ge=1)
+    """knn only: neighbours per point."""
+    dim: int = Field(4, ge=1)
+    """knn only: principal components kept of each layer and of X."""
     max_samples: int | None = Field(None, ge=2)
-    """kde and noisy: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
+    """kde, noisy and knn: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
     name: str | None = None
     """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, width<w>, idnns<n>,
-    kde_upper / kde_lower."""
+    kde_upper / kde_lower, knn<k>_pca<dim>."""
 
     @model_validator(mode="after")
     def _settings_fit_the_kind(self):
         given = self.model_fields_set
-        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width"}}
+        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width"}, "knn": {"k", "dim"}}
         for kind, keys in only.items():
             stray = sorted(k for k in keys & given if self.kind != kind)
             if stray:
                 raise ValueError(f"{', '.join(stray)}: only for kind '{kind}', not '{self.kind}'")
-        if "max_samples" in given and self.kind not in ("kde", "noisy"):
-            raise ValueError(f"max_samples: only for kinds 'kde' and 'noisy', not '{self.kind}'")
-        if self.kind in ("kde", "exact", "noisy") and given & {"n_bins", "range"}:
+        if "max_samples" in given and self.kind not in ("kde", "noisy", "knn"):
+            raise ValueError(f"max_samples: only for kinds 'kde', 'noisy' and 'knn', not '{self.kind}'")
+        if self.kind in ("kde", "exact", "noisy", "knn") and given & {"n_bins", "range"}:
             raise ValueError(f"kind '{self.kind}' has no bins: drop n_bins and range")
         if self.width is not None and given & {"n_bins", "range", "bins"}:
             raise ValueError("width is fixed-width binning with no range: drop n_bins, range and bins")
@@ -304,6 +309,8 @@ class EstimatorSpec(_Frozen):
             return f"kde_{self.bound}"
         if self.kind in ("exact", "noisy"):
             return self.kind
+        if self.kind == "knn":
+            return f"knn{self.k}_pca{self.dim}"
         if self.width is not None:
             return f"width{self.width:g}"
         if self.bins == "quantile":

@@ -86,3 +86,34 @@ def mixture_mi_1d(centers, var) -> float:
     p = np.where(dens > 0, dens, 1.0)
     h_t = -np.sum(dens * np.log(p)) * (t[1] - t[0])
     return (h_t - 0.5 * np.log(2 * np.pi * np.e * var)) / np.log(2)
+
+
+def kl_entropy_ref(points, k=5) -> float:
+    """Kozachenko-Leonenko entropy in nats with scipy's k-d tree (an independent implementation)."""
+    from scipy.spatial import cKDTree
+    from scipy.special import digamma, gammaln
+
+    points = np.asarray(points, np.float64)
+    n, d = points.shape
+    eps = cKDTree(points).query(points, k + 1)[0][:, k]  # neighbour 0 is the point itself
+    return float(digamma(n) - digamma(k) + d / 2 * np.log(np.pi) - gammaln(d / 2 + 1) + d * np.mean(np.log(eps)))
+
+
+def kl_label_mi_ref(points, labels, k=5) -> float:
+    """I(T;Y) in nats: KL entropy of all points minus the class-weighted KL entropies within each class."""
+    labels = np.asarray(labels)
+    h_given = sum(np.mean(labels == y) * kl_entropy_ref(points[labels == y], k) for y in np.unique(labels))
+    return kl_entropy_ref(points, k) - h_given
+
+
+def ksg_ref(x, t, k=5) -> float:
+    """KSG algorithm 1 in nats with scipy's k-d tree (max-norm; marginal counts strictly inside eps)."""
+    from scipy.spatial import cKDTree
+    from scipy.special import digamma
+
+    x, t = np.asarray(x, np.float64), np.asarray(t, np.float64)
+    n = len(x)
+    eps = cKDTree(np.hstack([x, t])).query(np.hstack([x, t]), k + 1, p=np.inf)[0][:, k]
+    count = lambda pts: np.array([len(cKDTree(pts).query_ball_point(p, np.nextafter(e, 0), p=np.inf)) - 1
+                                  for p, e in zip(pts, eps)])
+    return float(digamma(k) + digamma(n) - np.mean(digamma(count(x) + 1) + digamma(count(t) + 1)))

@@ -24,6 +24,8 @@ class LayerContext(NamedTuple):
         only unbounded layers need).
     draws_KxNxU: for a stochastic network, K independent draws of the layer's pre-noise values on the same
         rows (draw 0 is the activations passed to the estimator); None for a deterministic network.
+    inputs_NxD: the network's inputs on the same rows (flattened), for estimators of I(X;T) that need X itself
+        (k-NN); None where the caller has none.
     """
 
     unit_mask_U: Array
@@ -31,6 +33,7 @@ class LayerContext(NamedTuple):
     natural_hi: Array
     bounded: Array
     draws_KxNxU: Array | None = None
+    inputs_NxD: Array | None = None
 
 
 class MIEstimate(NamedTuple):

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -58,13 +59,22 @@ def incompleteness(rd) -> list[str]:
 
 
 def _flat(d, prefix=""):
+    """Dotted keys of a nested spec; a list of mappings (mi.estimators) by index: mi.estimators.1.kind."""
     out = {}
     for k, v in (d or {}).items():
         if isinstance(v, dict):
             out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, list) and v and all(isinstance(item, dict) for item in v):
+            for i, item in enumerate(v):
+                out.update(_flat(item, f"{prefix}{k}.{i}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def _default_key(key: str) -> str:
+    """The key of a list item's setting in the defaults, which hold one item of each list: index 0."""
+    return re.sub(r"\.\d+\.", ".0.", key)
 
 
 def spec_differences(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
@@ -72,8 +82,9 @@ def spec_differences(old: dict, new: dict, defaults: dict | None = None) -> list
     before the key existed) is no difference while the new spec has it at its default (`defaults`, the resolved
     spec of an empty sweep file)."""
     a, b, d = _flat(old), _flat(new), _flat(defaults or {})
+    is_default = lambda k: _default_key(k) in d and b.get(k) == d[_default_key(k)]
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k) and not (k not in a and k in d and b.get(k) == d[k])]
+            if a.get(k) != b.get(k) and not (k not in a and k in b and is_default(k))]
 
 
 def clear_outputs(out: Path) -> None:

@@ -19,6 +19,7 @@ from ibjax.mi import (
     FixedWidthBinning,
     IdnnsBinning,
     KDEBound,
+    KNNEstimator,
     NoisyMixture,
     QuantileBinning,
 )
@@ -42,6 +43,8 @@ def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = 
         elif e.kind == "noisy":
             var = None if noise_std is None else noise_std**2
             ests.append(NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes))
+        elif e.kind == "knn":
+            ests.append(KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes))
         elif e.kind == "exact":
             ests.append(ExactCounting(e.resolved_name, n_classes))
         elif e.kind == "kde":

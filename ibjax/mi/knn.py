@@ -1,0 +1,165 @@
+"""k-nearest-neighbour estimators of continuous entropy and MI (in nats here; the estimator reports bits).
+
+- Kozachenko-Leonenko (KL) differential entropy of N points in d dimensions, Euclidean distances:
+
+      h = psi(N) - psi(k) + log V_d + (d / N) sum_i log eps_i
+
+  eps_i the distance from point i to its k-th nearest neighbour, V_d the volume of the unit d-ball.
+- I(T;Y) for discrete Y: h(T) - sum_y p(y) h(T | Y = y), each term a KL estimate (the class-conditional one
+  over the class's own points, with N_y in place of N).
+- KSG (Kraskov, Stoegbauer & Grassberger 2004, algorithm 1) for I(X;T) of two continuous variables, max-norm:
+
+      I = psi(k) + psi(N) - mean_i [psi(n_x(i) + 1) + psi(n_t(i) + 1)]
+
+  eps_i the max-norm distance to i's k-th neighbour in the joint space, n_x(i) (n_t(i)) the number of points
+  strictly closer than eps_i in the X (T) space alone.
+
+Pairwise distances are computed in blocks of KNN_BLOCK query rows against all N rows (memory O(KNN_BLOCK * N),
+never N x N); the k nearest come from `lax.top_k` per block. Ties and duplicate points: a zero distance gives
+log 0; distances are floored at a tiny positive value (duplicates are what a saturated, collapsed layer makes, and
+the estimate then goes very negative rather than NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.scipy.special import digamma, gammaln
+
+from ibjax.mi.compress import pca
+from ibjax.mi.interface import LayerContext, MIEstimate
+from ibjax.mi.kde import sample_rows
+
+KNN_BLOCK = 64
+_TINY = 1e-30
+_LN2 = float(np.log(2.0))
+
+
+def _blocks(n: int) -> jnp.ndarray:
+    """Row indices [n_blocks, KNN_BLOCK], the last block padded with row 0 (its results are dropped)."""
+    n_blocks = -(-n // KNN_BLOCK)
+    pad = n_blocks * KNN_BLOCK - n
+    return jnp.concatenate([jnp.arange(n, dtype=jnp.int32), jnp.zeros(pad, jnp.int32)]).reshape(n_blocks, KNN_BLOCK)
+
+
+def _flat(v: jnp.ndarray, n: int) -> jnp.ndarray:
+    return v.reshape(-1, *v.shape[2:])[:n]
+
+
+def _sq_dists(q_BxD, p_NxD) -> jnp.ndarray:
+    """Squared Euclidean distances, summed coordinate by coordinate (no |a|^2 + |b|^2 - 2ab cancellation)."""
+    d = jnp.zeros((q_BxD.shape[0], p_NxD.shape[0]), jnp.float32)
+    for c in range(p_NxD.shape[1]):
+        diff = q_BxD[:, c, None] - p_NxD[None, :, c]
+        d = d + diff * diff
+    return d
+
+
+def _max_dists(q_BxD, p_NxD) -> jnp.ndarray:
+    d = jnp.zeros((q_BxD.shape[0], p_NxD.shape[0]), jnp.float32)
+    for c in range(p_NxD.shape[1]):
+        d = jnp.maximum(d, jnp.abs(q_BxD[:, c, None] - p_NxD[None, :, c]))
+    return d
+
+
+def kth_distance(points_NxD, k: int, groups_N=None) -> jnp.ndarray:
+    """Euclidean distance from each point to its k-th nearest other point [N] (within its own group when
+    `groups_N` is given: the class-conditional neighbours)."""
+    n = points_NxD.shape[0]
+    p = points_NxD.astype(jnp.float32)
+
+    def block(idx_B):
+        d = _sq_dists(p[idx_B], p)
+        other = jnp.arange(n)[None, :] != idx_B[:, None]
+        if groups_N is not None:
+            other = other & (groups_N[idx_B][:, None] == groups_N[None, :])
+        d = jnp.where(other, d, jnp.inf)
+        return -lax.top_k(-d, k)[0][:, k - 1]
+
+    return jnp.sqrt(jnp.maximum(_flat(lax.map(block, _blocks(n)), n), _TINY))
+
+
+def log_unit_ball(d) -> jnp.ndarray:
+    """log of the volume of the unit Euclidean ball in d dimensions (d may be traced)."""
+    d = jnp.asarray(d, jnp.float64)
+    return d / 2 * np.log(np.pi) - gammaln(d / 2 + 1)
+
+
+def kl_entropy(points_NxD, k: int = 5, d=None) -> jnp.ndarray:
+    """Kozachenko-Leonenko differential entropy in nats (float64). d: the points' real dimension when some
+    coordinates are constant zeros (a padded layer; may be traced); default all columns."""
+    n = points_NxD.shape[0]
+    d = points_NxD.shape[1] if d is None else d
+    eps = kth_distance(points_NxD, k).astype(jnp.float64)
+    return digamma(jnp.float64(n)) - digamma(jnp.float64(k)) + log_unit_ball(d) + d * jnp.mean(jnp.log(eps))
+
+
+def kl_mi_with_labels(points_NxD, labels_N, n_classes: int, k: int = 5, d=None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(h(T), I(T;Y)) in nats: KL entropy of all points, minus the class-weighted KL entropies within each class.
+    A class with at most k points contributes nothing (its entropy is not estimable; its weight is dropped).
+    d as for `kl_entropy`."""
+    n = points_NxD.shape[0]
+    d = points_NxD.shape[1] if d is None else d
+    eps_all = kth_distance(points_NxD, k).astype(jnp.float64)
+    eps_cls = kth_distance(points_NxD, k, labels_N).astype(jnp.float64)
+    n_y = jnp.zeros(n_classes, jnp.float64).at[labels_N].add(1.0)
+    n_i = n_y[labels_N]
+    ok = n_i > k
+    h_t = digamma(jnp.float64(n)) - digamma(jnp.float64(k)) + log_unit_ball(d) + d * jnp.mean(jnp.log(eps_all))
+    # sum_y p(y) h(T|y) = mean over points of [psi(N_y) - psi(k) + log V_d + d log eps_cls], per point's class
+    term = digamma(jnp.maximum(n_i, 1.0)) - digamma(jnp.float64(k)) + log_unit_ball(d) + d * jnp.log(eps_cls)
+    h_t_given_y = jnp.sum(jnp.where(ok, term, 0.0)) / jnp.maximum(jnp.sum(ok), 1.0)
+    return h_t, h_t - h_t_given_y
+
+
+def ksg_mi(x_NxDx, t_NxDt, k: int = 5) -> jnp.ndarray:
+    """KSG estimate (algorithm 1) of I(X;T) in nats (float64)."""
+    n = x_NxDx.shape[0]
+    x, t = x_NxDx.astype(jnp.float32), t_NxDt.astype(jnp.float32)
+
+    def block(idx_B):
+        dx, dt = _max_dists(x[idx_B], x), _max_dists(t[idx_B], t)
+        self_ = jnp.arange(n)[None, :] == idx_B[:, None]
+        joint = jnp.where(self_, jnp.inf, jnp.maximum(dx, dt))
+        eps = -lax.top_k(-joint, k)[0][:, k - 1]
+        n_x = jnp.sum((dx < eps[:, None]) & ~self_, axis=1)
+        n_t = jnp.sum((dt < eps[:, None]) & ~self_, axis=1)
+        return n_x, n_t
+
+    n_x, n_t = (_flat(v, n) for v in lax.map(block, _blocks(n)))
+    psi = lambda c: digamma(c.astype(jnp.float64) + 1.0)
+    return digamma(jnp.float64(k)) + digamma(jnp.float64(n)) - jnp.mean(psi(n_x) + psi(n_t))
+
+
+@dataclass(frozen=True)
+class KNNEstimator:
+    """Compressed k-NN MI (Butakov et al. 2024): the layer (and X) reduced to `dim` principal components of the
+    MI sample, then I(T;Y) from KL entropies (`kl_mi_with_labels`) and I(X;T) by KSG (`ksg_mi`) between the
+    compressed input and layer. Needs the inputs (`LayerContext.inputs_NxD`, which the engine passes); without
+    them I(X;T) is NaN. `max_samples` caps the rows (cost O(rows^2 * dim)), a fixed evenly spaced subset.
+
+    For a deterministic network, X uniform over N distinct rows, the true I(X;T) is log2 N (every row its own
+    value); the KSG value is the MI of the continuous variables the compressed X and T approximate (finite,
+    and what Butakov et al. report); a stochastic network (model.noise_std) makes the true MI finite."""
+
+    name: str = "knn"
+    k: int = 5
+    dim: int = 4
+    max_samples: int | None = None
+    n_classes: int | None = None
+
+    def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
+        n = acts_NxU.shape[0]
+        keep = sample_rows(n, self.max_samples)
+        t = pca(acts_NxU[keep], self.dim, ctx.unit_mask_U)
+        d_t = jnp.minimum(self.dim, jnp.sum(ctx.unit_mask_U))  # a padded layer's real dimension
+        _, i_ty = kl_mi_with_labels(t, labels_N[keep], self.n_classes, self.k, d_t)
+        i_xt = jnp.float64(jnp.nan)
+        if ctx.inputs_NxD is not None:
+            x = pca(ctx.inputs_NxD[keep].reshape(len(keep), -1), self.dim)
+            i_xt = ksg_mi(x, t, self.k)
+        nan = jnp.float64(jnp.nan)
+        return MIEstimate(i_xt / _LN2, i_ty / _LN2, nan, nan)

@@ -1,0 +1,110 @@
+"""k-NN estimators: against independent scipy references, on Gaussians with known entropy and MI, and
+invariant to padding, blocking and the row count."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ibjax.mi import KNNEstimator, LayerContext, kl_entropy, kl_mi_with_labels, ksg_mi
+from ibjax.mi import knn as knn_module
+from tests.reference import kl_entropy_ref, kl_label_mi_ref, ksg_ref
+
+
+def correlated_pairs(n, dims, mi_nats, seed):
+    """X, T Gaussian in `dims` dimensions, coordinate pairs correlated with rho = sqrt(1 - exp(-2 I / dims)):
+    I(X;T) = mi_nats exactly."""
+    rng = np.random.default_rng(seed)
+    rho = np.sqrt(1 - np.exp(-2 * mi_nats / dims))
+    x = rng.normal(size=(n, dims))
+    t = rho * x + np.sqrt(1 - rho**2) * rng.normal(size=(n, dims))
+    return x.astype(np.float32), t.astype(np.float32)
+
+
+@pytest.mark.parametrize("n,d", [(300, 1), (517, 3), (1000, 6)])  # 517: a partial last block
+def test_kl_entropy_matches_the_kd_tree_reference(n, d):
+    pts = np.random.default_rng(n).normal(size=(n, d)).astype(np.float32) * np.arange(1, d + 1)
+    assert float(kl_entropy(jnp.asarray(pts))) == pytest.approx(kl_entropy_ref(pts), rel=1e-5, abs=1e-5)
+
+
+def test_kl_entropy_of_a_gaussian_is_near_its_analytic_value():
+    d = 3
+    pts = np.random.default_rng(0).normal(size=(4000, d)).astype(np.float32)
+    assert float(kl_entropy(jnp.asarray(pts))) == pytest.approx(d / 2 * np.log(2 * np.pi * np.e), abs=0.05)
+
+
+def test_label_mi_matches_the_reference():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 800)
+    pts = (rng.normal(size=(800, 2)) + labels[:, None] * 0.8).astype(np.float32)
+    _, i_ty = kl_mi_with_labels(jnp.asarray(pts), jnp.asarray(labels), 4)
+    assert float(i_ty) == pytest.approx(kl_label_mi_ref(pts, labels), rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize("dims,mi", [(1, 0.0), (1, 1.0), (2, 2.0)])
+def test_ksg_matches_the_reference_and_the_truth(dims, mi):
+    x, t = correlated_pairs(700, dims, mi, seed=dims)
+    got = float(ksg_mi(jnp.asarray(x), jnp.asarray(t)))
+    assert got == pytest.approx(ksg_ref(x, t), abs=1e-6)
+    assert got == pytest.approx(mi, abs=0.12)  # KSG's bias and spread at N = 700
+
+
+def test_blocking_does_not_change_the_estimates(monkeypatch):
+    x, t = correlated_pairs(333, 2, 1.0, seed=5)
+    before = float(ksg_mi(jnp.asarray(x), jnp.asarray(t))), float(kl_entropy(jnp.asarray(t)))
+    monkeypatch.setattr(knn_module, "KNN_BLOCK", 7)
+    after = float(ksg_mi(jnp.asarray(x), jnp.asarray(t))), float(kl_entropy(jnp.asarray(t)))
+    assert after == pytest.approx(before, abs=1e-9)
+
+
+def test_estimator_ignores_padded_units_and_compresses():
+    """Padded units (mask False) change nothing; a 3-unit layer keeps its 3 dimensions (rotated onto its principal
+    axes: the same I(T;Y) as the layer itself, Euclidean distances being rotation invariant); no inputs, no
+    I(X;T)."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 600)
+    acts = (rng.normal(size=(600, 3)) + labels[:, None]).astype(np.float32)
+    x = rng.normal(size=(600, 5)).astype(np.float32)
+    est = KNNEstimator(dim=4, n_classes=3)
+    ctx = lambda u, real: LayerContext(jnp.arange(u) < real, jnp.float32(0), jnp.float32(0), False, None,
+                                       jnp.asarray(x))
+    plain = est(jnp.asarray(acts), jnp.asarray(labels), ctx(3, 3))
+    padded = est(jnp.asarray(np.hstack([acts, np.full((600, 2), 7.0, np.float32)])), jnp.asarray(labels), ctx(5, 3))
+    np.testing.assert_allclose([padded.i_xt, padded.i_ty], [plain.i_xt, plain.i_ty], rtol=1e-4, atol=1e-4)
+    _, i_ty = kl_mi_with_labels(jnp.asarray(acts - acts.mean(0)), jnp.asarray(labels), 3)  # rotation-free
+    assert float(plain.i_ty) == pytest.approx(float(i_ty) / np.log(2), abs=1e-5)
+    assert np.isfinite(float(plain.i_xt))
+    no_inputs = est(jnp.asarray(acts), jnp.asarray(labels), ctx(3, 3)._replace(inputs_NxD=None))
+    assert np.isnan(float(no_inputs.i_xt))
+
+
+def test_knn_in_a_sweep_reports_finite_mi_where_binning_saturates(tmp_path):
+    """kind: knn inline in the compiled loop: finite I(X;T) and I(T;Y) <= log2(classes) per layer, where 30-bin
+    binning of a wide layer sits at log2 N."""
+    from tests.helpers import sweep_to_run_dir
+
+    raw = {"name": "knn", "data": {"dataset": "digits", "train_fraction": 0.8,
+                                   "mi_sample": {"split": "all", "n": 400, "seed": 0}},
+           "model": {"hidden": [32, 8], "activation": "tanh"},
+           "train": {"epochs": 6, "batch_size": 128, "learning_rate": 3e-3, "chunk_epochs": 6},
+           "mi": {"schedule": {"every": 3}, "estimators": [{"kind": "binning"}, {"kind": "knn", "dim": 3}]},
+           "grid": {"seed": 2}, "output": {"plots": False}}
+    info = sweep_to_run_dir(tmp_path, raw).info
+    knn = info[info.estimator == "knn5_pca3"]
+    assert len(knn) == 2 * 3 * 3 and np.isfinite(knn[["i_xt", "i_ty"]].to_numpy()).all()
+    assert (knn.i_ty <= np.log2(10) + 0.3).all() and (knn.i_ty > -0.3).all()
+    wide = info[(info.estimator == "binning30") & (info.layer == "h1")]
+    assert (wide.i_xt > np.log2(400) - 0.05).all()  # saturated
+
+
+def test_knn_settings_are_checked():
+    from pydantic import ValidationError
+
+    from ibjax.spec import EstimatorSpec
+
+    with pytest.raises(ValidationError, match="dim, k: only for kind 'knn'"):
+        EstimatorSpec(kind="binning", k=3, dim=2)
+    with pytest.raises(ValidationError, match="no bins"):
+        EstimatorSpec(kind="knn", n_bins=10)
+    assert EstimatorSpec(kind="knn", k=3, dim=2).resolved_name == "knn3_pca2"
