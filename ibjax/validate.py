@@ -11,6 +11,11 @@ Tasks (X uniform over the N rows, as in the sweeps):
   is shown beside it; the stochastic-network estimator (kind: noisy, one noise draw per row) must be unbiased
   for it. Bias and spread over `--repeats` draws of the rows.
 
+- gauss<d>d_I<I>nats: X, T Gaussian in d = 1, 2, 5 dimensions with I(X;T) = I nats (0 ... 10; coordinate
+  pairs with rho = sqrt(1 - exp(-2 I / d))), N = 1024, for kind knn (KSG on d principal components). Pass rule
+  |bias| < 0.1 nats + 5 % of the truth; it counts inside the stated range d <= 2, I <= 2.5 nats, and is reported
+  (not counted) outside it, where KSG is known to underestimate.
+
 Writes validate.csv and validate.md to --out (default runs/validate) and prints the table.
 """
 
@@ -30,6 +35,7 @@ from ibjax.mi import (
     FixedWidthBinning,
     IdnnsBinning,
     KDEBound,
+    KNNEstimator,
     LayerContext,
     NoisyMixture,
     QuantileBinning,
@@ -103,7 +109,44 @@ def run(repeats: int = 5) -> pd.DataFrame:
                          limit=0.5 * np.log2(1 + k), estimator="noisy", estimate=truths.mean() + err.mean(),
                          bias=err.mean(), std=err.std(), repeats=repeats, check="unbiased (|bias| < 4 SE + 0.05)",
                          ok=bool(abs(err.mean()) < tol)))
-    return pd.DataFrame(rows)
+    rows += knn_gaussian_rows(repeats)
+    df = pd.DataFrame(rows)
+    df["in_range"] = df["in_range"].fillna(True).astype(bool) if "in_range" in df else True
+    return df
+
+
+# kind: knn on Gaussians with known I(X;T): X, T in d dimensions, coordinate pairs correlated with
+# rho = sqrt(1 - exp(-2 I / d)), I in nats. The estimator's stated range (where its check counts): d <= 2 and
+# I <= 2.5 nats at N = 1024 (KSG underestimates in more dimensions, and is capped near psi(N) - psi(k) nats).
+KNN_N, KNN_DIMS, KNN_MI_NATS = 1024, (1, 2, 5), (0.0, 1.0, 2.5, 5.0, 10.0)
+KNN_RULE = "abs(bias) < 0.1 nats + 5 % of truth"
+
+
+def gaussian_pairs(n: int, dims: int, mi_nats: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rho = np.sqrt(1 - np.exp(-2 * mi_nats / dims))
+    x = rng.normal(size=(n, dims))
+    t = rho * x + np.sqrt(1 - rho**2) * rng.normal(size=(n, dims))
+    return x.astype(np.float32), t.astype(np.float32)
+
+
+def knn_gaussian_rows(repeats: int) -> list[dict]:
+    rows = []
+    for dims in KNN_DIMS:
+        est = KNNEstimator(f"knn5_pca{dims}", 5, dims, n_classes=1)
+        for mi in KNN_MI_NATS:
+            vals = []
+            for rep in range(repeats):
+                x, t = gaussian_pairs(KNN_N, dims, mi, rep)
+                ctx = LayerContext(jnp.ones(dims, bool), jnp.float32(0), jnp.float32(0), False, None, jnp.asarray(x))
+                vals.append(float(est(jnp.asarray(t), jnp.zeros(KNN_N, jnp.int32), ctx).i_xt))
+            v, truth = np.asarray(vals), mi / np.log(2)
+            bias = v.mean() - truth
+            rows.append(dict(task=f"gauss{dims}d_I{mi:g}nats", quantity="I(X;T)", truth=truth, limit=np.nan,
+                             estimator=est.name, estimate=v.mean(), bias=bias, std=v.std(), repeats=repeats,
+                             check=KNN_RULE, ok=bool(abs(bias) * np.log(2) < 0.1 + 0.05 * mi),
+                             in_range=dims <= 2 and mi <= 2.5))
+    return rows
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -111,7 +154,8 @@ def to_markdown(df: pd.DataFrame) -> str:
     head += "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |\n"
     body = "".join(
         f"| {r.task} | {r.quantity} | {r.truth:.4f} | {'' if np.isnan(r.limit) else f'{r.limit:.4f}'} | "
-        f"{r.estimator} | {r.estimate:.4f} | {r.bias:+.4f} | {r.std:.4f} | {r.check} | {'yes' if r.ok else 'NO'} |\n"
+        f"{r.estimator} | {r.estimate:.4f} | {r.bias:+.4f} | {r.std:.4f} | {r.check} | "
+        f"{('yes' if r.ok else 'NO') + ('' if r.in_range else ' (outside its stated range)')} |\n"
         for r in df.itertuples())
     return head + body
 
@@ -130,8 +174,10 @@ def main(argv=None) -> int:
     atomic_write_bytes(out / "validate.csv", df.to_csv(index=False).encode())
     atomic_write_bytes(out / "validate.md", ("# Estimator validation (bits)\n\n" + md).encode())
     print(md)
-    bad = df[~df.ok]
-    print(f"{len(df) - len(bad)}/{len(df)} checks passed; table in {out}/validate.md", file=sys.stderr)
+    counted = df[df.in_range]
+    bad = counted[~counted.ok]
+    print(f"{len(counted) - len(bad)}/{len(counted)} checks passed ({len(df) - len(counted)} more rows outside "
+          f"their estimator's stated range, reported only); table in {out}/validate.md", file=sys.stderr)
     return 0 if bad.empty else 1
 
 

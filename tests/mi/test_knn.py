@@ -108,3 +108,15 @@ def test_knn_settings_are_checked():
     with pytest.raises(ValidationError, match="no bins"):
         EstimatorSpec(kind="knn", n_bins=10)
     assert EstimatorSpec(kind="knn", k=3, dim=2).resolved_name == "knn3_pca2"
+
+
+def test_validate_knn_rows_pass_in_their_stated_range_and_say_where_they_fail():
+    import pandas as pd
+
+    from ibjax.validate import knn_gaussian_rows, to_markdown
+
+    df = pd.DataFrame(knn_gaussian_rows(repeats=1))
+    assert df[df.in_range].ok.all(), df[df.in_range]
+    high = df[df.task.str.endswith("I10nats")]
+    assert not high.ok.any() and not high.in_range.any()  # KSG's ceiling near psi(N) - psi(k): said, not hidden
+    assert "NO (outside its stated range)" in to_markdown(df)
