@@ -58,3 +58,15 @@ def test_conv_benchmark_quick_produces_the_table(tmp_path):
     for r in table["rows"]:
         assert r["net_epochs_per_s"] > 0 and 0 < r["share_of_conv_peak"] and r["device_mb"] > 0
     assert table["rows"][1]["device_mb"] > table["rows"][0]["device_mb"]  # memory grows with the networks
+
+
+def test_knn_benchmark_quick_produces_the_table(tmp_path):
+    out = tmp_path / "k.json"
+    proc = run_cli("benchmarks.knn", "--sizes", "128", "256", "--n", "2", "--layers", "2", "--repeats", "1",
+                   "--json", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("temp_growth=")
+    table = json.loads(out.read_text())
+    assert [r["samples"] for r in table["rows"]] == [128, 128, 256, 256]
+    assert all(r["finite"] and r["s_per_logged_epoch"] > 0 for r in table["rows"])
+    assert 0 < table["temp_growth"] < 3  # blocked: temporaries grow like S (ratio 2), never like S^2 (ratio 4)
