@@ -263,16 +263,19 @@ class EstimatorSpec(_Frozen):
     """knn only: neighbours per point."""
     dim: int = Field(4, ge=1)
     """knn only: principal components kept of each layer and of X."""
+    weighted: bool = False
+    """knn only: I(T;Y) from Berrett et al.'s weighted Kozachenko-Leonenko entropies over the 1st..k-th
+    neighbours (bias-corrected for dim >= 4; give k >= 20, up to dim 12); false: the k-th neighbour alone."""
     max_samples: int | None = Field(None, ge=2)
     """kde, noisy and knn: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
     name: str | None = None
     """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, width<w>, idnns<n>,
-    kde_upper / kde_lower, knn<k>_pca<dim>."""
+    kde_upper / kde_lower, knn<k>_pca<dim>[_wkl]."""
 
     @model_validator(mode="after")
     def _settings_fit_the_kind(self):
         given = self.model_fields_set
-        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width"}, "knn": {"k", "dim"}}
+        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width"}, "knn": {"k", "dim", "weighted"}}
         for kind, keys in only.items():
             stray = sorted(k for k in keys & given if self.kind != kind)
             if stray:
@@ -283,6 +286,9 @@ class EstimatorSpec(_Frozen):
             raise ValueError(f"kind '{self.kind}' has no bins: drop n_bins and range")
         if self.width is not None and given & {"n_bins", "range", "bins"}:
             raise ValueError("width is fixed-width binning with no range: drop n_bins, range and bins")
+        if self.weighted and self.dim > 12:
+            raise ValueError(f"weighted: Berrett weights are usable up to dim 12 (they grow without bound beyond "
+                             f"it at these sample sizes), got dim {self.dim}")
         if self.bins == "quantile" and "range" in given:
             raise ValueError("bins: quantile places its own edges per unit: drop range")
         return self
@@ -310,7 +316,7 @@ class EstimatorSpec(_Frozen):
         if self.kind in ("exact", "noisy"):
             return self.kind
         if self.kind == "knn":
-            return f"knn{self.k}_pca{self.dim}"
+            return f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
         if self.width is not None:
             return f"width{self.width:g}"
         if self.bins == "quantile":

@@ -99,6 +99,23 @@ def kl_entropy_ref(points, k=5) -> float:
     return float(digamma(n) - digamma(k) + d / 2 * np.log(np.pi) - gammaln(d / 2 + 1) + d * np.mean(np.log(eps)))
 
 
+def weighted_kl_entropy_ref(points, k) -> float:
+    """Berrett, Samworth & Yuan's weighted KL entropy in nats: minimum-norm weights from the normal equations
+    (G G^T lambda = e_1, w = G^T lambda; G's rows: ones, then Gamma(j + 2l/d) / Gamma(j) for l = 1..floor(d/4)),
+    log xi_(j),i = -psi(j) + log V_d + log(n - 1) + d log rho_(j),i, with scipy's k-d tree."""
+    from scipy.spatial import cKDTree
+    from scipy.special import digamma, gammaln
+
+    points = np.asarray(points, np.float64)
+    n, d = points.shape
+    j = np.arange(1, k + 1)
+    g = np.stack([np.ones(k)] + [np.exp(gammaln(j + 2 * l / d) - gammaln(j)) for l in range(1, d // 4 + 1)])
+    w = g.T @ np.linalg.solve(g @ g.T, np.eye(len(g))[0])
+    rho = cKDTree(points).query(points, k + 1)[0][:, 1:]
+    log_xi = -digamma(j)[None] + d / 2 * np.log(np.pi) - gammaln(d / 2 + 1) + np.log(n - 1) + d * np.log(rho)
+    return float(np.mean(log_xi @ w))
+
+
 def kl_label_mi_ref(points, labels, k=5) -> float:
     """I(T;Y) in nats: KL entropy of all points minus the class-weighted KL entropies within each class."""
     labels = np.asarray(labels)

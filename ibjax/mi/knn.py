@@ -49,13 +49,23 @@ def _flat(v: jnp.ndarray, n: int) -> jnp.ndarray:
     return v.reshape(-1, *v.shape[2:])[:n]
 
 
-def kth_smallest(d_BxN, k: int) -> jnp.ndarray:
-    """The k-th smallest entry of each row (ties counted separately, as a sort would): k passes that each
-    remove one minimum — for k << N far cheaper on the CPU than `lax.top_k`, which sorts every row."""
+def k_smallest(d_BxN, k: int) -> jnp.ndarray:
+    """The k smallest entries of each row, ascending [B, k] (ties counted separately, as a sort would): k passes
+    that each take and remove one minimum — for k << N far cheaper on the CPU than `lax.top_k`, which sorts
+    every row."""
     cols = jnp.arange(d_BxN.shape[1])[None, :]
-    for _ in range(k - 1):
-        d_BxN = jnp.where(cols == jnp.argmin(d_BxN, axis=1)[:, None], jnp.inf, d_BxN)
-    return jnp.min(d_BxN, axis=1)
+    out = []
+    for j in range(k):
+        at = jnp.argmin(d_BxN, axis=1)
+        out.append(jnp.take_along_axis(d_BxN, at[:, None], axis=1)[:, 0])
+        if j < k - 1:
+            d_BxN = jnp.where(cols == at[:, None], jnp.inf, d_BxN)
+    return jnp.stack(out, axis=1)
+
+
+def kth_smallest(d_BxN, k: int) -> jnp.ndarray:
+    """The k-th smallest entry of each row [B]."""
+    return k_smallest(d_BxN, k)[:, k - 1]
 
 
 def _sq_dists(q_BxD, p_NxD) -> jnp.ndarray:
@@ -74,9 +84,9 @@ def _max_dists(q_BxD, p_NxD) -> jnp.ndarray:
     return d
 
 
-def kth_distance(points_NxD, k: int, groups_N=None) -> jnp.ndarray:
-    """Euclidean distance from each point to its k-th nearest other point [N] (within its own group when
-    `groups_N` is given: the class-conditional neighbours)."""
+def neighbour_distances(points_NxD, k: int, groups_N=None) -> jnp.ndarray:
+    """Euclidean distances from each point to its 1st ... k-th nearest other point [N, k] (within its own group
+    when `groups_N` is given: the class-conditional neighbours)."""
     n = points_NxD.shape[0]
     p = points_NxD.astype(jnp.float32)
 
@@ -86,9 +96,48 @@ def kth_distance(points_NxD, k: int, groups_N=None) -> jnp.ndarray:
         if groups_N is not None:
             other = other & (groups_N[idx_B][:, None] == groups_N[None, :])
         d = jnp.where(other, d, jnp.inf)
-        return kth_smallest(d, k)
+        return k_smallest(d, k)
 
     return jnp.sqrt(jnp.maximum(_flat(lax.map(block, _blocks(n)), n), _TINY))
+
+
+def kth_distance(points_NxD, k: int, groups_N=None) -> jnp.ndarray:
+    """Euclidean distance from each point to its k-th nearest other point [N] (see `neighbour_distances`)."""
+    return neighbour_distances(points_NxD, k, groups_N)[:, k - 1]
+
+
+def berrett_weights(d: int, k: int) -> np.ndarray:
+    """Weights w_1..w_K of the weighted Kozachenko-Leonenko estimator (Berrett, Samworth & Yuan 2019) in d
+    dimensions: sum_j w_j = 1 and sum_j w_j Gamma(j + 2l/d) / Gamma(j) = 0 for l = 1 .. floor(d/4), which cancel
+    the leading bias terms the unweighted estimator keeps in d >= 4. The minimum-norm solution over j = 1 .. K,
+    K = max(k, floor(d/4) + 1) (the constraints need that many neighbours). For d <= 3 there is no constraint
+    but the sum and the weights are those of the plain estimator: 1 on the k-th neighbour."""
+    n_l = d // 4
+    if n_l == 0:
+        return np.eye(k)[k - 1]
+    big_k = max(k, n_l + 1)
+    j = np.arange(1, big_k + 1, dtype=float)
+    from scipy.special import gammaln as sp_gammaln
+
+    rows = [np.ones(big_k)] + [np.exp(sp_gammaln(j + 2 * l / d) - sp_gammaln(j)) for l in range(1, n_l + 1)]
+    a = np.stack(rows)
+    rhs = np.eye(n_l + 1)[0]
+    return np.linalg.lstsq(a, rhs, rcond=None)[0]
+
+
+def weight_table(max_d: int, k: int) -> np.ndarray:
+    """[max_d + 1, K] Berrett weights for every real dimension 0..max_d (row 0 unused), zero-padded to the
+    largest K, so a traced dimension can pick its row."""
+    ws = [berrett_weights(max(d, 1), k) for d in range(max_d + 1)]
+    big_k = max(len(w) for w in ws)
+    return np.stack([np.pad(w, (0, big_k - len(w))) for w in ws])
+
+
+def _log_xi(eps_NxK, d, n_eff) -> jnp.ndarray:
+    """Berrett's log xi_(j),i = -psi(j) + log V_d + psi(n_eff) + d log rho_(j),i, [N, K] (psi(n_eff) in place of
+    log(n_eff - 1), as the plain estimator of Kozachenko & Leonenko writes it; they differ by O(1/n))."""
+    j = jnp.arange(1, eps_NxK.shape[1] + 1, dtype=jnp.float64)
+    return -digamma(j)[None, :] + log_unit_ball(d) + digamma(n_eff)[..., None] + d * jnp.log(eps_NxK)
 
 
 def log_unit_ball(d) -> jnp.ndarray:
@@ -97,29 +146,42 @@ def log_unit_ball(d) -> jnp.ndarray:
     return d / 2 * np.log(np.pi) - gammaln(d / 2 + 1)
 
 
-def kl_entropy(points_NxD, k: int = 5, d=None) -> jnp.ndarray:
-    """Kozachenko-Leonenko differential entropy in nats (float64). d: the points' real dimension when some
-    coordinates are constant zeros (a padded layer; may be traced); default all columns."""
+def _weights(points_NxD, k: int, d, weighted: bool) -> jnp.ndarray:
+    """The weights for this call: Berrett's for the (possibly traced) real dimension d, or 1 on the k-th."""
+    if not weighted:
+        return jnp.asarray(np.eye(k)[k - 1])
+    table = jnp.asarray(weight_table(points_NxD.shape[1], k))
+    return table[jnp.clip(jnp.asarray(d, jnp.int32), 1, points_NxD.shape[1])]
+
+
+def kl_entropy(points_NxD, k: int = 5, d=None, weighted: bool = False) -> jnp.ndarray:
+    """Kozachenko-Leonenko differential entropy in nats (float64); `weighted`: Berrett et al.'s weighted
+    estimator (identical to the plain one for d <= 3). d: the points' real dimension when some coordinates are
+    constant zeros (a padded layer; may be traced); default all columns."""
     n = points_NxD.shape[0]
     d = points_NxD.shape[1] if d is None else d
-    eps = kth_distance(points_NxD, k).astype(jnp.float64)
-    return digamma(jnp.float64(n)) - digamma(jnp.float64(k)) + log_unit_ball(d) + d * jnp.mean(jnp.log(eps))
+    w = _weights(points_NxD, k, d, weighted)
+    eps = neighbour_distances(points_NxD, w.shape[0]).astype(jnp.float64)
+    return jnp.mean(_log_xi(eps, d, jnp.float64(n)) @ w)
 
 
-def kl_mi_with_labels(points_NxD, labels_N, n_classes: int, k: int = 5, d=None) -> tuple[jnp.ndarray, jnp.ndarray]:
+def kl_mi_with_labels(points_NxD, labels_N, n_classes: int, k: int = 5, d=None, weighted: bool = False
+                      ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """(h(T), I(T;Y)) in nats: KL entropy of all points, minus the class-weighted KL entropies within each class.
-    A class with at most k points contributes nothing (its entropy is not estimable; its weight is dropped).
-    d as for `kl_entropy`."""
+    A class with at most K points (K = the neighbours used) contributes nothing (its entropy is not estimable;
+    its weight is dropped). d and `weighted` as for `kl_entropy`."""
     n = points_NxD.shape[0]
     d = points_NxD.shape[1] if d is None else d
-    eps_all = kth_distance(points_NxD, k).astype(jnp.float64)
-    eps_cls = kth_distance(points_NxD, k, labels_N).astype(jnp.float64)
+    w = _weights(points_NxD, k, d, weighted)
+    big_k = w.shape[0]
+    eps_all = neighbour_distances(points_NxD, big_k).astype(jnp.float64)
+    eps_cls = neighbour_distances(points_NxD, big_k, labels_N).astype(jnp.float64)
     n_y = jnp.zeros(n_classes, jnp.float64).at[labels_N].add(1.0)
     n_i = n_y[labels_N]
-    ok = n_i > k
-    h_t = digamma(jnp.float64(n)) - digamma(jnp.float64(k)) + log_unit_ball(d) + d * jnp.mean(jnp.log(eps_all))
-    # sum_y p(y) h(T|y) = mean over points of [psi(N_y) - psi(k) + log V_d + d log eps_cls], per point's class
-    term = digamma(jnp.maximum(n_i, 1.0)) - digamma(jnp.float64(k)) + log_unit_ball(d) + d * jnp.log(eps_cls)
+    ok = n_i > big_k
+    h_t = jnp.mean(_log_xi(eps_all, d, jnp.float64(n)) @ w)
+    # sum_y p(y) h(T|y) = mean over points of the entropy terms within the point's class (psi(N_y) for psi(N))
+    term = _log_xi(eps_cls, d, jnp.maximum(n_i, 1.0)) @ w
     h_t_given_y = jnp.sum(jnp.where(ok, term, 0.0)) / jnp.maximum(jnp.sum(ok), 1.0)
     return h_t, h_t - h_t_given_y
 
@@ -159,13 +221,14 @@ class KNNEstimator:
     dim: int = 4
     max_samples: int | None = None
     n_classes: int | None = None
+    weighted: bool = False  # I(T;Y) from Berrett et al.'s weighted KL entropies (kl_entropy)
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]
         keep = sample_rows(n, self.max_samples)
         t = pca(acts_NxU[keep], self.dim, ctx.unit_mask_U)
         d_t = jnp.minimum(self.dim, jnp.sum(ctx.unit_mask_U))  # a padded layer's real dimension
-        _, i_ty = kl_mi_with_labels(t, labels_N[keep], self.n_classes, self.k, d_t)
+        _, i_ty = kl_mi_with_labels(t, labels_N[keep], self.n_classes, self.k, d_t, self.weighted)
         i_xt = jnp.float64(jnp.nan)
         if ctx.inputs_NxD is not None:
             x = pca(ctx.inputs_NxD[keep].reshape(len(keep), -1), self.dim)

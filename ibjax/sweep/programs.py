@@ -44,7 +44,7 @@ def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = 
             var = None if noise_std is None else noise_std**2
             ests.append(NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes))
         elif e.kind == "knn":
-            ests.append(KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes))
+            ests.append(KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes, e.weighted))
         elif e.kind == "exact":
             ests.append(ExactCounting(e.resolved_name, n_classes))
         elif e.kind == "kde":

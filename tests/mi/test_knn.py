@@ -6,10 +6,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.special import digamma, gammaln
 
 from ibjax.mi import KNNEstimator, LayerContext, kl_entropy, kl_mi_with_labels, ksg_mi
 from ibjax.mi import knn as knn_module
-from tests.reference import kl_entropy_ref, kl_label_mi_ref, ksg_ref
+from tests.reference import kl_entropy_ref, kl_label_mi_ref, ksg_ref, weighted_kl_entropy_ref
 
 
 def correlated_pairs(n, dims, mi_nats, seed):
@@ -32,6 +33,26 @@ def test_kl_entropy_of_a_gaussian_is_near_its_analytic_value():
     d = 3
     pts = np.random.default_rng(0).normal(size=(4000, d)).astype(np.float32)
     assert float(kl_entropy(jnp.asarray(pts))) == pytest.approx(d / 2 * np.log(2 * np.pi * np.e), abs=0.05)
+
+
+@pytest.mark.parametrize("n,d,k", [(700, 4, 10), (1500, 8, 20)])
+def test_weighted_kl_entropy_matches_berretts_estimator(n, d, k):
+    pts = np.random.default_rng(d).normal(size=(n, d)).astype(np.float32)
+    got = float(kl_entropy(jnp.asarray(pts), k, weighted=True))
+    # The implementation writes psi(n) where Berrett et al. write log(n - 1): a known O(1/n) constant apart.
+    shift = float(digamma(n) - np.log(n - 1))
+    assert got == pytest.approx(weighted_kl_entropy_ref(pts, k) + shift, rel=1e-5, abs=1e-5)
+    assert got == pytest.approx(d / 2 * np.log(2 * np.pi * np.e), abs=0.2)  # near the Gaussian entropy
+
+
+def test_berrett_weights_cancel_the_bias_terms():
+    for d, k in ((4, 5), (8, 20), (12, 30)):
+        w = knn_module.berrett_weights(d, k)
+        j = np.arange(1, len(w) + 1)
+        assert w.sum() == pytest.approx(1.0)
+        for ell in range(1, d // 4 + 1):
+            assert w @ np.exp(gammaln(j + 2 * ell / d) - gammaln(j)) == pytest.approx(0.0, abs=1e-8)
+    assert knn_module.berrett_weights(3, 5).tolist() == [0, 0, 0, 0, 1]  # d <= 3: the plain estimator
 
 
 def test_label_mi_matches_the_reference():
