@@ -251,8 +251,9 @@ class EstimatorSpec(_Frozen):
     range: Literal["auto", "layer", "neuron"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; neuron (each unit's
     min/max); or [lo, hi]."""
-    bins: Literal["uniform", "quantile"] = "uniform"
-    """binning only: uniform bins over the range, or quantile (equal-mass bins per unit; no range)."""
+    bins: Literal["uniform", "quantile", "adaptive"] = "uniform"
+    """binning only: uniform bins over the range, quantile (equal-mass bins per unit; no range), or adaptive
+    (Chelombiev et al.: per layer, bins holding equal numbers of distinct values; no range)."""
     width: float | None = Field(None, gt=0)
     """binning only: fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
     bound: Literal["upper", "lower"] = "upper"
@@ -269,7 +270,7 @@ class EstimatorSpec(_Frozen):
     max_samples: int | None = Field(None, ge=2)
     """kde, noisy and knn: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
     name: str | None = None
-    """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, width<w>, idnns<n>,
+    """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n>, width<w>, idnns<n>,
     kde_upper / kde_lower, knn<k>_pca<dim>[_wkl]."""
 
     @model_validator(mode="after")
@@ -289,8 +290,8 @@ class EstimatorSpec(_Frozen):
         if self.weighted and self.dim > 12:
             raise ValueError(f"weighted: Berrett weights are usable up to dim 12 (they grow without bound beyond "
                              f"it at these sample sizes), got dim {self.dim}")
-        if self.bins == "quantile" and "range" in given:
-            raise ValueError("bins: quantile places its own edges per unit: drop range")
+        if self.bins in ("quantile", "adaptive") and "range" in given:
+            raise ValueError(f"bins: {self.bins} places its own edges: drop range")
         return self
 
     @model_validator(mode="after")
@@ -319,8 +320,8 @@ class EstimatorSpec(_Frozen):
             return f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
         if self.width is not None:
             return f"width{self.width:g}"
-        if self.bins == "quantile":
-            return f"quantile{self.n_bins}"
+        if self.bins in ("quantile", "adaptive"):
+            return f"{self.bins}{self.n_bins}"
         suffix = {"auto": "", "layer": "_layer", "neuron": "_neuron"}.get(self.range, "_fixed") \
             if isinstance(self.range, str) else "_fixed"
         return f"binning{self.n_bins}{suffix}"

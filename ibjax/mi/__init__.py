@@ -1,5 +1,6 @@
 """Mutual-information estimators: pure JAX functions, in bits, run inside the compiled training loop."""
 
+from ibjax.mi.adaptive_bins import AdaptiveBinning, adaptive_bin_indices
 from ibjax.mi.binning import (
     Binning,
     IdnnsBinning,
@@ -19,6 +20,8 @@ from ibjax.mi.quantile_bins import QuantileBinning, quantile_bin_indices
 from ibjax.mi.width_bins import FixedWidthBinning, width_bin_indices
 
 __all__ = [
+    "AdaptiveBinning",
+    "adaptive_bin_indices",
     "Binning",
     "ExactCounting",
     "float_row_codes",

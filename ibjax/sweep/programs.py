@@ -14,6 +14,7 @@ import jax
 from ibjax.data.task import Data, Task
 from ibjax.data.variants import run_data
 from ibjax.mi import (
+    AdaptiveBinning,
     Binning,
     ExactCounting,
     FixedWidthBinning,
@@ -51,6 +52,8 @@ def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = 
             ests.append(KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes))
         elif e.width is not None:
             ests.append(FixedWidthBinning(e.resolved_name, e.width, n_classes))
+        elif e.bins == "adaptive":
+            ests.append(AdaptiveBinning(e.resolved_name, e.n_bins, n_classes))
         elif e.bins == "quantile":
             ests.append(QuantileBinning(e.resolved_name, e.n_bins, n_classes))
         elif isinstance(e.range, list):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ibjax.mi import Binning, FixedWidthBinning, KDEBound, LayerContext, QuantileBinning
+from ibjax.mi import AdaptiveBinning, Binning, FixedWidthBinning, KDEBound, LayerContext, QuantileBinning
 from ibjax.spec import EstimatorSpec, SpecError, validate
 from tests.reference import class_conditional_mi, ibsgd_kde, mixture_mi_1d
 
@@ -96,6 +96,35 @@ def test_quantile_bins_are_equal_mass():
     assert abs(float(got.i_xt) - 3.0) < 1e-9  # 8 bins of exactly 375 rows each
 
 
+def adaptive_bins_ref(acts, n_bins):
+    """Chelombiev et al.'s adaptive bins in NumPy: edges at equal ranks among the layer's distinct values."""
+    distinct = np.unique(acts)
+    edges = distinct[np.arange(1, n_bins) * len(distinct) // n_bins]
+    return np.searchsorted(edges, acts, side="right")
+
+
+@pytest.mark.parametrize("n_bins", [2, 10, 30])
+def test_adaptive_bins_equal_numpy(n_bins):
+    rng = np.random.default_rng(n_bins)
+    acts = layer_acts(rng, 1200, 5)
+    acts[:, 0] = np.round(acts[:, 0] * 3) / 3  # heavy ties in one unit
+    acts[rng.random((1200, 5)) < 0.3] = 1.0  # a saturated value repeated many times takes one bin, not many
+    labels = rng.integers(0, 3, 1200)
+    got = AdaptiveBinning("a", n_bins, n_classes=3)(jnp.asarray(acts), jnp.asarray(labels), ctx(5))
+    want = class_conditional_mi(adaptive_bins_ref(acts, n_bins), labels)
+    assert abs(float(got.i_xt) - want[0]) < 1e-9 and abs(float(got.i_ty) - want[1]) < 1e-9
+
+
+def test_adaptive_bins_ignore_padded_units():
+    rng = np.random.default_rng(3)
+    acts = layer_acts(rng, 600, 3)
+    labels = jnp.asarray(rng.integers(0, 2, 600))
+    est = AdaptiveBinning("a", 12, n_classes=2)
+    plain = est(jnp.asarray(acts), labels, ctx(3))
+    padded = est(jnp.asarray(np.pad(acts, ((0, 0), (0, 4)))), labels, ctx(7, real=3))
+    assert float(plain.i_xt) == float(padded.i_xt) and float(plain.i_ty) == float(padded.i_ty)
+
+
 @pytest.mark.parametrize("bound", ["upper", "lower"])
 @pytest.mark.parametrize("var", [1e-3, 0.1])
 def test_kde_equals_ibsgd(bound, var):
@@ -136,7 +165,8 @@ def test_estimators_vmap_and_jit():
     acts = jnp.asarray(np.stack([layer_acts(rng, 256, 3) for _ in range(3)]))
     labels = jnp.asarray(rng.integers(0, 2, 256))
     for est in (Binning("b", 30, "neuron", n_classes=2), FixedWidthBinning("w", 0.07, n_classes=2),
-                QuantileBinning("q", 10, n_classes=2), KDEBound("k", "lower", 1e-3)):
+                QuantileBinning("q", 10, n_classes=2), AdaptiveBinning("a", 10, n_classes=2),
+                KDEBound("k", "lower", 1e-3)):
         batched = jax.jit(jax.vmap(lambda a: est(a, labels, ctx(3))))(acts)
         for m in range(3):
             one = est(acts[m], labels, ctx(3))
@@ -149,6 +179,9 @@ def test_estimators_vmap_and_jit():
     ({"kind": "binning", "noise_var": 0.1}, "only for kind 'kde'"),
     ({"kind": "kde", "width": 0.5}, "only for kind 'binning'"),
     ({"kind": "binning", "bins": "quantile", "range": "layer"}, "drop range"),
+    ({"kind": "binning", "bins": "adaptive", "range": [0, 1]}, "drop range"),
+    ({"kind": "knn", "weighted": True, "dim": 16}, "up to dim 12"),
+    ({"kind": "binning", "weighted": True}, "only for kind 'knn'"),
 ])
 def test_estimator_settings_are_checked(raw, hint):
     with pytest.raises(SpecError, match=hint):
@@ -158,5 +191,7 @@ def test_estimator_settings_are_checked(raw, hint):
 def test_estimator_names():
     names = [EstimatorSpec(**e).resolved_name for e in (
         {}, {"range": "neuron"}, {"width": 0.07}, {"bins": "quantile", "n_bins": 10}, {"kind": "kde"},
-        {"kind": "kde", "bound": "lower"}, {"kind": "idnns"})]
-    assert names == ["binning30", "binning30_neuron", "width0.07", "quantile10", "kde_upper", "kde_lower", "idnns30"]
+        {"kind": "kde", "bound": "lower"}, {"kind": "idnns"}, {"bins": "adaptive"},
+        {"kind": "knn", "k": 20, "weighted": True})]
+    assert names == ["binning30", "binning30_neuron", "width0.07", "quantile10", "kde_upper", "kde_lower", "idnns30",
+                     "adaptive30", "knn20_pca4_wkl"]
