@@ -254,6 +254,9 @@ class EstimatorSpec(_Frozen):
     bins: Literal["uniform", "quantile", "adaptive"] = "uniform"
     """binning only: uniform bins over the range, quantile (equal-mass bins per unit; no range), or adaptive
     (Chelombiev et al.: per layer, bins holding equal numbers of distinct values; no range)."""
+    space: Literal["activation", "net_input"] = "activation"
+    """binning only: bin the activations, or each layer's net input W h + b (Saxe et al.'s appendix; model.kind
+    mlp): name suffix _net."""
     width: float | None = Field(None, gt=0)
     """binning only: fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
     bound: Literal["upper", "lower"] = "upper"
@@ -270,13 +273,13 @@ class EstimatorSpec(_Frozen):
     max_samples: int | None = Field(None, ge=2)
     """kde, noisy and knn: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
     name: str | None = None
-    """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n>, width<w>, idnns<n>,
+    """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n>, width<w> (+ _net for net inputs), idnns<n>,
     kde_upper / kde_lower, knn<k>_pca<dim>[_wkl]."""
 
     @model_validator(mode="after")
     def _settings_fit_the_kind(self):
         given = self.model_fields_set
-        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width"}, "knn": {"k", "dim", "weighted"}}
+        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width", "space"}, "knn": {"k", "dim", "weighted"}}
         for kind, keys in only.items():
             stray = sorted(k for k in keys & given if self.kind != kind)
             if stray:
@@ -318,13 +321,14 @@ class EstimatorSpec(_Frozen):
             return self.kind
         if self.kind == "knn":
             return f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
+        net = "_net" if self.space == "net_input" else ""
         if self.width is not None:
-            return f"width{self.width:g}"
+            return f"width{self.width:g}{net}"
         if self.bins in ("quantile", "adaptive"):
-            return f"{self.bins}{self.n_bins}"
+            return f"{self.bins}{self.n_bins}{net}"
         suffix = {"auto": "", "layer": "_layer", "neuron": "_neuron"}.get(self.range, "_fixed") \
             if isinstance(self.range, str) else "_fixed"
-        return f"binning{self.n_bins}{suffix}"
+        return f"binning{self.n_bins}{suffix}{net}"
 
 
 class ScheduleSpec(_Frozen):
@@ -422,6 +426,14 @@ class SweepSpec(_Frozen):
     mi: MISpec = MISpec()
     grid: GridSpec = GridSpec()
     output: OutputSpec = OutputSpec()
+
+    @model_validator(mode="after")
+    def _net_inputs_need_an_mlp(self):
+        for i, e in enumerate(self.mi.estimators):
+            if e.space == "net_input" and self.model.kind != "mlp":
+                raise ValueError(f"mi.estimators[{i}].space: net_input needs model.kind 'mlp' (the {self.model.kind} "
+                                 f"family does not expose its layers' net inputs)")
+        return self
 
     @model_validator(mode="after")
     def _grid_fits_the_model(self):

@@ -15,6 +15,7 @@ from ibjax.mi.entropy import label_entropy, symbol_entropies
 from ibjax.mi.exact import ExactCounting, float_row_codes
 from ibjax.mi.interface import LayerContext, MIEstimate, MIEstimator
 from ibjax.mi.knn import KNNEstimator, kl_entropy, kl_mi_with_labels, ksg_mi
+from ibjax.mi.net_input import OnNetInput
 from ibjax.mi.kde import KDEBound, NoisyMixture, kde_mi, noisy_layer_mi
 from ibjax.mi.quantile_bins import QuantileBinning, quantile_bin_indices
 from ibjax.mi.width_bins import FixedWidthBinning, width_bin_indices
@@ -32,6 +33,7 @@ __all__ = [
     "kl_mi_with_labels",
     "ksg_mi",
     "NoisyMixture",
+    "OnNetInput",
     "noisy_layer_mi",
     "QuantileBinning",
     "kde_mi",

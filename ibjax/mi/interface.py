@@ -26,6 +26,8 @@ class LayerContext(NamedTuple):
         rows (draw 0 is the activations passed to the estimator); None for a deterministic network.
     inputs_NxD: the network's inputs on the same rows (flattened), for estimators of I(X;T) that need X itself
         (k-NN); None where the caller has none.
+    net_input_NxU: the layer's net input (pre-activation, W h + b) on the same rows, for estimators that bin it
+        (`OnNetInput`); None unless an estimator asks for it (`needs_net_input`) and the model family gives it.
     """
 
     unit_mask_U: Array
@@ -34,6 +36,7 @@ class LayerContext(NamedTuple):
     bounded: Array
     draws_KxNxU: Array | None = None
     inputs_NxD: Array | None = None
+    net_input_NxU: Array | None = None
 
 
 class MIEstimate(NamedTuple):

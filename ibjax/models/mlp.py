@@ -194,6 +194,12 @@ class MLP:
         return forward(params, consts, x_NxD, self.activations, self.quantize_bits, self.noise_std, key,
                        self.dropout if train else None)
 
+    def net_inputs(self, params, consts: ModelConsts, x_NxD, hidden: list) -> list:
+        """Each hidden layer's net input W h + b (masked), from the layer below as `apply` returned it (for a
+        stochastic network: its values before noise, so the net inputs are those of the noise-free centres)."""
+        below = [x_NxD, *hidden[:-1]]
+        return [(h @ w + b) * m for h, w, b, m in zip(below, params["w"][:-1], params["b"][:-1], consts.masks)]
+
     def contexts(self, consts: ModelConsts, hidden: list) -> list[tuple]:
         # Static True when every activation of the program is bounded: estimators may then skip range passes.
         bounded = True if all(a in BOUNDED_RANGES for a in self.activations) else consts.bounded

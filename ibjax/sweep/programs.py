@@ -22,6 +22,7 @@ from ibjax.mi import (
     KDEBound,
     KNNEstimator,
     NoisyMixture,
+    OnNetInput,
     QuantileBinning,
 )
 from ibjax.models.conv import Conv
@@ -38,29 +39,36 @@ def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = 
     """The spec's estimators for one bucket (a noisy estimator takes the bucket's noise level)."""
     ests = []
     for e in spec.mi.estimators:
-        if e.kind == "idnns":
-            lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
-            ests.append(IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes))
-        elif e.kind == "noisy":
-            var = None if noise_std is None else noise_std**2
-            ests.append(NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes))
-        elif e.kind == "knn":
-            ests.append(KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes, e.weighted))
-        elif e.kind == "exact":
-            ests.append(ExactCounting(e.resolved_name, n_classes))
-        elif e.kind == "kde":
-            ests.append(KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes))
-        elif e.width is not None:
-            ests.append(FixedWidthBinning(e.resolved_name, e.width, n_classes))
-        elif e.bins == "adaptive":
-            ests.append(AdaptiveBinning(e.resolved_name, e.n_bins, n_classes))
-        elif e.bins == "quantile":
-            ests.append(QuantileBinning(e.resolved_name, e.n_bins, n_classes))
-        elif isinstance(e.range, list):
-            ests.append(Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes))
-        else:
-            ests.append(Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes))
+        est = _build_one(e, n_classes, noise_std)
+        if e.space == "net_input":
+            est = OnNetInput(e.resolved_name, est, n_classes)
+        ests.append(est)
     return tuple(ests)
+
+
+def _build_one(e, n_classes: int, noise_std: float | None):
+    """One estimator spec as its estimator (in activation space)."""
+    if e.kind == "idnns":
+        lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
+        return IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes)
+    if e.kind == "noisy":
+        var = None if noise_std is None else noise_std**2
+        return NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes)
+    if e.kind == "knn":
+        return KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes, e.weighted)
+    if e.kind == "exact":
+        return ExactCounting(e.resolved_name, n_classes)
+    if e.kind == "kde":
+        return KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes)
+    if e.width is not None:
+        return FixedWidthBinning(e.resolved_name, e.width, n_classes)
+    if e.bins == "adaptive":
+        return AdaptiveBinning(e.resolved_name, e.n_bins, n_classes)
+    if e.bins == "quantile":
+        return QuantileBinning(e.resolved_name, e.n_bins, n_classes)
+    if isinstance(e.range, list):
+        return Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes)
+    return Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes)
 
 
 def chunk_len(n_epochs: int, target: int) -> int:

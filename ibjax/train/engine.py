@@ -414,10 +414,14 @@ class Engine:
             # noisy estimator's H(T|X) (Goldfeld et al.'s sample propagation). Draw 0 is `hidden` itself.
             more = [fam.apply(params, consts, x_mi, jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
             draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
-        ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi)
-                for (mask, lo, hi, bounded), d in zip(fam.contexts(consts, hidden), draws)]
+        # Net inputs (pre-activations) only where an estimator bins them: one matmul per layer from the layers.
+        nets = [None] * len(layers)
+        if any(getattr(e, "needs_net_input", False) for e in p.estimators):
+            nets = [*fam.net_inputs(params, consts, x_mi, hidden), logits]
+        ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z)
+                for (mask, lo, hi, bounded), d, z in zip(fam.contexts(consts, hidden), draws, nets)]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0), True,
-                                 None, x_mi))
+                                 None, x_mi, nets[-1]))
         y_fit_mi = None
         if fit_labels:
             y_fit_mi = runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx]

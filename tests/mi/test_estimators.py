@@ -182,16 +182,22 @@ def test_estimators_vmap_and_jit():
     ({"kind": "binning", "bins": "adaptive", "range": [0, 1]}, "drop range"),
     ({"kind": "knn", "weighted": True, "dim": 16}, "up to dim 12"),
     ({"kind": "binning", "weighted": True}, "only for kind 'knn'"),
+    ({"kind": "kde", "space": "net_input"}, "only for kind 'binning'"),
 ])
 def test_estimator_settings_are_checked(raw, hint):
     with pytest.raises(SpecError, match=hint):
         validate({"mi": {"estimators": [raw]}})
 
 
+def test_net_input_binning_needs_an_mlp():
+    with pytest.raises(SpecError, match=r"mi.estimators\[0\].space: net_input needs model.kind 'mlp'"):
+        validate({"model": {"kind": "conv"}, "mi": {"estimators": [{"space": "net_input"}]}})
+
+
 def test_estimator_names():
     names = [EstimatorSpec(**e).resolved_name for e in (
         {}, {"range": "neuron"}, {"width": 0.07}, {"bins": "quantile", "n_bins": 10}, {"kind": "kde"},
         {"kind": "kde", "bound": "lower"}, {"kind": "idnns"}, {"bins": "adaptive"},
-        {"kind": "knn", "k": 20, "weighted": True})]
+        {"kind": "knn", "k": 20, "weighted": True}, {"space": "net_input"}, {"bins": "adaptive", "space": "net_input"})]
     assert names == ["binning30", "binning30_neuron", "width0.07", "quantile10", "kde_upper", "kde_lower", "idnns30",
-                     "adaptive30", "knn20_pca4_wkl"]
+                     "adaptive30", "knn20_pca4_wkl", "binning30_net", "adaptive30_net"]

@@ -154,3 +154,35 @@ def test_training_runs_in_float32():
     jaxpr = jax.make_jaxpr(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))(state, consts, DATA)
     assert "f64" not in str(jaxpr)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state.params))
+
+
+def test_net_input_binning_bins_the_pre_activations():
+    """OnNetInput in the engine equals the wrapped binning applied to W h + b computed here from the weights
+    (tanh, 3 models, one padded): the engine hands each layer its own net input, the output layer its logits."""
+    from ibjax.mi import LayerContext, OnNetInput
+
+    ests = (OnNetInput("binning30_layer_net", Binning("b", 30, "layer", n_classes=2), 2),
+            Binning("binning30_layer", 30, "layer", n_classes=2))
+    models = [((10, 7, 5, 4, 3), "tanh"), ((12, 8, 5, 4, 3), "tanh"), ((12, 8, 5, 4, 3), "relu")]
+    eng, consts = tiny_bucket(models, estimators=ests)
+    n = len(models)
+    st = eng.init_state(jnp.arange(n, dtype=jnp.uint32), consts, jnp.full(n, 3.0), jnp.ones(n))  # lr: unused
+    for m in range(n):
+        params, c = jax.tree.map(lambda a: a[m], st.params), jax.tree.map(lambda a: a[m], consts)
+        mi, _ = eng.measure(params, c, DATA)
+        h = DATA.x
+        for layer, (w, b) in enumerate(zip(params["w"], params["b"])):
+            z = h @ w + b
+            real = np.asarray(c.masks[layer]) > 0 if layer < len(c.masks) else np.ones(z.shape[1], bool)
+            ctx = LayerContext(jnp.asarray(real), jnp.float32(-1), jnp.float32(1), jnp.bool_(False))
+            want = Binning("b", 30, "layer", n_classes=2)(jnp.where(real, z, 0.0), DATA.y, ctx)
+            # The engine's layers may come from the native kernel (another summation order): a sample on a bin
+            # edge may flip, a few thousandths of a bit (as in assert_same_mi).
+            np.testing.assert_allclose(np.asarray(mi[layer, 0, :2]), [float(want.i_xt), float(want.i_ty)],
+                                       atol=0.02)
+            if layer < len(c.masks):
+                h = jnp.tanh(z) if models[m][1] == "tanh" else jax.nn.relu(z)
+                h = h * c.masks[layer]
+        # Net inputs spread where activations saturate: the net-input range is wider than tanh's [-1, 1].
+        if models[m][1] == "tanh":
+            assert float(mi[0, 0, 3] - mi[0, 0, 2]) > float(mi[0, 1, 3] - mi[0, 1, 2])
