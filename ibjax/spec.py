@@ -261,8 +261,9 @@ class EstimatorSpec(_Frozen):
     """binning only: fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
     bound: Literal["upper", "lower"] = "upper"
     """kde only: upper (pairwise KL) or lower (Bhattacharyya) bound."""
-    noise_var: float = Field(1e-3, gt=0)
-    """kde only: variance of the added Gaussian noise (ibsgd: 1e-3 for the 12-bit task, 0.1 for MNIST)."""
+    noise_var: Annotated[float, Field(gt=0)] | Literal["loo"] = 1e-3
+    """kde only: variance of the added Gaussian noise (ibsgd: 1e-3 for the 12-bit task, 0.1 for MNIST), or loo:
+    fitted per layer and logged epoch by leave-one-out likelihood (recorded as lo = hi; name suffix _loo)."""
     k: int = Field(5, ge=1)
     """knn only: neighbours per point."""
     dim: int = Field(4, ge=1)
@@ -274,7 +275,7 @@ class EstimatorSpec(_Frozen):
     """kde, noisy and knn: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
     name: str | None = None
     """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n>, width<w> (+ _net for net inputs), idnns<n>,
-    kde_upper / kde_lower, knn<k>_pca<dim>[_wkl]."""
+    kde_upper / kde_lower[_loo], knn<k>_pca<dim>[_wkl]."""
 
     @model_validator(mode="after")
     def _settings_fit_the_kind(self):
@@ -316,7 +317,7 @@ class EstimatorSpec(_Frozen):
         if self.kind == "idnns":
             return f"idnns{self.n_bins}"
         if self.kind == "kde":
-            return f"kde_{self.bound}"
+            return f"kde_{self.bound}" + ("_loo" if self.noise_var == "loo" else "")
         if self.kind in ("exact", "noisy"):
             return self.kind
         if self.kind == "knn":

@@ -77,13 +77,57 @@ def kde_mi(acts_NxU: jnp.ndarray, labels_N: jnp.ndarray, noise_var: float, bound
     return h_t / _LN2, (h_t - h_t_given_y) / _LN2
 
 
+# Leave-one-out bandwidth: candidate variances, as multiples of the layer's mean per-unit variance (log-spaced;
+# the smallest resolves points 1e-3 standard deviations apart, the largest smooths the layer into one bump).
+LOO_GRID = tuple(float(v) for v in np.logspace(-6, 1, 29))
+
+
+def loo_log_likelihoods(acts_NxU: jnp.ndarray, dims, variances_G: jnp.ndarray) -> jnp.ndarray:
+    """Mean leave-one-out log density [G] of the rows under a Gaussian KDE of each variance in `variances_G`:
+    mean_i log( 1/(N-1) sum_{j != i} N(h_i; h_j, v I_dims) ). Blocked like `kde_log_mixture` (O(KDE_BLOCK N)
+    memory); the G variances share each block's distances."""
+    n, u = acts_NxU.shape
+    a = acts_NxU.astype(jnp.float32)
+    n_blocks = -(-n // KDE_BLOCK)
+    pad = n_blocks * KDE_BLOCK - n
+    rows = jnp.concatenate([jnp.arange(n), jnp.zeros(pad, jnp.int32)]).reshape(n_blocks, KDE_BLOCK)
+    v = variances_G.astype(jnp.float32)
+
+    def block(idx_B):
+        d_BxN = jnp.zeros((idx_B.shape[0], n), jnp.float32)
+        for k in range(u):
+            diff = a[idx_B][:, k, None] - a[None, :, k]
+            d_BxN = d_BxN + diff * diff
+        self_ = idx_B[:, None] == jnp.arange(n)[None, :]
+        logits = jnp.where(self_[None], -jnp.inf, -d_BxN[None] / (2.0 * v[:, None, None]))  # [G, B, N]
+        return jax.nn.logsumexp(logits, axis=2).T  # [B, G]
+
+    lse = lax.map(block, rows).reshape(-1, v.shape[0])[:n].astype(jnp.float64)
+    dims = jnp.asarray(dims, jnp.float64)
+    return (jnp.mean(lse, axis=0) - jnp.log(n - 1.0)
+            - dims / 2.0 * jnp.log(2.0 * np.pi * variances_G.astype(jnp.float64)))
+
+
+def loo_bandwidth(acts_NxU: jnp.ndarray, unit_mask_U: jnp.ndarray) -> jnp.ndarray:
+    """The KDE variance (from LOO_GRID times the layer's mean per-unit variance) of largest leave-one-out
+    likelihood. Duplicated rows (a saturated layer) pull it to the smallest candidate: their density is
+    unbounded."""
+    dims = jnp.maximum(jnp.sum(unit_mask_U), 1)
+    scale = jnp.sum(jnp.var(acts_NxU.astype(jnp.float64), axis=0)) / dims
+    scale = jnp.where(scale > 0, scale, 1.0)
+    cands = scale * jnp.asarray(LOO_GRID)
+    return cands[jnp.argmax(loo_log_likelihoods(acts_NxU, dims, cands))]
+
+
 @dataclass(frozen=True)
 class KDEBound:
-    """Upper or lower KDE bound for additive Gaussian noise of variance `noise_var` (see module doc)."""
+    """Upper or lower KDE bound for additive Gaussian noise of variance `noise_var` (see module doc);
+    `noise_var` None: the variance is fitted to each layer at each logged epoch by leave-one-out likelihood
+    (`loo_bandwidth`), and recorded as the estimate's `hi` (lo = hi: a single value)."""
 
     name: str = "kde_upper"
     bound: str = "upper"
-    noise_var: float = 1e-3
+    noise_var: float | None = 1e-3
     max_samples: int | None = None
     n_classes: int | None = None  # unused (labels are compared, not counted); kept for a uniform signature
 
@@ -92,6 +136,10 @@ class KDEBound:
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)  # padded units: no distance
         keep = sample_rows(n, self.max_samples)
         acts, labels_N = acts[keep], labels_N[keep]
+        if self.noise_var is None:
+            var = loo_bandwidth(acts, ctx.unit_mask_U)
+            i_xt, i_ty = kde_mi(acts, labels_N, var, self.bound)
+            return MIEstimate(i_xt, i_ty, var, var)
         i_xt, i_ty = kde_mi(acts, labels_N, self.noise_var, self.bound)
         return MIEstimate(i_xt, i_ty, jnp.float64(jnp.nan), jnp.float64(jnp.nan))
 

@@ -59,7 +59,8 @@ def _build_one(e, n_classes: int, noise_std: float | None):
     if e.kind == "exact":
         return ExactCounting(e.resolved_name, n_classes)
     if e.kind == "kde":
-        return KDEBound(e.resolved_name, e.bound, e.noise_var, e.max_samples, n_classes)
+        return KDEBound(e.resolved_name, e.bound, None if e.noise_var == "loo" else e.noise_var, e.max_samples,
+                        n_classes)
     if e.width is not None:
         return FixedWidthBinning(e.resolved_name, e.width, n_classes)
     if e.bins == "adaptive":

@@ -198,6 +198,37 @@ def test_estimator_names():
     names = [EstimatorSpec(**e).resolved_name for e in (
         {}, {"range": "neuron"}, {"width": 0.07}, {"bins": "quantile", "n_bins": 10}, {"kind": "kde"},
         {"kind": "kde", "bound": "lower"}, {"kind": "idnns"}, {"bins": "adaptive"},
-        {"kind": "knn", "k": 20, "weighted": True}, {"space": "net_input"}, {"bins": "adaptive", "space": "net_input"})]
+        {"kind": "knn", "k": 20, "weighted": True}, {"space": "net_input"}, {"bins": "adaptive", "space": "net_input"},
+        {"kind": "kde", "noise_var": "loo"})]
     assert names == ["binning30", "binning30_neuron", "width0.07", "quantile10", "kde_upper", "kde_lower", "idnns30",
-                     "adaptive30", "knn20_pca4_wkl", "binning30_net", "adaptive30_net"]
+                     "adaptive30", "knn20_pca4_wkl", "binning30_net", "adaptive30_net", "kde_upper_loo"]
+
+
+def test_loo_likelihood_equals_a_brute_force_reference():
+    from scipy.special import logsumexp
+
+    from ibjax.mi.kde import loo_log_likelihoods
+
+    rng = np.random.default_rng(5)
+    h = rng.normal(size=(150, 3)).astype(np.float64) * [1.0, 0.3, 2.0]
+    variances = np.array([1e-3, 0.05, 0.3, 2.0])
+    got = np.asarray(loo_log_likelihoods(jnp.asarray(h, jnp.float32), 3, jnp.asarray(variances)))
+    d2 = ((h[:, None, :] - h[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    want = [np.mean(logsumexp(-d2 / (2 * v), axis=1) - np.log(149) - 1.5 * np.log(2 * np.pi * v)) for v in variances]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_loo_bandwidth_is_near_silvermans_for_a_gaussian_and_ignores_padding():
+    from ibjax.mi.kde import loo_bandwidth
+
+    x = np.random.default_rng(0).normal(size=(2000, 1)).astype(np.float32)
+    var = float(loo_bandwidth(jnp.asarray(x), jnp.ones(1, bool)))
+    silverman = (1.06 * 2000 ** -0.2) ** 2
+    assert silverman / 2 < var < silverman * 2
+    labels = jnp.asarray(np.random.default_rng(1).integers(0, 2, 2000))
+    est = KDEBound("kde_upper_loo", "upper", None, n_classes=2)
+    plain = est(jnp.asarray(x), labels, ctx(1))
+    padded = est(jnp.asarray(np.pad(x, ((0, 0), (0, 3)))), labels, ctx(4, real=1))
+    assert float(plain.hi) == pytest.approx(var) and float(padded.hi) == pytest.approx(var)
+    assert float(padded.i_xt) == pytest.approx(float(plain.i_xt), abs=1e-9)
