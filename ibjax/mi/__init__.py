@@ -13,7 +13,7 @@ from ibjax.mi.binning import (
 )
 from ibjax.mi.entropy import label_entropy, symbol_entropies
 from ibjax.mi.exact import ExactCounting, float_row_codes
-from ibjax.mi.interface import LayerContext, MIEstimate, MIEstimator
+from ibjax.mi.interface import LayerContext, Limits, MIEstimate, MIEstimator, estimator_limits
 from ibjax.mi.knn import KNNEstimator, kl_entropy, kl_mi_with_labels, ksg_mi
 from ibjax.mi.net_input import OnNetInput
 from ibjax.mi.kde import KDEBound, NoisyMixture, kde_mi, noisy_layer_mi
@@ -41,6 +41,8 @@ __all__ = [
     "width_bin_indices",
     "IdnnsBinning",
     "LayerContext",
+    "Limits",
+    "estimator_limits",
     "MIEstimate",
     "MIEstimator",
     "bin_indices",

@@ -8,6 +8,7 @@ MIEstimate in **bits**. X is uniform over the N samples; for a deterministic net
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Protocol
 
 Array = Any
@@ -54,3 +55,26 @@ class MIEstimator(Protocol):
     name: str
 
     def __call__(self, acts_NxU: Array, labels_N: Array, ctx: LayerContext) -> MIEstimate: ...
+
+
+class Limits(NamedTuple):
+    """Where an estimator's I(X;T) stops meaning what it says, in bits, for an MI sample of N rows.
+
+    ceiling_bits: the largest value it can return (log2 N for every counting or mixture estimator: every sample its
+        own symbol); a trajectory that reaches it is `saturated`, and cannot show compression.
+    reliable_bits: the largest value inside the range where the estimator is validated against a known truth
+        (`python -m ibjax.validate`); above it the value is reported but flagged `unreliable`. Equal to the
+        ceiling where the estimate is exact for what it defines (binning counts the bins' symbols exactly)."""
+
+    ceiling_bits: float
+    reliable_bits: float
+
+
+def estimator_limits(est, n_samples: int) -> Limits:
+    """`est.limits(n_samples)` where the estimator defines it, else log2 of the rows it reads for both."""
+    own = getattr(est, "limits", None)
+    if own is not None:
+        return Limits(*own(n_samples))
+    cap = getattr(est, "max_samples", None)
+    ceiling = math.log2(min(n_samples, cap) if cap else n_samples)
+    return Limits(ceiling, ceiling)

@@ -205,6 +205,19 @@ def ksg_mi(x_NxDx, t_NxDt, k: int = 5) -> jnp.ndarray:
     return digamma(jnp.float64(k)) + digamma(jnp.float64(n)) - jnp.mean(psi(n_x) + psi(n_t))
 
 
+# Where KSG's I(X;T) is within abs(bias) < 0.1 nats + 5 % of the truth on correlated Gaussians with X and T of
+# `dim` dimensions each (k = 5; measured by `python -m ibjax.validate`, which checks these rows): the largest
+# tested truth in nats, per MI-sample size (the largest row not above N applies) and dimension. KSG
+# underestimates with dimension (by ~15-30 % at dim 4), so dim >= 5 has no validated range at these sizes.
+KSG_RELIABLE_NATS = {1024: {1: 4.0, 2: 3.0, 3: 0.5}, 4096: {1: 5.0, 2: 4.0, 3: 2.0, 4: 1.0}}
+
+
+def ksg_reliable_nats(n_samples: int, dim: int) -> float:
+    """The validated range of KSG (nats) for this sample size and dimension: 0 where none is validated."""
+    sizes = [s for s in KSG_RELIABLE_NATS if s <= n_samples]
+    return KSG_RELIABLE_NATS[max(sizes)].get(dim, 0.0) if sizes else 0.0
+
+
 @dataclass(frozen=True)
 class KNNEstimator:
     """Compressed k-NN MI (Butakov et al. 2024): the layer (and X) reduced to `dim` principal components of the
@@ -222,6 +235,16 @@ class KNNEstimator:
     max_samples: int | None = None
     n_classes: int | None = None
     weighted: bool = False  # I(T;Y) from Berrett et al.'s weighted KL entropies (kl_entropy)
+
+    def limits(self, n_samples: int) -> tuple[float, float]:
+        """KSG's largest value psi(N) - psi(k) (every point's k joint neighbours also its nearest in X and in T
+        alone), and its validated range for `dim` (KSG_RELIABLE_NATS); in bits."""
+        from scipy.special import digamma as sp_digamma
+
+        n = min(n_samples, self.max_samples or n_samples)
+        ceiling = float(sp_digamma(n) - sp_digamma(self.k)) / _LN2
+        reliable = ksg_reliable_nats(n, self.dim) / _LN2 if self.k == 5 else 0.0
+        return ceiling, min(reliable, ceiling)
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
-from ibjax.mi.interface import LayerContext, MIEstimate
+from ibjax.mi.interface import LayerContext, MIEstimate, estimator_limits
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class OnNetInput:
     inner: Any
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = True
+
+    def limits(self, n_samples: int):
+        return estimator_limits(self.inner, n_samples)
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         if ctx.net_input_NxU is None:

@@ -145,7 +145,8 @@ def infoplane_bands(info: pd.DataFrame, layers: list[str], title: str, path: Pat
 def compressed_heatmap(summary: pd.DataFrame, labels: dict[str, str], layers: list[str], title: str,
                        path: Path) -> Path:
     """Fraction of runs compressed, cells x layers, with k/n and the Wilson interval written in each square;
-    squares where most runs are saturated at log2 N are hatched (the estimator cannot show compression)."""
+    squares where most runs are saturated at the estimator's ceiling (log2 N) or outside its validated range are
+    hatched (the estimator cannot show compression there, or its drop is not to be trusted)."""
     cells = list(dict.fromkeys(summary.cell))
     s = summary.set_index(["cell", "layer"])
     frac = np.array([[s.at[(c, ly), "fraction_compressed"] if (c, ly) in s.index else np.nan for ly in layers]
@@ -163,7 +164,7 @@ def compressed_heatmap(summary: pd.DataFrame, labels: dict[str, str], layers: li
             dark = r.fraction_compressed > 0.6
             ax.text(j, i, f"{r.n_compressed}/{r.n_runs}\n[{r.fraction_lo:.2f}, {r.fraction_hi:.2f}]",
                     ha="center", va="center", fontsize=7, color="white" if dark else "black")
-            if r.fraction_saturated > 0.5:
+            if r.fraction_saturated > 0.5 or r.get("fraction_unreliable", 0) > 0.5:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
                                            edgecolor="0.55", lw=0))
     ax.set_xticks(range(len(layers)), layers)

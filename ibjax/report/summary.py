@@ -60,6 +60,9 @@ def summarize(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSetti
                 "mean_drop_bits": _mean(v.drop_bits),
                 "mean_method": f"percentile bootstrap {pct}% over runs (B={settings.n_boot})",
                 "n_saturated": int(v.saturated.sum()), "fraction_saturated": v.saturated.mean() if n else np.nan,
+                # (verdict tables written before the validated-range flag have no such column: none flagged)
+                "n_unreliable": int(v.unreliable.sum()) if "unreliable" in v else 0,
+                "fraction_unreliable": (v.unreliable.mean() if "unreliable" in v else 0.0) if n else np.nan,
                 "n_after_fit": int(v.compression_after_fit.sum()), "n_peak_at_end": int(v.peak_at_end.sum()),
                 "median_fit_epoch": v.fit_epoch.median() if n else np.nan,
                 "median_peak_epoch": v.peak_epoch.median() if n else np.nan,

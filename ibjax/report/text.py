@@ -45,7 +45,9 @@ def headline(r: pd.Series, label: str) -> str:
     if r.n_compressed:
         s += f" Compression began after fitting in {r.n_after_fit} of {r.n_compressed}."
     if r.n_saturated:
-        s += f" Saturated at log2 N in {r.n_saturated} runs."
+        s += f" Saturated at the estimator's ceiling in {r.n_saturated} runs."
+    if getattr(r, "n_unreliable", 0):
+        s += f" Outside the estimator's validated range in {r.n_unreliable} runs."
     if r.n_diverged:
         s += f" {r.n_diverged} diverged runs excluded."
     return s
@@ -60,6 +62,7 @@ def verdict_table(summary: pd.DataFrame, labels: dict[str, str]) -> str:
         "mean relative drop [95 % CI]": [f"{_pct(m)} {_ci(lo, hi)}" for m, lo, hi in
                                          zip(summary.mean_drop_rel, summary.drop_rel_lo, summary.drop_rel_hi)],
         "saturated": [f"{s}/{n}" for s, n in zip(summary.n_saturated, summary.n_runs)],
+        "outside range": [f"{s}/{n}" for s, n in zip(summary.n_unreliable, summary.n_runs)],
         "after fitting": [f"{a}/{k}" for a, k in zip(summary.n_after_fit, summary.n_compressed)],
         "median fit / peak epoch": [f"{f:.0f} / {p:.0f}" if np.isfinite(f) else "–"
                                     for f, p in zip(summary.median_fit_epoch, summary.median_peak_epoch)],
@@ -107,7 +110,7 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
     L = [f"# Compression report: {name}", "",
          f"{len(runs)} networks in {runs.cell.nunique()} cells, {max(epochs) if epochs else '?'} epochs, "
          f"{len(epochs)} logged epochs; estimators: {', '.join(ests)}; MI on N = {n_samples} samples "
-         f"(ceiling log2 N = {math.log2(n_samples):.2f} bits). Diverged networks (excluded from every statistic): "
+         f"(ceiling log2 N = {math.log2(n_samples):.2f} bits for the counting estimators). Diverged networks (excluded from every statistic): "
          f"{int(runs.diverged.sum())}.", ""]
     if warnings:
         L += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
@@ -123,8 +126,12 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
           "peak.",
           "- **After fitting**: the peak lies strictly after the fitting epoch (I(X;T) still rose when fitting "
           "ended: Shwartz-Ziv & Tishby's order); otherwise it was already falling (concurrent, as Saxe et al.).",
-          f"- **Saturated**: I(X;T) at the peak within {st.saturation_eps_bits} bits of log2 N: every sample has "
-          "its own symbol, so this estimator cannot show compression there. Counted, not dropped.",
+          f"- **Saturated**: I(X;T) at the peak within {st.saturation_eps_bits} bits of the estimator's ceiling "
+          "(log2 N for binning, KDE and exact counting: every sample has its own symbol; psi(N) - psi(k) nats for "
+          "KSG): this estimator cannot show compression there. Counted, not dropped.",
+          "- **Outside range**: I(X;T) after fitting exceeds the range in which the estimator is validated against "
+          "a known truth (`python -m ibjax.validate`; kNN: the dimension- and sample-size-dependent range in the "
+          "README); its drop is reported but its size is not to be trusted. Counted, not dropped.",
           f"- Intervals: fractions Wilson {100 * st.confidence:.0f} %; means percentile bootstrap over runs "
           f"(whole runs resampled, B = {st.n_boot}, seed {st.seed}).", ""]
     for est in ests:
@@ -138,6 +145,11 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
         sat_layers = [ly for ly in layer_order(sat.index) if sat[ly] > 0.5]
         if sat_layers:
             L += ["", f"Layers saturated in most runs (no compression can show there): {', '.join(sat_layers)}."]
+        out = s.groupby("layer").fraction_unreliable.mean()
+        out_layers = [ly for ly in layer_order(out.index) if out[ly] > 0.5]
+        if out_layers:
+            L += ["", f"Layers outside {est}'s validated range in most runs (drops not to be trusted): "
+                      f"{', '.join(out_layers)}."]
         L += ["", "All layers (figure: `figures/heatmap_compressed_" + est + ".png`):", "", verdict_table(s, labels),
               ""]
     L += ["## Paired comparisons", ""] + comparison_lines(comp, labels) + [""]

@@ -21,6 +21,9 @@ import pandas as pd
 
 from ibjax.rundir.contract import layer_order
 
+# (ceiling_bits, reliable_bits) of one estimator, as the manifest records them (ibjax.mi.Limits is the same pair).
+Limits = tuple[float, float]
+
 
 @dataclass(frozen=True)
 class VerdictSettings:
@@ -36,7 +39,8 @@ class VerdictSettings:
     final_fraction: float = 0.10
     # Fitting ends when smoothed I(T;Y) first reaches this fraction of its final level.
     fit_fraction: float = 0.95
-    # Saturated: I(X;T) at the peak within this many bits of log2(N): every sample its own symbol.
+    # Saturated: I(X;T) at the peak within this many bits of the estimator's ceiling (log2 N for counting and
+    # mixture estimators: every sample its own symbol); also the margin of the validated-range flag.
     saturation_eps_bits: float = 0.05
     # Intervals: confidence level, bootstrap draws (runs resampled as wholes), and the bootstrap's seed.
     confidence: float = 0.95
@@ -73,7 +77,7 @@ VERDICT_COLUMNS = (
     "run_id", "cell", "seed", "layer", "estimator", "n_epochs", "fit_epoch", "final_i_ty",
     "transient_peak_epoch", "transient_peak_bits", "transient_drop_bits",
     "peak_epoch", "peak_bits", "final_bits", "drop_bits", "drop_rel", "peak_at_end",
-    "compressed", "compression_after_fit", "saturated", "noise_bits",
+    "compressed", "compression_after_fit", "saturated", "unreliable", "noise_bits",
 )
 
 
@@ -83,16 +87,18 @@ def smooth(values_T: np.ndarray, window: int) -> np.ndarray:
 
 
 def trajectory_verdict(epochs_T: np.ndarray, i_xt_T: np.ndarray, i_ty_T: np.ndarray, n_samples: int,
-                       settings: VerdictSettings = DEFAULT_SETTINGS) -> dict:
+                       settings: VerdictSettings = DEFAULT_SETTINGS, limits: Limits | None = None) -> dict:
     """The verdict of one logged trajectory (one run, layer and estimator).
 
     Args:
         epochs_T: logged epochs, increasing.
         i_xt_T, i_ty_T: I(X;T) and I(T;Y) in bits at those epochs (non-finite points are dropped).
         n_samples: size N of the MI sample; log2(N) bits is the ceiling of I(X;T) = H(T).
+        limits: the estimator's (ceiling, validated range) in bits (ibjax.mi.Limits); default log2 N for both.
     Returns:
         dict with the VERDICT_COLUMNS that describe the trajectory (epochs, bits, booleans); see README.
     """
+    ceiling, reliable = (math.log2(n_samples),) * 2 if limits is None else limits
     ep, ixt, ity = (np.asarray(a, dtype=float) for a in (epochs_T, i_xt_T, i_ty_T))
     ok = np.isfinite(ixt) & np.isfinite(ity)
     ep, ixt, ity = ep[ok], ixt[ok], ity[ok]
@@ -129,22 +135,35 @@ def trajectory_verdict(epochs_T: np.ndarray, i_xt_T: np.ndarray, i_ty_T: np.ndar
         # falling, i.e. compression concurrent with fitting (Saxe et al.).
         "compression_after_fit": bool(compressed and pk > fit),
         # Raw value: a smoothed 12.0 can only come from raw 12.0s, but a raw 12.0 next to lower points should count.
-        "saturated": bool(ixt[pk] >= math.log2(n_samples) - settings.saturation_eps_bits),
+        "saturated": bool(ixt[pk] >= ceiling - settings.saturation_eps_bits),
+        # Above the estimator's validated range anywhere from the fit on: the drop is measured where the
+        # estimator's bias is not known to be small (kNN underestimates there, and not by a constant).
+        "unreliable": bool(ixt[fit:].max() > reliable + settings.saturation_eps_bits),
         "noise_bits": float(resid.std()) if len(resid) > 1 else float("nan"),
     }
 
 
+def limits_from_manifest(manifest: dict) -> dict[str, Limits]:
+    """Each estimator's recorded limits (manifest 'estimators'); run directories older than them give none."""
+    return {e["name"]: (float(e["ceiling_bits"]), float(e["reliable_bits"]))
+            for e in manifest.get("estimators", []) if "ceiling_bits" in e and "name" in e}
+
+
 def run_verdicts(info: pd.DataFrame, runs: pd.DataFrame, n_samples: int,
-                 settings: VerdictSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+                 settings: VerdictSettings = DEFAULT_SETTINGS, limits: dict[str, Limits] | None = None
+                 ) -> pd.DataFrame:
     """verdicts.parquet: one row per non-diverged run x layer x estimator (diverged runs are counted in the
-    summary instead: their MI after divergence is NaN and would make a fake drop)."""
+    summary instead: their MI after divergence is NaN and would make a fake drop). `limits`: per estimator
+    name (limits_from_manifest); an estimator without them gets log2 N."""
+    limits = limits or {}
     ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell", "seed"]]
     df = info.merge(ok, on="run_id").sort_values(["run_id", "layer", "estimator", "epoch"])
     rows = []
     for (rid, layer, est), g in df.groupby(["run_id", "layer", "estimator"], sort=False):
         if np.isfinite(g.i_xt.to_numpy() + g.i_ty.to_numpy()).sum() < 2:
             continue
-        v = trajectory_verdict(g.epoch.to_numpy(), g.i_xt.to_numpy(), g.i_ty.to_numpy(), n_samples, settings)
+        v = trajectory_verdict(g.epoch.to_numpy(), g.i_xt.to_numpy(), g.i_ty.to_numpy(), n_samples, settings,
+                               limits.get(est))
         rows.append({"run_id": rid, "cell": g.cell.iat[0], "seed": g.seed.iat[0], "layer": layer,
                      "estimator": est, **v})
     out = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
@@ -153,6 +172,6 @@ def run_verdicts(info: pd.DataFrame, runs: pd.DataFrame, n_samples: int,
     layer_rank = {name: i for i, name in enumerate(layer_order(out.layer))}
     out = out.sort_values(["cell", "seed", "layer", "estimator"], key=lambda s: s.map(cell_rank) if s.name == "cell"
                           else s.map(layer_rank) if s.name == "layer" else s, kind="stable")
-    for col in ("peak_at_end", "compressed", "compression_after_fit", "saturated"):
+    for col in ("peak_at_end", "compressed", "compression_after_fit", "saturated", "unreliable"):
         out[col] = out[col].astype(bool)
     return out.reset_index(drop=True)

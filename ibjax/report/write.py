@@ -13,7 +13,7 @@ from ibjax.report.comparisons import compare_cells, correlations
 from ibjax.report.labels import cell_labels, cell_slug
 from ibjax.report.summary import agreement, sensitivity, summarize
 from ibjax.report.text import render
-from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, run_verdicts
+from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, limits_from_manifest, run_verdicts
 from ibjax.rundir.contract import layer_order
 from ibjax.rundir.layout import RunDirError, check_complete, incompleteness
 from ibjax.rundir.store import atomic_write_bytes, load, write_table
@@ -38,7 +38,7 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     for w in warnings:
         print(f"warning: {w}", file=stream)
     runs = rd.runs
-    verdicts = run_verdicts(rd.info, runs, rd.manifest["n_mi_samples"], settings)
+    verdicts = run_verdicts(rd.info, runs, rd.manifest["n_mi_samples"], settings, limits_from_manifest(rd.manifest))
     tables = {
         "verdicts": verdicts, "summary": summarize(verdicts, runs, settings),
         "comparisons": compare_cells(verdicts, runs, settings), "correlations": correlations(verdicts, runs, settings),
@@ -88,7 +88,7 @@ def draw_figures(run_dir: Path, rd, tables: dict, labels: dict, settings: Verdic
         s = summary[summary.estimator == est]
         if len(s):
             title = (f"Fraction of runs compressed ({est}; drop > {settings.threshold_bits} bits after fitting)\n"
-                     f"k/n and Wilson {100 * settings.confidence:.0f}% interval; hatched: mostly saturated at log2 N")
+                     f"k/n and Wilson {100 * settings.confidence:.0f}% interval; hatched: mostly saturated or outside the estimator's validated range")
             paths.append(figs.compressed_heatmap(s, labels, layers, title, fig_dir / f"heatmap_compressed_{est}.png"))
     live = {c: lab for c, lab in labels.items() if c in set(ok.cell)}
     if live:

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ibjax.data.task import Task, load_task
+from ibjax.mi import estimator_limits
 from ibjax.report.figures import infoplanes
 from ibjax.rundir.contract import TABLES, part_name, shard_tag
 from ibjax.rundir.layout import RunDirError, check_fits
@@ -100,7 +101,8 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
                     "n_relevant_inputs": int(task.x.shape[1]) - task.n_irrelevant,
                     "irrelevant_design": list(task.irrelevant_design) if task.irrelevant_design else None,
                     "mi_sample": {**spec.data.mi_sample.model_dump(), "rows_file": "mi_sample.parquet"}},
-        "estimators": [{"kind": type(e).__name__, **asdict(e)} for e in estimators],
+        "estimators": [{"kind": type(e).__name__, **asdict(e),
+                        **estimator_limits(e, len(task.mi_rows))._asdict()} for e in estimators],
         "model": {"kind": spec.model.kind, **({"module": spec.model.module} if spec.model.kind == "flax" else {})},
         "shards": [{"shard": f"{index}/{count}", "status": "running"}], "shard_index": index,
         "shard_count": count,

@@ -100,6 +100,19 @@ def test_estimator_ignores_padded_units_and_compresses():
     assert np.isnan(float(no_inputs.i_xt))
 
 
+def test_ksg_reaches_its_stated_ceiling_when_t_is_x():
+    """T = X: every point's k joint neighbours are its k nearest in X and in T, KSG = psi(N) - psi(k), the
+    ceiling the estimator states (and the verdicts call saturated)."""
+    x = np.random.default_rng(0).normal(size=(700, 2)).astype(np.float32)
+    est = KNNEstimator("knn5_pca2", 5, 2)
+    ceiling, reliable = est.limits(700)
+    assert float(ksg_mi(jnp.asarray(x), jnp.asarray(x))) / np.log(2) == pytest.approx(ceiling, rel=1e-9)
+    assert ceiling == pytest.approx((digamma(700) - digamma(5)) / np.log(2))
+    assert reliable == pytest.approx(knn_module.KSG_RELIABLE_NATS[1024][2] / np.log(2) if 700 >= 1024 else 0.0)
+    assert est.limits(5000)[1] == pytest.approx(4.0 / np.log(2))  # the 4096-row range applies from 4096 rows
+    assert KNNEstimator("k", 5, 6).limits(5000)[1] == 0.0  # no validated range in 6 dimensions
+
+
 def test_knn_in_a_sweep_reports_finite_mi_where_binning_saturates(tmp_path):
     """kind: knn inline in the compiled loop: finite I(X;T) and I(T;Y) <= log2(classes) per layer, where 30-bin
     binning of a wide layer sits at log2 N."""
@@ -111,12 +124,19 @@ def test_knn_in_a_sweep_reports_finite_mi_where_binning_saturates(tmp_path):
            "train": {"epochs": 6, "batch_size": 128, "learning_rate": 3e-3, "chunk_epochs": 6},
            "mi": {"schedule": {"every": 3}, "estimators": [{"kind": "binning"}, {"kind": "knn", "dim": 3}]},
            "grid": {"seed": 2}, "output": {"plots": False}}
-    info = sweep_to_run_dir(tmp_path, raw).info
+    rd = sweep_to_run_dir(tmp_path, raw)
+    info = rd.info
     knn = info[info.estimator == "knn5_pca3"]
     assert len(knn) == 2 * 3 * 3 and np.isfinite(knn[["i_xt", "i_ty"]].to_numpy()).all()
     assert (knn.i_ty <= np.log2(10) + 0.3).all() and (knn.i_ty > -0.3).all()
     wide = info[(info.estimator == "binning30") & (info.layer == "h1")]
     assert (wide.i_xt > np.log2(400) - 0.05).all()  # saturated
+    # The manifest states each estimator's ceiling and validated range; the verdicts read them from there.
+    from ibjax.report.verdicts import limits_from_manifest
+
+    lim = limits_from_manifest(rd.manifest)
+    assert lim["binning30"] == (pytest.approx(np.log2(400)),) * 2
+    assert lim["knn5_pca3"] == (pytest.approx((digamma(400) - digamma(5)) / np.log(2)), 0.0)
 
 
 def test_knn_settings_are_checked():

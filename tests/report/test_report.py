@@ -71,6 +71,19 @@ def test_saturated_at_log2_n():
     assert not verdict(np.full(len(EPOCHS), 11.5))["saturated"]
 
 
+def test_estimator_limits_set_saturation_and_the_validated_range():
+    flat = np.full(len(EPOCHS), 7.8)
+    # A kNN-like ceiling of 7.8 bits: saturated there, though far below log2 N = 12.
+    assert verdict(flat)["saturated"] is False
+    v = trajectory_verdict(EPOCHS, flat, fitting_i_ty(), N, VerdictSettings(), (7.8, 5.0))
+    assert v["saturated"] and v["unreliable"]
+    # Compression that stays inside the validated range is not flagged; one that starts above it is.
+    i_xt = 3 + 1.0 * np.tanh(LOG_E - 1.5) - 1.5 * np.clip((LOG_E - np.log10(300)) / (np.log10(4000) - 2.48), 0, 1)
+    inside = trajectory_verdict(EPOCHS, i_xt, fitting_i_ty(), N, VerdictSettings(), (9.0, 5.0))
+    above = trajectory_verdict(EPOCHS, i_xt, fitting_i_ty(), N, VerdictSettings(), (9.0, 3.0))
+    assert inside["compressed"] and not inside["unreliable"] and above["compressed"] and above["unreliable"]
+
+
 def test_threshold_decides_and_peak_at_end_never_compressed():
     i_xt = 6 - 0.3 * np.clip((LOG_E - 2.5) / 1.1, 0, 1)  # a 0.3-bit late decline
     assert not verdict(i_xt)["compressed"]
