@@ -209,7 +209,7 @@ def ksg_mi(x_NxDx, t_NxDt, k: int = 5) -> jnp.ndarray:
 # `dim` dimensions each (k = 5; measured by `python -m ibjax.validate`, which checks these rows): the largest
 # tested truth in nats, per MI-sample size (the largest row not above N applies) and dimension. KSG
 # underestimates with dimension (by ~15-30 % at dim 4), so dim >= 5 has no validated range at these sizes.
-KSG_RELIABLE_NATS = {1024: {1: 4.0, 2: 3.0, 3: 0.5}, 4096: {1: 5.0, 2: 4.0, 3: 2.0, 4: 1.0}}
+KSG_RELIABLE_NATS = {1024: {1: 4.0, 2: 3.0, 3: 0.5}, 4096: {1: 5.0, 2: 4.0, 3: 2.0, 4: 0.5}}
 
 
 def ksg_reliable_nats(n_samples: int, dim: int) -> float:

@@ -148,3 +148,9 @@ def test_validate_command(tmp_path):
     assert table[table.in_range].ok.all() and not table[~table.in_range].empty
     assert {"kde_upper", "kde_lower", "quantile16", "width1/16", "knn5_pca2"} <= set(table.estimator)
     assert "| gauss_snr10 |" in (tmp_path / "v" / "validate.md").read_text()
+    # Known I(T;Y) of 3-D T with 64 classes (3.75 bits): compressed kNN within its error, plug-in binning far off.
+    mix = table[table.task == "mix3d_64c"].set_index("estimator")
+    assert mix.loc["knn5_pca3"].ok and mix.loc["knn5_pca3"].in_range and mix.loc["quantile30"].bias > 1.5
+    # Synthetic images (2-D latents drawn as 256-pixel blobs): PCA to 4 components keeps the MI, to 2 loses it.
+    img = table[table.task.str.startswith("images16")]
+    assert img[img.estimator == "knn5_pca4"].in_range.sum() >= 4 and not img[img.estimator == "knn5_pca2"].ok.all()
