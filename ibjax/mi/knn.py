@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -227,7 +228,8 @@ class KNNEstimator:
 
     For a deterministic network, X uniform over N distinct rows, the true I(X;T) is log2 N (every row its own
     value); the KSG value is the MI of the continuous variables the compressed X and T approximate (finite,
-    and what Butakov et al. report); a stochastic network (model.noise_std) makes the true MI finite."""
+    and what Butakov et al. report); a stochastic network (model.noise_std) makes the true MI finite: the
+    layer is measured with its noise (`noise_std`, the network's own, added before compression)."""
 
     name: str = "knn"
     k: int = 5
@@ -235,6 +237,10 @@ class KNNEstimator:
     max_samples: int | None = None
     n_classes: int | None = None
     weighted: bool = False  # I(T;Y) from Berrett et al.'s weighted KL entropies (kl_entropy)
+    # A stochastic network's noise (model.noise_std): the layer T is its values plus N(0, noise_std^2) on the real
+    # units, one fixed draw (`seed`, the same at every epoch so curves are not jittered), before compression.
+    noise_std: float | None = None
+    seed: int = 0
 
     def limits(self, n_samples: int) -> tuple[float, float]:
         """KSG's largest value psi(N) - psi(k) (every point's k joint neighbours also its nearest in X and in T
@@ -249,7 +255,11 @@ class KNNEstimator:
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]
         keep = sample_rows(n, self.max_samples)
-        t = pca(acts_NxU[keep], self.dim, ctx.unit_mask_U)
+        acts = acts_NxU[keep]
+        if self.noise_std is not None:
+            noise = jax.random.normal(jax.random.PRNGKey(self.seed), acts.shape, jnp.float32)
+            acts = acts + self.noise_std * noise * ctx.unit_mask_U[None, :]
+        t = pca(acts, self.dim, ctx.unit_mask_U)
         d_t = jnp.minimum(self.dim, jnp.sum(ctx.unit_mask_U))  # a padded layer's real dimension
         _, i_ty = kl_mi_with_labels(t, labels_N[keep], self.n_classes, self.k, d_t, self.weighted)
         i_xt = jnp.float64(jnp.nan)

@@ -55,7 +55,7 @@ def _build_one(e, n_classes: int, noise_std: float | None):
         var = None if noise_std is None else noise_std**2
         return NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes)
     if e.kind == "knn":
-        return KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes, e.weighted)
+        return KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes, e.weighted, noise_std)
     if e.kind == "exact":
         return ExactCounting(e.resolved_name, n_classes)
     if e.kind == "kde":

@@ -161,3 +161,18 @@ def test_validate_knn_rows_pass_in_their_stated_range_and_say_where_they_fail():
     high = df[df.task.str.contains("_I10nats")]
     assert not high.ok.any() and not high.in_range.any()  # KSG's ceiling near psi(N) - psi(k): said, not hidden
     assert "NO (outside its stated range)" in to_markdown(df)
+
+
+def test_stochastic_layer_is_measured_with_its_noise():
+    """A stochastic network's layer T = h(X) + N(0, s^2): the estimator adds the network's noise (one fixed draw)
+    before compressing; more noise, less I(X;T), and the same value at every call."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(800, 2)).astype(np.float32)
+    h = np.tanh(x @ rng.normal(size=(2, 3))).astype(np.float32)
+    ctx = LayerContext(jnp.ones(3, bool), jnp.float32(-1), jnp.float32(1), True, None, jnp.asarray(x))
+    y = jnp.zeros(800, jnp.int32)
+    vals = [float(KNNEstimator("k", 5, 2, n_classes=1, noise_std=s)(jnp.asarray(h), y, ctx).i_xt)
+            for s in (None, 0.05, 0.3, 3.0)]
+    assert vals[0] > vals[1] > vals[2] > vals[3] and abs(vals[3]) < 0.2
+    again = float(KNNEstimator("k", 5, 2, n_classes=1, noise_std=0.3)(jnp.asarray(h), y, ctx).i_xt)
+    assert again == vals[2]
