@@ -25,6 +25,7 @@ ALLOWED = {
     "ibjax.data": ("ibjax.data", "ibjax.spec"),
     "ibjax.train": ("ibjax.train", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native", "ibjax.spec"),
     "ibjax.report": ("ibjax.report", "ibjax.rundir"),
+    "ibjax.atlas": ("ibjax.atlas", "ibjax.report", "ibjax.rundir"),
     "ibjax.sweep": ("ibjax.sweep", "ibjax.spec", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native",
                     "ibjax.train", "ibjax.rundir", "ibjax.report"),
     "ibjax.slurm": ("ibjax.spec",),

@@ -15,6 +15,7 @@ ACTIVATIONS = {
     "leaky_relu": lambda z: jax.nn.leaky_relu(z, negative_slope=0.01),
     "elu": jax.nn.elu,
     "gelu": lambda z: jax.nn.gelu(z, approximate=False),
+    "swish": jax.nn.swish,  # z sigmoid(z) (Chelombiev et al. 2019)
 }
 
 # Output ranges of the bounded activations: the binning estimator's natural range for them.

@@ -38,7 +38,7 @@ namespace {
 
 constexpr int64_t kLanes = 16;  // samples are padded to a multiple of this (one AVX-512 vector of floats)
 
-enum Activation : int32_t { kTanh = 0, kRelu, kSigmoid, kSoftsign, kSoftplus, kLinear, kLeakyRelu, kElu, kGelu,
+enum Activation : int32_t { kTanh = 0, kRelu, kSigmoid, kSoftsign, kSoftplus, kLinear, kLeakyRelu, kElu, kGelu, kSwish,
                             kNumActivations };
 
 // exp(x) in float, Cephes' polynomial after range reduction; written without calls or branches so that the
@@ -155,6 +155,14 @@ __attribute__((noinline)) void activate(int32_t act, const float* __restrict z, 
         const float phi_pdf = 0.39894228040143268f * std::exp(-0.5f * v * v);
         a[s] = v * phi_cdf * mask;
         d[s] = (phi_cdf + v * phi_pdf) * mask;
+      }
+      break;
+    case kSwish:  // z sigmoid(z) (jax.nn.swish / silu)
+      for (int64_t s = 0; s < n; ++s) {
+        const float v = z[s];
+        const float g = 1.0f / (1.0f + std::exp(-v));
+        a[s] = v * g * mask;
+        d[s] = (g + v * g * (1.0f - g)) * mask;
       }
       break;
   }

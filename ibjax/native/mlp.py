@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from ibjax import native
 
 # The kernel's activation codes (mlp.cc, enum Activation), by name.
-ACTIVATION_CODES = ("tanh", "relu", "sigmoid", "softsign", "softplus", "linear", "leaky_relu", "elu", "gelu")
+ACTIVATION_CODES = ("tanh", "relu", "sigmoid", "softsign", "softplus", "linear", "leaky_relu", "elu", "gelu", "swish")
 
 
 def kernel_grads(params: dict, act_code, masks, x_NxD, y_N, idx_S, w_S) -> dict:
