@@ -34,13 +34,16 @@ RULES = {
                                "(interval of the difference above 0), contradicts if below 0",
     "sgd_noise": "minibatch minus full-batch fraction compressed (paired seeds): supports if its interval lies above "
                  "0, contradicts if it does not while full-batch GD compresses in a fraction whose Wilson lower "
-                 "bound is > 0",
+                 "bound is > 0.25 (GD compresses in a quarter of its runs or more)",
     "saturating_only": "double-saturating minus non-saturating fraction compressed (paired seeds): supports if its "
                        "interval lies above 0, contradicts if below 0 or if most non-saturating runs compress "
                        "(Wilson lower bound > 0.5)",
     "irrelevant_compressed": "fraction compressed of I(T;X_irr) minus that of I(T;X_rel) (same runs and layers): "
                              "supports if its interval lies above 0, contradicts if below 0",
 }
+
+# Full-batch GD "compresses" when the Wilson lower bound of its fraction compressed exceeds this.
+GD_COMPRESSES = 0.25
 
 COLUMNS = ("claim", "study", "run_dir", "cell", "contrast", "layer", "estimator", "measure", "value", "lo", "hi",
            "n", "n_excluded", "p_value", "rho_mean", "rho_lo", "rho_hi", "evidence")
@@ -186,7 +189,7 @@ def sgd_noise(study: StudyRun, settings: VerdictSettings = DEFAULT_SETTINGS) -> 
         va, vb, fa, fb, d, lo, hi = _oriented(r, str(r.value_b) == "full")
         n = int(r.n_pairs)
         gd_lo, _ = wilson_interval(int(round(fb * n)), n, settings.confidence)
-        ev = "supports" if lo > 0 else ("contradicts" if gd_lo > 0 else "inconclusive")
+        ev = "supports" if lo > 0 else ("contradicts" if gd_lo > GD_COMPRESSES else "inconclusive")
         rows.append(_row("sgd_noise", study, cell=f"{r.cell_a} | {r.cell_b}", contrast=f"batch {va} - {vb}",
                          layer=r.layer, estimator=r.estimator, measure="difference in fraction compressed",
                          value=d, lo=lo, hi=hi, n=n, p_value=r.p_value, evidence=ev))

@@ -109,7 +109,7 @@ def test_a_damaged_manifest_is_named(capsys, tmp_path):
 
 @pytest.mark.parametrize("args,hint", [
     (["sweeps/activation_grid.yaml", "--set", "train.epochs=-5"], "train.epochs"),
-    (["sweeps/activation_grid.yaml", "--set", "grid.activation=[tanh, swish]"], "unknown activation 'swish'"),
+    (["sweeps/activation_grid.yaml", "--set", "grid.activation=[tanh, mish]"], "unknown activation 'mish'"),
     (["sweeps/activation_grid.yaml", "--set", "nonsense"], "expected KEY=VALUE"),
     (["sweeps/activation_grid.yaml", "--shard", "5/2"], "need 0 <= I < N"),
 ])
