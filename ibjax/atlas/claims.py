@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ibjax.atlas.studies import CLAIMS, STUDIES
+from ibjax.rundir.contract import layer_order
 
 SUPPORTED_SHARE, CONTRADICTED_SHARE = 0.75, 0.25
 
@@ -36,6 +37,8 @@ def claim_table(evidence: pd.DataFrame, studies_present: list[str]) -> pd.DataFr
         counted = ev[ev.evidence.isin(["supports", "contradicts", "inconclusive"])]
         overall = verdict_of(counted.evidence)
         by_est, by_study = _by(counted, "estimator"), _by(counted, "study")
+        layers = layer_order(counted.layer)
+        by_layer = {ly: verdict_of(counted[counted.layer == ly].evidence) for ly in layers}
         decisive = {"supported", "contradicted", "mixed"}
         flips = [f"{k} ({v})" for k, v in {**{f"estimator {e}": v for e, v in by_est.items()},
                                           **{f"study {s}": v for s, v in by_study.items()}}.items()
@@ -52,6 +55,7 @@ def claim_table(evidence: pd.DataFrame, studies_present: list[str]) -> pd.DataFr
             "estimators_agreeing": f"{agree}/{n_est}" if n_est else "-",
             "by_estimator": "; ".join(f"{k}: {v}" for k, v in by_est.items()),
             "by_study": "; ".join(f"{k}: {v}" for k, v in by_study.items()),
+            "by_layer": "; ".join(f"{k}: {v}" for k, v in by_layer.items()),
             "flips": "; ".join(flips), "studies": ", ".join(sorted(set(ev.study))),
             "missing_studies": ", ".join(missing),
         })

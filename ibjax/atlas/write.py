@@ -103,10 +103,10 @@ def render(studies: list[StudyRun], evidence: pd.DataFrame, claims: pd.DataFrame
     for i, c in enumerate(CLAIMS, 1):
         row = claims.set_index("claim").loc[c.key]
         ev = evidence[evidence.claim == c.key]
-        lines += ["", f"## {i}. {c.title} ({c.source})", "", f"Prediction: {c.prediction}.", "",
+        lines += ["", f"## {i}. {c.title} — {c.source}", "", f"Prediction: {c.prediction}.", "",
                   f"Verdict: **{row.verdict}** ({row.n_supports} rows support, {row.n_contradicts} contradict, "
                   f"{row.n_inconclusive} inconclusive, {row.n_excluded} excluded). By estimator: "
-                  f"{row.by_estimator or '–'}. By study: {row.by_study or '–'}."]
+                  f"{row.by_estimator or '–'}. By study: {row.by_study or '–'}. By layer: {row.by_layer or '–'}."]
         if row.missing_studies:
             lines.append(f"Missing studies: {row.missing_studies}.")
         if ev.empty:
