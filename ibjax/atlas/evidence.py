@@ -38,10 +38,14 @@ RULES = {
     "saturating_only": "double-saturating minus non-saturating fraction compressed (paired seeds): supports if its "
                        "interval lies above 0, contradicts if below 0 or if most non-saturating runs compress "
                        "(Wilson lower bound > 0.5)",
-    "irrelevant_compressed": "fraction compressed of I(T;X_irr) minus that of I(T;X_rel) (same runs and layers): "
-                             "supports if its interval lies above 0, contradicts if below 0",
+    "irrelevant_compressed": "fraction compressed of I(T;X_irr) minus that of I(T;X_rel) (same runs and layers), "
+                             "and the same difference in the compression factor rho over the whole trajectory "
+                             "(which also sees a fall during fitting): each supports if its interval lies above "
+                             "0 (rho: above 0.05), contradicts if below 0 (rho: below -0.05)",
 }
 
+# A difference in the compression factor rho counts only beyond this (rho is a fraction of I_max: 0.05 is 5 %).
+RHO_MARGIN = 0.05
 # Full-batch GD "compresses" when the Wilson lower bound of its fraction compressed exceeds this.
 GD_COMPRESSES = 0.25
 
@@ -220,6 +224,8 @@ def irrelevant_compressed(study: StudyRun, settings: VerdictSettings = DEFAULT_S
         info = study.info.assign(i_xt=study.info[f"i_xt_{side}"])
         part[side] = run_verdicts(info, study.runs, study.n_samples, settings)
     both = part["irr"].merge(part["rel"], on=["run_id", "cell", "layer", "estimator"], suffixes=("_irr", "_rel"))
+    rho = {side: compression_factors(study.info, settings, f"i_xt_{side}").set_index(
+        ["run_id", "layer", "estimator"]).rho for side in ("rel", "irr")}
     boot = settings.boot()
     rows = []
     for (cell, layer, est), g in both.groupby(["cell", "layer", "estimator"], sort=False):
@@ -235,6 +241,17 @@ def irrelevant_compressed(study: StudyRun, settings: VerdictSettings = DEFAULT_S
                          contrast="I(T;X_irr) - I(T;X_rel)", measure="difference in fraction compressed",
                          value=float(a.mean() - b.mean()), lo=lo, hi=hi, n=len(ok), n_excluded=len(g) - len(ok),
                          p_value=mcnemar_exact(a, b), evidence=_decide(lo, hi, 0.0, 0.0)))
+        # Saxe et al. see the irrelevant information fall *while* the network fits, where the drop-after-fit
+        # verdict does not look: the whole-trajectory compression factor rho does.
+        keys = list(zip(ok.run_id, ok.layer, ok.estimator))
+        ra, rb = rho["irr"].reindex(keys).to_numpy(float), rho["rel"].reindex(keys).to_numpy(float)
+        fin = np.isfinite(ra) & np.isfinite(rb)
+        r_lo, r_hi = paired_bootstrap_diff(ra[fin], rb[fin], **boot) if fin.sum() > 1 else (np.nan, np.nan)
+        rows.append(_row("irrelevant_compressed", study, cell=cell, layer=layer, estimator=est,
+                         contrast="I(T;X_irr) - I(T;X_rel)", measure="difference in compression factor rho",
+                         value=float((ra[fin] - rb[fin]).mean()) if fin.any() else np.nan, lo=r_lo, hi=r_hi,
+                         n=int(fin.sum()), n_excluded=len(g) - len(ok),
+                         evidence=_decide(r_lo, r_hi, RHO_MARGIN, -RHO_MARGIN)))
     return rows
 
 

@@ -75,7 +75,11 @@ def test_paired_claims_read_the_settings(known):
     # compresses in neither: inconclusive.
     assert sorted(ev[ev.claim == "sgd_noise"].evidence) == ["contradicts", "inconclusive"]
     irr = ev[ev.claim == "irrelevant_compressed"]
-    assert len(irr) == 4 and (irr.value == 1.0).all() and (irr.evidence == "supports").all()
+    frac = irr[irr.measure == "difference in fraction compressed"]
+    assert len(frac) == 4 and (frac.value == 1.0).all() and (frac.evidence == "supports").all()
+    # The whole-trajectory compression factor: irr falls from 2.5 to 1.0 bits (rho 0.6), rel ends at its maximum.
+    rho = irr[irr.measure == "difference in compression factor rho"]
+    assert len(rho) == 4 and np.allclose(rho.value, 0.6, atol=0.02) and (rho.evidence == "supports").all()
 
 
 def test_saturated_trajectories_are_excluded_not_counted():
