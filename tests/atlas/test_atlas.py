@@ -77,11 +77,12 @@ def test_paired_claims_read_the_settings(known):
     irr = ev[ev.claim == "irrelevant_compressed"]
     frac = irr[irr.measure == "difference in fraction compressed"]
     assert len(frac) == 4 and (frac.value == 1.0).all() and (frac.evidence == "supports").all()
-    # The whole-trajectory compression factor: irr falls from 2.5 bits to the mean of its last 10 % of logged
-    # epochs, rel ends at its maximum (rho 0).
+    # The whole-trajectory compression factor (I_max - mean of the last 10 % of logged epochs) / I_max: irr falls
+    # from 2.5 bits, rel rises to its maximum at the last epoch (rho near 0).
     late = np.clip((LOG_E - 2.6) / 1.0, 0, 1)
     final = int(np.ceil(0.1 * len(EPOCHS)))
-    expected = (2.5 - (2.5 - 1.5 * late)[-final:].mean()) / 2.5
+    rho_of = lambda v: (v.max() - v[-final:].mean()) / v.max()
+    expected = rho_of(2.5 - 1.5 * late) - rho_of(6 + 0.5 * np.tanh(LOG_E - 1.5) + 0.5 * late)
     rho = irr[irr.measure == "difference in compression factor rho"]
     assert len(rho) == 4 and np.allclose(rho.value, expected) and (rho.evidence == "supports").all()
 
