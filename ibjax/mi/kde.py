@@ -38,6 +38,34 @@ def sample_rows(n: int, max_samples: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_samples).round().astype(np.int32))
 
 
+# Up to this many units the squared distances are summed by an unrolled loop (one fused elementwise pass per
+# unit); wider layers (a 1 024-unit MNIST layer) scan over chunks of UNIT_CHUNK units instead, so the program
+# neither unrolls a thousand operations nor loses the unit-by-unit summation (no |a|^2 + |b|^2 - 2ab).
+UNROLL_UNITS, UNIT_CHUNK = 64, 32
+
+
+def pairwise_sq_dists(q_BxU: jnp.ndarray, a_NxU: jnp.ndarray) -> jnp.ndarray:
+    """|q_b - a_n|^2 [B, N], summed unit by unit (memory O(B N UNIT_CHUNK) for wide layers)."""
+    b, u = q_BxU.shape
+    n = a_NxU.shape[0]
+    if u <= UNROLL_UNITS:
+        d_BxN = jnp.zeros((b, n), jnp.float32)
+        for k in range(u):
+            diff = q_BxU[:, k, None] - a_NxU[None, :, k]
+            d_BxN = d_BxN + diff * diff
+        return d_BxN
+    n_chunks = -(-u // UNIT_CHUNK)
+    pad = n_chunks * UNIT_CHUNK - u  # zero units on both sides add nothing to a distance
+    q = jnp.pad(q_BxU, ((0, 0), (0, pad))).reshape(b, n_chunks, UNIT_CHUNK).transpose(1, 0, 2)
+    a = jnp.pad(a_NxU, ((0, 0), (0, pad))).reshape(n, n_chunks, UNIT_CHUNK).transpose(1, 0, 2)
+
+    def add_chunk(d_BxN, qa):
+        diff = qa[0][:, None, :] - qa[1][None, :, :]
+        return d_BxN + jnp.sum(diff * diff, axis=-1), None
+
+    return lax.scan(add_chunk, jnp.zeros((b, n), jnp.float32), (q, a))[0]
+
+
 def kde_log_mixture(acts_NxU: jnp.ndarray, labels_N: jnp.ndarray, two_var: float, queries_NxU=None):
     """Per row i: log-sum-exp over all rows j, and over rows of i's class, of -D_ij / two_var; and the size of
     i's class. D_ij = |q_i - h_j|^2 with the queries q = the rows themselves unless `queries_NxU` is given.
@@ -51,10 +79,7 @@ def kde_log_mixture(acts_NxU: jnp.ndarray, labels_N: jnp.ndarray, two_var: float
 
     def block(idx_B):
         a_B, y_B = q[idx_B], labels_N[idx_B]
-        d_BxN = jnp.zeros((idx_B.shape[0], n), jnp.float32)
-        for k in range(u):
-            diff = a_B[:, k, None] - a[None, :, k]
-            d_BxN = d_BxN + diff * diff
+        d_BxN = pairwise_sq_dists(a_B, a)
         logits = -d_BxN / two_var
         same = y_B[:, None] == labels_N[None, :]
         lse_all = jax.nn.logsumexp(logits, axis=1)
@@ -94,10 +119,7 @@ def loo_log_likelihoods(acts_NxU: jnp.ndarray, dims, variances_G: jnp.ndarray) -
     v = variances_G.astype(jnp.float32)
 
     def block(idx_B):
-        d_BxN = jnp.zeros((idx_B.shape[0], n), jnp.float32)
-        for k in range(u):
-            diff = a[idx_B][:, k, None] - a[None, :, k]
-            d_BxN = d_BxN + diff * diff
+        d_BxN = pairwise_sq_dists(a[idx_B], a)
         self_ = idx_B[:, None] == jnp.arange(n)[None, :]
         logits = jnp.where(self_[None], -jnp.inf, -d_BxN[None] / (2.0 * v[:, None, None]))  # [G, B, N]
         return jax.nn.logsumexp(logits, axis=2).T  # [B, G]

@@ -232,3 +232,15 @@ def test_loo_bandwidth_is_near_silvermans_for_a_gaussian_and_ignores_padding():
     padded = est(jnp.asarray(np.pad(x, ((0, 0), (0, 3)))), labels, ctx(4, real=1))
     assert float(plain.hi) == pytest.approx(var) and float(padded.hi) == pytest.approx(var)
     assert float(padded.i_xt) == pytest.approx(float(plain.i_xt), abs=1e-9)
+
+
+@pytest.mark.parametrize("units", [7, 64, 65, 1024])
+def test_pairwise_distances_of_wide_layers_equal_numpy(units):
+    """Layers wider than the unrolled loop scan over unit chunks (a 1 024-unit layer, zero-padded to whole
+    chunks): the same squared distances, still summed unit by unit."""
+    from ibjax.mi.kde import pairwise_sq_dists
+
+    rng = np.random.default_rng(units)
+    q, a = rng.normal(size=(5, units)).astype(np.float32), rng.normal(size=(300, units)).astype(np.float32)
+    ref = ((q.astype(np.float64)[:, None, :] - a.astype(np.float64)[None, :, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(np.asarray(pairwise_sq_dists(jnp.asarray(q), jnp.asarray(a))), ref, rtol=2e-6)
