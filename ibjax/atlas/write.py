@@ -50,6 +50,8 @@ def write_atlas(run_dirs: list[str | Path], out: str | Path, settings: VerdictSe
     atomic_write_bytes(out / "claims.csv", claims.to_csv(index=False).encode())
     fig_paths = {c.key: forest_plot(evidence[evidence.claim == c.key], c.title, out / "figures" / f"{c.key}.png")
                  for c in CLAIMS} if figures else {}
+    if figures:
+        fig_paths["overview"] = overview_plot(evidence, out / "figures" / "claims_overview.png")
     text = render(studies, evidence, claims, settings, {k: p.relative_to(out) for k, p in fig_paths.items() if p})
     atomic_write_bytes(out / "ATLAS.md", text.encode())
     return {"studies": studies, "evidence": evidence, "claims": claims}
@@ -79,7 +81,10 @@ def render(studies: list[StudyRun], evidence: pd.DataFrame, claims: pd.DataFrame
     if missing:
         lines += ["", "**Studies not given** (their evidence is missing from every claim they bear on): "
                   + "; ".join(f"{s.name} (`python -m ibjax.sweep sweeps/{s.sweep}`)" for s in missing) + "."]
-    lines += ["", "## Claims", "",
+    lines += ["", "## Claims", ""]
+    if "overview" in figures:
+        lines += [f"![Evidence per claim and study]({figures['overview']})", ""]
+    lines += [
               "| claim | source | verdict | supports / contradicts / inconclusive (excluded) | estimators agreeing "
               "| where the verdict flips | missing studies |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for _, c in claims.iterrows():
@@ -181,6 +186,33 @@ def forest_plot(ev: pd.DataFrame, title: str, path: Path, max_rows: int = 60) ->
     ax.set_yticks(y, labels, fontsize=6)
     ax.set_xlabel(" / ".join(sorted(set(ev.measure))))
     ax.set_title(f"{title}\ngreen supports, red contradicts, grey inconclusive, blue context", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def overview_plot(evidence: pd.DataFrame, path: Path) -> Path | None:
+    """Counted evidence rows per claim and study: supports (green), contradicts (red), inconclusive (grey)."""
+    ev = evidence[evidence.evidence.isin(["supports", "contradicts", "inconclusive"])]
+    if ev.empty:
+        return None
+    titles = {c.key: c.title for c in CLAIMS}
+    groups = [(c.key, s) for c in CLAIMS for s in dict.fromkeys(ev[ev.claim == c.key].study)]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(groups) + 1.6), dpi=110)
+    y = np.arange(len(groups))[::-1]
+    for yi, (claim, study) in zip(y, groups):
+        g = ev[(ev.claim == claim) & (ev.study == study)].evidence.value_counts()
+        left = 0
+        for kind in ("supports", "contradicts", "inconclusive"):
+            k = int(g.get(kind, 0))
+            ax.barh(yi, k, left=left, color=COLOUR[kind], edgecolor="white")
+            left += k
+    ax.set_yticks(y, [f"{titles[c][:48]} · {s}" for c, s in groups], fontsize=7)
+    ax.set_xlabel("evidence rows (per cell or contrast, layer and estimator)")
+    ax.set_title("What each study says about each claim\ngreen supports, red contradicts, grey inconclusive",
+                 fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
