@@ -151,3 +151,20 @@ def test_atlas_cli_names_a_bad_run_directory(tiny_run, tmp_path):
     assert proc.returncode == 2 and "nowhere" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("ibjax.atlas", str(tiny_run), str(tiny_run), "--out", str(tmp_path / "a"))
     assert proc.returncode == 2 and "given twice" in proc.stderr
+
+
+def test_random_label_networks_that_compress_as_often_contradict_compression_generalizes():
+    runs, info = [], []
+    late = np.clip((LOG_E - 2.6) / 1.0, 0, 1)
+    for noise in (0.0, 1.0):
+        for seed in range(8):
+            rid = f"p{noise}-{seed}"
+            runs.append({"run_id": rid, "cell": f"label_noise={noise:g}", "seed": seed, "label_noise": noise,
+                         "train_acc": 1.0, "test_acc": 0.9 if noise == 0 else 0.1, "diverged": False})
+            info.append(pd.DataFrame({"run_id": rid, "epoch": EPOCHS, "layer": "out", "estimator": "binning30",
+                                      "i_xt": 6 + 0.5 * np.tanh(LOG_E - 1.5) - 2.0 * late, "i_ty": fitting_i_ty()}))
+    runs, info = pd.DataFrame(runs), pd.concat(info, ignore_index=True)
+    study = StudyRun("labels", Path("labels"), runs, info, {}, run_verdicts(info, runs, N), N)
+    ev = study_evidence(study)
+    row = ev[(ev.claim == "compression_generalizes") & (ev.measure == "difference in fraction compressed")].iloc[0]
+    assert (row.contrast, row.value, row.evidence) == ("label_noise 0 - 1", 0.0, "contradicts")
