@@ -275,9 +275,9 @@ EXTRACTORS = (fit_then_compress, compression_generalizes, sgd_noise, saturating_
 
 
 def study_evidence(study: StudyRun, settings: VerdictSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
-    """Every evidence row of one study, with `label`: the cells as short names ('tanh', 'tanh | relu')."""
+    """Every evidence row of one study, with `label`: the cells as short names ('tanh', 'tanh vs relu')."""
     rows = [r for f in EXTRACTORS for r in f(study, settings)]
     ev = pd.DataFrame(rows, columns=list(COLUMNS))
     names = cell_labels(study.runs)
-    ev["label"] = ev.cell.map(lambda c: " | ".join(names.get(x, x) for x in c.split(" | ")) if c else "")
+    ev["label"] = ev.cell.map(lambda c: " vs ".join(names.get(x, x) for x in c.split(" | ")) if c else "")
     return ev
