@@ -31,6 +31,7 @@ from jax.sharding import PartitionSpec as P
 
 from ibjax.data.task import Data
 from ibjax.mi.interface import LayerContext
+from ibjax.mi.knn import KNNEstimator
 from ibjax.models.family import ModelFamily, weight_mask
 from ibjax.models.mlp import MLP, ModelConsts
 from ibjax.train.shuffle import feistel_permutation
@@ -235,7 +236,12 @@ class Engine:
         forced = os.environ.get("IBJAX_MODEL_LOOP")
         if forced in ("map", "vmap"):
             return forced == "map"
-        return mesh.devices.flat[0].platform == "cpu" and self.family.kind != "mlp"
+        cpu = mesh.devices.flat[0].platform == "cpu"
+        # XLA:CPU hangs (every thread waiting) on a batched eigh of 2+ wide matrices per device (e.g. [2, 256,
+        # 256]) in a program sharded over 2+ host devices (BUILD_NOTES.md, issue 19); the k-NN estimators' PCA is
+        # such an eigh under vmap. Looping the networks keeps each eigh unbatched.
+        pca_on_many_devices = cpu and mesh.size > 1 and any(isinstance(e, KNNEstimator) for e in self.prog.estimators)
+        return cpu and (self.family.kind != "mlp" or pca_on_many_devices)
 
     @property
     def run_chunk(self):

@@ -176,3 +176,18 @@ def test_stochastic_layer_is_measured_with_its_noise():
     assert vals[0] > vals[1] > vals[2] > vals[3] and abs(vals[3]) < 0.2
     again = float(KNNEstimator("k", 5, 2, n_classes=1, noise_std=0.3)(jnp.asarray(h), y, ctx).i_xt)
     assert again == vals[2]
+
+
+def test_knn_sweep_with_several_networks_per_host_device_finishes(tmp_path):
+    """XLA:CPU hangs on a batched eigh of wide matrices sharded over host devices (the PCA of a 256-unit layer
+    for 2+ networks per device); the engine loops such networks instead. This sweep hung before that."""
+    from tests.helpers import sweep_to_run_dir
+
+    raw = {"name": "knn_wide", "data": {"dataset": "digits", "train_fraction": 0.8,
+                                        "mi_sample": {"split": "all", "n": 300, "seed": 0}},
+           "model": {"hidden": [256], "activation": "tanh"},
+           "train": {"epochs": 2, "batch_size": 128, "chunk_epochs": 2},
+           "mi": {"schedule": {"every": 2}, "estimators": [{"kind": "knn", "dim": 2}]},
+           "grid": {"seed": 4}, "output": {"plots": False}}
+    rd = sweep_to_run_dir(tmp_path, raw)
+    assert len(rd.runs) == 4 and np.isfinite(rd.info[["i_xt", "i_ty"]].to_numpy()).all()
