@@ -162,18 +162,23 @@ def _continuous_row(task, quantity, truth, name, vals, in_range, repeats):
                 in_range=bool(in_range))
 
 
+def ksg_estimates(est, draw, n: int, dims: int, mi_nats: float, repeats: int) -> list[float]:
+    """I(X;T) in bits of `est` on `repeats` draws (seeds 0..R-1) of `draw(n, dims, mi_nats, seed) -> (x, t)`."""
+    vals = []
+    for rep in range(repeats):
+        x, t = draw(n, dims, mi_nats, rep)
+        ctx = LayerContext(jnp.ones(dims, bool), jnp.float32(0), jnp.float32(0), False, None, jnp.asarray(x))
+        vals.append(float(est(jnp.asarray(t), jnp.zeros(n, jnp.int32), ctx).i_xt))
+    return vals
+
+
 def knn_gaussian_rows(repeats: int, sizes=KNN_SIZES, dims=KNN_DIMS) -> list[dict]:
     rows, all_dims = [], dims
     for n in sizes:
         for dims in all_dims:
             est = KNNEstimator(f"knn5_pca{dims}", 5, dims, n_classes=1)
             for mi in KNN_MI_NATS:
-                vals = []
-                for rep in range(repeats):
-                    x, t = gaussian_pairs(n, dims, mi, rep)
-                    ctx = LayerContext(jnp.ones(dims, bool), jnp.float32(0), jnp.float32(0), False, None,
-                                       jnp.asarray(x))
-                    vals.append(float(est(jnp.asarray(t), jnp.zeros(n, jnp.int32), ctx).i_xt))
+                vals = ksg_estimates(est, gaussian_pairs, n, dims, mi, repeats)
                 rows.append(_continuous_row(f"gauss{dims}d_I{mi:g}nats_N{n}", "I(X;T)", mi / np.log(2), est.name,
                                             vals, mi <= ksg_reliable_nats(n, dims), repeats))
     return rows
@@ -203,12 +208,7 @@ def knn_high_dim_rows(repeats: int, n: int = 1024, dims=KNN_HIGH_DIMS, kinds=("i
         est = KNNEstimator(f"knn5_pca{pcs}", 5, pcs, n_classes=1)
         for dims in all_dims:
             for mi in KNN_HIGH_MI_NATS:
-                vals = []
-                for rep in range(repeats):
-                    x, t = draw(n, dims, mi, rep)
-                    ctx = LayerContext(jnp.ones(dims, bool), jnp.float32(0), jnp.float32(0), False, None,
-                                       jnp.asarray(x))
-                    vals.append(float(est(jnp.asarray(t), jnp.zeros(n, jnp.int32), ctx).i_xt))
+                vals = ksg_estimates(est, draw, n, dims, mi, repeats)
                 in_range = task == "rank2" and mi <= ksg_reliable_nats(n, pcs)
                 rows.append(_continuous_row(f"gauss{dims}d_{task}_I{mi:g}nats_N{n}", "I(X;T)", mi / np.log(2),
                                             est.name, vals, in_range, repeats))

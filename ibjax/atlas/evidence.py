@@ -22,8 +22,7 @@ from ibjax.report.comparisons import compare_cells, correlations
 from ibjax.report.intervals import bootstrap_ci, mcnemar_exact, paired_bootstrap_diff, wilson_interval
 from ibjax.report.labels import cell_labels
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, limits_from_manifest, run_verdicts
-from ibjax.rundir.layout import RunDirError, check_complete
-from ibjax.rundir.store import load
+from ibjax.report.write import load_finished
 
 RULES = {
     "fit_then_compress": "fraction of runs compressed after fitting (Wilson interval): supports if its lower bound "
@@ -70,13 +69,7 @@ class StudyRun:
 def load_study(path: str | Path, settings: VerdictSettings = DEFAULT_SETTINGS) -> StudyRun:
     """Raises RunDirError (naming the path) for a missing, incomplete or unreadable run directory."""
     path = Path(path)
-    check_complete(path)
-    try:
-        rd = load(path)
-    except Exception as e:  # a truncated or foreign file: name it rather than print a parquet traceback
-        raise RunDirError(f"{path}: cannot read the run directory: {e}") from e
-    if "n_mi_samples" not in rd.manifest:
-        raise RunDirError(f"{path}/manifest.json has no 'n_mi_samples' (the MI sample size N)")
+    rd = load_finished(path)
     n = int(rd.manifest["n_mi_samples"])
     verdicts = run_verdicts(rd.info, rd.runs, n, settings, limits_from_manifest(rd.manifest))
     return StudyRun(str(rd.spec.get("name", path.name)), path, rd.runs, rd.info, rd.manifest, verdicts, n)

@@ -27,13 +27,7 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     Raises RunDirError for a missing or incomplete run directory.
     """
     run_dir = Path(run_dir)
-    check_complete(run_dir)
-    try:
-        rd = load(run_dir)
-    except Exception as e:  # a truncated or foreign file: name it rather than print a parquet traceback
-        raise RunDirError(f"{run_dir}: cannot read the run directory: {e}") from e
-    if "n_mi_samples" not in rd.manifest:
-        raise RunDirError(f"{run_dir}/manifest.json has no 'n_mi_samples' (the MI sample size N)")
+    rd = load_finished(run_dir)
     warnings = incompleteness(rd)
     for w in warnings:
         print(f"warning: {w}", file=stream)
@@ -58,6 +52,20 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
                   warnings=warnings, figures=[str(p.relative_to(run_dir)) for p in fig_paths])
     atomic_write_bytes(run_dir / "REPORT.md", text.encode())
     return tables
+
+
+def load_finished(run_dir: str | Path):
+    """The tables of a complete run directory that records its MI sample size; RunDirError (naming the path)
+    for a missing, incomplete or unreadable one."""
+    run_dir = Path(run_dir)
+    check_complete(run_dir)
+    try:
+        rd = load(run_dir)
+    except Exception as e:  # a truncated or foreign file: name it rather than print a parquet traceback
+        raise RunDirError(f"{run_dir}: cannot read the run directory: {e}") from e
+    if "n_mi_samples" not in rd.manifest:
+        raise RunDirError(f"{run_dir}/manifest.json has no 'n_mi_samples' (the MI sample size N)")
+    return rd
 
 
 def _write_csv(path: Path, df: pd.DataFrame) -> None:
