@@ -46,6 +46,21 @@ def sweep_to_run_dir(tmp_path: Path, raw: dict, *args: str):
     return load(tmp_path / "o")
 
 
+def checkpoints_exist(run: Path, bucket: int | None = None) -> bool:
+    """Whether a running sweep in `run` has saved a checkpoint (of `bucket`, or of any bucket, in any shard).
+
+    Orbax writes a checkpoint under a temporary name and renames it when complete, so a folder seen a moment
+    ago may be gone: a listing that races with the rename reads as "not yet", never as an error."""
+    pattern = "bucket-*" if bucket is None else f"bucket-{bucket:04d}"
+    for d in [*(run / "checkpoints").glob(pattern), *(run / "checkpoints").glob(f"*/{pattern}")]:
+        try:
+            if any(p.name.isdigit() for p in d.iterdir()):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 @cache
 def tishby_task():
     """The 12-bit task with the default split (host arrays; `.device_data()` for the engine)."""
@@ -93,3 +108,66 @@ def assert_merged_equals_unsharded(merged, whole) -> None:
     m = merged.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
     w = whole.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
     np.testing.assert_allclose(m.train_loss, w.train_loss, rtol=1e-5, atol=1e-6)
+
+
+# --- Binned MI from two numerically different computations -------------------------------------------------
+# Two paths that compute the same network (a native kernel and XLA, batched and alone, padded and tight) give
+# activations that agree to float rounding, not bit for bit, and how a CPU rounds (FMA, vector width) decides
+# on which side of a bin edge a value that sits on the edge lands. Binned MI is therefore compared exactly
+# only where exactness is guaranteed: rows with every unit farther from an edge than the two paths' measured
+# disagreement fall in the same bins; each of the other rows may move to another symbol, and the difference
+# allowed is exactly what that many moved rows can do to the entropies.
+
+def entropy_change_per_moved_row(n: int) -> float:
+    """The most one of n rows moving to another symbol can change a plug-in entropy, in bits.
+
+    H = log2 n - (1/n) sum_c c log2 c; moving one row changes two counts, a -> a - 1 and b -> b + 1, so the sum
+    changes by d(b) - d(a - 1) with d(c) = (c + 1) log2(c + 1) - c log2 c, increasing from d(0) = 0 to
+    d(n - 1): |dH| <= d(n - 1) / n (about (log2 n + 1.44) / n).
+    """
+    import numpy as np
+
+    return float(n * np.log2(n) - (n - 1) * np.log2(n - 1)) / n if n > 1 else 0.0
+
+
+def rows_near_an_edge(acts_NxU, lo, hi, n_bins: int, tol: float):
+    """Bool [N]: rows with some unit within `tol` (activation units) of an interior bin edge of
+    `n_bins` equal bins on [lo, hi] (values beyond lo or hi are clipped into the end bins, so those two
+    edges move nothing)."""
+    import numpy as np
+
+    width = (hi - lo) / n_bins
+    scaled = (np.asarray(acts_NxU, np.float64) - lo) / width
+    k = np.clip(np.round(scaled), 1, n_bins - 1)  # the nearest interior edge
+    return (np.abs(scaled - k) * width <= tol).any(axis=1)
+
+
+def assert_binned_mi_agree(mi_a, mi_b, n_moved: int, n_rows: int, what: str = "") -> None:
+    """(I(X;T), I(T;Y)) of one layer from two paths differ by no more than `n_moved` of `n_rows` rows moving to
+    another symbol can explain: I(X;T) = H(T) by one entropy's worth per row, I(T;Y) = H(T) + H(Y) - H(T, Y)
+    by two."""
+    per_row = entropy_change_per_moved_row(n_rows)
+    d_xt, d_ty = abs(float(mi_a[0]) - float(mi_b[0])), abs(float(mi_a[1]) - float(mi_b[1]))
+    assert d_xt <= n_moved * per_row + 1e-9 and d_ty <= 2 * n_moved * per_row + 1e-9, (
+        f"{what}: MI differs by ({d_xt:.2e}, {d_ty:.2e}) bits, more than {n_moved} of {n_rows} rows near a bin "
+        f"edge can explain ({n_moved * per_row:.2e}, {2 * n_moved * per_row:.2e})")
+
+
+def assert_layers_bin_alike(acts_a, acts_b, mi_a, mi_b, n_bins: int, *, act_rtol: float = 1e-4,
+                            what: str = "") -> int:
+    """One layer seen by two paths: activations [N, U] equal to float rounding (|a - b| <= act_rtol times the
+    layer's scale), and their binned MI [i_xt, i_ty, lo, hi] (each path with its own range lo, hi) within what
+    the rows near an edge can explain. Returns how many rows were near an edge (the tests report it)."""
+    import numpy as np
+
+    a, b = np.asarray(acts_a, np.float64), np.asarray(acts_b, np.float64)
+    scale = max(float(np.abs(a).max()), 1e-6)
+    gap = float(np.abs(a - b).max())
+    assert gap <= act_rtol * scale, f"{what}: activations differ by {gap:.2e} (scale {scale:.2e})"
+    lo_a, hi_a, lo_b, hi_b = (float(v) for v in (mi_a[2], mi_a[3], mi_b[2], mi_b[3]))
+    # An edge of path b sits at most max(|dlo|, |dhi|) from path a's; a value at most `gap` from its twin; and the
+    # bin index is computed in float64 from float32 values (a few ulps of the scaled value).
+    tol = gap + max(abs(lo_a - lo_b), abs(hi_a - hi_b)) + 1e-6 * scale
+    near = rows_near_an_edge(a, lo_a, hi_a, n_bins, tol)
+    assert_binned_mi_agree(mi_a, mi_b, int(near.sum()), a.shape[0], what)
+    return int(near.sum())

@@ -13,7 +13,8 @@ callers' plain XLA runs instead, which gives the same numbers (counting and shuf
 float rounding; tests compare both). This package imports nothing else from ibjax.
 
 Build: `c++ -O3 -march=native -shared` against the FFI headers shipped in jaxlib (`jax.ffi.include_dir()`),
-~10 s, cached in $IBJAX_CACHE_DIR (default ~/.cache/ibjax) under a name that hashes the sources, jaxlib
+~10 s (IBJAX_NATIVE_MARCH sets another -march, e.g. `x86-64-v3` for an AVX2-only build on an AVX-512 CPU, or
+for a home directory shared by cluster nodes that must all load one build), cached in $IBJAX_CACHE_DIR (default ~/.cache/ibjax) under a name that hashes the sources, jaxlib
 version, command and this CPU's instruction-set flags (a home directory shared by cluster nodes of different
 CPUs gets one build per kind of CPU), so an upgrade rebuilds and concurrent processes never load a
 half-written file.
@@ -71,8 +72,10 @@ def _compile() -> Path:
         raise RuntimeError("no C++ compiler found (set CXX)")
     base = [cxx, "-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC", "-w",
             f"-I{jax.ffi.include_dir()}"]
+    march = f"-march={os.environ.get('IBJAX_NATIVE_MARCH') or 'native'}"
     sources = "\0".join(p.read_text() for p in _SOURCES)
-    digest = hashlib.sha256("\0".join([sources, jaxlib.__version__, *base, _cpu_fingerprint()]).encode()).hexdigest()
+    digest = hashlib.sha256("\0".join([sources, jaxlib.__version__, *base, march, _cpu_fingerprint()]).encode()
+                            ).hexdigest()
     out = _cache_dir() / f"ibjax_native-{digest[:16]}.so"
     if out.exists():
         return out
@@ -83,7 +86,7 @@ def _compile() -> Path:
         # -march=native: the vector width of this CPU (AVX-512 where present) for the MLP kernel's loops;
         # a compiler that does not know the flag builds the portable way.
         errors = []
-        for cmd in ([*base, "-march=native"], base):
+        for cmd in ([*base, march], base):
             proc = subprocess.run([*cmd, *map(str, _SOURCES), "-o", tmp], capture_output=True, text=True, timeout=600)
             if proc.returncode == 0:
                 break

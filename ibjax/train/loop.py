@@ -15,7 +15,7 @@ from jax.sharding import PartitionSpec as P
 
 from ibjax.data.task import Data
 from ibjax.models.mlp import ModelConsts
-from ibjax.train.engine import Engine, model_mesh
+from ibjax.train.engine import Engine, TrainState, model_mesh
 
 
 @dataclass
@@ -32,6 +32,9 @@ class BucketResult:
     train_s: float  # everything: init, compile, all chunks
     checkpoint_s: float | None = None  # mean seconds per checkpoint save (None: none saved)
     resumed_at_chunk: int = 0  # the first chunk run in this process (> 0 after a resume)
+    # The trained stack as it is on the devices (padding copies of the last network after the first M), for
+    # a caller that measures more than the chunk did; nothing is copied to the host unless it asks.
+    state: TrainState | None = None
 
 
 class Interrupted(Exception):
@@ -124,4 +127,5 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         mi_epochs=np.flatnonzero(log_mask), mi=np.concatenate(parts["mi"]), metrics=np.concatenate(parts["metrics"]),
         grad_epochs=np.flatnonzero(grad_mask) + 1, grads=np.concatenate(parts["grads"]),
         params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total,
-        checkpoint_s=float(np.mean(checkpoint_s)) if checkpoint_s else None, resumed_at_chunk=first_chunk)
+        checkpoint_s=float(np.mean(checkpoint_s)) if checkpoint_s else None, resumed_at_chunk=first_chunk,
+        state=state)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ibjax.rundir import TABLES, read_table
-from tests.helpers import ROOT, run_cli, small_spec
+from tests.helpers import ROOT, checkpoints_exist, run_cli, small_spec
 
 KEYS = {"runs": ["run_id"], "info": ["run_id", "epoch", "layer", "estimator"], "metrics": ["run_id", "epoch"],
         "gradients": ["run_id", "epoch", "layer"]}
@@ -50,11 +50,6 @@ def reference(tmp_path_factory, request):
 
 def tables(run: Path) -> dict:
     return {name: read_table(run, name).sort_values(KEYS[name]).reset_index(drop=True) for name in TABLES}
-
-
-def checkpoints_exist(run: Path, bucket: int | None = None) -> bool:
-    pattern = "bucket-*" if bucket is None else f"bucket-{bucket:04d}"
-    return any(p.name.isdigit() for d in (run / "checkpoints").glob(pattern) for p in d.iterdir())
 
 
 def start(spec: Path, out: Path) -> subprocess.Popen:

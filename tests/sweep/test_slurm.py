@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ibjax.rundir import load
-from tests.helpers import assert_merged_equals_unsharded, run_cli, small_spec
+from tests.helpers import assert_merged_equals_unsharded, checkpoints_exist, run_cli, small_spec
 from tests.sweep.slurm_cluster import Cluster, missing_binaries
 
 MISSING = missing_binaries()
@@ -68,7 +68,7 @@ def test_sigterm_checkpoints_and_the_task_requeues_itself(cluster, tmp_path, mon
     assert proc.returncode == 0, proc.stderr
     job = proc.stdout.strip().splitlines()[-1]
     t = time.monotonic()
-    while not any(p.name.isdigit() for d in (out / "checkpoints").glob("**/bucket-*") for p in d.iterdir()):
+    while not checkpoints_exist(out):
         assert time.monotonic() - t < 300, cluster.log_tail()
         time.sleep(0.05)
     subprocess.run(["scancel", "--signal=TERM", "--batch", f"{job}_0"], env=cluster.env, check=True)
