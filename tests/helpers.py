@@ -171,3 +171,41 @@ def assert_layers_bin_alike(acts_a, acts_b, mi_a, mi_b, n_bins: int, *, act_rtol
     near = rows_near_an_edge(a, lo_a, hi_a, n_bins, tol)
     assert_binned_mi_agree(mi_a, mi_b, int(near.sum()), a.shape[0], what)
     return int(near.sum())
+
+
+def measured_layers(eng, consts_m, params_m, data) -> list:
+    """The layers [N, U] one network's measurement pass bins (the engine's own choice of path: the native
+    forward kernel for a plain MLP on the CPU, the family's apply otherwise), softmax output last."""
+    import jax
+
+    from ibjax.train.engine import kernel_reads, read_rows
+
+    x = read_rows(data, data.mi_idx)
+    if getattr(eng.family, "plain", False):
+        hidden, logits = eng.family.kernel_layers(params_m, consts_m, x, use_kernel=kernel_reads(data, x))
+    else:
+        hidden, logits = eng.family.apply(params_m, consts_m, x)
+    return [*hidden, jax.nn.softmax(logits)]
+
+
+def assert_trajectories_bin_alike(a, b, n_bins, what: str = "") -> int:
+    """Two paths' runs of the same networks: `a`, `b` = (engine, consts, data, MI [T, M, L, E, 4], states at
+    each of the T logged epochs). Every layer under every estimator (`n_bins`: the bin count of each, equal
+    bins over the range the MI array records) must agree as `assert_layers_bin_alike` says. Returns the rows
+    near an edge, summed."""
+    import jax
+
+    near = 0
+    eng_a, consts_a, data_a, mi_a, states_a = a
+    eng_b, consts_b, data_b, mi_b, states_b = b
+    for t in range(mi_a.shape[0]):
+        for m in range(mi_a.shape[1]):
+            one = lambda tree: jax.tree.map(lambda v: v[m], tree)
+            la = measured_layers(eng_a, one(consts_a), one(states_a[t].params), data_a)
+            lb = measured_layers(eng_b, one(consts_b), one(states_b[t].params), data_b)
+            for layer in range(mi_a.shape[2]):
+                for e, bins in enumerate(n_bins):
+                    near += assert_layers_bin_alike(la[layer], lb[layer], mi_a[t, m, layer, e], mi_b[t, m, layer, e],
+                                                    bins, what=f"{what} logged epoch {t} network {m} layer {layer} "
+                                                    f"estimator {e}")
+    return near

@@ -12,9 +12,8 @@ from ibjax.spec import validate
 from ibjax.sweep.__main__ import main
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs
 from ibjax.sweep.programs import Programs, bucket_consts
-from ibjax.train.engine import read_rows
 from ibjax.train.loop import run_program
-from tests.helpers import ROOT, assert_layers_bin_alike
+from tests.helpers import ROOT, assert_trajectories_bin_alike
 
 USER_MODEL = {
     "name": "fam", "data": {"dataset": "digits", "train_fraction": 0.8},
@@ -182,15 +181,6 @@ def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
 
     # The layers each path measures (the mlp's from its native forward kernel, as its engine does), after
     # 0, 10, 20 and 30 epochs (shorter runs of the same deterministic training).
-    x_mi = read_rows(data, data.mi_idx)
-
-    def layers(eng, consts, params):
-        if getattr(eng.family, "plain", False):  # as the engine decides
-            hid, logits = eng.family.kernel_layers(params, consts, x_mi, use_kernel=True)
-        else:
-            hid, logits = eng.family.apply(params, consts, x_mi)
-        return [*hid, jax.nn.softmax(logits)]
-
     states = {"mlp": [mlp_state], "flax": [init_from_mlp(np.asarray(seeds, np.uint32), consts_f,
                                                          np.asarray(lrs, np.float32), np.zeros(b.size))]}
     for e in (10, 20):
@@ -198,17 +188,8 @@ def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
         states["flax"].append(train(*flax, epochs=e).state)
     states["mlp"].append(a.state)
     states["flax"].append(f.state)
-    near = 0
-    for t, epoch in enumerate(a.mi_epochs):
-        for m in range(b.size):
-            one = lambda tree: jax.tree.map(lambda v: v[m], tree)
-            la = layers(eng_m, one(consts_m), one(states["mlp"][t].params))
-            lf = layers(eng_f, one(consts_f), one(states["flax"][t].params))
-            for layer, name in enumerate(eng_m.family.layer_names):
-                for est in range(2):
-                    near += assert_layers_bin_alike(la[layer], lf[layer], a.mi[t, m, layer, est],
-                                                    f.mi[t, m, layer, est], 30,
-                                                    what=f"epoch {epoch} network {m} {name} estimator {est}")
+    near = assert_trajectories_bin_alike((eng_m, consts_m, data, a.mi, states["mlp"]),
+                                         (eng_f, consts_f, flax[4], f.mi, states["flax"]), (30, 30), "mlp vs flax")
     print(f"rows within rounding of a bin edge, summed over the comparisons: {near}")
 
 
@@ -218,27 +199,33 @@ def test_conv_networks_looped_on_the_cpu_equal_the_vmapped_batch(monkeypatch):
     raw = {"name": "loop", "data": {"dataset": "digits", "train_fraction": 0.8},
            "model": {"kind": "conv", "channels": [4, 8], "kernel_size": 3, "pool": 2, "padding": "same",
                      "hidden": [8], "activation": "tanh", "dropout": 0.1},
-           "train": {"epochs": 4, "batch_size": 64, "learning_rate": 3e-3, "chunk_epochs": 4},
+           "train": {"epochs": 4, "batch_size": 64, "learning_rate": 3e-3, "chunk_epochs": 5},
            "mi": {"schedule": {"every": 2}}, "grid": {"seed": 2, "activation": ["tanh", "leaky_relu"],
                                                      "weight_decay": [0.0, 1e-3]},
            "output": {"plots": False}}
     spec = validate(raw)
     task = load_task(spec.data)
     (b,) = make_buckets(expand_grid(spec))
-    results = {}
+    results, states, engines = {}, {}, {}
     for mode in ("map", "vmap"):
         monkeypatch.setenv("IBJAX_MODEL_LOOP", mode)
         programs = Programs(spec, task, task.device_data())
-        eng = programs.engine(b)
+        eng = engines[mode] = programs.engine(b)
         assert eng.loops_models(jax.sharding.Mesh(np.asarray(jax.local_devices()), ("model",))) == (mode == "map")
-        results[mode] = run_program(eng, [r.seed for r in b.runs], bucket_consts(b, task),
-                                    [r.learning_rate for r in b.runs], [0.0] * b.size, programs.data_of(b),
-                                    mi_epochs(4, every=2), 4, weight_decays=[r.weight_decay or 0.0 for r in b.runs])
+        # One chunk covers 0, 2 and 4 epochs: the states at each logged epoch from one compiled program.
+        run = lambda epochs: run_program(eng, [r.seed for r in b.runs], bucket_consts(b, task),
+                                         [r.learning_rate for r in b.runs], [0.0] * b.size, programs.data_of(b),
+                                         mi_epochs(epochs, every=2), epochs,
+                                         weight_decays=[r.weight_decay or 0.0 for r in b.runs])
+        results[mode] = run(4)
+        states[mode] = [run(0).state, run(2).state, results[mode].state]
     looped, batched = results["map"], results["vmap"]
     assert looped.metrics.shape[1] == 8
     np.testing.assert_allclose(looped.metrics, batched.metrics, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(looped.grads, batched.grads, rtol=1e-3, atol=1e-6)
-    np.testing.assert_allclose(looped.mi, batched.mi, atol=1e-6)
+    consts, data = bucket_consts(b, task), programs.data_of(b)
+    assert_trajectories_bin_alike((engines["map"], consts, data, looped.mi, states["map"]),
+                                  (engines["vmap"], consts, data, batched.mi, states["vmap"]), (30,), "map vs vmap")
 
 
 def test_conv_sweep_report_reads_its_layers(tmp_path):
