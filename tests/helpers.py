@@ -81,14 +81,14 @@ def tiny_program(hidden=(10, 7, 5, 4, 3), activations=("tanh",), *, optimizer="a
                    tuple(estimators) if estimators is not None else (Binning(n_classes=2),), chunk, **program)
 
 
-def tiny_bucket(models, pad=None, **program):
+def tiny_bucket(models, pad=None, names=None, **program):
     """(Engine, stacked consts) of MLPs on the 12-bit task; models: [(true widths, activation), ...], padded to
-    `pad` (default: the largest width per layer)."""
+    `pad` (default: the largest width per layer); `names`: the program's activations (default: the models')."""
     from ibjax.models.mlp import stack_consts
     from ibjax.train import Engine
 
     pad = tuple(pad or (max(w) for w in zip(*(h for h, _ in models))))
-    names = tuple(sorted({a for _, a in models}))
+    names = tuple(names or sorted({a for _, a in models}))
     return Engine(tiny_program(pad, names, **program)), stack_consts(list(models), names, 12, pad)
 
 
@@ -161,6 +161,11 @@ def assert_layers_bin_alike(acts_a, acts_b, mi_a, mi_b, n_bins: int, *, act_rtol
     import numpy as np
 
     a, b = np.asarray(acts_a, np.float64), np.asarray(acts_b, np.float64)
+    if a.shape[1] != b.shape[1]:  # one network padded to more units: those are exactly 0 (constant: one bin)
+        u = min(a.shape[1], b.shape[1])
+        wide = a if a.shape[1] > u else b
+        assert not wide[:, u:].any(), f"{what}: padded units are not 0"
+        a, b = a[:, :u], b[:, :u]
     scale = max(float(np.abs(a).max()), 1e-6)
     gap = float(np.abs(a - b).max())
     assert gap <= act_rtol * scale, f"{what}: activations differ by {gap:.2e} (scale {scale:.2e})"
@@ -173,9 +178,10 @@ def assert_layers_bin_alike(acts_a, acts_b, mi_a, mi_b, n_bins: int, *, act_rtol
     return int(near.sum())
 
 
-def measured_layers(eng, consts_m, params_m, data) -> list:
+def measured_layers(eng, consts_m, params_m, data, net_inputs: bool = False) -> list:
     """The layers [N, U] one network's measurement pass bins (the engine's own choice of path: the native
-    forward kernel for a plain MLP on the CPU, the family's apply otherwise), softmax output last."""
+    forward kernel for a plain MLP on the CPU, the family's apply otherwise), softmax output last; with
+    `net_inputs`, each layer's net input instead (the logits last), as the engine hands them to OnNetInput."""
     import jax
 
     from ibjax.train.engine import kernel_reads, read_rows
@@ -185,6 +191,8 @@ def measured_layers(eng, consts_m, params_m, data) -> list:
         hidden, logits = eng.family.kernel_layers(params_m, consts_m, x, use_kernel=kernel_reads(data, x))
     else:
         hidden, logits = eng.family.apply(params_m, consts_m, x)
+    if net_inputs:
+        return [*eng.family.net_inputs(params_m, consts_m, x, hidden), logits]
     return [*hidden, jax.nn.softmax(logits)]
 
 

@@ -13,11 +13,11 @@ callers' plain XLA runs instead, which gives the same numbers (counting and shuf
 float rounding; tests compare both). This package imports nothing else from ibjax.
 
 Build: `c++ -O3 -march=native -shared` against the FFI headers shipped in jaxlib (`jax.ffi.include_dir()`),
-~10 s (IBJAX_NATIVE_MARCH sets another -march, e.g. `x86-64-v3` for an AVX2-only build on an AVX-512 CPU, or
-for a home directory shared by cluster nodes that must all load one build), cached in $IBJAX_CACHE_DIR (default ~/.cache/ibjax) under a name that hashes the sources, jaxlib
+~10 s, cached in $IBJAX_CACHE_DIR (default ~/.cache/ibjax) under a name that hashes the sources, jaxlib
 version, command and this CPU's instruction-set flags (a home directory shared by cluster nodes of different
 CPUs gets one build per kind of CPU), so an upgrade rebuilds and concurrent processes never load a
-half-written file.
+half-written file. IBJAX_NATIVE_MARCH replaces `native` in -march (e.g. `x86-64-v3`: an AVX2-only build on an
+AVX-512 CPU, as the tests use to check that nothing depends on the vector width).
 """
 
 from __future__ import annotations
