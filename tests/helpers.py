@@ -94,7 +94,9 @@ def tiny_bucket(models, pad=None, names=None, **program):
 
 def assert_merged_equals_unsharded(merged, whole) -> None:
     """A sharded run directory holds the unsharded sweep's runs and rows; values equal to float32 rounding
-    (the same networks in programs of another size; a sample on a bin edge may flip: < 0.02 bits)."""
+    (the same networks in programs of another size). The layers are not at hand here (two CLI runs), so the
+    rows near a bin edge cannot be counted as the engine tests do: MI may differ by what 6 of the 12-bit
+    task's 4 096 rows moving to another symbol can do (0.0197 bits)."""
     import numpy as np
     import pandas as pd
 
@@ -104,7 +106,7 @@ def assert_merged_equals_unsharded(merged, whole) -> None:
     a = merged.info.sort_values(keys).reset_index(drop=True)
     b = whole.info.sort_values(keys).reset_index(drop=True)
     pd.testing.assert_frame_equal(a[keys], b[keys])
-    np.testing.assert_allclose(a.i_xt, b.i_xt, atol=0.02)
+    np.testing.assert_allclose(a.i_xt, b.i_xt, atol=6 * entropy_change_per_moved_row(4096))
     m = merged.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
     w = whole.metrics.sort_values(["run_id", "epoch"]).reset_index(drop=True)
     np.testing.assert_allclose(m.train_loss, w.train_loss, rtol=1e-5, atol=1e-6)
@@ -217,3 +219,13 @@ def assert_trajectories_bin_alike(a, b, n_bins, what: str = "") -> int:
                                                     bins, what=f"{what} logged epoch {t} network {m} layer {layer} "
                                                     f"estimator {e}")
     return near
+
+
+def assert_same_network_mi(a, i: int, b, j: int, n_bins) -> int:
+    """Network i of run `a` and network j of run `b` (each (engine, consts, data, MI [T, M, L, E, K], states
+    after each logged epoch)), the same network computed two ways: `assert_trajectories_bin_alike` on the two."""
+    import jax
+
+    pick = lambda tree, k: jax.tree.map(lambda v: v[k:k + 1], tree)
+    sub = lambda run, k: (run[0], pick(run[1], k), run[2], run[3][:, k:k + 1], [pick(s, k) for s in run[4]])
+    return assert_trajectories_bin_alike(sub(a, i), sub(b, j), n_bins)

@@ -14,7 +14,7 @@ from ibjax.sweep.plan import mi_epochs
 from ibjax.train import Engine, run_program
 from tests.helpers import (
     assert_layers_bin_alike,
-    assert_trajectories_bin_alike,
+    assert_same_network_mi,
     measured_layers,
     tiny_bucket,
     tiny_program,
@@ -49,11 +49,8 @@ def assert_same_mi(a, i, b, j):
     and alone, padded and tight): binned MI equal up to the rows that sit within the two computations' float
     rounding of a bin edge (counted; how such a row rounds depends on the CPU), and the recorded ranges equal to
     float rounding."""
-    pick = lambda tree, k: jax.tree.map(lambda v: v[k:k + 1], tree)
     (eng_a, res_a, c_a, st_a), (eng_b, res_b, c_b, st_b) = a, b
-    assert_trajectories_bin_alike(
-        (eng_a, pick(c_a, i), DATA, res_a.mi[:, i:i + 1], [pick(s, i) for s in st_a]),
-        (eng_b, pick(c_b, j), DATA, res_b.mi[:, j:j + 1], [pick(s, j) for s in st_b]), (30, 30))
+    assert_same_network_mi((eng_a, c_a, DATA, res_a.mi, st_a), i, (eng_b, c_b, DATA, res_b.mi, st_b), j, (30, 30))
     np.testing.assert_allclose(res_a.mi[:, i, ..., 2:], res_b.mi[:, j, ..., 2:], rtol=1e-5, atol=1e-6)
 
 

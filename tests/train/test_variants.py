@@ -10,29 +10,35 @@ import numpy as np
 from ibjax.data.variants import run_data
 from ibjax.sweep.plan import mi_epochs
 from ibjax.train import run_program
-from tests.helpers import tiny_bucket, tishby_task
+from tests.helpers import assert_same_network_mi, tiny_bucket, tishby_task
 
 TANH = ((10, 7, 5, 4, 3), "tanh")
 
 
-def train_variants(fractions, noise, seeds, task=None, epochs=8, inputs=None, **program):
+def train_variants(fractions, noise, seeds, task=None, epochs=8, inputs=None, with_states=False, **program):
+    """One bucket of tanh MLPs with per-run data variants; with_states: also the run as `assert_same_network_mi`
+    takes it, with the states after each logged epoch (shorter runs through one compiled program)."""
     task = task or tishby_task()
     rd = run_data(task, fractions, noise, seeds, 0.0, 0, inputs)
     n_train = max(len(task.split_for(f)[0]) if f is not None else len(task.train_idx) for f in fractions)
     per_run = any(f is not None for f in fractions)
     eng, consts = tiny_bucket([TANH] * len(seeds), n_train=n_train, n_pool=task.pool_size if per_run else None,
-                              chunk=5, **program)
+                              chunk=epochs + 1 if with_states else 5, **program)
     data = task.device_data()._replace(runs=rd)
-    return run_program(eng, seeds, consts, [1e-3] * len(seeds), [0.0] * len(seeds), data,
-                       mi_epochs(epochs, every=2), epochs)
+    run = lambda n: run_program(eng, seeds, consts, [1e-3] * len(seeds), [0.0] * len(seeds), data,
+                                mi_epochs(n, every=2), n)
+    res = run(epochs)
+    if not with_states:
+        return res
+    return res, (eng, consts, data, res.mi, [*(run(int(e)).state for e in res.mi_epochs[:-1]), res.state])
 
 
 def test_a_network_trains_alike_alone_and_beside_networks_with_other_training_sets():
-    beside = train_variants([0.05, 0.85, 0.45], [None] * 3, [3, 3, 3])
+    beside, beside_run = train_variants([0.05, 0.85, 0.45], [None] * 3, [3, 3, 3], with_states=True)
     for i, f in enumerate((0.05, 0.85, 0.45)):
-        alone = train_variants([f], [None], [3])
+        alone, alone_run = train_variants([f], [None], [3], with_states=True)
         np.testing.assert_allclose(beside.metrics[:, i], alone.metrics[:, 0], rtol=2e-5, atol=1e-6)
-        np.testing.assert_allclose(beside.mi[:, i, :, :, :2], alone.mi[:, 0, :, :, :2], atol=0.02)
+        assert_same_network_mi(beside_run, i, alone_run, 0, (30,))
         np.testing.assert_allclose(beside.grads[:, i, :, 0], alone.grads[:, 0, :, 0], rtol=1e-4, atol=1e-7)
         # the spread is sqrt(mean(g^2) - mean(g)^2): float cancellation leaves ~1e-5 where it is 0 (one batch)
         np.testing.assert_allclose(beside.grads[:, i, :, 1], alone.grads[:, 0, :, 1], rtol=1e-3, atol=1e-4)
@@ -42,10 +48,11 @@ def test_a_network_trains_alike_alone_and_beside_networks_with_other_training_se
 
 def test_all_networks_at_the_shared_fraction_equal_the_shared_split():
     """grid.train_fraction: [0.85] (per-run arrays, all the same) computes what the shared split does."""
-    per_run = train_variants([0.85, 0.85], [None, None], [1, 2])
-    shared = train_variants([None, None], [None, None], [1, 2])
+    per_run, per_run_run = train_variants([0.85, 0.85], [None, None], [1, 2], with_states=True)
+    shared, shared_run = train_variants([None, None], [None, None], [1, 2], with_states=True)
     np.testing.assert_allclose(per_run.metrics, shared.metrics, rtol=2e-5, atol=1e-6)
-    np.testing.assert_allclose(per_run.mi[..., :2], shared.mi[..., :2], atol=0.02)
+    for i in range(2):
+        assert_same_network_mi(per_run_run, i, shared_run, i, (30,))
 
 
 def test_a_network_never_reads_rows_outside_its_training_set():
