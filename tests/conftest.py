@@ -11,14 +11,14 @@ import yaml
 
 from tests.helpers import run_cli, small_spec
 
-# A persistent XLA compilation cache for this test worker and every sweep it starts: the suite compiles the same
-# small programs in many processes (each CLI test is a new interpreter); each is compiled once and then loaded
-# (a tiny sweep: 16 s -> 7 s). Keys hash the program, the compile options and the jax version, so a changed
-# program compiles anew; one folder per xdist worker, so concurrent writers are rare (JAX re-compiles an entry
-# it cannot read). Set before any test imports JAX, which reads these at import.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# A persistent XLA compilation cache for the test workers and every sweep they start: the suite compiles the
+# same small programs in many processes (each CLI test is a new interpreter); each is compiled once and then
+# loaded (a tiny sweep: 16 s -> 7 s). Keys hash the program, the compile options and the jax version, so a
+# changed program compiles anew. One folder for both xdist workers, so a program one worker compiled is loaded
+# by the other (an entry read while it is being written fails to load and is compiled again, with a warning).
+# Set before any test imports JAX, which reads these at import.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      str(Path(tempfile.gettempdir()) / f"ibjax-tests-{os.getuid()}" / f"xla-cache-{_WORKER}"))
+                      str(Path(tempfile.gettempdir()) / f"ibjax-tests-{os.getuid()}" / "xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 

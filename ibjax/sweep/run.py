@@ -17,7 +17,6 @@ from pathlib import Path
 
 from ibjax.data.task import Task, load_task
 from ibjax.mi import estimator_limits
-from ibjax.report.figures import infoplanes
 from ibjax.rundir.contract import TABLES, part_name, shard_tag
 from ibjax.rundir.layout import RunDirError, check_fits
 from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, write_json, write_table
@@ -152,6 +151,9 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
     manifest["n_diverged"] = int(tables["runs"].diverged.sum())
     if spec.output.plots:
+        # Imported here: matplotlib and the report's statistics (~0.8 s) only for a sweep that draws.
+        from ibjax.report.figures import infoplanes
+
         manifest["figures"] = [str(p.relative_to(out)) for p in
                                infoplanes(out, tables["info"], tables["runs"], estimators[0].name)]
     manifest["status"] = manifest["shards"][0]["status"] = "done"

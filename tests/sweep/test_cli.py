@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 import ibjax
@@ -97,41 +98,47 @@ def test_bad_input_through_the_real_cli():
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_several_estimators_on_the_same_networks(tmp_path):
-    raw = small_spec(**{"mi.estimators": [{"kind": "binning", "n_bins": 30, "range": "auto"},
-                                          {"kind": "idnns"}, {"kind": "binning", "range": [-1, 1], "n_bins": 30}]})
-    raw["grid"] = {"seed": 2, "activation": ["relu"]}
-    spec = tmp_path / "e.yaml"
+# Every estimator kind on the same networks, in one sweep that two tests read (one compile, one run).
+ESTIMATORS = [{"kind": "binning", "n_bins": 30, "range": "auto"}, {"kind": "idnns"},
+              {"kind": "binning", "range": [-1, 1], "n_bins": 30}, {"kind": "binning", "range": "neuron"},
+              {"kind": "binning", "width": 0.07}, {"kind": "binning", "bins": "quantile", "n_bins": 10},
+              {"kind": "kde", "bound": "upper", "max_samples": 256}, {"kind": "kde", "bound": "lower",
+                                                                       "max_samples": 256}]
+NAMES = {"binning30", "idnns30", "binning30_fixed", "binning30_neuron", "width0.07", "quantile10", "kde_upper",
+         "kde_lower"}
+
+
+@pytest.fixture(scope="module")
+def estimator_run(tmp_path_factory):
+    raw = small_spec(**{"mi.estimators": ESTIMATORS, "output.plots": False})
+    raw["grid"] = {"seed": 1, "activation": ["tanh", "relu"]}
+    d = tmp_path_factory.mktemp("estimators")
+    spec = d / "e.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"))
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "o"))
     assert proc.returncode == 0, proc.stderr
-    info = load(tmp_path / "o").info
-    assert set(info.estimator) == {"binning30", "idnns30", "binning30_fixed"}
+    return d / "o"
+
+
+def test_several_estimators_on_the_same_networks(estimator_run):
+    info = load(estimator_run).info
+    assert set(info.estimator) == NAMES
     wide = info.pivot_table(index=["run_id", "epoch", "layer"], columns="estimator", values="i_xt")
     assert (info[info.estimator == "idnns30"].bin_lo == -1).all()
-    assert (info[(info.estimator == "binning30") & (info.layer == "h1")].bin_lo >= 0).all()  # relu: own range
+    relu = load(estimator_run).runs.query("activation == 'relu'").run_id
+    h1 = info[(info.estimator == "binning30") & (info.layer == "h1")]
+    assert (h1[h1.run_id.isin(relu)].bin_lo >= 0).all()  # relu: own range
+    assert (h1[~h1.run_id.isin(relu)].bin_lo == -1).all()  # tanh: its natural [-1, 1]
     assert (info[info.estimator == "binning30_fixed"].bin_lo == -1).all()
     out = info[(info.estimator == "binning30") & (info.layer == "out")]
     assert (out.bin_lo == 0).all() and (out.bin_hi == 1).all()  # softmax output: [0, 1]
     # Every estimator saw the same networks: one row each per run, epoch and layer.
-    assert wide.notna().all().all() and len(wide) * 3 == len(info)
-    assert (tmp_path / "o" / "agreement.csv").stat().st_size > 0
+    assert wide.notna().all().all() and len(wide) * len(NAMES) == len(info)
+    assert (estimator_run / "agreement.csv").stat().st_size > 0
 
 
-def test_every_estimator_kind_in_one_sweep(tmp_path):
-    ests = [{"kind": "binning"}, {"kind": "binning", "range": "neuron"}, {"kind": "binning", "width": 0.07},
-            {"kind": "binning", "bins": "quantile", "n_bins": 10}, {"kind": "idnns"},
-            {"kind": "kde", "bound": "upper", "max_samples": 256}, {"kind": "kde", "bound": "lower",
-                                                                     "max_samples": 256}]
-    raw = small_spec(**{"mi.estimators": ests})
-    raw["grid"] = {"seed": 1, "activation": ["tanh", "relu"]}
-    spec = tmp_path / "e.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
-    assert proc.returncode == 0, proc.stderr
-    info = load(tmp_path / "o").info
-    names = {"binning30", "binning30_neuron", "width0.07", "quantile10", "idnns30", "kde_upper", "kde_lower"}
-    assert set(info.estimator) == names
+def test_every_estimator_kind_in_one_sweep(estimator_run):
+    info = load(estimator_run).info
     assert info.i_xt.notna().all() and (info.i_xt >= -1e-9).all() and (info.i_xt <= 12 + 1e-9).all()
     wide = info.pivot_table(index=["run_id", "epoch", "layer"], columns="estimator", values="i_xt")
     assert (wide.kde_lower <= wide.kde_upper + 1e-9).all()  # the bounds keep their order on real layers
