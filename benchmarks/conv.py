@@ -109,7 +109,7 @@ def peaks(n_models: int) -> tuple[float, float]:
     return matmul, max(batched, looped)
 
 
-def run_engine(folder: Path, n_train: int, n: int, epochs: int, loop: str | None = None) -> dict:
+def run_engine(folder: Path, n_train: int, n: int, epochs: int, loop: str | None = None, n_eval: int = 1000) -> dict:
     """One program of n networks; loop: 'map' or 'vmap' forces how each device runs its networks (None: the
     engine's choice)."""
     import os
@@ -124,8 +124,8 @@ def run_engine(folder: Path, n_train: int, n: int, epochs: int, loop: str | None
 
     spec = validate({
         "name": "conv_benchmark",
-        "data": {"dataset": "idx", "path": str(folder), "train_rows": n_train, "test_rows": 1000,
-                 "mi_sample": {"split": "all", "n": 1000, "seed": 0}},
+        "data": {"dataset": "idx", "path": str(folder), "train_rows": n_train, "test_rows": n_eval,
+                 "mi_sample": {"split": "all", "n": n_eval, "seed": 0}},
         "model": MODEL, "train": {"epochs": epochs, "optimizer": "adam", "learning_rate": 1e-3,
                                   "batch_size": BATCH, "chunk_epochs": epochs + 1},
         "mi": {"estimators": [{"kind": "binning", "n_bins": 30, "range": "auto"}]},
@@ -159,8 +159,9 @@ def main() -> None:
 
     import ibjax  # noqa: F401  (first: one XLA device per core)
 
-    n_train, epochs = (500, 1) if args.quick else (2000, 2)
-    folder, source = data_folder(args.data, n_train, 1000)
+    # --quick is the smoke test the suite runs: the same programs on fewer rows (test and MI rows included).
+    n_train, epochs, n_eval = (256, 1, 256) if args.quick else (2000, 2, 1000)
+    folder, source = data_folder(args.data, n_train, n_eval)
     matmul_peak, conv_peak = peaks(max(args.n))
     macs = sum(layer_macs())
     print(f"data: {source}; {n_train} training rows, {epochs} epochs per measurement, MI at the first and last")
@@ -168,7 +169,7 @@ def main() -> None:
           f"[{BATCH},13,13,8]*[3,3,8,16]: {conv_peak:.1f} GFLOP/s; the network: {macs:,} multiply-adds per image")
     rows = []
     for n, loop in [*((n, None) for n in args.n), (max(args.n), "vmap")]:
-        r = run_engine(folder, n_train, n, epochs, loop)
+        r = run_engine(folder, n_train, n, epochs, loop, n_eval)
         flops = n * macs * (6 * r["n_train"] * epochs + 2 * (r["n_rows"] + r["n_mi"]) * 2)
         gflops = flops / r["run_s"] / 1e9
         rows.append({"n": n, "kind": "batched" if loop else "ibjax", "net_epochs_per_s": n * epochs / r["run_s"],

@@ -124,8 +124,9 @@ def main() -> None:
 
     import ibjax  # noqa: F401  (first: one XLA device per core)
 
-    n_train, epochs = (1000, 2) if args.quick else (4000, 3)
-    task, source = _task(args.data, n_train, 1000, 1000)
+    # --quick is the smoke test the suite runs: the same programs on fewer rows (test and MI rows included).
+    n_train, epochs, n_eval = (256, 2, 256) if args.quick else (4000, 3, 1000)
+    task, source = _task(args.data, n_train, n_eval, n_eval)
     n_eval = len(task.y)
     n_mi = len(task.mi_rows)
     peak, shape_peak = matmul_peak(max(args.n))
