@@ -115,6 +115,38 @@ def run_ids(runs: list[Run], spec: SweepSpec) -> list[str]:
 
 _DATA_MARKER = "@@ibjax:data@@"
 
+# Data settings that only decide what is measured, never what is trained: left out of the network id.
+_MEASUREMENT_ONLY_DATA_KEYS = ("mi_sample", "download")
+
+
+def network_settings(run: Run, spec: SweepSpec) -> dict:
+    """Exactly what determines the trained network: the data (with the run's own training fraction, label noise
+    and inputs, whether they came from the grid or the data section), the model, the optimizer and its settings,
+    batch size, weight decay, dropout and seed. Not the epochs (a longer run is the same network trained on),
+    the MI sample or the estimators (they only observe). Unset and default forms are made one (no weight decay
+    = 0), so the same network has the same settings in every sweep that trains it."""
+    data = spec.data.model_dump(mode="json")
+    for key in _MEASUREMENT_ONLY_DATA_KEYS:
+        data.pop(key, None)
+    for axis in DATA_AXES:  # the run's own value where the grid set it, else the data section's
+        value = getattr(run, axis)
+        data[axis] = getattr(spec.data, axis) if value is None else value
+    s = {f: getattr(run, f) for f in RUN_FIELDS if f not in DATA_AXES}
+    s.update(hidden=list(run.hidden), data=data, weight_decay=run.weight_decay or 0.0, dropout=run.dropout or 0.0,
+             channels=None if run.channels is None else list(run.channels))
+    common = common_settings(spec)
+    if "model" in common:
+        s["model"] = common["model"]
+    return s
+
+
+def network_ids(runs: list[Run], spec: SweepSpec) -> list[str]:
+    """Every run's network id: 16 hex digits of the SHA-1 of `network_settings` as sorted-key JSON. Equal ids
+    across run directories are the same trained network (e.g. one cell shared by two studies): one independent
+    unit of evidence, however many sweeps measured it."""
+    return [hashlib.sha1(json.dumps(network_settings(r, spec), sort_keys=True).encode()).hexdigest()[:16]
+            for r in runs]
+
 
 def axis_values(spec: SweepSpec, axis: str) -> list:
     """The grid's values of one axis, or the model/train setting of that name when the grid leaves it out."""

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ibjax.rundir.contract import GRID_AXES, layer_names
 from ibjax.spec import SweepSpec
-from ibjax.sweep.plan import Bucket, Run
+from ibjax.sweep.plan import Bucket, Run, network_ids
 from ibjax.train.loop import BucketResult
 
 
@@ -85,9 +85,10 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     })
 
     rows = []
+    net_ids = network_ids(list(bucket.runs), spec)
     for i, run in enumerate(bucket.runs):
         rows.append({
-            "run_id": run_ids[i], "cell": run.cell(), "seed": run.seed,
+            "run_id": run_ids[i], "network_id": net_ids[i], "cell": run.cell(), "seed": run.seed,
             **{axis: setting_column(run, axis) for axis in GRID_AXES}, "epochs": spec.train.epochs,
             "bucket": bucket.index,
             "train_loss": met[-1, i, 0], "train_acc": met[-1, i, 1],

@@ -21,7 +21,9 @@ def test_run_directory_contract(tiny_run):
     assert rd.spec["train"]["epochs"] == 12 and rd.spec["mi"]["estimators"][0]["n_bins"] == 30  # defaults filled
     runs = rd.runs
     assert len(runs) == 8 and runs.run_id.is_unique and runs.cell.nunique() == 4
-    assert {"run_id", "cell", "seed", "activation", "hidden", "train_acc", "test_acc", "diverged"} <= set(runs)
+    assert {"run_id", "network_id", "cell", "seed", "activation", "hidden", "train_acc", "test_acc",
+            "diverged"} <= set(runs)
+    assert runs.network_id.is_unique  # eight different networks
     assert not runs.diverged.any()
     epochs = [0, 3, 6, 9, 12]
     info = rd.info
