@@ -478,7 +478,7 @@ def _format_loc(loc) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif part in ("function-after[_check_activation(), str]",) or "[" in str(part) or part in (
-            "int", "float", "str", "list[float]", "list[int]", "constrained-int", "literal['full']",
+            "int", "float", "str", "list[float]", "list[int]", "constrained-int", "constrained-float",
         ):
             continue  # pydantic's names for union branches: not part of the user's key path
         else:
@@ -521,20 +521,61 @@ def _describe(err: dict) -> str:
     return f"{loc or '<spec>'}: {msg}"
 
 
-def validate(raw: dict, source: str = "<spec>") -> SweepSpec:
-    """Validate a raw mapping; SpecError lists every problem with its key path."""
+def _is_union_branch(err: dict) -> bool:
+    """An error of one branch of a union (pydantic tags the branch as the last part of the location)."""
+    last = str(err["loc"][-1]) if err["loc"] else ""
+    return "[" in last or last in ("int", "float", "str", "constrained-int", "constrained-float")
+
+
+def _branch_expectation(err: dict) -> str:
+    """What one union branch accepts, in words ('a positive integer', "'full'")."""
+    last, ctx = str(err["loc"][-1]), err.get("ctx") or {}
+    kind = "an integer" if "int" in last else "a number"
+    if err["type"] == "greater_than" and ctx.get("gt") == 0:
+        return "a positive integer" if "int" in last else "a positive number"
+    if err["type"] in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[err["type"]]
+        bound = next(iter(ctx.values()), "?")
+        return f"{kind} {op} {bound}"
+    return err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+
+
+def _from_override(loc: str, overrides: dict[str, str]) -> str:
+    """' (from --set KEY=VALUE)' when an error's key path lies under an overridden key."""
+    for key, item in overrides.items():
+        if loc == key or loc.startswith((key + ".", key + "[")):
+            return f" (from --set {item!r})"
+    return ""
+
+
+def validate(raw: dict, source: str = "<spec>", overrides: dict[str, str] | None = None) -> SweepSpec:
+    """Validate a raw mapping; SpecError lists every problem with its key path. `overrides` (key -> the
+    `--set KEY=VALUE` that set it) names the --set behind a problem, so that it is not blamed on the file."""
+    overrides = overrides or {}
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: the spec must be a mapping of keys to values, got {type(raw).__name__}")
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as e:
-        seen, lines = set(), []
+        by_loc: dict[str, list[dict]] = {}
         for err in e.errors():
-            line = _describe(err)
-            if line not in seen:
-                seen.add(line)
-                lines.append(line)
-        raise SpecError(f"invalid spec {source}:\n  " + "\n  ".join(lines)) from None
+            by_loc.setdefault(_format_loc(err["loc"]), []).append(err)
+        seen, lines, from_set = set(), [], 0
+        for loc, errs in by_loc.items():
+            if len(errs) > 1 and all(_is_union_branch(err) for err in errs):  # one value, none of the forms
+                found = [f"{loc}: expected {' or '.join(_branch_expectation(err) for err in errs)} "
+                         f"(got {errs[0].get('input')!r})"]
+            else:
+                found = [_describe(err) for err in errs]
+            for line in found:
+                tag = _from_override(loc, overrides)
+                if line + tag not in seen:
+                    seen.add(line + tag)
+                    lines.append(line + tag)
+                    from_set += bool(tag)
+        where = (f"invalid --set override of {source}" if from_set == len(lines) else f"invalid spec {source}"
+                 if not from_set else f"invalid spec {source} (with its --set overrides)")
+        raise SpecError(f"{where}:\n  " + "\n  ".join(lines)) from None
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -561,6 +602,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 def load_raw(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        hint = (f"; to continue the sweep in that run directory: python -m ibjax.sweep --resume {path}"
+                if (path / "spec.yaml").is_file() else "")
+        raise SpecError(f"{path} is a directory, not a spec file (a YAML file such as sweeps/activation_grid.yaml)"
+                        + hint)
     if not path.is_file():
         raise SpecError(f"spec file not found: {path}")
     try:
@@ -572,13 +618,17 @@ def load_raw(path: str | Path) -> dict:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read the spec file ({e.strerror})") from None
-    return raw if raw is not None else {}
+    if raw is None:
+        raise SpecError(f"{path} is empty: a sweep spec names at least one setting (an empty file would run every "
+                        f"default, 4 000 epochs of the 12-bit task); to run the defaults on purpose, write "
+                        f"'name: defaults'")
+    return raw
 
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     """Read, override and validate a sweep file; relative data paths resolve against the spec's folder."""
     raw = apply_overrides(load_raw(path), list(overrides))
-    spec = validate(raw, str(path))
+    spec = validate(raw, str(path), {item.partition("=")[0]: item for item in overrides})
     for key in ("path", "data_dir"):
         value = getattr(spec.data, key)
         if value and not Path(value).expanduser().is_absolute():

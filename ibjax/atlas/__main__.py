@@ -14,12 +14,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib
+
 from ibjax.atlas.write import write_atlas
 from ibjax.report.verdicts import VerdictSettings
 from ibjax.rundir.layout import RunDirError
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command line draws to files only: a backend without a display. (Importing ibjax never chooses one, so
+    # a notebook keeps its inline figures.)
+    matplotlib.use("Agg")
     d = VerdictSettings()
     ap = argparse.ArgumentParser(prog="python -m ibjax.atlas", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dirs", nargs="+", type=Path, help="run directories written by python -m ibjax.sweep")

@@ -5,20 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ibjax.atlas.claims import CONTRADICTED_SHARE, SUPPORTED_SHARE, claim_table  # noqa: E402
-from ibjax.atlas.evidence import RULES, StudyRun, load_study, study_evidence  # noqa: E402
-from ibjax.atlas.studies import CLAIMS, STUDIES  # noqa: E402
-from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings  # noqa: E402
-from ibjax.rundir.contract import layer_order  # noqa: E402
-from ibjax.rundir.layout import RunDirError  # noqa: E402
-from ibjax.rundir.store import atomic_write_bytes  # noqa: E402
+from ibjax.atlas.claims import CONTRADICTED_SHARE, SUPPORTED_SHARE, claim_table
+from ibjax.atlas.evidence import RULES, StudyRun, load_study, study_evidence
+from ibjax.atlas.studies import CLAIMS, STUDIES
+from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
+from ibjax.rundir.contract import layer_order
+from ibjax.rundir.layout import RunDirError
+from ibjax.rundir.store import atomic_write_bytes
 
 MARK = {"supports": "+", "contradicts": "−", "inconclusive": "·", "excluded": "excl.", "context": "ctx"}
 COLOUR = {"supports": "tab:green", "contradicts": "tab:red", "inconclusive": "0.5", "context": "tab:blue"}

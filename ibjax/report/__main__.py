@@ -12,6 +12,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib
+
 from ibjax.report.verdicts import VerdictSettings
 from ibjax.report.write import write_report
 from ibjax.rundir.layout import RunDirError
@@ -26,6 +28,9 @@ def settings_from_args(args: argparse.Namespace) -> VerdictSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command line draws to files only: a backend without a display. (Importing ibjax never chooses one, so
+    # a notebook keeps its inline figures.)
+    matplotlib.use("Agg")
     d = VerdictSettings()
     ap = argparse.ArgumentParser(prog="python -m ibjax.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path, help="run directory written by python -m ibjax.sweep")

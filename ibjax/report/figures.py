@@ -11,18 +11,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.collections import EllipseCollection
+from matplotlib.colors import LogNorm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.collections import EllipseCollection  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-
-from ibjax.report.intervals import bootstrap_band  # noqa: E402
-from ibjax.report.labels import cell_slug  # noqa: E402
-from ibjax.rundir.contract import layer_order  # noqa: E402
+from ibjax.report.intervals import bootstrap_band
+from ibjax.report.labels import cell_slug
+from ibjax.rundir.contract import layer_order
 
 LAYER_CMAP = "viridis"
 

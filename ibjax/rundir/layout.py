@@ -120,7 +120,8 @@ def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, for
         diff = spec_differences(old, yaml.safe_load(spec_yaml), defaults)
         if diff:
             raise RunDirError(f"{out} holds a sweep of a different spec; differing keys: {'; '.join(diff)}. "
-                              f"Use another --out, or --force to discard it and start over.")
+                              f"To continue that sweep as it was started: python -m ibjax.sweep --resume {out}. "
+                              f"Otherwise use another --out, or --force to discard it and start over.")
     if not manifest_path.is_file():
         return None
     manifest = _read(manifest_path, json.loads) if not force else None

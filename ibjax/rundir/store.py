@@ -18,6 +18,21 @@ import pandas as pd
 from ibjax.rundir.contract import TABLES
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux shows it (another thread may be creating
+    files); elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path` (atomic on POSIX): a
     reader, or a job killed mid-write, sees the old file or the whole new one, never a part."""
@@ -27,6 +42,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        # mkstemp creates the file private (0600); the result gets the mode any new file gets here (0644 under
+        # the usual umask 022), so collaborators on a shared cluster folder can read the tables and the report.
+        os.chmod(tmp, 0o666 & ~_umask())
         write(Path(tmp))
         os.replace(tmp, path)
     except OSError as e:  # e.g. a full disk: name the file the run directory was writing, not the temporary

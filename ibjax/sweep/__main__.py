@@ -1,4 +1,5 @@
 """CLI: python -m ibjax.sweep SPEC.yaml [--out DIR] [--set KEY=VALUE ...] [--resume] [--force] [--shard I/N]
+     python -m ibjax.sweep --resume DIR   (continue the sweep in DIR from the spec stored there)
 
 Trains every network of a sweep spec and writes its run directory (ibjax.sweep.run.run_sweep), then the report.
 Exit codes: 0 done (or nothing to do); 2 bad input (spec, overrides, files, a run directory that does not
@@ -11,6 +12,8 @@ import argparse
 import errno
 import sys
 from pathlib import Path
+
+import matplotlib
 
 from ibjax.data import DataError
 from ibjax.models.family import ModelError
@@ -25,14 +28,20 @@ from ibjax.train.loop import Interrupted
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command line draws to files only: a backend without a display. (Importing ibjax never chooses one, so
+    # a notebook keeps its inline figures.)
+    matplotlib.use("Agg")
     ap = argparse.ArgumentParser(prog="python -m ibjax.sweep", description=__doc__.split("\n\n")[0])
-    ap.add_argument("spec", help="sweep YAML file (see sweeps/ and the README's YAML reference)")
+    ap.add_argument("spec", nargs="?", help="sweep YAML file (see sweeps/ and the README's YAML reference); "
+                    "leave it out with --resume DIR")
     ap.add_argument("--out", type=Path, help="run directory (default runs/<name>)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a spec key, e.g. --set train.epochs=200 (repeatable)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     ap.add_argument("--no-report", action="store_true", help="skip python -m ibjax.report at the end")
-    ap.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    ap.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
+                    help="continue an interrupted sweep: in --out, or in DIR from the spec stored there (the "
+                    "overrides it was started with included)")
     ap.add_argument("--force", action="store_true", help="discard what --out holds and start over")
     ap.add_argument("--shard", metavar="I/N", help="run only the I-th (0-based) of N deterministic slices of the "
                     "run table; default under a SLURM array job: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT")
@@ -42,20 +51,42 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: --shard: {e}", file=sys.stderr)
         return 2
+    resume_dir = Path(args.resume) if isinstance(args.resume, str) else None
+    if resume_dir is not None and args.out is not None and args.out != resume_dir:
+        print(f"error: --resume {resume_dir} and --out {args.out} name two run directories; give one",
+              file=sys.stderr)
+        return 2
+    if args.spec is None:
+        if resume_dir is None:
+            print("error: give a sweep spec (e.g. sweeps/activation_grid.yaml), or --resume DIR to continue the "
+                  "sweep in a run directory", file=sys.stderr)
+            return 2
+        if not (resume_dir / "spec.yaml").is_file():
+            print(f"error: nothing to resume in {resume_dir}: " + (
+                "no spec.yaml there (is it a run directory?)" if resume_dir.is_dir() else "no such directory")
+                  + "; check the path", file=sys.stderr)
+            return 2
+    spec_path = args.spec if args.spec is not None else resume_dir / "spec.yaml"
     try:
-        spec = load_spec(args.spec, args.overrides)
+        spec = load_spec(spec_path, args.overrides)
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = args.out or Path("runs") / spec.name
+    out = args.out or resume_dir or Path("runs") / spec.name
+    # A typo in the path is the likely reason for nothing to resume; shards are exempt: a cluster array task
+    # passes --resume from its first start on (ibjax.slurm).
+    if args.resume and shard == (0, 1) and not (out / "manifest.json").is_file():
+        print(f"error: nothing to resume in {out}: " + ("it holds no sweep" if out.is_dir() else "no such directory")
+              + "; check the path, or start the sweep without --resume", file=sys.stderr)
+        return 2
     if not args.quiet:
         print(f"ibjax: {spec.name} -> {out}", file=sys.stderr)
     try:
-        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(args.spec),
-                             report=not args.no_report, resume=args.resume, force=args.force, shard=shard)
+        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(spec_path),
+                             report=not args.no_report, resume=bool(args.resume), force=args.force, shard=shard)
     except Interrupted as e:
         print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
-              f"  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
+              f"  {resume_command(out, shard)}", file=sys.stderr)
         return 3
     except (FileNotFoundError, DataError, ModelError, RunDirError, SizingError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -65,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             print(f"error: no space left on the device while writing {where} ({e.strerror}). What finished is on "
                   f"disk (finished buckets, the running one's last checkpoint); free some space, then continue "
-                  f"with:\n  python -m ibjax.sweep {args.spec} --out {out} --resume", file=sys.stderr)
+                  f"with:\n  {resume_command(out, shard)}", file=sys.stderr)
         else:
             print(f"error: cannot write the run directory: {where}: {e.strerror or e}. Choose another --out, "
                   f"or fix the folder's permissions.", file=sys.stderr)
@@ -85,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "REPORT.md").is_file():
         print(f"report: {out / 'REPORT.md'}", file=sys.stderr)
     return 0
+
+
+def resume_command(out: Path, shard: tuple[int, int]) -> str:
+    """The command that continues this sweep: from the spec stored in its run directory, so the --set overrides
+    it was started with hold too."""
+    return f"python -m ibjax.sweep --resume {out}" + (f" --shard {shard[0]}/{shard[1]}" if shard[1] > 1 else "")
 
 
 if __name__ == "__main__":

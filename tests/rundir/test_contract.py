@@ -75,3 +75,25 @@ def test_atomic_write_leaves_the_old_file_or_the_new_one(tmp_path):
     with pytest.raises(OSError):
         atomic_write(path, fails)
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_get_the_mode_of_any_new_file(tmp_path, umask):
+    """Tables, JSON and the report are readable by whoever the umask lets read new files (a collaborator on a
+    shared cluster folder), as the figures are; the private mode of the temporary file must not stay."""
+    import os
+    import stat
+
+    from ibjax.rundir.store import write_json, write_table
+
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        write_table(tmp_path / "t.parquet", pd.DataFrame({"a": [1]}))
+        (tmp_path / "plain.txt").write_text("x")  # what open() gives under this umask
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert want == 0o666 & ~umask
+    for name in ("m.json", "t.parquet"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name

@@ -140,3 +140,52 @@ def test_a_truncated_idx_file_names_the_file(capsys, tmp_path):
     code, err = run_main(capsys, tmp_path, small_spec(**{"data.dataset": "idx", "data.path": str(tmp_path / "imgs")}))
     assert code == 2 and str(target) in err and "truncated" in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+UNIONS = [
+    ("train.batch_size=0", "train.batch_size: expected a positive integer or 'full' (got 0)"),
+    ("grid.batch_size=[0, full]", "grid.batch_size[0]: expected a positive integer or 'full' (got 0)"),
+    ("mi.estimators=[{kind: kde, noise_var: 0}]",
+     "mi.estimators[0].noise_var: expected a positive number or 'loo' (got 0)"),
+]
+
+
+@pytest.mark.parametrize("override,line", UNIONS, ids=[u[0] for u in UNIONS])
+def test_a_value_of_no_allowed_form_says_every_form_and_names_its_set(capsys, tmp_path, override, line):
+    """A value that fits no branch of a union is one line saying what is allowed; a problem that an override
+    caused names that --set, not the spec file."""
+    code, err = run_main(capsys, tmp_path, small_spec(), "--set", override)
+    assert code == 2 and line in err and f"(from --set {override!r})" in err and "Traceback" not in err
+    assert "invalid --set override of" in err and not (tmp_path / "o").exists()
+
+
+def test_a_misspelt_set_is_blamed_on_the_set(capsys, tmp_path):
+    code, err = run_main(capsys, tmp_path, small_spec(), "--set", "mi.estimators=[{kind: binnig}]")
+    assert code == 2 and "(got 'binnig') (from --set 'mi.estimators=[{kind: binnig}]')" in err
+    assert "invalid --set override of" in err
+
+
+@pytest.mark.parametrize("what", ["empty", "directory"])
+def test_an_empty_spec_or_a_directory_is_not_run(capsys, tmp_path, what):
+    target = tmp_path / ("s.yaml" if what == "empty" else "d")
+    target.write_text("") if what == "empty" else target.mkdir()
+    code = main([str(target), "--out", str(tmp_path / "o"), "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert ("is empty" in err and "name: defaults" in err) if what == "empty" else "is a directory, not a spec" in err
+
+
+@pytest.mark.parametrize("args,hint", [
+    (["--resume", "{tmp}/typo"], "nothing to resume in {tmp}/typo: no such directory"),
+    (["{spec}", "--out", "{tmp}/typo", "--resume"], "nothing to resume in {tmp}/typo: no such directory"),
+    (["--resume", "{tmp}"], "nothing to resume in {tmp}: no spec.yaml there"),
+    ([], "give a sweep spec"),
+])
+def test_resume_with_nothing_to_resume_exits_2(capsys, tmp_path, args, hint):
+    """A typo in the path is the likely cause: say so, start nothing."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(small_spec()))
+    code = main([a.format(tmp=tmp_path, spec=spec) for a in args] + ["--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and hint.format(tmp=tmp_path) in err and "Traceback" not in err
+    assert not (tmp_path / "typo").exists()

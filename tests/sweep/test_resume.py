@@ -25,13 +25,15 @@ def spec_file(tmp_path: Path, kind: str = "mlp") -> Path:
     raw["train"] = {**raw.get("train", {}), "epochs": 120, "chunk_epochs": 8}
     raw["mi"] = {"schedule": {"every": 10}}
     raw["model"] = {"hidden": [6, 4, 3], "activation": "tanh"}
-    raw["grid"] = {"seed": 2, "optimizer": ["sgd", "adam"]}  # two buckets
+    # Two buckets. The file says 1 seed; every run below overrides it to 2 with --set, as a user shrinking or
+    # growing a sweep from the command line does: a resume must keep the override.
+    raw["grid"] = {"seed": 1, "optimizer": ["sgd", "adam"]}
     if kind == "conv":  # a conv net on 8x8 digits; dropout (a key per minibatch) in one bucket of two
         raw["data"] = {"dataset": "digits", "train_fraction": 0.8}
         raw["model"] = {"kind": "conv", "channels": [4, 8], "kernel_size": 3, "pool": 2, "padding": "same",
                         "hidden": [8], "activation": "tanh"}
         raw["train"].update(epochs=60, chunk_epochs=4, batch_size=128, learning_rate=3e-3)
-        raw["grid"] = {"seed": 2, "dropout": [0.0, 0.1]}
+        raw["grid"] = {"seed": 1, "dropout": [0.0, 0.1]}
     raw["output"] = {"plots": False}
     path = tmp_path / "resume.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -43,7 +45,7 @@ def reference(tmp_path_factory, request):
     """The uninterrupted sweep of one model kind (`request.param`; every test names it, so each kind runs once)."""
     d = tmp_path_factory.mktemp(f"ref-{request.param}")
     spec = spec_file(d, request.param)
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "run"), "--no-report", "--quiet")
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "run"), "--no-report", "--quiet", *OVERRIDES)
     assert proc.returncode == 0, proc.stderr
     return spec, d / "run"
 
@@ -52,9 +54,13 @@ def tables(run: Path) -> dict:
     return {name: read_table(run, name).sort_values(KEYS[name]).reset_index(drop=True) for name in TABLES}
 
 
+OVERRIDES = ("--set", "grid.seed=2")
+
+
 def start(spec: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ibjax.sweep", str(spec), "--out", str(out), "--no-report",
-                             "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--quiet", *OVERRIDES], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def wait_for(cond, proc, timeout=240):
@@ -78,16 +84,21 @@ def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=240)
     manifest = json.loads((out / "manifest.json").read_text())
+    # The command to continue: what the interrupted sweep printed (SIGTERM), else the same form.
+    hint = f"python -m ibjax.sweep --resume {out}"
     if sig == signal.SIGTERM:
         assert proc.returncode == 3, err
-        assert manifest["status"] == "interrupted" and "--resume" in err
+        assert manifest["status"] == "interrupted" and err.strip().splitlines()[-1].strip() == hint
     else:
         assert proc.returncode == -signal.SIGKILL and manifest["status"] == "running"
         assert manifest["buckets"][0]["status"] == "done"
-    # Without --resume an unfinished run directory is refused.
-    refused = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--no-report", "--quiet")
+    # Without --resume an unfinished run directory is refused; the spec file without its override is another
+    # sweep, and the refusal says how to continue this one.
+    refused = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--no-report", "--quiet", *OVERRIDES)
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    resumed = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--no-report", "--quiet", "--resume")
+    other = run_cli("ibjax.sweep", str(spec), "--out", str(out), "--no-report", "--quiet", "--resume")
+    assert other.returncode == 2 and "grid.seed: 2 -> 1" in other.stderr and hint in other.stderr
+    resumed = run_cli(*hint.split()[2:], "--no-report", "--quiet")  # python -m <module> <args>
     assert resumed.returncode == 0, resumed.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "done" and manifest["resumed"] == 1
@@ -101,9 +112,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig)
 @pytest.mark.parametrize("reference", ["mlp"], indirect=True)
 def test_finished_and_changed(reference, tmp_path):
     spec, ref = reference
-    again = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report")
+    again = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report", *OVERRIDES)
     assert again.returncode == 0 and "nothing to do" in again.stderr
-    changed = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report", "--set", "train.epochs=10")
+    changed = run_cli("ibjax.sweep", str(spec), "--out", str(ref), "--no-report", *OVERRIDES,
+                      "--set", "train.epochs=10")
     assert changed.returncode == 2 and "train.epochs: 120 -> 10" in changed.stderr
     assert "Traceback" not in changed.stderr
 
@@ -128,14 +140,15 @@ def test_full_disk_stops_cleanly_and_resume_completes(reference, tmp_path, monke
         return real(self, path, *args, **kw)
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
-    args = [str(spec), "--out", str(out), "--no-report", "--quiet"]
+    args = [str(spec), "--out", str(out), "--no-report", "--quiet", *OVERRIDES]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "no space left" in err and str(out / "info" / "bucket-0001.parquet") in err and "--resume" in err
+    assert "no space left" in err and str(out / "info" / "bucket-0001.parquet") in err
+    assert f"python -m ibjax.sweep --resume {out}" in err
     assert "Traceback" not in err
     assert (out / "info" / "bucket-0000.parquet").is_file()  # the first bucket is safe
     assert not list((out / "info").glob(".*"))  # no temporary left behind
-    assert main([*args, "--resume"]) == 0
+    assert main(["--resume", str(out), "--no-report", "--quiet"]) == 0  # the stored spec, its override kept
     got, want = tables(out), tables(ref)
     for name in TABLES:
         pd.testing.assert_frame_equal(got[name], want[name], check_exact=True)
