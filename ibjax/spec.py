@@ -650,6 +650,31 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     return spec
 
 
+def _given_form(value, default):
+    """`value` (a resolved spec's section) without the keys that hold their default: the keys a user gives."""
+    if not (isinstance(value, dict) and isinstance(default, dict)):
+        return value
+    return {k: _given_form(v, default.get(k)) for k, v in value.items() if not (k in default and v == default[k])}
+
+
+def load_resolved_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """The spec a run directory stores (spec.yaml: every default filled in) as a SweepSpec again. Keys at their
+    defaults are dropped first (per estimator kind for the estimators), since the checks that a key belongs to
+    its kind see only keys that were given; the result resolves to the same YAML (tested)."""
+    raw = load_raw(path)
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: the spec must be a mapping of keys to values, got {type(raw).__name__}")
+    mi = raw.get("mi") if isinstance(raw.get("mi"), dict) else {}
+    estimators = mi.get("estimators")
+    raw = _given_form(raw, SweepSpec().model_dump(mode="json"))
+    if isinstance(estimators, list):
+        raw.setdefault("mi", {})["estimators"] = [
+            {**_given_form(e, EstimatorSpec(kind=e.get("kind", "binning")).model_dump(mode="json")),
+             "kind": e.get("kind", "binning")} if isinstance(e, dict) else e for e in estimators]
+    raw = apply_overrides(raw, list(overrides))
+    return validate(raw, str(path), {item.partition("=")[0]: item for item in overrides})
+
+
 def to_yaml(spec: SweepSpec) -> str:
     """The resolved spec (defaults filled in) as YAML."""
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -19,7 +19,7 @@ from ibjax.data import DataError
 from ibjax.models.family import ModelError
 from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.store import read_manifest
-from ibjax.spec import SpecError, load_spec
+from ibjax.spec import SpecError, load_resolved_spec, load_spec
 from ibjax.sweep.console import fmt_s
 from ibjax.sweep.plan import parse_shard
 from ibjax.sweep.run import run_sweep
@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     spec_path = args.spec if args.spec is not None else resume_dir / "spec.yaml"
     try:
-        spec = load_spec(spec_path, args.overrides)
+        if args.spec is None:  # the resolved spec the run directory stores, its overrides included
+            spec = load_resolved_spec(spec_path, args.overrides)
+        else:
+            spec = load_spec(spec_path, args.overrides)
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -152,3 +152,19 @@ def test_full_disk_stops_cleanly_and_resume_completes(reference, tmp_path, monke
     got, want = tables(out), tables(ref)
     for name in TABLES:
         pd.testing.assert_frame_equal(got[name], want[name], check_exact=True)
+
+
+SPECS = sorted((ROOT / "sweeps").glob("*.yaml")) + [ROOT / "examples" / "user_model.yaml"]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
+def test_the_stored_spec_resolves_to_itself(path, tmp_path):
+    """`--resume DIR` reads the spec a run directory stores (every default filled in): for every sweep of the
+    library and the user-model example it gives back exactly the spec that was stored."""
+    from ibjax.spec import load_resolved_spec, load_spec, to_yaml
+
+    spec = load_spec(path)
+    (tmp_path / "spec.yaml").write_text(to_yaml(spec))
+    assert to_yaml(load_resolved_spec(tmp_path / "spec.yaml")) == to_yaml(spec)
+    longer = load_resolved_spec(tmp_path / "spec.yaml", ["train.epochs=7"])
+    assert longer.train.epochs == 7 and to_yaml(longer) != to_yaml(spec)
