@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from pathlib import Path
 
@@ -76,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.out or resume_dir or Path("runs") / spec.name
-    # A typo in the path is the likely reason for nothing to resume; shards are exempt: a cluster array task
-    # passes --resume from its first start on (ibjax.slurm).
-    if args.resume and shard == (0, 1) and not (out / "manifest.json").is_file():
+    # A typo in the path is the likely reason for nothing to resume. Shards are exempt (--shard given, or a
+    # SLURM array task): a cluster array task passes --resume from its first start on (ibjax.slurm).
+    sharded = args.shard is not None or shard != (0, 1) or "SLURM_ARRAY_TASK_ID" in os.environ
+    if args.resume and not sharded and not (out / "manifest.json").is_file():
         print(f"error: nothing to resume in {out}: " + ("it holds no sweep" if out.is_dir() else "no such directory")
               + "; check the path, or start the sweep without --resume", file=sys.stderr)
         return 2
