@@ -46,18 +46,21 @@ def summarize(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSetti
     for _, cell in cells(runs).iterrows():
         for layer, est in combos.itertuples(index=False):
             v = verdicts[(verdicts.cell == cell.cell) & (verdicts.layer == layer) & (verdicts.estimator == est)]
-            n, k = len(v), int(v.compressed.sum())
-            lo, hi = wilson_interval(k, n, settings.confidence)
-            d_lo, d_hi = bootstrap_ci(v.drop_rel.to_numpy(), **boot)
+            # The fraction compressed is over the trajectories the estimator measured: saturated or out-of-range
+            # ones cannot show compression, are never counted compressed, and are reported apart.
+            measured = ~(v.saturated.astype(bool) | (v.unreliable.astype(bool) if "unreliable" in v else False))
+            n, m, k = len(v), int(measured.sum()), int(v.compressed.sum())
+            lo, hi = wilson_interval(k, m, settings.confidence)
+            d_lo, d_hi = bootstrap_ci(v.drop_rel[measured].to_numpy(), **boot)  # drops: measured ones too
             g = gap.reindex(v.run_id).to_numpy()
             g_lo, g_hi = bootstrap_ci(g, **boot)
             rows.append({
                 **{c: cell[c] for c in CELL_SETTINGS if c in cell}, "cell": cell.cell, "layer": layer, "estimator": est,
-                "n_runs": n, "n_diverged": int(cell.n_diverged), "n_compressed": k,
-                "fraction_compressed": k / n if n else np.nan, "fraction_lo": lo, "fraction_hi": hi,
+                "n_runs": n, "n_diverged": int(cell.n_diverged), "n_measured": m, "n_compressed": k,
+                "fraction_compressed": k / m if m else np.nan, "fraction_lo": lo, "fraction_hi": hi,
                 "fraction_method": f"wilson {pct}%",
-                "mean_drop_rel": _mean(v.drop_rel), "drop_rel_lo": d_lo, "drop_rel_hi": d_hi,
-                "mean_drop_bits": _mean(v.drop_bits),
+                "mean_drop_rel": _mean(v.drop_rel[measured]), "drop_rel_lo": d_lo, "drop_rel_hi": d_hi,
+                "mean_drop_bits": _mean(v.drop_bits[measured]),
                 "mean_method": f"percentile bootstrap {pct}% over runs (B={settings.n_boot})",
                 "n_saturated": int(v.saturated.sum()), "fraction_saturated": v.saturated.mean() if n else np.nan,
                 # (verdict tables written before the validated-range flag have no such column: none flagged)
@@ -84,12 +87,13 @@ def sensitivity(verdicts: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETT
     thresholds = sorted(set(settings.sensitivity_bits) | {settings.threshold_bits})
     rows = []
     for (cell, layer, est), v in verdicts.groupby(["cell", "layer", "estimator"], sort=False):
-        for t in thresholds:
+        v = v[~(v.saturated.astype(bool) | (v.unreliable.astype(bool) if "unreliable" in v else False))]
+        for t in thresholds:  # over the measured trajectories, as the summary's fraction
             k = int(((v.drop_bits > t) & ~v.peak_at_end).sum())
             lo, hi = wilson_interval(k, len(v), settings.confidence)
             rows.append({"cell": cell, "layer": layer, "estimator": est, "threshold_bits": t, "n_runs": len(v),
-                         "n_compressed": k, "fraction_compressed": k / len(v), "fraction_lo": lo,
-                         "fraction_hi": hi})
+                         "n_compressed": k, "fraction_compressed": k / len(v) if len(v) else np.nan,
+                         "fraction_lo": lo, "fraction_hi": hi})
     return pd.DataFrame(rows)
 
 

@@ -32,7 +32,13 @@ def headline(r: pd.Series, label: str) -> str:
     """One sentence per cell: the verdict of its deepest hidden layer."""
     if r.n_runs == 0:
         return f"- **{label}, {r.layer}**: no run to judge ({r.n_diverged} diverged)."
-    s = (f"- **{label}, {r.layer}**: compressed in **{r.n_compressed} of {r.n_runs}** runs "
+    measured = getattr(r, "n_measured", r.n_runs)  # summaries written before the column: every run
+    unmeasured = f"at the estimator's ceiling in {r.n_saturated}" + (
+        f", outside its validated range in {r.n_unreliable}" if getattr(r, "n_unreliable", 0) else "")
+    if measured == 0:
+        return (f"- **{label}, {r.layer}**: not measured in any of its {r.n_runs} runs ({unmeasured}): no "
+                f"compression can show there." + (f" {r.n_diverged} diverged runs excluded." if r.n_diverged else ""))
+    s = (f"- **{label}, {r.layer}**: compressed in **{r.n_compressed} of {measured}** measured runs "
          f"({_pct(r.fraction_compressed)}, 95 % CI {_ci(r.fraction_lo, r.fraction_hi)}); ")
     if r.mean_drop_bits > 0:
         s += (f"after its post-fit peak (median epoch {r.median_peak_epoch:.0f}) I(X;T) fell by "
@@ -44,10 +50,8 @@ def headline(r: pd.Series, label: str) -> str:
     s += f" Early transient: {r.mean_transient_drop_bits:.2f} bits, not counted."
     if r.n_compressed:
         s += f" Compression began after fitting in {r.n_after_fit} of {r.n_compressed}."
-    if r.n_saturated:
-        s += f" Saturated at the estimator's ceiling in {r.n_saturated} runs."
-    if getattr(r, "n_unreliable", 0):
-        s += f" Outside the estimator's validated range in {r.n_unreliable} runs."
+    if measured < r.n_runs:
+        s += f" Not measured, so not counted: {r.n_runs - measured} of {r.n_runs} runs ({unmeasured})."
     if r.n_diverged:
         s += f" {r.n_diverged} diverged runs excluded."
     return s
@@ -56,7 +60,8 @@ def headline(r: pd.Series, label: str) -> str:
 def verdict_table(summary: pd.DataFrame, labels: dict[str, str]) -> str:
     t = pd.DataFrame({
         "cell": summary.cell.map(labels), "layer": summary.layer,
-        "compressed": [f"{k}/{n}" for k, n in zip(summary.n_compressed, summary.n_runs)],
+        "compressed / measured": [f"{k}/{n}" for k, n in
+                                  zip(summary.n_compressed, summary.get("n_measured", summary.n_runs))],
         "fraction [95 % CI]": [f"{_pct(f)} {_ci(lo, hi)}" for f, lo, hi in
                                zip(summary.fraction_compressed, summary.fraction_lo, summary.fraction_hi)],
         "mean relative drop [95 % CI]": [f"{_pct(m)} {_ci(lo, hi)}" for m, lo, hi in

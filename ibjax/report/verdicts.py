@@ -121,7 +121,14 @@ def trajectory_verdict(epochs_T: np.ndarray, i_xt_T: np.ndarray, i_ty_T: np.ndar
     peak, final = float(s_xt[pk]), float(ixt[final_start:].mean())
     drop = peak - final
     peak_at_end = pk >= final_start  # still rising (or flat) into the final window: no decline to speak of
-    compressed = bool(drop > settings.threshold_bits and not peak_at_end)
+    # Raw value: a smoothed 12.0 can only come from raw 12.0s, but a raw 12.0 next to lower points should count.
+    saturated = bool(ixt[pk] >= ceiling - settings.saturation_eps_bits)
+    # Above the estimator's validated range anywhere from the fit on: the drop is measured where the
+    # estimator's bias is not known to be small (kNN underestimates there, and not by a constant).
+    unreliable = bool(ixt[fit:].max() > reliable + settings.saturation_eps_bits)
+    # A trajectory the estimator cannot measure (at its ceiling at the peak, or outside its validated range) is
+    # not a compression, whatever its drop: it is counted apart (saturated / unreliable), never as compressed.
+    compressed = bool(drop > settings.threshold_bits and not peak_at_end and not saturated and not unreliable)
     resid = ixt[fit:] - s_xt[fit:]
     return {
         "n_epochs": t, "fit_epoch": int(ep[fit]), "final_i_ty": final_ty,
@@ -134,11 +141,8 @@ def trajectory_verdict(epochs_T: np.ndarray, i_xt_T: np.ndarray, i_ty_T: np.ndar
         # began afterwards (Shwartz-Ziv & Tishby's order); a peak at the fitting epoch itself means it was already
         # falling, i.e. compression concurrent with fitting (Saxe et al.).
         "compression_after_fit": bool(compressed and pk > fit),
-        # Raw value: a smoothed 12.0 can only come from raw 12.0s, but a raw 12.0 next to lower points should count.
-        "saturated": bool(ixt[pk] >= ceiling - settings.saturation_eps_bits),
-        # Above the estimator's validated range anywhere from the fit on: the drop is measured where the
-        # estimator's bias is not known to be small (kNN underestimates there, and not by a constant).
-        "unreliable": bool(ixt[fit:].max() > reliable + settings.saturation_eps_bits),
+        "saturated": saturated,
+        "unreliable": unreliable,
         "noise_bits": float(resid.std()) if len(resid) > 1 else float("nan"),
     }
 
