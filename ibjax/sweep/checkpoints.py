@@ -11,6 +11,7 @@ most every `every_minutes`; Orbax keeps the last two. Both folders go when the b
 
 from __future__ import annotations
 
+import errno
 import shutil
 import time
 from pathlib import Path
@@ -70,8 +71,15 @@ class BucketCheckpoints:
         leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
         tree = {"state": {f"{i:06d}": x for i, x in enumerate(leaves)},
                 "next_chunk": np.asarray(next_chunk, np.int64)}
-        self._mgr().save(next_chunk, args=ocp.args.StandardSave(tree), force=True)
-        self._mgr().wait_until_finished()
+        try:
+            self._mgr().save(next_chunk, args=ocp.args.StandardSave(tree), force=True)
+            self._mgr().wait_until_finished()
+        except OSError:
+            raise
+        except Exception as e:  # Orbax/TensorStore report a full disk as ValueError("RESOURCE_EXHAUSTED: ...")
+            if any(m in str(e) for m in ("No space left", "RESOURCE_EXHAUSTED", "Disk quota exceeded")):
+                raise OSError(errno.ENOSPC, "No space left on device", str(self.directory)) from e
+            raise
         self._last = time.monotonic()
         return time.perf_counter() - t
 

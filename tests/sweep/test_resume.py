@@ -168,3 +168,41 @@ def test_the_stored_spec_resolves_to_itself(path, tmp_path):
     assert to_yaml(load_resolved_spec(tmp_path / "spec.yaml")) == to_yaml(spec)
     longer = load_resolved_spec(tmp_path / "spec.yaml", ["train.epochs=7"])
     assert longer.train.epochs == 7 and to_yaml(longer) != to_yaml(spec)
+
+
+@pytest.mark.parametrize("reference", ["mlp"], indirect=True)
+def test_full_disk_inside_a_checkpoint_save_exits_2_and_resume_completes(reference, tmp_path, monkeypatch, capsys):
+    """The disk fills while Orbax writes a checkpoint (its own error, as TensorStore raises it on a full
+    tmpfs): exit 2 naming the checkpoint folder and the command that continues; --resume then gives the
+    uninterrupted tables."""
+    from ibjax.sweep.__main__ import main
+    from ibjax.sweep.checkpoints import BucketCheckpoints
+
+    spec, ref = reference
+    out = tmp_path / "run"
+    real = BucketCheckpoints.save
+    full = {"left": 1, "at": 0}
+
+    def save(self, next_chunk, state):
+        full["at"] += 1
+        if full["at"] == 3 and full["left"]:  # the third save: a checkpoint already exists before it
+            full["left"] -= 1
+            manager = self._mgr()
+            real_save = manager.save
+
+            def failing(*a, **kw):
+                manager.save = real_save
+                raise ValueError(f'RESOURCE_EXHAUSTED: Error writing "state.{next_chunk:06d}/0.0" in OCDBT '
+                                 f'database at local file "{self.directory}/": No space left on device')
+            manager.save = failing
+        return real(self, next_chunk, state)
+
+    monkeypatch.setattr(BucketCheckpoints, "save", save)
+    assert main([str(spec), "--out", str(out), "--no-report", "--quiet", *OVERRIDES]) == 2
+    err = capsys.readouterr().err
+    assert "no space left" in err and "checkpoints" in err and "Traceback" not in err
+    assert f"python -m ibjax.sweep --resume {out}" in err and not full["left"]
+    assert main(["--resume", str(out), "--no-report", "--quiet"]) == 0
+    got, want = tables(out), tables(ref)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(got[name], want[name], check_exact=True)
