@@ -48,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, help=f"bootstrap draws (default {d.n_boot})")
     ap.add_argument("--seed", type=int, help=f"bootstrap seed (default {d.seed})")
     ap.add_argument("--no-figures", action="store_true", help="tables and REPORT.md only")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
     try:
         settings = settings_from_args(args)
-        write_report(args.run_dir, settings, figures=not args.no_figures)
+        write_report(args.run_dir, settings, figures=not args.no_figures, progress=not args.quiet)
     except (RunDirError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

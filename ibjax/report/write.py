@@ -4,6 +4,7 @@ REPORT.md and figures, all written into the run directory. It reads the run dire
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,19 +21,30 @@ from ibjax.rundir.store import atomic_write_bytes, load, write_table
 
 
 def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTINGS, *,
-                 figures: bool = True, stream=sys.stderr) -> dict:
+                 figures: bool = True, stream=sys.stderr, progress: bool = False) -> dict:
     """Compute every table of the report, write them and REPORT.md (and figures) into `run_dir`.
 
+    progress: one line on `stream` as each step starts (the report of a large sweep takes minutes).
     Returns a dict of the DataFrames (verdicts, summary, comparisons, correlations, sensitivity, agreement).
     Raises RunDirError for a missing or incomplete run directory.
     """
+    t0 = time.perf_counter()
+
+    def step(what: str) -> None:
+        if progress:
+            print(f"[report {time.perf_counter() - t0:5.1f} s] {what}", file=stream, flush=True)
+
     run_dir = Path(run_dir)
+    step(f"reading {run_dir}")
     rd = load_finished(run_dir)
     warnings = incompleteness(rd)
     for w in warnings:
         print(f"warning: {w}", file=stream)
     runs = rd.runs
+    n_traj = rd.info.groupby(["run_id", "layer", "estimator"]).ngroups
+    step(f"verdicts of {n_traj:,} trajectories (runs x layers x estimators)")
     verdicts = run_verdicts(rd.info, runs, rd.manifest["n_mi_samples"], settings, limits_from_manifest(rd.manifest))
+    step("summary, comparisons, correlations, sensitivity (bootstrap intervals)")
     tables = {
         "verdicts": verdicts, "summary": summarize(verdicts, runs, settings),
         "comparisons": compare_cells(verdicts, runs, settings), "correlations": correlations(verdicts, runs, settings),
@@ -45,7 +57,10 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
         _write_csv(run_dir / "agreement.csv", tables["agreement"])
 
     labels = cell_labels(runs)
+    if figures:
+        step("figures (information planes, bands, heatmaps, gradients)")
     fig_paths = draw_figures(run_dir, rd, tables, labels, settings) if figures else []
+    step("REPORT.md")
     text = render(name=rd.spec.get("name", run_dir.name), manifest=rd.manifest, runs=runs,
                   summary=tables["summary"], comp=tables["comparisons"], corr=tables["correlations"],
                   sens=tables["sensitivity"], agree=tables["agreement"], labels=labels, settings=settings,

@@ -225,8 +225,13 @@ def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = No
                  + (f", dropout {r.dropout:g}" if r.dropout is not None else ""))
         label = f"bucket group {i + 1}/{len(groups)} ({len(members)} networks: {shape})"
 
-        def measure(n_parts: int, members=members) -> list[ProgramMemory]:
-            return [programs.memory(b) for b in split_group(members, n_parts)]
+        def measure(n_parts: int, members=members, label=label) -> list[ProgramMemory]:
+            parts_ = split_group(members, n_parts)
+            new = sum(b.runs not in programs._memory for b in parts_)
+            if new:  # each compile takes seconds (tens for conv nets): say so before it starts
+                what = "its program" if n_parts == 1 else f"{new} program(s) of a split into {n_parts}"
+                log(f"[sizing] {label}: compiling {what} to read the memory it needs ...")
+            return [programs.memory(b) for b in parts_]
 
         parts[key] = parts_that_fit(len(members), len(devices), budget.bytes_per_device, measure, label)
         need = max(m.device_bytes for m in measure(parts[key]))  # memoized: no compile

@@ -144,7 +144,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
         write_json(manifest_path, manifest)
         shutil.rmtree(out / "checkpoints" / tag, ignore_errors=True)
         if report and read_manifest(out)["status"] == "done":  # the last shard to finish writes the report
-            _report(out, spec.output.plots)
+            _report(out, spec.output.plots, progress)
         return manifest
     tables = {name: read_table(out, name) for name in TABLES}
     _consolidate(out, tables)
@@ -160,16 +160,16 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     write_json(out / "manifest.json", manifest)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     if report:
-        _report(out, spec.output.plots)
+        _report(out, spec.output.plots, progress)
     return manifest
 
 
-def _report(out: Path, figures: bool) -> None:
+def _report(out: Path, figures: bool, progress: bool = True) -> None:
     # The tables are already safe on disk; a failing report must not turn a finished sweep into a failure.
     try:
         from ibjax.report.write import write_report
 
-        write_report(out, figures=figures)
+        write_report(out, figures=figures, progress=progress)
     except Exception as e:
         print(f"warning: the report failed ({type(e).__name__}: {e}); the sweep's tables are complete; "
               f"retry with: python -m ibjax.report {out}", file=sys.stderr)

@@ -54,6 +54,10 @@ def test_set_overrides_and_out(tmp_path):
                    "--set", "grid.seed=1", "--set", "grid.activation=[sigmoid]", "--set", "output.plots=false")
     assert proc.returncode == 0, proc.stderr
     assert "epoch 4/4" in proc.stderr and "net-epochs/s" in proc.stderr and "ETA" in proc.stderr
+    # Every step longer than a moment says what it does before it starts: sizing's compile, the report's steps.
+    err = proc.stderr
+    assert err.index("compiling its program to read the memory") < err.index("epoch 4/4")
+    assert err.index("[report") > err.index("epoch 4/4") and "verdicts of 12 trajectories" in err
     rd = load(out)
     assert rd.spec["train"]["epochs"] == 4 and set(rd.runs.activation) == {"sigmoid"} and len(rd.runs) == 2
     assert not (out / "figures").exists()
@@ -152,6 +156,8 @@ def test_every_estimator_kind_in_one_sweep(estimator_run):
 def test_validate_command(tmp_path):
     proc = run_cli("ibjax.validate", "--out", str(tmp_path / "v"), "--repeats", "1", "--quick")
     assert proc.returncode == 0, proc.stderr
+    steps = [line for line in proc.stderr.splitlines() if line.startswith("[validate")]
+    assert len(steps) == 7 and "kNN (KSG) on Gaussians" in steps[2] and steps[-1].endswith("done")
     table = pd.read_csv(tmp_path / "v" / "validate.csv")
     # Every check inside its estimator's stated range passes; rows outside it are reported (knn at 10 nats).
     assert table[table.in_range].ok.all() and not table[~table.in_range].empty
