@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="continue an interrupted sweep: in --out, or in DIR from the spec stored there (the "
                     "overrides it was started with included)")
     ap.add_argument("--force", action="store_true", help="discard what --out holds and start over")
+    ap.add_argument("--dry-run", action="store_true", help="plan and size the programs, time each one's first "
+                    "chunk, print the memory and a time estimate; write nothing")
     ap.add_argument("--shard", metavar="I/N", help="run only the I-th (0-based) of N deterministic slices of the "
                     "run table; default under a SLURM array job: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT")
     args = ap.parse_args(argv)
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ibjax: {spec.name} -> {out}", file=sys.stderr)
     try:
         manifest = run_sweep(spec, out, progress=not args.quiet, source=str(spec_path),
-                             report=not args.no_report, resume=bool(args.resume), force=args.force, shard=shard)
+                             report=not args.no_report, resume=bool(args.resume), force=args.force, shard=shard,
+                             dry_run=args.dry_run)
     except Interrupted as e:
         print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
               f"  {resume_command(out, shard)}", file=sys.stderr)
@@ -106,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot write the run directory: {where}: {e.strerror or e}. Choose another --out, "
                   f"or fix the folder's permissions.", file=sys.stderr)
         return 2
+    if manifest.get("dry_run"):
+        print(f"dry run done: to run it, the same command without --dry-run (writes {out})", file=sys.stderr)
+        return 0
     what = "sweep" if shard[1] == 1 else f"shard {shard[0]}/{shard[1]}"
     if manifest.get("nothing_to_do"):
         print(f"{out} already holds this finished {what}: nothing to do (--force to run it again)", file=sys.stderr)

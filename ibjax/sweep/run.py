@@ -22,7 +22,7 @@ from ibjax.rundir.layout import RunDirError, check_fits
 from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, write_json, write_table
 from ibjax.spec import SweepSpec, to_yaml
 from ibjax.sweep.checkpoints import BucketCheckpoints
-from ibjax.sweep.console import Progress, StopFlag
+from ibjax.sweep.console import Progress, StopFlag, fmt_s
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, run_ids, shard_runs
 from ibjax.sweep.programs import (
     Programs,
@@ -38,7 +38,8 @@ from ibjax.train.loop import Interrupted, run_program
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True,
-              resume: bool = False, force: bool = False, shard: tuple[int, int] = (0, 1)) -> dict:
+              resume: bool = False, force: bool = False, shard: tuple[int, int] = (0, 1),
+              dry_run: bool = False) -> dict:
     """Train every run of the spec (or of shard I of N) and write the run directory. Returns the manifest.
 
     An existing run directory of the same spec: done -> nothing to do (manifest["nothing_to_do"]); unfinished
@@ -70,6 +71,11 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
             n_layers[shape] = len(layer_names(spec, task, r))
     need, avail, memory_source = check_results_fit([n_layers[r.bucket_key()] for r in runs], len(schedule),
                                                    len(spec.mi.estimators), f"sweep {spec.name!r}")
+    if dry_run:
+        say(f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
+            f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
+            f"{memory_source})")
+        return dry_run_estimate(spec, runs, task, schedule, say)
     spec_text = to_yaml(spec)
     previous = check_fits(spec_text, out, manifest_path, resume, force, sharded, to_yaml(SweepSpec()))
     if previous is not None and previous.get("status") == "done":
@@ -162,6 +168,45 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     if report:
         _report(out, spec.output.plots, progress)
     return manifest
+
+
+def dry_run_estimate(spec: SweepSpec, runs: list, task: Task, schedule, say) -> dict:
+    """Plan and size the programs as the sweep would, then run each program's first chunk once to time it; write
+    nothing. The estimate scales that chunk to the bucket's chunks: an upper estimate, since the first chunk
+    logs MI most densely (the default schedule is log-spaced)."""
+    t0 = time.perf_counter()
+    n_epochs = spec.train.epochs
+    data = task.device_data()
+    programs = Programs(spec, task, data)
+    buckets, sizing = plan_programs(spec, runs, programs, None, True)
+    device_bytes = sizing.get("device_bytes", [None] * len(buckets))
+    rows = []
+    for b, nbytes in zip(buckets, device_bytes):
+        eng = programs.engine(b)
+        chunk, n_chunks = eng.prog.chunk, eng.prog.n_chunks(n_epochs)
+        # Sizing compiled the program (cached): its compile time, and the executable the first chunk runs.
+        mesh, args = eng.abstract_chunk_args(bucket_consts(b, task), programs.data_of(b), n_chunks * chunk)
+        compile_s = eng.compiled_chunk(mesh, *args).compile_s
+        first = {}
+        try:  # stop after the first chunk: its time, measured after the compile
+            run_program(eng, [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
+                        [r.momentum or 0.0 for r in b.runs], programs.data_of(b), schedule, n_epochs,
+                        progress=lambda done, total, s: first.setdefault("s", s), stop_requested=lambda: True,
+                        weight_decays=[r.weight_decay or 0.0 for r in b.runs])
+        except Interrupted:
+            pass
+        est = first["s"] * n_chunks
+        rows.append({"bucket": b.index, "n_runs": b.size, "device_bytes": nbytes, "chunk_epochs": chunk,
+                     "first_chunk_s": round(first["s"], 3), "compile_s": round(compile_s, 2),
+                     "estimate_s": round(est, 1)})
+        mem = f"{fmt_bytes(nbytes)} per device" if nbytes else "memory not reported by this backend"
+        say(f"[dry run] program {b.index + 1}/{len(buckets)}: {b.size:,} networks, {mem}; first chunk of "
+            f"{chunk} epochs {first['s']:.2f} s -> ~{fmt_s(est)} for {n_epochs:,} epochs (compile {compile_s:.1f} s)")
+    total = sum(r["estimate_s"] for r in rows) + sum(r["compile_s"] for r in rows)
+    say(f"[dry run] estimate: ~{fmt_s(total)} for training and compiling (an upper estimate: the first chunk "
+        f"logs MI most densely), plus the report; planned and calibrated in {fmt_s(time.perf_counter() - t0)}; "
+        f"nothing written")
+    return {"dry_run": True, "n_runs": len(runs), "programs": rows, "estimate_s": round(total, 1)}
 
 
 def _report(out: Path, figures: bool, progress: bool = True) -> None:

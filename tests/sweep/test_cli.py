@@ -172,3 +172,19 @@ def test_validate_command(tmp_path):
     assert len(rank2) == 1 and rank2.ok.all() and rank2.in_range.all()
     img = table[table.task.str.startswith("images16")]
     assert img[img.estimator == "knn5_pca4"].in_range.sum() >= 4 and not img[img.estimator == "knn5_pca2"].ok.all()
+
+
+def test_dry_run_plans_sizes_and_times_without_writing(tmp_path, capsys):
+    """--dry-run: the plan, each program's memory and a time estimate from its first chunk; nothing on disk."""
+    from ibjax.sweep.__main__ import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(small_spec(**{"train.epochs": 40})))
+    out = tmp_path / "o"
+    assert main([str(spec), "--out", str(out), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert not out.exists()
+    program = [line for line in err.splitlines() if line.startswith("[dry run] program 1/1")]
+    assert len(program) == 1 and "8 networks" in program[0] and "MiB per device" in program[0]
+    assert "first chunk of 5 epochs" in program[0] and "for 40 epochs" in program[0]
+    assert "[dry run] estimate: ~" in err and "nothing written" in err
