@@ -1,4 +1,5 @@
 """CLI: python -m ibjax.sweep SPEC.yaml [--out DIR] [--set KEY=VALUE ...] [--resume] [--force] [--shard I/N]
+                             [--dry-run]
      python -m ibjax.sweep --resume DIR   (continue the sweep in DIR from the spec stored there)
 
 Trains every network of a sweep spec and writes its run directory (ibjax.sweep.run.run_sweep), then the report.
