@@ -114,3 +114,24 @@ def agreement(verdicts: pd.DataFrame) -> pd.DataFrame:
                          "cohen_kappa": (po - pe) / (1 - pe) if pe < 1 else float("nan")})
     return pd.DataFrame(rows, columns=["layer", "estimator_a", "estimator_b", "n_runs", "fraction_a",
                                        "fraction_b", "agreement", "cohen_kappa"])
+
+
+def label_information(info: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTINGS
+                      ) -> pd.DataFrame:
+    """Label-noise sweeps (info has `i_ty_trained`): per cell x layer x estimator at the last logged epoch, I(T;Y)
+    against the true labels and against the labels each network trained on, and their paired difference (what the
+    network memorized beyond the true labels), means over runs with bootstrap intervals. Empty otherwise."""
+    if "i_ty_trained" not in info:
+        return pd.DataFrame()
+    boot = settings.boot()
+    ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell"]]
+    last = info[info.epoch == info.epoch.max()].merge(ok, on="run_id")
+    rows = []
+    for (cell, layer, est), g in last.groupby(["cell", "layer", "estimator"], sort=False):
+        true, fit = g.i_ty.to_numpy(float), g.i_ty_trained.to_numpy(float)
+        row = {"cell": cell, "layer": layer, "estimator": est, "epoch": int(g.epoch.iat[0]), "n_runs": len(g)}
+        for name, v in (("i_ty", true), ("i_ty_trained", fit), ("trained_minus_true", fit - true)):
+            lo, hi = bootstrap_ci(v, **boot)
+            row.update({name: _mean(pd.Series(v)), f"{name}_lo": lo, f"{name}_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows)

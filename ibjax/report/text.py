@@ -107,7 +107,8 @@ def comparison_table(comp: pd.DataFrame, labels: dict[str, str], layer: str) -> 
 
 def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame,
            corr: pd.DataFrame, sens: pd.DataFrame, agree: pd.DataFrame, labels: dict[str, str],
-           settings: VerdictSettings, warnings: list[str], figures: list[str]) -> str:
+           settings: VerdictSettings, warnings: list[str], figures: list[str],
+           label_info: pd.DataFrame | None = None) -> str:
     n_samples = manifest["n_mi_samples"]
     ests = sorted(summary.estimator.unique())
     epochs = manifest.get("mi_epochs", [])
@@ -133,10 +134,11 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
           "ended: Shwartz-Ziv & Tishby's order); otherwise it was already falling (concurrent, as Saxe et al.).",
           f"- **Saturated**: I(X;T) at the peak within {st.saturation_eps_bits} bits of the estimator's ceiling "
           "(log2 N for binning, KDE and exact counting: every sample has its own symbol; psi(N) - psi(k) nats for "
-          "KSG): this estimator cannot show compression there. Counted, not dropped.",
+          "KSG): this estimator cannot show compression there. Not measured: never counted as compressed, left out "
+          "of the fraction compressed and the mean drop, and counted apart.",
           "- **Outside range**: I(X;T) after fitting exceeds the range in which the estimator is validated against "
           "a known truth (`python -m ibjax.validate`; kNN: the dimension- and sample-size-dependent range in the "
-          "README); its drop is reported but its size is not to be trusted. Counted, not dropped.",
+          "README): not measured either, like a saturated trajectory.",
           f"- Intervals: fractions Wilson {100 * st.confidence:.0f} %; means percentile bootstrap over runs "
           f"(whole runs resampled, B = {st.n_boot}, seed {st.seed}).", ""]
     for est in ests:
@@ -191,7 +193,26 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
               f"{verdict} it.", ""]
     if not agree.empty:
         L += ["## Agreement across estimators", "", _table(agree.round(3)), ""]
+    has_labels = label_info is not None and not label_info.empty
+    if has_labels:
+        L += label_information_lines(label_info, labels)
     L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
-          "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "") + "; figures:", ""]
+          "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
+          + (", label_information.csv" if has_labels else "") + "; figures:", ""]
     L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
     return "\n".join(L) + "\n"
+
+
+def label_information_lines(li: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    """With label noise: I(T;Y) against the true labels beside I(T;Y) against the labels trained on."""
+    ci = lambda r, k: f"{r[k]:.3f} {_ci(r[f'{k}_lo'], r[f'{k}_hi'], pct=False, digits=3)}"
+    t = pd.DataFrame({
+        "cell": li.cell.map(lambda c: labels.get(c, c)), "layer": li.layer, "estimator": li.estimator,
+        "runs": li.n_runs, "I(T;Y) true labels [95 % CI]": [ci(r, "i_ty") for _, r in li.iterrows()],
+        "I(T;Y) labels trained on": [ci(r, "i_ty_trained") for _, r in li.iterrows()],
+        "trained - true (paired)": [ci(r, "trained_minus_true") for _, r in li.iterrows()],
+    })
+    return ["## I(T;Y): true labels and the labels trained on", "",
+            f"At the last logged epoch ({int(li.epoch.iat[0])}), bits, means over runs. With random labels a network "
+            "that memorizes carries information about the labels it was given (trained on) that is not "
+            "information about the true ones; with no label noise the two are the same.", "", _table(t), ""]

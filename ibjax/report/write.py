@@ -12,7 +12,7 @@ import pandas as pd
 from ibjax.report import figures as figs
 from ibjax.report.comparisons import compare_cells, correlations
 from ibjax.report.labels import cell_labels, cell_slug
-from ibjax.report.summary import agreement, sensitivity, summarize
+from ibjax.report.summary import agreement, label_information, sensitivity, summarize
 from ibjax.report.text import render
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, limits_from_manifest, run_verdicts
 from ibjax.rundir.contract import layer_order
@@ -55,6 +55,9 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
         _write_csv(run_dir / f"{name}.csv", tables[name])
     if rd.info.estimator.nunique() > 1:
         _write_csv(run_dir / "agreement.csv", tables["agreement"])
+    tables["label_information"] = label_information(rd.info, runs, settings)
+    if len(tables["label_information"]):
+        _write_csv(run_dir / "label_information.csv", tables["label_information"])
 
     labels = cell_labels(runs)
     if figures:
@@ -64,7 +67,8 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     text = render(name=rd.spec.get("name", run_dir.name), manifest=rd.manifest, runs=runs,
                   summary=tables["summary"], comp=tables["comparisons"], corr=tables["correlations"],
                   sens=tables["sensitivity"], agree=tables["agreement"], labels=labels, settings=settings,
-                  warnings=warnings, figures=[str(p.relative_to(run_dir)) for p in fig_paths])
+                  warnings=warnings, figures=[str(p.relative_to(run_dir)) for p in fig_paths],
+                  label_info=tables["label_information"])
     atomic_write_bytes(run_dir / "REPORT.md", text.encode())
     return tables
 

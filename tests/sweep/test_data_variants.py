@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -49,6 +50,13 @@ def test_label_noise_sweep_on_image_data_writes_cells_columns_and_a_comparing_re
     assert set(comparisons.setting) == {"label_noise"}
     report = (out / "REPORT.md").read_text()
     assert "label noise 0" in report and "label noise 1" in report  # cells named by their variant
+    # What a label-noise study measures beside I(T;Y): I(T;Y) against the labels trained on, in the report.
+    assert "## I(T;Y): true labels and the labels trained on" in report
+    li = pd.read_csv(out / "label_information.csv").merge(runs[["cell", "label_noise"]].drop_duplicates())
+    assert len(li) == 2 * 3 and (li[li.label_noise == 0].trained_minus_true == 0).all()
+    final = info[info.epoch == info.epoch.max()].merge(runs[["run_id", "cell"]])
+    want = final.groupby(["cell", "layer"]).i_ty_trained.mean()
+    np.testing.assert_allclose(li.set_index(["cell", "layer"]).i_ty_trained.loc[want.index], want)
 
 
 def test_training_fraction_sweep_is_one_program_with_a_cell_per_fraction(tmp_path):
