@@ -15,10 +15,20 @@ def _pct(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{100 * x + 0.0:.0f} %".replace("-0 %", "0 %")
 
 
+def _num(x: float, digits: int) -> str:
+    """x with `digits` decimals, never '-0.00' (a tiny negative rounds to zero, and says so without a sign)."""
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def _ci(lo: float, hi: float, pct: bool = True, digits: int = 2) -> str:
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "–"
-    return f"[{100 * lo:.0f}, {100 * hi:.0f}] %" if pct else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+    return f"[{_num(100 * lo, 0)}, {_num(100 * hi, 0)}] %" if pct else f"[{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -46,7 +56,7 @@ def headline(r: pd.Series, label: str) -> str:
     else:
         s += f"I(X;T) did not fall after fitting (mean change {-r.mean_drop_bits:+.2f} bits)."
     if r.n_peak_at_end:
-        s += f" Peak in the final window (still rising or flat) in {r.n_peak_at_end} runs."
+        s += f" Peak in the final window (still rising or flat) in {_runs(r.n_peak_at_end)}."
     s += f" Early transient: {r.mean_transient_drop_bits:.2f} bits, not counted."
     if r.n_compressed:
         s += f" Compression began after fitting in {r.n_after_fit} of {r.n_compressed}."
@@ -205,7 +215,7 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
 
 def label_information_lines(li: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     """With label noise: I(T;Y) against the true labels beside I(T;Y) against the labels trained on."""
-    ci = lambda r, k: f"{r[k]:.3f} {_ci(r[f'{k}_lo'], r[f'{k}_hi'], pct=False, digits=3)}"
+    ci = lambda r, k: f"{_num(r[k], 3)} {_ci(r[f'{k}_lo'], r[f'{k}_hi'], pct=False, digits=3)}"
     t = pd.DataFrame({
         "cell": li.cell.map(lambda c: labels.get(c, c)), "layer": li.layer, "estimator": li.estimator,
         "runs": li.n_runs, "I(T;Y) true labels [95 % CI]": [ci(r, "i_ty") for _, r in li.iterrows()],
