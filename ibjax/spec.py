@@ -573,8 +573,12 @@ def validate(raw: dict, source: str = "<spec>", overrides: dict[str, str] | None
                     seen.add(line + tag)
                     lines.append(line + tag)
                     from_set += bool(tag)
-        where = (f"invalid --set override of {source}" if from_set == len(lines) else f"invalid spec {source}"
-                 if not from_set else f"invalid spec {source} (with its --set overrides)")
+        if from_set == len(lines):
+            where = f"invalid --set override of {source}"
+        elif from_set:
+            where = f"invalid spec {source} (with its --set overrides)"
+        else:
+            where = f"invalid spec {source}"
         raise SpecError(f"{where}:\n  " + "\n  ".join(lines)) from None
 
 

@@ -180,6 +180,13 @@ def assert_layers_bin_alike(acts_a, acts_b, mi_a, mi_b, n_bins: int, *, act_rtol
     return int(near.sum())
 
 
+def states_at_logged_epochs(run, res) -> list:
+    """The trained states after each logged epoch of `res` = run(n_epochs): shorter runs `run(e)` of the same
+    deterministic training (through the same compiled program when one chunk covers every length), the last
+    one `res.state` itself."""
+    return [*(run(int(e)).state for e in res.mi_epochs[:-1]), res.state]
+
+
 def measured_layers(eng, consts_m, params_m, data, net_inputs: bool = False) -> list:
     """The layers [N, U] one network's measurement pass bins (the engine's own choice of path: the native
     forward kernel for a plain MLP on the CPU, the family's apply otherwise), softmax output last; with

@@ -189,6 +189,10 @@ class Programs:
         """The data this bucket's program reads (the shared arrays, and its networks' variants)."""
         return bucket_data(self.spec, b, self.task, self.data)
 
+    def measured(self, b: Bucket) -> bool:
+        """Whether `memory(b)` is known already (no compile needed)."""
+        return b.runs in self._memory
+
     def memory(self, b: Bucket) -> ProgramMemory:
         """Compile the bucket's chunk (cached for training) and read what it needs per device."""
         if b.runs in self._memory:
@@ -227,7 +231,7 @@ def size_buckets(runs: list[Run], programs: Programs, budget: Budget | None = No
 
         def measure(n_parts: int, members=members, label=label) -> list[ProgramMemory]:
             parts_ = split_group(members, n_parts)
-            new = sum(b.runs not in programs._memory for b in parts_)
+            new = sum(not programs.measured(b) for b in parts_)
             if new:  # each compile takes seconds (tens for conv nets): say so before it starts
                 what = "its program" if n_parts == 1 else f"{new} program(s) of a split into {n_parts}"
                 log(f"[sizing] {label}: compiling {what} to read the memory it needs ...")

@@ -71,10 +71,11 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
             n_layers[shape] = len(layer_names(spec, task, r))
     need, avail, memory_source = check_results_fit([n_layers[r.bucket_key()] for r in runs], len(schedule),
                                                    len(spec.mi.estimators), f"sweep {spec.name!r}")
-    if dry_run:
-        say(f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
+    plan = (f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
             f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
-            f"{memory_source})")
+            f"{memory_source}); planned in {time.perf_counter() - t_start:.1f} s")
+    if dry_run:
+        say(plan)
         return dry_run_estimate(spec, runs, task, schedule, say)
     spec_text = to_yaml(spec)
     previous = check_fits(spec_text, out, manifest_path, resume, force, sharded, to_yaml(SweepSpec()))
@@ -83,9 +84,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
         atomic_write_bytes(out / "spec.yaml", spec_text.encode())
-    say(f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
-        f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
-        f"{memory_source}); planned in {time.perf_counter() - t_start:.1f} s")
+    say(plan)
     data = task.device_data()
     write_table(out / "mi_sample.parquet", task.mi_sample_table())  # which rows every network's MI is measured on
     programs = Programs(spec, task, data)
@@ -189,10 +188,9 @@ def dry_run_estimate(spec: SweepSpec, runs: list, task: Task, schedule, say) -> 
         compile_s = eng.compiled_chunk(mesh, *args).compile_s
         first = {}
         try:  # stop after the first chunk: its time, measured after the compile
-            run_program(eng, [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
-                        [r.momentum or 0.0 for r in b.runs], programs.data_of(b), schedule, n_epochs,
+            run_program(*_program_inputs(b, task, programs), schedule, n_epochs,
                         progress=lambda done, total, s: first.setdefault("s", s), stop_requested=lambda: True,
-                        weight_decays=[r.weight_decay or 0.0 for r in b.runs])
+                        weight_decays=_weight_decays(b))
         except Interrupted:
             pass
         est = first["s"] * n_chunks
@@ -237,6 +235,16 @@ def plan_programs(spec: SweepSpec, runs: list, programs: Programs, previous: dic
     return size_buckets(runs, programs, log=log)
 
 
+def _program_inputs(b, task: Task, programs: Programs) -> tuple:
+    """run_program's first arguments for bucket b: engine, seeds, constants, learning rates, momenta, data."""
+    return (programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
+            [r.momentum or 0.0 for r in b.runs], programs.data_of(b))
+
+
+def _weight_decays(b) -> list[float]:
+    return [r.weight_decay or 0.0 for r in b.runs]
+
+
 def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, manifest, manifest_path: Path,
                 tag: str, out: Path, bar: Progress, stop) -> None:
     n_epochs = spec.train.epochs
@@ -245,11 +253,8 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
     write_json(manifest_path, manifest)
     part = part_name(b.index, tag)
     ckpt = BucketCheckpoints(out / "checkpoints" / tag / part_name(b.index), spec.output.checkpoint_minutes)
-    result = run_program(
-        programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
-        [r.momentum or 0.0 for r in b.runs], programs.data_of(b), schedule, n_epochs, progress=bar,
-        checkpoints=ckpt, stop_requested=stop, started=bar.started,
-        weight_decays=[r.weight_decay or 0.0 for r in b.runs])
+    result = run_program(*_program_inputs(b, task, programs), schedule, n_epochs, progress=bar,
+                         checkpoints=ckpt, stop_requested=stop, started=bar.started, weight_decays=_weight_decays(b))
     bar.finish_bucket(n_epochs)
     family = programs.engine(b).family
     tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec), family.layer_names, family.grad_names)

@@ -13,7 +13,7 @@ from ibjax.sweep.__main__ import main
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs
 from ibjax.sweep.programs import Programs, bucket_consts
 from ibjax.train.loop import run_program
-from tests.helpers import ROOT, assert_same_network_mi, assert_trajectories_bin_alike
+from tests.helpers import ROOT, assert_same_network_mi, assert_trajectories_bin_alike, states_at_logged_epochs
 
 USER_MODEL = {
     "name": "fam", "data": {"dataset": "digits", "train_fraction": 0.8},
@@ -38,8 +38,7 @@ def train(raw, runs=None):
     run = lambda n: run_program(eng, [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
                                 [0.0] * b.size, data, mi_epochs(n, every=2), n)
     res = run(spec.train.epochs)
-    states = [*(run(int(e)).state for e in res.mi_epochs[:-1]), res.state]
-    return runs, res, eng.family, (eng, consts, data, res.mi, states)
+    return runs, res, eng.family, (eng, consts, data, res.mi, states_at_logged_epochs(run, res))
 
 
 def test_stacked_user_module_trains_as_each_alone():
@@ -187,15 +186,10 @@ def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
 
     # The layers each path measures (the mlp's from its native forward kernel, as its engine does), after
     # 0, 10, 20 and 30 epochs (shorter runs of the same deterministic training).
-    states = {"mlp": [mlp_state], "flax": [init_from_mlp(np.asarray(seeds, np.uint32), consts_f,
-                                                         np.asarray(lrs, np.float32), np.zeros(b.size))]}
-    for e in (10, 20):
-        states["mlp"].append(train(*mlp, epochs=e).state)
-        states["flax"].append(train(*flax, epochs=e).state)
-    states["mlp"].append(a.state)
-    states["flax"].append(f.state)
-    near = assert_trajectories_bin_alike((eng_m, consts_m, data, a.mi, states["mlp"]),
-                                         (eng_f, consts_f, flax[4], f.mi, states["flax"]), (30, 30), "mlp vs flax")
+    states_m = states_at_logged_epochs(lambda e: train(*mlp, epochs=e), a)
+    states_f = states_at_logged_epochs(lambda e: train(*flax, epochs=e), f)
+    near = assert_trajectories_bin_alike((eng_m, consts_m, data, a.mi, states_m),
+                                         (eng_f, consts_f, flax[4], f.mi, states_f), (30, 30), "mlp vs flax")
     print(f"rows within rounding of a bin edge, summed over the comparisons: {near}")
 
 
@@ -224,7 +218,7 @@ def test_conv_networks_looped_on_the_cpu_equal_the_vmapped_batch(monkeypatch):
                                          mi_epochs(epochs, every=2), epochs,
                                          weight_decays=[r.weight_decay or 0.0 for r in b.runs])
         results[mode] = run(4)
-        states[mode] = [run(0).state, run(2).state, results[mode].state]
+        states[mode] = states_at_logged_epochs(run, results[mode])
     looped, batched = results["map"], results["vmap"]
     assert looped.metrics.shape[1] == 8
     np.testing.assert_allclose(looped.metrics, batched.metrics, rtol=1e-4, atol=1e-5)

@@ -16,6 +16,7 @@ from tests.helpers import (
     assert_layers_bin_alike,
     assert_same_network_mi,
     measured_layers,
+    states_at_logged_epochs,
     tiny_bucket,
     tiny_program,
     tishby_task,
@@ -39,9 +40,9 @@ def trajectory(models, **kw):
     same deterministic training through the same compiled program): what `assert_same_mi` compares."""
     epochs, every = kw.setdefault("epochs", 6), kw.setdefault("every", 2)
     eng, res, consts = train(models, chunk=epochs + 1, **kw)
-    short = lambda n: run_program(eng, [m["seed"] for m in models], consts, [m.get("lr", 4e-4) for m in models],
-                                  [0.9] * len(models), DATA, mi_epochs(n, every=every), n).state
-    return eng, res, consts, [*(short(int(e)) for e in res.mi_epochs[:-1]), res.state]
+    run = lambda n: run_program(eng, [m["seed"] for m in models], consts, [m.get("lr", 4e-4) for m in models],
+                                [0.9] * len(models), DATA, mi_epochs(n, every=every), n)
+    return eng, res, consts, states_at_logged_epochs(run, res)
 
 
 def assert_same_mi(a, i, b, j):

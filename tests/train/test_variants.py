@@ -10,7 +10,7 @@ import numpy as np
 from ibjax.data.variants import run_data
 from ibjax.sweep.plan import mi_epochs
 from ibjax.train import run_program
-from tests.helpers import assert_same_network_mi, tiny_bucket, tishby_task
+from tests.helpers import assert_same_network_mi, states_at_logged_epochs, tiny_bucket, tishby_task
 
 TANH = ((10, 7, 5, 4, 3), "tanh")
 
@@ -30,7 +30,7 @@ def train_variants(fractions, noise, seeds, task=None, epochs=8, inputs=None, wi
     res = run(epochs)
     if not with_states:
         return res
-    return res, (eng, consts, data, res.mi, [*(run(int(e)).state for e in res.mi_epochs[:-1]), res.state])
+    return res, (eng, consts, data, res.mi, states_at_logged_epochs(run, res))
 
 
 def test_a_network_trains_alike_alone_and_beside_networks_with_other_training_sets():
