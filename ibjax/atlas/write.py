@@ -1,217 +1,310 @@
-"""ATLAS.md, evidence.csv, claims.csv and one forest plot per claim, from several run directories."""
+"""ATLAS.md, its tables (claims.csv, entries.csv, specifications.csv) and figures, from the network registry.
+
+ATLAS.md states the primary endpoints first, then the studies, then one decision per claim with its pooled
+effect, and only after that the entries and the specification curve. It holds no time stamp and no absolute
+path, so the same tables give the same bytes (tests/atlas: the committed atlas is rebuilt from its tables).
+"""
 
 from __future__ import annotations
 
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ibjax.atlas.claims import CONTRADICTED_SHARE, SUPPORTED_SHARE, claim_table
-from ibjax.atlas.evidence import RULES, StudyRun, load_study, study_evidence
+from ibjax.atlas.analysis import analyse, entries_frame, study_order
+from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_ESTIMATORS, THRESHOLDS
+from ibjax.atlas.registry import (
+    ANCHORS,
+    FINAL_FRACTION,
+    ITY_LEVEL,
+    LOSS_FALL,
+    StudyTables,
+    read_tables,
+    study_tables,
+    write_tables,
+)
+from ibjax.atlas.sensitivity import agreement, specification_curve
 from ibjax.atlas.studies import CLAIMS, STUDIES
-from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
-from ibjax.rundir.contract import layer_order
-from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.store import atomic_write_bytes
 
-MARK = {"supports": "+", "contradicts": "−", "inconclusive": "·", "excluded": "excl.", "context": "ctx"}
-COLOUR = {"supports": "tab:green", "contradicts": "tab:red", "inconclusive": "0.5", "context": "tab:blue"}
+COLOUR = {"supported": "tab:green", "contradicted": "tab:red", "inconclusive": "0.55"}
 
 
-def build_atlas(run_dirs: list[str | Path], settings: VerdictSettings = DEFAULT_SETTINGS, stream=sys.stderr
-                ) -> tuple[list[StudyRun], pd.DataFrame, pd.DataFrame]:
-    """Load every run directory (RunDirError names the first bad one), gather the evidence and the claims."""
-    studies, seen = [], {}
+@dataclass
+class Atlas:
+    studies: list[StudyTables]
+    claims: pd.DataFrame         # one row per claim: the primary decision
+    entries: pd.DataFrame        # per study entry of each claim
+    curve: pd.DataFrame          # the specification curve
+    agreement: pd.DataFrame      # per claim: share of specifications reaching the primary decision
+    confidence: float
+
+
+def load_studies(run_dirs=(), tables=None, stream=sys.stderr) -> list[StudyTables]:
+    """The studies of run directories (each read into the compact tables) and / or of a tables folder."""
+    studies = read_tables(tables) if tables is not None else []
     for path in run_dirs:
-        s = load_study(path, settings)
-        if s.name in seen:
-            raise RunDirError(f"{path}: study {s.name!r} given twice (also {seen[s.name]}); give one run directory "
-                              "per study")
-        seen[s.name] = path
+        s = study_tables(path)
+        print(f"[atlas] {s.name}: {len(s.networks)} networks ({path})", file=stream)
         studies.append(s)
-        print(f"[atlas] {s.name}: {s.runs.run_id.nunique()} runs, {s.verdicts.estimator.nunique()} estimator(s) "
-              f"({path})", file=stream)
-    evidence = pd.concat([study_evidence(s, settings) for s in studies], ignore_index=True)
-    return studies, evidence, claim_table(evidence, [s.name for s in studies])
+    return studies
 
 
-def write_atlas(run_dirs: list[str | Path], out: str | Path, settings: VerdictSettings = DEFAULT_SETTINGS, *,
-                figures: bool = True, stream=sys.stderr) -> dict:
+def build_atlas(studies: list[StudyTables], confidence: float = 0.95, sensitivity: bool = True,
+                stream=sys.stderr) -> Atlas:
+    if not studies:
+        raise ValueError("no study given: name run directories, or --tables with an atlas tables folder")
+    entries, claims = analyse(studies, confidence=confidence)
+    if sensitivity:
+        print("[atlas] specification curve ...", file=stream)
+        curve = specification_curve(studies, confidence)
+    else:
+        curve = pd.DataFrame(columns=["claim", "decision"])
+    agree = agreement(curve, dict(zip(claims.claim, claims.decision)))
+    claims = claims.merge(agree[["claim", "n_specs", "share_agree"]], on="claim", how="left") if len(agree) \
+        else claims.assign(n_specs=0, share_agree=math.nan)
+    return Atlas(studies, claims, entries_frame(entries, confidence), curve, agree, confidence)
+
+
+def write_atlas(atlas: Atlas, out: str | Path, figures: bool = True, tables: bool = True) -> Path:
+    """Writes out/ATLAS.md, claims.csv, entries.csv, specifications.csv, figures/ and (with `tables`) the
+    compact tables under out/tables/ that `python -m ibjax.atlas --tables` rebuilds all of it from."""
     out = Path(out)
-    studies, evidence, claims = build_atlas(run_dirs, settings, stream)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "evidence.csv", evidence.to_csv(index=False).encode())
-    atomic_write_bytes(out / "claims.csv", claims.to_csv(index=False).encode())
-    fig_paths = {c.key: forest_plot(evidence[evidence.claim == c.key], c.title, out / "figures" / f"{c.key}.png")
-                 for c in CLAIMS} if figures else {}
-    if figures:
-        fig_paths["overview"] = overview_plot(evidence, out / "figures" / "claims_overview.png")
-    text = render(studies, evidence, claims, settings, {k: p.relative_to(out) for k, p in fig_paths.items() if p})
-    atomic_write_bytes(out / "ATLAS.md", text.encode())
-    return {"studies": studies, "evidence": evidence, "claims": claims}
+    if tables:
+        write_tables(atlas.studies, out / "tables")
+    for name, df in (("claims", atlas.claims), ("entries", atlas.entries), ("specifications", atlas.curve)):
+        atomic_write_bytes(out / f"{name}.csv", df.to_csv(index=False, float_format="%.6g").encode())
+    figs = draw_figures(atlas, out / "figures") if figures else {}
+    atomic_write_bytes(out / "ATLAS.md", render(atlas, {k: p.relative_to(out) for k, p in figs.items()}).encode())
+    return out / "ATLAS.md"
 
 
-def _ci(v, lo, hi, digits=2) -> str:
-    if not np.isfinite(v):
-        return "–"
-    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(lo) else f"{v:.{digits}f}"
+# -- text ---------------------------------------------------------------------------------------------------------
+
+def _num(v, digits=2) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
-def render(studies: list[StudyRun], evidence: pd.DataFrame, claims: pd.DataFrame, settings: VerdictSettings,
-           figures: dict) -> str:
-    pct = round(100 * settings.confidence)
-    given = {s.name for s in studies}
-    lines = ["# The IB atlas: the four claims, measured", "",
-             "Written by `python -m ibjax.atlas` from the run directories below. Each claim's evidence comes from "
-             "every study whose cells allow the comparison; the verdict counts the decisive rows (see Rules).", "",
-             "| study | run directory | runs | estimators | MI rows | reproduces |",
-             "| --- | --- | ---: | --- | ---: | --- |"]
+def _p(v) -> str:
+    return "–" if not np.isfinite(v) else ("< 0.001" if v < 0.001 else f"{v:.3f}")
+
+
+def _show(claim: str, v: float) -> float:
+    """A correlation claim is pooled on Fisher's z and shown as r."""
+    return math.tanh(v) if ENDPOINT[claim].design == "correlation" and np.isfinite(v) else v
+
+
+def render(atlas: Atlas, figures: dict) -> str:
+    pct = round(100 * atlas.confidence)
+    titles = {c.key: c for c in CLAIMS}
+    lines = ["# The IB atlas: the claims, measured on independent networks", "",
+             "Written by `python -m ibjax.atlas` (from run directories, or `--tables` from the compact tables "
+             "beside this file). The unit of analysis is an independent network: a network met again (in another "
+             "study, or a run directory given twice) enters each analysis once. One declared primary endpoint per "
+             "claim decides; everything else is the specification curve, reported apart.", "",
+             "## Primary endpoints (declared before the results)", "",
+             "| # | claim | networks | per-study effect | predicted | smallest effect of interest |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for i, ep in enumerate(ENDPOINTS, 1):
+        sign = "> 0" if ep.direction > 0 else "< 0"
+        lines.append(f"| {i} | {titles[ep.claim].title} | {ep.population} | {ep.contrast} ({ep.design}) | "
+                     f"{sign} | {ep.sesoi:g} {ep.units} |")
+    lines += ["",
+              "- Layer: the last hidden layer (never the softmax output). Estimator: "
+              f"{', '.join(PRIMARY_ESTIMATORS['tishby12'])} on the 12-bit task; on image data the first of "
+              f"{', '.join(PRIMARY_ESTIMATORS['other'])} the study measured.",
+              f"- Drop after fit: I(X;T) (smoothed over 5 logged epochs) at the fitting time minus its final level "
+              f"(mean of the last {FINAL_FRACTION:.0%} of logged epochs). Fitting time: the first logged epoch at "
+              f"which the smoothed training loss has made {LOSS_FALL:.0%} of its fall (per network, every layer "
+              "alike). Claim 5: the fall from the first logged epoch to the final level, as a fraction of the "
+              "quantity's own ceiling (log2 of the distinct relevant patterns, or of the irrelevant draws).",
+              "- Exclusion, decided before the outcome: a trajectory at its estimator's ceiling (within 0.05 bit) "
+              "at the first logged epoch or at the fitting time, or above the estimator's validated range up to "
+              "the fitting time, is left out (counted per arm).",
+              f"- Per study entry: Student t interval of the mean (paired for two arms), Spearman r with Fisher's z "
+              f"(variance 1.06 / (n - 3)). Pooling: random effects, Paule-Mandel tau², Hartung-Knapp {pct}% "
+              "interval on k - 1 degrees of freedom (one entry: its own interval); prediction interval for k >= 3.",
+              f"- Decision: **supported** when the Holm-adjusted p (over the {len(ENDPOINTS)} primary tests) is "
+              f"below {1 - atlas.confidence:.2g} and the effect lies on the predicted side; **contradicted** when it "
+              "lies on the other side, or when TOST shows it smaller than the smallest effect of interest (90% "
+              "interval inside ±SESOI); otherwise **inconclusive**.", ""]
+
+    lines += ["## Studies", "", "| study | source | networks | new to the atlas | estimators | reproduces |",
+              "| --- | --- | ---: | ---: | --- | --- |"]
     papers = {s.name: s.paper for s in STUDIES}
-    for s in studies:
-        lines.append(f"| {s.name} | `{s.path}` | {s.runs.run_id.nunique()} | "
-                     f"{', '.join(sorted(s.verdicts.estimator.unique()))} | {s.n_samples} | "
+    seen: set = set()
+    for s in study_order(atlas.studies):
+        new = int((~s.networks.network_id.isin(seen)).sum())
+        seen.update(s.networks.network_id)
+        ests = ", ".join(sorted(s.measures.estimator.unique()))
+        lines.append(f"| {s.name} | `{s.source}` | {len(s.networks)} | {new} | {ests} | "
                      f"{papers.get(s.name, '(not in the library)')} |")
+    given = {s.name for s in atlas.studies}
     missing = [s for s in STUDIES if s.name not in given]
     if missing:
-        lines += ["", "**Studies not given** (their evidence is missing from every claim they bear on): "
-                  + "; ".join(f"{s.name} (`python -m ibjax.sweep sweeps/{s.sweep}`)" for s in missing) + "."]
-    lines += ["", "## Claims", ""]
-    if "overview" in figures:
-        lines += [f"![Evidence per claim and study]({figures['overview']})", ""]
-    lines += [
-              "| claim | source | verdict | supports / contradicts / inconclusive (excluded) | estimators agreeing "
-              "| where the verdict flips | missing studies |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for _, c in claims.iterrows():
-        lines.append(f"| {c.title} | {c.source} | **{c.verdict}** | {c.n_supports} / {c.n_contradicts} / "
-                     f"{c.n_inconclusive} ({c.n_excluded}) | {c.estimators_agreeing} | {c.flips or '–'} | "
-                     f"{c.missing_studies or '–'} |")
-    lines += ["", "### Rules", "",
-              f"- A claim is **supported** when at least {SUPPORTED_SHARE:.0%} of its decisive rows (supports + "
-              f"contradicts) support it, **contradicted** when at most {CONTRADICTED_SHARE:.0%} do, **mixed** in "
-              "between; the same rule per estimator and per study gives the agreement and the flips.",
-              f"- Compression: I(X;T) falls by more than {settings.threshold_bits} bits from its peak after the "
-              f"fitting phase (I(T;Y) at {settings.fit_fraction:.0%} of its final level) to the mean of the last "
-              f"{settings.final_fraction:.0%} of logged epochs, smoothed over {settings.smooth_window} logged "
-              "points (the report's verdicts). Saturated trajectories (at the estimator's ceiling) and those outside "
-              "its validated range are excluded from every measure and counted.",
-              f"- Intervals: {pct}% Wilson for fractions, {pct}% percentile bootstrap over seeds (paired where two "
-              f"cells share seeds, B = {settings.n_boot}) for differences, means and correlations; p: exact McNemar.",
-              "- ρ: Nothnagel & Geiger's compression factor (I_max − mean of the last epochs) / I_max, mean over "
-              "runs with its bootstrap interval, beside the drop-based verdict."]
-    lines += [f"- {c.title}: {RULES[c.key]}." for c in CLAIMS]
-    for i, c in enumerate(CLAIMS, 1):
-        row = claims.set_index("claim").loc[c.key]
-        ev = evidence[evidence.claim == c.key]
-        lines += ["", f"## {i}. {c.title} — {c.source}", "", f"Prediction: {c.prediction}.", "",
-                  f"Verdict: **{row.verdict}** ({row.n_supports} rows support, {row.n_contradicts} contradict, "
-                  f"{row.n_inconclusive} inconclusive, {row.n_excluded} excluded). By estimator: "
-                  f"{row.by_estimator or '–'}. By study: {row.by_study or '–'}. By layer: {row.by_layer or '–'}."]
-        if row.missing_studies:
-            lines.append(f"Missing studies: {row.missing_studies}.")
-        if ev.empty:
-            lines += ["", "No run directory given has cells that bear on this claim."]
+        lines += ["", "**Studies not given** (missing from every claim they bear on): " + "; ".join(
+            f"{s.name} (`python -m ibjax.sweep sweeps/{s.sweep}`)" for s in missing) + "."]
+
+    lines += ["", "## Decisions", ""]
+    if "decisions" in figures:
+        lines += [f"![Pooled effects]({figures['decisions']})", ""]
+    lines += [f"| claim | decision | pooled effect [{pct}% CI] | p (Holm) | TOST p | entries k / networks n | "
+              "tau² | prediction interval | detectable at 80% power | excluded | specifications agreeing |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in atlas.claims.itertuples():
+        ep = ENDPOINT[r.claim]
+        units = "r" if ep.design == "correlation" else ep.units
+        mde_units = "z" if ep.design == "correlation" else ep.units
+        est = f"{_num(_show(r.claim, r.estimate))} [{_num(_show(r.claim, r.lo))}, {_num(_show(r.claim, r.hi))}] " \
+              f"{units}"
+        pred = f"[{_num(_show(r.claim, r.pred_lo))}, {_num(_show(r.claim, r.pred_hi))}]" \
+            if np.isfinite(r.pred_lo) else "–"
+        share = f"{r.share_agree:.0%} of {int(r.n_specs)}" if np.isfinite(r.share_agree) else "–"
+        lines.append(f"| {titles[r.claim].title} | **{r.decision}** | {est} | {_p(r.p_value)} ({_p(r.p_holm)}) | "
+                     f"{_p(r.tost_p)} | {r.k} / {r.n} | {_num(r.tau2, 3)} | {pred} | {_num(r.mde)} {mde_units} | "
+                     f"{r.excluded or '–'} | {share} |")
+    lines += ["", "Detectable at 80% power: the effect the pooled test finds with probability 0.8 at the "
+              f"{1 - atlas.confidence:.2g} level, from its standard error (t on the pooled degrees of freedom)."]
+
+    for i, ep in enumerate(ENDPOINTS, 1):
+        c = titles[ep.claim]
+        row = atlas.claims.set_index("claim").loc[ep.claim]
+        lines += ["", f"## {i}. {c.title} — {c.source}", "",
+                  f"Primary endpoint: {ep.contrast} over {ep.population}; predicted "
+                  f"{'> 0' if ep.direction > 0 else '< 0'}, smallest effect of interest {ep.sesoi:g} {ep.units}. "
+                  f"Decision: **{row.decision}**.", ""]
+        ent = atlas.entries[atlas.entries.claim == ep.claim]
+        if ent.empty:
+            lines += ["No study given has networks this endpoint reads.", ""]
             continue
-        if c.key in figures:
-            lines += ["", f"![{c.title}]({figures[c.key]})"]
-        lines += [""] + (_fraction_pivot(ev) if c.key == "fit_then_compress" else _rows_table(ev))
+        if ep.claim in figures:
+            lines += [f"![{c.title}]({figures[ep.claim]})", ""]
+        lines += [f"| study | entry | estimator | n | effect [{pct}% CI] ({ent.units.iat[0]}) | p | excluded | "
+                  "already counted |", "| --- | --- | --- | ---: | --- | ---: | --- | ---: |"]
+        for r in ent.itertuples():
+            eff = f"{_num(r.estimate)} [{_num(r.lo)}, {_num(r.hi)}]" if np.isfinite(r.estimate) else "–"
+            lines.append(f"| {r.study} | {r.entry} | {r.estimator} | {r.n} | {eff} | {_p(r.p_value)} | "
+                         f"{r.excluded or '–'} | {r.repeats} |")
+        g = atlas.agreement[atlas.agreement.claim == ep.claim] if len(atlas.agreement) else atlas.agreement
+        if len(g):
+            a = g.iloc[0]
+            lines += ["", f"Specification curve: {a.n_specs} specifications (estimator × threshold "
+                      f"{{continuous, {', '.join(f'{t:g}' for t in THRESHOLDS if t is not None)} bit}} × anchor "
+                      f"{{{', '.join(ANCHORS)}{', start' if ep.claim == 'irrelevant_compressed' else ''}}} × "
+                      "smoothing {1, 5} × exclusion {exclude, include, worst, best}"
+                      f"{' × budget {equal epochs, equal updates}' if ep.claim == 'sgd_noise' else ''}): "
+                      f"{a.share_agree:.0%} reach the primary decision ({a.supported} supported, {a.contradicted} "
+                      f"contradicted, {a.inconclusive} inconclusive)."]
+            if f"{ep.claim}_curve" in figures:
+                lines += ["", f"![Specification curve: {c.title}]({figures[f'{ep.claim}_curve']})"]
+    lines += ["", "## Reading the sensitivity analysis", "",
+              f"- Anchors: loss (the primary: {LOSS_FALL:.0%} of the training loss's fall), ity (smoothed I(T;Y) at "
+              f"{ITY_LEVEL:.0%} of its final level, per layer), snr (the gradient SNR's drift-to-diffusion "
+              "transition, median over layers below 1; minibatch networks only), start (the first logged epoch).",
+              "- A threshold turns the drop into compressed / not: one-sample claims then test the fraction "
+              "against 1/2 (Wilson), paired claims the difference of paired fractions (Tango's score interval); "
+              "these have no smallest effect of interest in bits, so they are never called equivalent.",
+              "- Worst / best case: each excluded network takes its arm's least / most favourable measured value.",
+              "- Equal updates (SGD vs GD): a minibatch network's trajectory ends where it has taken as many "
+              "steps as its full-batch twin in all its epochs.",
+              "- Specification decisions are not Holm-adjusted: they show how the answer moves with the choices "
+              "and are never counted as evidence."]
     return "\n".join(lines) + "\n"
 
 
-def _fraction_pivot(ev: pd.DataFrame) -> list[str]:
-    """Claim 1 as one table per study: cells x estimators down, layers across; each entry the fraction compressed
-    after fitting [interval], the mark, and ρ."""
-    out = []
-    frac = ev[ev.evidence != "context"]
-    for study, g in frac.groupby("study", sort=False):
-        layers = layer_order(g.layer)
-        out += [f"**{study}** (fraction of runs compressed after fitting [Wilson interval] mark; ρ):", "",
-                "| cell | estimator | " + " | ".join(layers) + " |", "| --- | --- |" + " --- |" * len(layers)]
-        for (label, est), h in g.groupby(["label", "estimator"], sort=False):
-            h = h.set_index("layer")
-            cells = []
-            for ly in layers:
-                if ly not in h.index:
-                    cells.append("")
-                    continue
-                r = h.loc[ly]
-                if r.evidence == "excluded":
-                    cells.append(f"excluded ({int(r.n_excluded)} saturated / outside range)")
-                    continue
-                rho = f"; ρ {r.rho_mean:.2f}" if np.isfinite(r.rho_mean) else ""
-                cells.append(f"{_ci(r.value, r.lo, r.hi)} {MARK[r.evidence]}{rho}")
-            out.append(f"| {label} | {est} | " + " | ".join(cells) + " |")
-        out.append("")
-    ctx = ev[ev.evidence == "context"]
-    if len(ctx):
-        out += ["Context (not counted):", ""] + _rows_table(ctx)
+# -- figures ------------------------------------------------------------------------------------------------------
+
+def draw_figures(atlas: Atlas, folder: Path) -> dict[str, Path]:
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    titles = {c.key: c.title for c in CLAIMS}
+    # Pooled effects, one panel per claim (each on its own scale).
+    fig, axes = plt.subplots(len(ENDPOINTS), 1, figsize=(8, 1.1 * len(ENDPOINTS) + 0.6), dpi=110)
+    for ax, ep in zip(np.atleast_1d(axes), ENDPOINTS):
+        r = atlas.claims.set_index("claim").loc[ep.claim]
+        col = COLOUR.get(r.decision, "0.5")
+        if np.isfinite(r.estimate):
+            ax.plot([_show(ep.claim, r.lo), _show(ep.claim, r.hi)], [0, 0], color=col, lw=3)
+            ax.plot(_show(ep.claim, r.estimate), 0, "D", color=col, ms=7)
+        for s in (-ep.sesoi, ep.sesoi):
+            ax.axvline(_show(ep.claim, s), color="0.6", lw=0.8, ls=":")
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.set_yticks([])
+        units = "r" if ep.design == "correlation" else ep.units
+        ax.set_title(f"{titles[ep.claim]}: {r.decision} ({units})", fontsize=8, loc="left")
+    fig.suptitle("Pooled primary effects with their intervals; dotted: ± smallest effect of interest", fontsize=9)
+    fig.tight_layout()
+    out["decisions"] = _save(fig, folder / "decisions.png")
+    for ep in ENDPOINTS:
+        ent = atlas.entries[(atlas.entries.claim == ep.claim) & np.isfinite(atlas.entries.estimate)]
+        if len(ent):
+            out[ep.claim] = _forest(ent, atlas.claims.set_index("claim").loc[ep.claim], ep, titles[ep.claim],
+                                    folder / f"{ep.claim}.png")
+        cur = atlas.curve[atlas.curve.claim == ep.claim] if len(atlas.curve) else atlas.curve
+        if len(cur):
+            out[f"{ep.claim}_curve"] = _curve(cur, ep, titles[ep.claim], folder / f"{ep.claim}_curve.png")
     return out
 
 
-def _rows_table(ev: pd.DataFrame) -> list[str]:
-    out = ["| study | contrast | cells | layer | estimator | measure | value [interval] | n | p | evidence |",
-           "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: | --- |"]
-    for _, r in ev.iterrows():
-        p = f"{r.p_value:.3g}" if np.isfinite(r.p_value) else "–"
-        out.append(f"| {r.study} | {r.contrast} | {r.label} | {r.layer} | {r.estimator} | {r.measure} | "
-                   f"{_ci(r.value, r.lo, r.hi)} | {int(r.n) if np.isfinite(r.n) else 0} | {p} | {r.evidence} |")
-    return out + [""]
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
-def forest_plot(ev: pd.DataFrame, title: str, path: Path, max_rows: int = 60) -> Path | None:
-    """Each evidence row's measure with its interval, coloured by what it says; None when there is nothing."""
-    ev = ev[np.isfinite(ev.value.to_numpy(dtype=float))]
-    if ev.empty:
-        return None
-    if len(ev) > max_rows:  # keep the decisive rows first, then the largest samples
-        ev = ev.assign(_d=~ev.evidence.isin(["supports", "contradicts"])).sort_values(["_d", "n"],
-                                                                                   ascending=[True, False])
-        ev = ev.head(max_rows).sort_index()
-    labels = [f"{r.study}: {r.contrast or r.label} · {r.layer} · {r.estimator}"[:70] for _, r in ev.iterrows()]
-    fig, ax = plt.subplots(figsize=(9, 0.22 * len(ev) + 1.4), dpi=110)
-    y = np.arange(len(ev))[::-1]
-    for yi, (_, r) in zip(y, ev.iterrows()):
-        col = COLOUR.get(r.evidence, "0.5")
+def _forest(ent: pd.DataFrame, pooled, ep, title: str, path: Path) -> Path:
+    """Each entry's effect and interval, and the pooled one (diamond) below them."""
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.study}: {r.entry}"[:60] + f" (n={r.n})" for r in ent.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(ent) + 1.6), dpi=110)
+    y = np.arange(len(ent))[::-1] + 1
+    for yi, r in zip(y, ent.itertuples()):
         if np.isfinite(r.lo):
-            ax.plot([r.lo, r.hi], [yi, yi], color=col, lw=1.5)
-        ax.plot(r.value, yi, "o", color=col, ms=4)
+            ax.plot([r.lo, r.hi], [yi, yi], color="0.35", lw=1.4)
+        ax.plot(r.estimate, yi, "s", color="0.2", ms=4)
+    col = COLOUR.get(pooled.decision, "0.5")
+    if np.isfinite(pooled.estimate):
+        ax.plot([_show(ep.claim, pooled.lo), _show(ep.claim, pooled.hi)], [0, 0], color=col, lw=3)
+        ax.plot(_show(ep.claim, pooled.estimate), 0, "D", color=col, ms=8)
     ax.axvline(0, color="0.3", lw=0.8)
-    if (ev.measure == "fraction compressed after fit").any():
-        ax.axvline(0.5, color="0.3", lw=0.8, ls="--")
-    ax.set_yticks(y, labels, fontsize=6)
-    ax.set_xlabel(" / ".join(sorted(set(ev.measure))))
-    ax.set_title(f"{title}\ngreen supports, red contradicts, grey inconclusive, blue context", fontsize=9)
+    ax.set_yticks([*y, 0], [*labels, f"pooled: {pooled.decision}"], fontsize=7)
+    ax.set_xlabel("Spearman r" if ep.design == "correlation" else f"{ep.contrast} ({ep.units})", fontsize=8)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
-def overview_plot(evidence: pd.DataFrame, path: Path) -> Path | None:
-    """Counted evidence rows per claim and study: supports (green), contradicts (red), inconclusive (grey)."""
-    ev = evidence[evidence.evidence.isin(["supports", "contradicts", "inconclusive"])]
-    if ev.empty:
-        return None
-    titles = {c.key: c.title for c in CLAIMS}
-    groups = [(c.key, s) for c in CLAIMS for s in dict.fromkeys(ev[ev.claim == c.key].study)]
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(groups) + 1.6), dpi=110)
-    y = np.arange(len(groups))[::-1]
-    for yi, (claim, study) in zip(y, groups):
-        g = ev[(ev.claim == claim) & (ev.study == study)].evidence.value_counts()
-        left = 0
-        for kind in ("supports", "contradicts", "inconclusive"):
-            k = int(g.get(kind, 0))
-            ax.barh(yi, k, left=left, color=COLOUR[kind], edgecolor="white")
-            left += k
-    ax.set_yticks(y, [f"{titles[c][:48]} · {s}" for c, s in groups], fontsize=7)
-    ax.set_xlabel("evidence rows (per cell or contrast, layer and estimator)")
-    ax.set_title("What each study says about each claim\ngreen supports, red contradicts, grey inconclusive",
-                 fontsize=9)
+def _curve(cur: pd.DataFrame, ep, title: str, path: Path) -> Path:
+    """All specifications of one claim with a continuous quantity, sorted by effect, coloured by decision; the
+    primary one marked. (Thresholded specifications are on another scale: counted in the text, not drawn.)"""
+    import matplotlib.pyplot as plt
+
+    c = cur[cur.threshold.isna() & np.isfinite(cur.estimate)].sort_values("estimate").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 3), dpi=110)
+    x = np.arange(len(c))
+    for xi, r in zip(x, c.itertuples()):
+        col = COLOUR.get(r.decision, "0.5")
+        lo, hi, est = (_show(ep.claim, v) for v in (r.lo, r.hi, r.estimate))
+        if np.isfinite(lo):
+            ax.plot([xi, xi], [lo, hi], color=col, lw=0.8, alpha=0.7)
+        ax.plot(xi, est, "o", color=col, ms=2.5)
+        if r.primary:
+            ax.plot(xi, est, "*", color="black", ms=10, label="primary")
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_xlabel(f"{len(c)} specifications with the continuous quantity, sorted by pooled effect", fontsize=8)
+    ax.set_ylabel("r" if ep.design == "correlation" else ep.units, fontsize=8)
+    ax.set_title(f"{title}\ngreen supported, red contradicted, grey inconclusive", fontsize=9)
+    if c.primary.any():
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -1,0 +1,256 @@
+"""Run directories -> the network registry: two compact tables the whole atlas is computed from.
+
+`networks` has one row per trained network of each study (its `network_id`, settings, accuracies and
+generalization gap). `measures` has, per network, estimator and MI quantity of the *endpoint layer* (the last
+hidden layer: never the softmax output), the levels of its trajectory that every endpoint and specification needs:
+at the first logged epoch, at the fitting time (three anchors, defined per network below), its maximum before
+that time and its final level, raw and smoothed, with the exclusion decided from the values up to the fitting
+time only (never from the outcome).
+
+These tables are small (kilobytes per study), so docs/results/atlas/tables commits them and
+`python -m ibjax.atlas --tables` rebuilds the published atlas from them in seconds.
+
+Fitting anchors (all per network; the analysis picks one, the specification curve varies it):
+    loss   first logged epoch at which the smoothed training loss has made 90 % of its fall from the first
+           logged epoch to its final level (network level: the same epoch for every layer).
+    ity    first logged epoch at which the smoothed I(T;Y) of the layer reaches 95 % of its final level (the
+           report's verdicts; per layer and estimator, late by construction: I(T;Y) keeps rising).
+    snr    Shwartz-Ziv & Tishby's drift-to-diffusion transition: first logged epoch at which the median over
+           layers of the smoothed gradient SNR (||mean|| / ||std|| of the weight gradients) is below 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ibjax.report.write import load_finished
+from ibjax.rundir.contract import GRID_AXES, deepest_hidden
+from ibjax.rundir.layout import RunDirError
+
+ANCHORS = ("loss", "ity", "snr")
+SMOOTHING = (1, 5)               # logged points of the centred moving average (1: none)
+FINAL_FRACTION = 0.10            # the final level: mean of the last 10 % of logged epochs
+LOSS_FALL = 0.90                 # loss anchor: 90 % of the fall made
+ITY_LEVEL = 0.95                 # ity anchor: 95 % of the final I(T;Y)
+SATURATION_EPS = 0.05            # bits from the ceiling that count as saturated (the report's verdicts)
+
+NETWORK_COLUMNS = ("study", "run_id", "network_id", "cell", "seed", *GRID_AXES, "dataset", "model", "epochs",
+                   "n_train", "steps_per_epoch", "train_acc", "test_acc", "gap", "diverged")
+MEASURE_COLUMNS = ("study", "run_id", "layer", "estimator", "quantity", "anchor", "smooth", "budget",
+                   "fit_epoch", "end_epoch", "i_start", "i_fit", "i_max_pre", "i_end", "ceiling", "reliable",
+                   "excluded")
+# I(X;T), and where the inputs hold task-irrelevant dimensions, I(T;X_rel) and I(T;X_irr).
+QUANTITIES = ("i_xt", "i_xt_rel", "i_xt_irr")
+FLOAT_FORMAT = "%.6g"
+
+
+@dataclass
+class StudyTables:
+    """The compact tables of one study (one run directory)."""
+
+    name: str
+    source: str          # the run directory (or tables folder) it came from
+    networks: pd.DataFrame
+    measures: pd.DataFrame
+    # Per-network values already derived from `measures` (ibjax.atlas.analysis.network_values): the
+    # specification curve asks for the same ones many times.
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over `window` points, shrinking at the ends (no padding, no phase shift)."""
+    if window <= 1:
+        return np.asarray(values, dtype=float)
+    return pd.Series(values, dtype=float).rolling(window, center=True, min_periods=1).mean().to_numpy()
+
+
+def _final(values: np.ndarray) -> float:
+    return float(values[len(values) - max(1, math.ceil(FINAL_FRACTION * len(values))):].mean())
+
+
+def loss_fit_index(loss: np.ndarray, window: int) -> int:
+    """Index of the first logged epoch where the smoothed loss has made LOSS_FALL of its fall (last if none)."""
+    s = smooth(loss, window)
+    start, end = s[0], _final(np.asarray(loss, dtype=float))
+    if not start > end:
+        return len(s) - 1
+    hit = np.flatnonzero(s <= end + (1 - LOSS_FALL) * (start - end))
+    return int(hit[0]) if len(hit) else len(s) - 1
+
+
+def level_fit_index(i_ty: np.ndarray, window: int) -> int:
+    """Index of the first logged epoch where smoothed I(T;Y) reaches ITY_LEVEL of its final level."""
+    s = smooth(i_ty, window)
+    hit = np.flatnonzero(s >= ITY_LEVEL * _final(np.asarray(i_ty, dtype=float)))
+    return int(hit[0]) if len(hit) else len(s) - 1
+
+
+def snr_fit_index(snr: np.ndarray, window: int) -> int:
+    """Index of the first logged epoch where the smoothed (median over layers) gradient SNR is below 1."""
+    s = smooth(snr, window)
+    hit = np.flatnonzero(s < 1.0)
+    return int(hit[0]) if len(hit) else len(s) - 1
+
+
+def trajectory_levels(values: np.ndarray, fit: int, window: int, ceiling: float, reliable: float) -> dict:
+    """The levels of one logged trajectory (bits) and its exclusion, decided from the first logged epoch to the
+    fitting time: saturated (within SATURATION_EPS of the ceiling) or outside the estimator's validated range."""
+    raw = np.asarray(values, dtype=float)
+    s = smooth(raw, window)
+    excluded = ""
+    if raw[0] >= ceiling - SATURATION_EPS:
+        excluded = "saturated at start"
+    elif raw[fit] >= ceiling - SATURATION_EPS:
+        excluded = "saturated at fit"
+    elif raw[: fit + 1].max() > reliable + SATURATION_EPS:
+        excluded = "outside validated range"
+    return {"i_start": float(s[0]), "i_fit": float(s[fit]), "i_max_pre": float(s[: fit + 1].max()),
+            "i_end": _final(raw), "excluded": excluded}
+
+
+def _steps_per_epoch(batch, n_train: int) -> int:
+    return 1 if str(batch) == "full" else -(-n_train // int(float(batch)))
+
+
+def _ceilings(manifest: dict, n_samples: int) -> dict[str, tuple[str, float | None]]:
+    """Per quantity: the ceiling in bits of a plug-in estimate, log2 of the distinct values it can tell apart.
+    I(X;T): log2 N (or the estimator's own ceiling); I(T;X_rel) and I(T;X_irr): log2 of the distinct relevant
+    patterns and of the irrelevant draws of the MI sample's product design."""
+    design = (manifest.get("dataset") or {}).get("irrelevant_design") if isinstance(manifest.get("dataset"),
+                                                                                    dict) else None
+    out = {"i_xt": math.log2(n_samples)}
+    if design:
+        n_rel, draws = int(design[0]), int(design[1])
+        out["i_xt_rel"], out["i_xt_irr"] = math.log2(n_rel), math.log2(draws)
+    return out
+
+
+def study_tables(run_dir: str | Path) -> StudyTables:
+    """The compact tables of one finished run directory (RunDirError names a missing or unreadable one)."""
+    run_dir = Path(run_dir)
+    rd = load_finished(run_dir)
+    if "network_id" not in rd.runs.columns:
+        raise RunDirError(f"{run_dir}: runs.parquet has no network_id column (written before network identity "
+                          "was recorded): rerun the sweep with --resume to rewrite its tables, or run it again")
+    name = str(rd.spec.get("name", run_dir.name))
+    n_samples = int(rd.manifest["n_mi_samples"])
+    n_train = int(rd.manifest.get("n_train", 0))
+    dataset = str((rd.spec.get("data") or {}).get("dataset", "tishby12"))
+    model = str((rd.spec.get("model") or {}).get("kind", "mlp"))
+    runs = rd.runs.copy()
+    net = pd.DataFrame({"study": name, "run_id": runs.run_id, "network_id": runs.network_id, "cell": runs.cell,
+                        "seed": runs.seed})
+    for axis in GRID_AXES:
+        net[axis] = runs[axis].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
+                                   else str(v)) if axis in runs else ""
+    net["dataset"], net["model"] = dataset, model
+    net["epochs"] = runs.epochs.astype(int)
+    net["n_train"] = n_train
+    net["steps_per_epoch"] = [_steps_per_epoch(b, n_train) for b in runs.batch_size]
+    net["train_acc"], net["test_acc"] = runs.train_acc.astype(float), runs.test_acc.astype(float)
+    net["gap"] = net.train_acc - net.test_acc
+    net["diverged"] = runs.diverged.astype(bool)
+    net = net[list(NETWORK_COLUMNS)]
+
+    limits = {e["name"]: (float(e["ceiling_bits"]), float(e["reliable_bits"]))
+              for e in rd.manifest.get("estimators", []) if "ceiling_bits" in e}
+    ceilings = _ceilings(rd.manifest, n_samples)
+    has_full = (net.batch_size == "full").any()
+    loss = {rid: g.sort_values("epoch") for rid, g in rd.metrics.groupby("run_id")}
+    snr = {}
+    if rd.gradients is not None and len(rd.gradients):
+        med = rd.gradients.groupby(["run_id", "epoch"]).snr.median().reset_index()
+        snr = {rid: g.sort_values("epoch") for rid, g in med.groupby("run_id")}
+    ok = net.loc[~net.diverged]
+    layer = deepest_hidden(rd.info.layer.unique())
+    info = rd.info[(rd.info.layer == layer) & rd.info.run_id.isin(ok.run_id)]
+    quantities = [q for q in QUANTITIES if q in info.columns and q in ceilings]
+    rows = []
+    steps = dict(zip(net.run_id, net.steps_per_epoch))
+    for (rid, est), g in info.sort_values("epoch").groupby(["run_id", "estimator"], sort=True):
+        ep = g.epoch.to_numpy()
+        budgets = [("epochs", len(ep))]
+        if has_full and steps[rid] > 1:
+            # Equal numbers of updates: a minibatch network's trajectory up to the epoch at which it has taken as
+            # many steps as its full-batch twin takes in all its epochs (one step per epoch).
+            budgets.append(("updates", int(np.searchsorted(ep, ep[-1] / steps[rid], side="right"))))
+        for budget, t_end in budgets:
+            if t_end < 3:
+                continue
+            e = ep[:t_end]
+            m = loss.get(rid)
+            m = m.set_index("epoch").train_loss.reindex(e).to_numpy(float) if m is not None else None
+            s = snr.get(rid)
+            # Gradients are logged from epoch 1 (none exist before the first step): epoch 0 takes epoch 1's. A
+            # full-batch network has no minibatch noise, hence no drift-to-diffusion transition: no snr anchor.
+            s = s.set_index("epoch").snr.reindex(e).bfill().to_numpy(float) \
+                if s is not None and steps[rid] > 1 else None
+            ity = g.i_ty.to_numpy(float)[:t_end]
+            for window in SMOOTHING:
+                fits = {"ity": level_fit_index(ity, window)}
+                if m is not None and np.isfinite(m).all():
+                    fits["loss"] = loss_fit_index(m, window)
+                if s is not None and np.isfinite(s).all():
+                    fits["snr"] = snr_fit_index(s, window)
+                for q in quantities:
+                    vals = g[q].to_numpy(float)[:t_end]
+                    if not np.isfinite(vals).all():
+                        continue
+                    ceiling = ceilings[q] if q != "i_xt" else limits.get(est, (ceilings[q],) * 2)[0]
+                    reliable = ceiling if q != "i_xt" else limits.get(est, (ceilings[q],) * 2)[1]
+                    for anchor, fit in fits.items():
+                        rows.append({"study": name, "run_id": rid, "layer": layer, "estimator": est,
+                                     "quantity": q, "anchor": anchor, "smooth": window, "budget": budget,
+                                     "fit_epoch": int(e[fit]), "end_epoch": int(e[-1]), "ceiling": ceiling,
+                                     "reliable": reliable, **trajectory_levels(vals, fit, window, ceiling,
+                                                                                reliable)})
+    measures = pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
+    return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures))
+
+
+def _as_stored(df: pd.DataFrame) -> pd.DataFrame:
+    """Floats rounded to the 6 significant digits the CSV tables keep, so that an atlas computed from run
+    directories and one computed from its own tables are the same to the last byte."""
+    df = df.copy()
+    for col in df.columns:
+        if df[col].dtype == float:
+            df[col] = df[col].map(lambda v: float(FLOAT_FORMAT % v))
+    return df
+
+
+# -- the committed form: one folder, two CSV files --------------------------------------------------------------
+
+def write_tables(studies: list[StudyTables], folder: str | Path) -> list[Path]:
+    from ibjax.rundir.store import atomic_write_bytes
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    nets = pd.concat([s.networks.assign(source=s.source) for s in studies], ignore_index=True)
+    meas = pd.concat([s.measures for s in studies], ignore_index=True)
+    paths = [folder / "networks.csv", folder / "measures.csv"]
+    atomic_write_bytes(paths[0], nets.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
+    atomic_write_bytes(paths[1], meas.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
+    return paths
+
+
+def read_tables(folder: str | Path) -> list[StudyTables]:
+    """The studies of a tables folder written by write_tables (RunDirError names a missing or unreadable one)."""
+    folder = Path(folder)
+    try:
+        nets = pd.read_csv(folder / "networks.csv", dtype={a: str for a in GRID_AXES} | {"network_id": str},
+                           keep_default_na=False)
+        meas = pd.read_csv(folder / "measures.csv", keep_default_na=False, na_values=[""],
+                           dtype={"excluded": str})
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise RunDirError(f"{folder}: cannot read the atlas tables (networks.csv, measures.csv): {e}") from e
+    meas["excluded"] = meas.excluded.fillna("")
+    out = []
+    for name, g in nets.groupby("study", sort=False):
+        out.append(StudyTables(str(name), str(g.source.iat[0]), g.drop(columns="source").reset_index(drop=True),
+                               meas[meas.study == name].reset_index(drop=True)))
+    return out
