@@ -19,6 +19,7 @@ from scipy import stats
 from ibjax.atlas.effects import (
     NO_EFFECT,
     Effect,
+    average_effect,
     mean_effect,
     paired_binary_effect,
     paired_mean_effect,
@@ -131,143 +132,151 @@ def _settings_key(nets: pd.DataFrame, without: str) -> pd.Series:
     return nets[cols].astype(str).agg("|".join, axis=1)
 
 
-def _stratum_text(nets: pd.DataFrame, without: str | None) -> str:
-    """The settings an entry's networks share, as 'activation=tanh, batch=256' (only the ones that vary in the
-    study: the rest is the study's)."""
-    row = nets.iloc[0]
-    parts = [f"{a}={row[a]}" for a in GRID_AXES if a != without and row[a] != ""]
-    return ", ".join(parts)
-
-
-def _varying(study: StudyTables) -> list[str]:
-    return [a for a in GRID_AXES if study.networks[a].nunique() > 1]
-
-
-def _label(study: StudyTables, g: pd.DataFrame, without: str | None = None) -> str:
-    vary = [a for a in _varying(study) if a != without]
-    row = g.iloc[0]
+def _label(study: StudyTables, row, without: str | None = None) -> str:
+    """The settings an entry's networks share that vary in the study ('activation=tanh, batch_size=256')."""
+    vary = [a for a in GRID_AXES if a != without and study.networks[a].nunique() > 1]
     return ", ".join(f"{a}={row[a]}" for a in vary) or "all"
 
 
-def one_sample_entries(claim: str, study: StudyTables, spec: Spec, used: set, confidence: float) -> list[Entry]:
+@dataclass
+class Unit:
+    """The networks of one entry, fixed before any value is read (so every specification analyses the same
+    ones): run ids of arm a (and of arm b, pair by pair), the generalization gaps for a correlation."""
+
+    study: StudyTables
+    label: str
+    a: np.ndarray
+    b: np.ndarray | None = None
+    gap: np.ndarray | None = None
+    repeats: int = 0
+
+
+def _one_sample_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
+    if claim == "irrelevant_compressed" and not (study.measures.quantity == "i_xt_irr").any():
+        return []  # a study without task-irrelevant inputs has nothing to say here
     nets = study.networks[~study.networks.diverged]
     if claim == "fit_then_compress":
         nets = nets[(nets.activation == "tanh") & nets.label_noise.isin(TRUE_LABELS)]
-    vals = network_values(study, spec).drop(columns="estimator", errors="ignore")
-    est = estimator_for(study, spec)
     out = []
     for _, g in nets.groupby("cell", sort=False):
         fresh = g[~g.network_id.isin(used)]
-        repeats = len(g) - len(fresh)
         used.update(fresh.network_id)
-        d = fresh.merge(vals, on="run_id")
-        if d.empty:
-            if repeats:
-                out.append(Entry(claim, study.name, _label(study, g), est, NO_EFFECT, {}, repeats))
-            continue
-        v = _apply_exclusion(d.value, d.excluded, spec.exclusion, favoured=True)
-        if claim == "compression_generalizes":
-            ok = np.isfinite(v.to_numpy())
-            if ok.sum() < MIN_CORRELATION_NETWORKS:
-                continue
-            eff = spearman_effect(v.to_numpy()[ok], d.gap.to_numpy(float)[ok], confidence)
-        elif spec.threshold is not None:
-            eff = _proportion_effect(v.to_numpy(), confidence)
-        else:
-            eff = mean_effect(v.to_numpy(), confidence)
-        out.append(Entry(claim, study.name, _label(study, g), est, eff,
-                         {"all": int(d.excluded.sum())}, repeats))
+        out.append(Unit(study, _label(study, g.iloc[0]), fresh.run_id.to_numpy(),
+                        b=fresh.run_id.to_numpy() if claim == "irrelevant_compressed" else None,
+                        gap=fresh.gap.to_numpy(float), repeats=len(g) - len(fresh)))
     return out
 
 
+# The contrast of a paired claim: the axis, and which values are arm a (the arm the claim expects higher) and b.
 PAIRED = {"sgd_noise": ("batch_size", lambda v: v not in ("full", ""), lambda v: v == "full"),
           "saturating_only": ("activation", lambda v: v == "tanh", lambda v: v == "relu")}
 
 
-def paired_entries(claim: str, study: StudyTables, spec: Spec, used: set, confidence: float) -> list[Entry]:
+def _paired_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
     axis, is_a, is_b = PAIRED[claim]
-    nets = study.networks[~study.networks.diverged].copy()
+    nets = study.networks[~study.networks.diverged]
     if claim == "sgd_noise":  # the setting both papers used (Saxe et al.'s Fig. 6 trains tanh networks)
-        nets = nets[nets.activation == "tanh"].copy()
-    nets["key"] = _settings_key(nets, axis)
+        nets = nets[nets.activation == "tanh"]
+    nets = nets.assign(key=_settings_key(nets, axis)) if len(nets) else nets.assign(key="")
     a, b = nets[nets[axis].map(is_a)], nets[nets[axis].map(is_b)]
     pairs = a.merge(b, on=["key", "seed"], suffixes=("_a", "_b"))
-    if pairs.empty:
-        return []
-    vals = network_values(study, spec).set_index("run_id")
-    est = estimator_for(study, spec)
     out = []
-    pairs["stratum"] = pairs.key + "|" + pairs[f"{axis}_a"]
-    for _, g in pairs.groupby("stratum", sort=False):
+    for _, g in pairs.groupby(pairs.key + "|" + pairs[f"{axis}_a"], sort=False):
         fresh = g[~(g.network_id_a.isin(used) | g.network_id_b.isin(used))]
-        repeats = len(g) - len(fresh)
         used.update(fresh.network_id_a)
         used.update(fresh.network_id_b)
-        fresh = fresh[fresh.run_id_a.isin(vals.index) & fresh.run_id_b.isin(vals.index)]
-        if fresh.empty:
-            if repeats:
-                out.append(Entry(claim, study.name, f"{g.iloc[0][f'{axis}_a']} - {g.iloc[0][f'{axis}_b']}", est,
-                                 NO_EFFECT, {}, repeats))
-            continue
-        va, vb = vals.loc[fresh.run_id_a], vals.loc[fresh.run_id_b]
-        xa = _apply_exclusion(va.value.reset_index(drop=True), va.excluded.reset_index(drop=True),
-                              spec.exclusion, favoured=True)
-        xb = _apply_exclusion(vb.value.reset_index(drop=True), vb.excluded.reset_index(drop=True),
-                              spec.exclusion, favoured=False)
-        ok = np.isfinite(xa.to_numpy()) & np.isfinite(xb.to_numpy())
-        if spec.threshold is not None:
-            eff = paired_binary_effect(xa.to_numpy()[ok] > 0.5, xb.to_numpy()[ok] > 0.5, confidence)
-        else:
-            eff = paired_mean_effect(xa.to_numpy()[ok], xb.to_numpy()[ok], confidence)
-        side = {c[:-2]: fresh.iloc[0][c] for c in fresh.columns if c.endswith("_a")}
-        label_row = pd.DataFrame([{a_: side.get(a_, "") for a_ in GRID_AXES}])
-        vary = [x for x in _varying(study) if x != axis]
-        text = ", ".join(f"{x}={label_row.iloc[0][x]}" for x in vary) or "all"
-        arms = f"{fresh.iloc[0][f'{axis}_a']} - {fresh.iloc[0][f'{axis}_b']}"
-        out.append(Entry(claim, study.name, f"{arms} ({text})" if text != "all" else arms, est, eff,
-                         {"a": int(va.excluded.sum()), "b": int(vb.excluded.sum())}, repeats))
+        first = g.iloc[0]
+        shared = _label(study, {x: first.get(f"{x}_a", "") for x in GRID_AXES}, without=axis)
+        arms = f"{first[f'{axis}_a']} - {first[f'{axis}_b']}"
+        out.append(Unit(study, arms if shared == "all" else f"{arms} ({shared})", fresh.run_id_a.to_numpy(),
+                        fresh.run_id_b.to_numpy(), repeats=len(g) - len(fresh)))
     return out
 
 
-def irrelevant_entries(claim: str, study: StudyTables, spec: Spec, used: set, confidence: float) -> list[Entry]:
-    irr = network_values(study, spec, "i_xt_irr", relative=True).set_index("run_id")
-    rel = network_values(study, spec, "i_xt_rel", relative=True).set_index("run_id")
-    if irr.empty or rel.empty:
-        return []
-    nets = study.networks[~study.networks.diverged]
-    est = estimator_for(study, spec, "i_xt_irr")
-    out = []
-    for _, g in nets.groupby("cell", sort=False):
-        fresh = g[~g.network_id.isin(used)]
-        repeats = len(g) - len(fresh)
-        used.update(fresh.network_id)
-        ids = [r for r in fresh.run_id if r in irr.index and r in rel.index]
-        if not ids:
-            if repeats:
-                out.append(Entry(claim, study.name, _label(study, g), est, NO_EFFECT, {}, repeats))
-            continue
-        vi, vr = irr.loc[ids], rel.loc[ids]
-        both = (vi.excluded | vr.excluded).reset_index(drop=True)
-        xi = _apply_exclusion(vi.value.reset_index(drop=True), both, spec.exclusion, favoured=True)
-        xr = _apply_exclusion(vr.value.reset_index(drop=True), both, spec.exclusion, favoured=False)
-        ok = np.isfinite(xi.to_numpy()) & np.isfinite(xr.to_numpy())
-        if spec.threshold is not None:
-            eff = paired_binary_effect(xi.to_numpy()[ok] > 0.5, xr.to_numpy()[ok] > 0.5, confidence)
-        else:
-            eff = mean_effect(xi.to_numpy()[ok] - xr.to_numpy()[ok], confidence)
-        out.append(Entry(claim, study.name, _label(study, g), est, eff,
-                         {"X_irr": int(vi.excluded.sum()), "X_rel": int(vr.excluded.sum())}, repeats))
-    return out
+UNITS = {"fit_then_compress": _one_sample_units, "compression_generalizes": _one_sample_units,
+         "sgd_noise": _paired_units, "saturating_only": _paired_units, "irrelevant_compressed": _one_sample_units}
 
 
-BUILDERS = {"fit_then_compress": one_sample_entries, "compression_generalizes": one_sample_entries,
-            "sgd_noise": paired_entries, "saturating_only": paired_entries,
-            "irrelevant_compressed": irrelevant_entries}
-
-
-def claim_entries(claim: str, studies: list[StudyTables], spec: Spec, confidence: float = 0.95) -> list[Entry]:
+def claim_units(claim: str, studies: list[StudyTables]) -> list[Unit]:
+    """Every entry's networks for one claim, each independent network at most once (library order first)."""
     used: set = set()
-    return [e for s in study_order(studies) for e in BUILDERS[claim](claim, s, spec, used, confidence)]
+    return [u for s in study_order(studies) for u in UNITS[claim](claim, s, used)]
+
+
+def _values(study: StudyTables, spec: Spec, quantity: str, relative: bool, ids: np.ndarray):
+    key = ("by run", spec.estimator, spec.threshold, spec.anchor, spec.smooth, spec.budget, quantity, relative)
+    if key not in study.cache:
+        study.cache[key] = network_values(study, spec, quantity, relative).set_index("run_id")
+    v = study.cache[key].reindex(ids)
+    return v.value.to_numpy(float), v.excluded.fillna(False).to_numpy(bool), v.value.notna().to_numpy()
+
+
+def _arm(values, excluded, policy: str, favoured: bool) -> np.ndarray:
+    return _apply_exclusion(pd.Series(values), pd.Series(excluded), policy, favoured).to_numpy(float)
+
+
+def unit_entry(claim: str, unit: Unit, spec: Spec, confidence: float = 0.95) -> Entry:
+    """One entry's effect under a specification (Entry with NO_EFFECT when none of its networks is measured)."""
+    study, threshold = unit.study, spec.threshold
+    if claim == "irrelevant_compressed":
+        qa, qb, rel = "i_xt_irr", "i_xt_rel", True
+    else:
+        qa, qb, rel = "i_xt", "i_xt", False
+    est = estimator_for(study, spec, qa)
+    va, xa, ma = _values(study, spec, qa, rel, unit.a)
+    arms = {"X_irr": xa} if claim == "irrelevant_compressed" else {"a": xa} if unit.b is not None else {"all": xa}
+    if unit.b is not None:
+        vb, xb, mb = _values(study, spec, qb, rel, unit.b)
+        keep = ma & mb
+        if claim == "irrelevant_compressed":  # one network, two quantities: excluded if either is
+            arms = {"X_irr": xa, "X_rel": xb}
+            xa = xb = xa | xb
+        else:
+            arms["b"] = xb
+        va, xa, vb, xb = va[keep], xa[keep], vb[keep], xb[keep]
+        n_excl = {k: int(x[keep].sum()) for k, x in arms.items()}
+        if not keep.any():
+            return Entry(claim, study.name, unit.label, est, NO_EFFECT, {}, unit.repeats)
+        ya, yb = _arm(va, xa, spec.exclusion, True), _arm(vb, xb, spec.exclusion, False)
+        ok = np.isfinite(ya) & np.isfinite(yb)
+        if threshold is not None:
+            eff = paired_binary_effect(ya[ok] > 0.5, yb[ok] > 0.5, confidence)
+        else:
+            eff = paired_mean_effect(ya[ok], yb[ok], confidence)
+        return Entry(claim, study.name, unit.label, est, eff, n_excl, unit.repeats)
+    va, xa, gap = va[ma], xa[ma], unit.gap[ma]
+    if not ma.any():
+        return Entry(claim, study.name, unit.label, est, NO_EFFECT, {}, unit.repeats)
+    y = _arm(va, xa, spec.exclusion, True)
+    ok = np.isfinite(y)
+    if claim == "compression_generalizes":
+        eff = spearman_effect(y[ok], gap[ok], confidence) if ok.sum() >= MIN_CORRELATION_NETWORKS else NO_EFFECT
+    elif threshold is not None:
+        eff = _proportion_effect(y, confidence)
+    else:
+        eff = mean_effect(y, confidence)
+    return Entry(claim, study.name, unit.label, est, eff, {"all": int(xa.sum())}, unit.repeats)
+
+
+def claim_entries(claim: str, studies: list[StudyTables], spec: Spec, confidence: float = 0.95,
+                  units: list[Unit] | None = None) -> list[Entry]:
+    """The claim's entries under a specification: one per unit (`units` from claim_units, computed if not given;
+    units whose networks were all counted earlier or none is measured carry NO_EFFECT and are not pooled)."""
+    units = claim_units(claim, studies) if units is None else units
+    return [unit_entry(claim, u, spec, confidence) for u in units]
+
+
+def study_effects(entries: list[Entry], confidence: float = 0.95) -> list[tuple[str, Effect]]:
+    """One effect per study: its entries (strata) averaged with equal weights (effects.average_effect)."""
+    by_study: dict[str, list[Effect]] = {}
+    for e in entries:
+        by_study.setdefault(e.study, []).append(e.effect)
+    return [(s, average_effect(effs, confidence)) for s, effs in by_study.items()]
+
+
+def pool_entries(entries: list[Entry], sesoi: float, confidence: float = 0.95) -> Pooled:
+    """Entries -> one effect per study -> the random-effects pooled effect across studies."""
+    return pool([eff for _, eff in study_effects(entries, confidence)], sesoi, confidence)
 
 
 def minimum_detectable(pooled: Pooled, power: float = 0.8, alpha: float = 0.05) -> float:
@@ -287,7 +296,7 @@ def analyse(studies: list[StudyTables], specs: dict[str, Spec] | None = None, co
     for ep in ENDPOINTS:
         es = claim_entries(ep.claim, studies, specs[ep.claim], confidence)
         entries += es
-        p = pool([e.effect for e in es], ep.sesoi, confidence)
+        p = pool_entries(es, ep.sesoi, confidence)
         excl: dict[str, int] = {}
         for e in es:
             for arm, k in e.n_excluded.items():
@@ -305,11 +314,27 @@ def analyse(studies: list[StudyTables], specs: dict[str, Spec] | None = None, co
 
 
 def entries_frame(entries: list[Entry], confidence: float = 0.95) -> pd.DataFrame:
-    """The entries as a table (ATLAS.md and entries.csv): correlations shown as r, pooled on Fisher z."""
-    return pd.DataFrame([{
-        "claim": e.claim, "study": e.study, "entry": e.stratum, "estimator": e.estimator, "n": e.effect.n,
-        "estimate": e.effect.estimate, "lo": e.effect.lo, "hi": e.effect.hi, "se": e.effect.se,
-        "p_value": e.effect.p_value,
-        "excluded": "; ".join(f"{a}: {k}" for a, k in e.n_excluded.items()), "repeats": e.n_repeats,
-        "units": ENDPOINT[e.claim].units if ENDPOINT[e.claim].design != "correlation" else "Spearman r",
-    } for e in entries])
+    """The entries as a table (ATLAS.md and entries.csv), each study's strata followed by the study's effect
+    (level "study", what is pooled) where it has more than one. Correlations are shown as r (pooled on Fisher's
+    z). Entries with no network at all (nothing measured, nothing counted before) are left out."""
+    def row(e: Entry, level: str, entry: str, eff: Effect, excluded: str, repeats: int) -> dict:
+        ep = ENDPOINT[e.claim]
+        return {"claim": e.claim, "study": e.study, "level": level, "entry": entry, "estimator": e.estimator,
+                "n": eff.n, "estimate": eff.estimate, "lo": eff.lo, "hi": eff.hi, "se": eff.se,
+                "p_value": eff.p_value, "excluded": excluded, "repeats": repeats,
+                "units": "Spearman r" if ep.design == "correlation" else ep.units}
+
+    rows = []
+    for claim in dict.fromkeys(e.claim for e in entries):
+        mine = [e for e in entries if e.claim == claim]
+        for study in dict.fromkeys(e.study for e in mine):
+            strata = [e for e in mine if e.study == study]
+            shown = [e for e in strata if e.effect.n > 0 or e.n_repeats > 0]
+            rows += [row(e, "stratum", e.stratum, e.effect,
+                         "; ".join(f"{a}: {k}" for a, k in e.n_excluded.items()), e.n_repeats) for e in shown]
+            measured = [e for e in strata if math.isfinite(e.effect.se)]
+            if len(measured) > 1:
+                rows.append(row(measured[0], "study", "study effect (equal-weight mean of its strata)",
+                                average_effect([e.effect for e in measured], confidence), "", 0))
+    return pd.DataFrame(rows, columns=["claim", "study", "level", "entry", "estimator", "n", "estimate", "lo",
+                                       "hi", "se", "p_value", "excluded", "repeats", "units"])

@@ -146,3 +146,29 @@ def paired_binary_effect(a, b, confidence: float = 0.95) -> Effect:
     disc = max(n10 + n01, 0.5)
     se = math.sqrt(max(disc - (n10 - n01) ** 2 / n, 0.5) / (n * n))
     return Effect(d, se, lo, hi, p, n, math.inf)
+
+
+def average_effect(effects: list[Effect], confidence: float = 0.95) -> Effect:
+    """One study's effect from its strata (independent sets of networks, e.g. its tanh and relu cells): the
+    equally weighted mean of their effects, with the standard error of that mean and a t interval on the
+    Welch-Satterthwaite degrees of freedom. The estimand is the average over the study's own designed strata (a
+    fixed set, so no between-strata variance term); equal weights keep it the design's average rather than
+    letting the most precise stratum decide. Correlations are averaged on Fisher's z and shown as r."""
+    usable = [e for e in effects if math.isfinite(e.scale_estimate) and math.isfinite(e.se) and e.se > 0]
+    if not usable:
+        return NO_EFFECT
+    if len(usable) == 1:
+        return usable[0]
+    m = len(usable)
+    est = sum(e.scale_estimate for e in usable) / m
+    var = sum(e.se ** 2 for e in usable) / m ** 2
+    se = math.sqrt(var)
+    terms = [(e.se ** 2 / m ** 2) ** 2 / e.df for e in usable if math.isfinite(e.df) and e.df > 0]
+    df = var ** 2 / sum(terms) if len(terms) == m else math.inf
+    dist = stats.norm if not math.isfinite(df) else stats.t(df)
+    crit = float(dist.isf((1 - confidence) / 2))
+    p = float(2 * dist.sf(abs(est) / se))
+    n = sum(e.n for e in usable)
+    if any(math.isfinite(e.z) for e in usable):  # correlations: pooled on z, shown as r
+        return Effect(math.tanh(est), se, math.tanh(est - crit * se), math.tanh(est + crit * se), p, n, df, est)
+    return Effect(est, se, est - crit * se, est + crit * se, p, n, df)

@@ -57,6 +57,8 @@ class StudyTables:
     source: str          # the run directory (or tables folder) it came from
     networks: pd.DataFrame
     measures: pd.DataFrame
+    # What the study cost and measured on: wall_s (the sweep's wall time), n_mi_samples, the sweep file.
+    about: dict = field(default_factory=dict)
     # Per-network values already derived from `measures` (ibjax.atlas.analysis.network_values): the
     # specification curve asks for the same ones many times.
     cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -210,7 +212,9 @@ def study_tables(run_dir: str | Path) -> StudyTables:
                                      "reliable": reliable, **trajectory_levels(vals, fit, window, ceiling,
                                                                                 reliable)})
     measures = pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
-    return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures))
+    about = {"wall_s": float(rd.manifest.get("wall_s", float("nan"))), "n_mi_samples": n_samples,
+             "spec_source": Path(str(rd.manifest.get("source", ""))).name}
+    return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures), about)
 
 
 def _as_stored(df: pd.DataFrame) -> pd.DataFrame:
@@ -232,9 +236,10 @@ def write_tables(studies: list[StudyTables], folder: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     nets = pd.concat([s.networks.assign(source=s.source) for s in studies], ignore_index=True)
     meas = pd.concat([s.measures for s in studies], ignore_index=True)
-    paths = [folder / "networks.csv", folder / "measures.csv"]
-    atomic_write_bytes(paths[0], nets.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
-    atomic_write_bytes(paths[1], meas.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
+    about = pd.DataFrame([{"study": s.name, "source": s.source, **s.about} for s in studies])
+    paths = [folder / "studies.csv", folder / "networks.csv", folder / "measures.csv"]
+    for path, df in zip(paths, (about, nets, meas)):
+        atomic_write_bytes(path, df.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
     return paths
 
 
@@ -249,8 +254,13 @@ def read_tables(folder: str | Path) -> list[StudyTables]:
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise RunDirError(f"{folder}: cannot read the atlas tables (networks.csv, measures.csv): {e}") from e
     meas["excluded"] = meas.excluded.fillna("")
+    about = {}
+    if (folder / "studies.csv").is_file():
+        for r in pd.read_csv(folder / "studies.csv", keep_default_na=False).to_dict("records"):
+            about[(str(r.pop("study")), str(r.pop("source")))] = r
     out = []
-    for name, g in nets.groupby("study", sort=False):
-        out.append(StudyTables(str(name), str(g.source.iat[0]), g.drop(columns="source").reset_index(drop=True),
-                               meas[meas.study == name].reset_index(drop=True)))
+    for (name, source), g in nets.groupby(["study", "source"], sort=False):
+        out.append(StudyTables(str(name), str(source), g.drop(columns="source").reset_index(drop=True),
+                               meas[(meas.study == name) & meas.run_id.isin(g.run_id)].reset_index(drop=True),
+                               about.get((name, source), {})))
     return out

@@ -15,7 +15,7 @@ import itertools
 
 import pandas as pd
 
-from ibjax.atlas.analysis import claim_entries
+from ibjax.atlas.analysis import claim_entries, claim_units, pool_entries
 from ibjax.atlas.endpoints import (
     BUDGETS,
     ENDPOINTS,
@@ -26,7 +26,7 @@ from ibjax.atlas.endpoints import (
     THRESHOLDS,
     Spec,
 )
-from ibjax.atlas.pooling import decide, pool
+from ibjax.atlas.pooling import decide
 from ibjax.atlas.registry import StudyTables
 
 SPEC_COLUMNS = ("claim", "spec", "primary", "estimator", "threshold", "anchor", "smooth", "exclusion", "budget",
@@ -55,9 +55,10 @@ def specification_curve(studies: list[StudyTables], confidence: float = 0.95, cl
     for ep in ENDPOINTS:
         if claims is not None and ep.claim not in claims:
             continue
+        units = claim_units(ep.claim, studies)  # the same networks under every specification
         for spec in claim_specs(ep.claim, studies):
-            entries = claim_entries(ep.claim, studies, spec, confidence)
-            p = pool([e.effect for e in entries], ep.sesoi, confidence)
+            entries = claim_entries(ep.claim, studies, spec, confidence, units)
+            p = pool_entries(entries, ep.sesoi, confidence)
             if p.k == 0:
                 continue
             rows.append({"claim": ep.claim, "spec": spec.label(), "primary": spec == PRIMARY_BY_CLAIM[ep.claim],

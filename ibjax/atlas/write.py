@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ibjax.atlas.analysis import analyse, entries_frame, study_order
-from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_ESTIMATORS, THRESHOLDS
+from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_ESTIMATORS
 from ibjax.atlas.registry import (
-    ANCHORS,
     FINAL_FRACTION,
     ITY_LEVEL,
     LOSS_FALL,
@@ -48,6 +47,9 @@ def load_studies(run_dirs=(), tables=None, stream=sys.stderr) -> list[StudyTable
     """The studies of run directories (each read into the compact tables) and / or of a tables folder."""
     studies = read_tables(tables) if tables is not None else []
     for path in run_dirs:
+        if any(s.source == str(path) for s in studies):
+            print(f"[atlas] {path} given twice: read once (a network counts once anyway)", file=stream)
+            continue
         s = study_tables(path)
         print(f"[atlas] {s.name}: {len(s.networks)} networks ({path})", file=stream)
         studies.append(s)
@@ -126,23 +128,29 @@ def render(atlas: Atlas, figures: dict) -> str:
               "- Exclusion, decided before the outcome: a trajectory at its estimator's ceiling (within 0.05 bit) "
               "at the first logged epoch or at the fitting time, or above the estimator's validated range up to "
               "the fitting time, is left out (counted per arm).",
-              f"- Per study entry: Student t interval of the mean (paired for two arms), Spearman r with Fisher's z "
-              f"(variance 1.06 / (n - 3)). Pooling: random effects, Paule-Mandel tau², Hartung-Knapp {pct}% "
-              "interval on k - 1 degrees of freedom (one entry: its own interval); prediction interval for k >= 3.",
+              "- Per entry (one stratum of a study: networks that share their other settings): Student t interval "
+              "of the mean (paired for two arms), Spearman r with Fisher's z (variance 1.06 / (n - 3)). Per study: "
+              "the equal-weight mean of its strata (t on Welch-Satterthwaite degrees of freedom). Pooling across "
+              f"studies: random effects, Paule-Mandel tau², modified Hartung-Knapp {pct}% interval on k - 1 "
+              "degrees of freedom (one study: its own interval); prediction interval for k >= 3.",
               f"- Decision: **supported** when the Holm-adjusted p (over the {len(ENDPOINTS)} primary tests) is "
               f"below {1 - atlas.confidence:.2g} and the effect lies on the predicted side; **contradicted** when it "
               "lies on the other side, or when TOST shows it smaller than the smallest effect of interest (90% "
               "interval inside ±SESOI); otherwise **inconclusive**.", ""]
 
-    lines += ["## Studies", "", "| study | source | networks | new to the atlas | estimators | reproduces |",
-              "| --- | --- | ---: | ---: | --- | --- |"]
+    lines += ["## Studies", "", "Each was run with `python -m ibjax.sweep sweeps/<study>.yaml --out runs/<study>` "
+              "(wall time of the sweep as its manifest records it; the machine is named in BUILD_NOTES.md).", "",
+              "| study | source | networks | new to the atlas | estimators | sweep wall time | reproduces |",
+              "| --- | --- | ---: | ---: | --- | ---: | --- |"]
     papers = {s.name: s.paper for s in STUDIES}
     seen: set = set()
     for s in study_order(atlas.studies):
         new = int((~s.networks.network_id.isin(seen)).sum())
         seen.update(s.networks.network_id)
         ests = ", ".join(sorted(s.measures.estimator.unique()))
-        lines.append(f"| {s.name} | `{s.source}` | {len(s.networks)} | {new} | {ests} | "
+        wall = float(s.about.get("wall_s", math.nan))
+        wall = f"{wall / 60:.1f} min" if np.isfinite(wall) else "–"
+        lines.append(f"| {s.name} | `{s.source}` | {len(s.networks)} | {new} | {ests} | {wall} | "
                      f"{papers.get(s.name, '(not in the library)')} |")
     given = {s.name for s in atlas.studies}
     missing = [s for s in STUDIES if s.name not in given]
@@ -153,7 +161,7 @@ def render(atlas: Atlas, figures: dict) -> str:
     lines += ["", "## Decisions", ""]
     if "decisions" in figures:
         lines += [f"![Pooled effects]({figures['decisions']})", ""]
-    lines += [f"| claim | decision | pooled effect [{pct}% CI] | p (Holm) | TOST p | entries k / networks n | "
+    lines += [f"| claim | decision | pooled effect [{pct}% CI] | p (Holm) | TOST p | studies k / networks n | "
               "tau² | prediction interval | detectable at 80% power | excluded | specifications agreeing |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in atlas.claims.itertuples():
@@ -188,16 +196,13 @@ def render(atlas: Atlas, figures: dict) -> str:
                   "already counted |", "| --- | --- | --- | ---: | --- | ---: | --- | ---: |"]
         for r in ent.itertuples():
             eff = f"{_num(r.estimate)} [{_num(r.lo)}, {_num(r.hi)}]" if np.isfinite(r.estimate) else "–"
-            lines.append(f"| {r.study} | {r.entry} | {r.estimator} | {r.n} | {eff} | {_p(r.p_value)} | "
+            entry = f"*{r.entry}*" if r.level == "study" else r.entry
+            lines.append(f"| {r.study} | {entry} | {r.estimator} | {r.n} | {eff} | {_p(r.p_value)} | "
                          f"{r.excluded or '–'} | {r.repeats} |")
         g = atlas.agreement[atlas.agreement.claim == ep.claim] if len(atlas.agreement) else atlas.agreement
         if len(g):
             a = g.iloc[0]
-            lines += ["", f"Specification curve: {a.n_specs} specifications (estimator × threshold "
-                      f"{{continuous, {', '.join(f'{t:g}' for t in THRESHOLDS if t is not None)} bit}} × anchor "
-                      f"{{{', '.join(ANCHORS)}{', start' if ep.claim == 'irrelevant_compressed' else ''}}} × "
-                      "smoothing {1, 5} × exclusion {exclude, include, worst, best}"
-                      f"{' × budget {equal epochs, equal updates}' if ep.claim == 'sgd_noise' else ''}): "
+            lines += ["", f"Specification curve: {a.n_specs} specifications ({_dimensions(atlas.curve, ep.claim)}): "
                       f"{a.share_agree:.0%} reach the primary decision ({a.supported} supported, {a.contradicted} "
                       f"contradicted, {a.inconclusive} inconclusive)."]
             if f"{ep.claim}_curve" in figures:
@@ -215,6 +220,22 @@ def render(atlas: Atlas, figures: dict) -> str:
               "- Specification decisions are not Holm-adjusted: they show how the answer moves with the choices "
               "and are never counted as evidence."]
     return "\n".join(lines) + "\n"
+
+
+def _dimensions(curve: pd.DataFrame, claim: str) -> str:
+    """What one claim's specification curve varies, with the values it took, e.g. 'estimator {primary,
+    binning30} x threshold {continuous, 0.1 bit} x ...'."""
+    c = curve[curve.claim == claim]
+    parts = []
+    for col in ("estimator", "threshold", "anchor", "smooth", "exclusion", "budget"):
+        vals = c[col].tolist()
+        if col == "threshold":
+            vals = ["continuous" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:g} bit"
+                    for v in vals]
+        vals = list(dict.fromkeys(vals))
+        if len(vals) > 1:
+            parts.append(f"{col} {{{', '.join(str(v) for v in vals)}}}")
+    return " × ".join(parts) or "one specification"
 
 
 # -- figures ------------------------------------------------------------------------------------------------------
