@@ -52,3 +52,20 @@ def test_holm_and_the_decision_rule():
     assert null.tost_p < 0.05 and decide(null, null.p_value, +1) == "contradicted"  # equivalence
     small = pool([mean_effect(rng.normal(0.0, 2.0, 8))], sesoi=0.25)
     assert decide(small, small.p_value, +1) == "inconclusive"  # too few networks to tell
+
+
+def test_pooled_interval_covers_the_true_mean_effect_by_simulation():
+    """k = 5 studies of 16 networks, true study effects N(0.5, 0.3^2), network sd 1: the modified Hartung-Knapp
+    interval covers the true mean 0.5 in at least 94 % of 400 simulated atlases (nominal 95 %), and a
+    fixed-effect-style interval that ignores tau^2 would not."""
+    rng = np.random.default_rng(7)
+    hits, naive_hits, sims = 0, 0, 400
+    for _ in range(sims):
+        effects = [mean_effect(rng.normal(rng.normal(0.5, 0.3), 1.0, 16)) for _ in range(5)]
+        p = pool(effects, sesoi=0.25)
+        hits += p.lo <= 0.5 <= p.hi
+        w = np.array([1 / e.se ** 2 for e in effects])
+        m = float((w * [e.estimate for e in effects]).sum() / w.sum())
+        naive_hits += abs(m - 0.5) <= 1.96 / math.sqrt(w.sum())
+    assert hits / sims >= 0.94, hits / sims
+    assert naive_hits / sims < 0.90, naive_hits / sims
