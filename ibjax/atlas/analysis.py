@@ -135,7 +135,7 @@ def _settings_key(nets: pd.DataFrame, without: str) -> pd.Series:
 def _label(study: StudyTables, row, without: str | None = None) -> str:
     """The settings an entry's networks share that vary in the study ('activation=tanh, batch_size=256')."""
     vary = [a for a in GRID_AXES if a != without and study.networks[a].nunique() > 1]
-    return ", ".join(f"{a}={row[a]}" for a in vary) or "all"
+    return ", ".join(f"{a}={row[a] if row[a] != '' else 'none'}" for a in vary) or "all"
 
 
 @dataclass
@@ -177,8 +177,10 @@ def _paired_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
     nets = study.networks[~study.networks.diverged]
     if claim == "sgd_noise":  # the setting both papers used (Saxe et al.'s Fig. 6 trains tanh networks)
         nets = nets[nets.activation == "tanh"]
-    nets = nets.assign(key=_settings_key(nets, axis)) if len(nets) else nets.assign(key="")
-    a, b = nets[nets[axis].map(is_a)], nets[nets[axis].map(is_b)]
+    if nets.empty:
+        return []
+    nets = nets.assign(key=_settings_key(nets, axis))
+    a, b = nets[nets[axis].map(is_a).astype(bool)], nets[nets[axis].map(is_b).astype(bool)]
     pairs = a.merge(b, on=["key", "seed"], suffixes=("_a", "_b"))
     out = []
     for _, g in pairs.groupby(pairs.key + "|" + pairs[f"{axis}_a"], sort=False):
