@@ -10,7 +10,7 @@ cells); its effect comes from ibjax.atlas.effects, and the claim's entries are p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,14 @@ def study_order(studies: list[StudyTables]) -> list[StudyTables]:
 
 
 def estimator_for(study: StudyTables, spec: Spec, quantity: str = "i_xt") -> str | None:
-    have = set(study.measures.loc[study.measures.quantity == quantity, "estimator"])
+    key = ("estimator", spec.estimator, quantity)
+    if key not in study.cache:
+        study.cache[key] = _estimator_for(study, spec, quantity)
+    return study.cache[key]
+
+
+def _estimator_for(study: StudyTables, spec: Spec, quantity: str) -> str | None:
+    have = set(study.measures.loc[study.measures.quantity == quantity, "estimator"].tolist())
     if spec.estimator != "primary":
         return spec.estimator if spec.estimator in have else None
     dataset = study.networks.dataset.iat[0] if len(study.networks) else "tishby12"
@@ -206,11 +213,20 @@ def claim_units(claim: str, studies: list[StudyTables]) -> list[Unit]:
 
 
 def _values(study: StudyTables, spec: Spec, quantity: str, relative: bool, ids: np.ndarray):
-    key = ("by run", spec.estimator, spec.threshold, spec.anchor, spec.smooth, spec.budget, quantity, relative)
+    """(values, excluded, measured) of the networks `ids` under the specification, aligned to `ids`. The
+    continuous levels are looked up once per set of networks and kept in the study's cache; a threshold is
+    applied to the drop in bits afterwards."""
+    base = replace(spec, threshold=None)
+    rel = relative and spec.threshold is None
+    key = ("unit", tuple(ids), base.estimator, base.anchor, base.smooth, base.budget, quantity, rel)
     if key not in study.cache:
-        study.cache[key] = network_values(study, spec, quantity, relative).set_index("run_id")
-    v = study.cache[key].reindex(ids)
-    return v.value.to_numpy(float), v.excluded.fillna(False).to_numpy(bool), v.value.notna().to_numpy()
+        v = network_values(study, base, quantity, rel).set_index("run_id").reindex(ids)
+        study.cache[key] = (v.value.to_numpy(float), v.excluded.fillna(False).to_numpy(bool),
+                            v.value.notna().to_numpy())
+    value, excluded, measured = study.cache[key]
+    if spec.threshold is not None:
+        value = np.where(measured, (value > spec.threshold).astype(float), np.nan)
+    return value, excluded, measured
 
 
 def _arm(values, excluded, policy: str, favoured: bool) -> np.ndarray:
@@ -318,7 +334,7 @@ def analyse(studies: list[StudyTables], specs: dict[str, Spec] | None = None, co
 def entries_frame(entries: list[Entry], confidence: float = 0.95) -> pd.DataFrame:
     """The entries as a table (ATLAS.md and entries.csv), each study's strata followed by the study's effect
     (level "study", what is pooled) where it has more than one. Correlations are shown as r (pooled on Fisher's
-    z). Entries with no network at all (nothing measured, nothing counted before) are left out."""
+    z). Entries with no network at all (nothing measured, excluded or counted before) are left out."""
     def row(e: Entry, level: str, entry: str, eff: Effect, excluded: str, repeats: int) -> dict:
         ep = ENDPOINT[e.claim]
         return {"claim": e.claim, "study": e.study, "level": level, "entry": entry, "estimator": e.estimator,
@@ -331,7 +347,7 @@ def entries_frame(entries: list[Entry], confidence: float = 0.95) -> pd.DataFram
         mine = [e for e in entries if e.claim == claim]
         for study in dict.fromkeys(e.study for e in mine):
             strata = [e for e in mine if e.study == study]
-            shown = [e for e in strata if e.effect.n > 0 or e.n_repeats > 0]
+            shown = [e for e in strata if e.effect.n > 0 or e.n_repeats > 0 or sum(e.n_excluded.values()) > 0]
             rows += [row(e, "stratum", e.stratum, e.effect,
                          "; ".join(f"{a}: {k}" for a, k in e.n_excluded.items()), e.n_repeats) for e in shown]
             measured = [e for e in strata if math.isfinite(e.effect.se)]

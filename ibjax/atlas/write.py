@@ -283,16 +283,18 @@ def _save(fig, path: Path) -> Path:
 
 
 def _forest(ent: pd.DataFrame, pooled, ep, title: str, path: Path) -> Path:
-    """Each entry's effect and interval, and the pooled one (diamond) below them."""
+    """Each stratum's effect and interval (grey), each study's (black diamond: what is pooled), and the pooled
+    one (coloured by the decision) below them."""
     import matplotlib.pyplot as plt
 
     labels = [f"{r.study}: {r.entry}"[:60] + f" (n={r.n})" for r in ent.itertuples()]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(ent) + 1.6), dpi=110)
     y = np.arange(len(ent))[::-1] + 1
     for yi, r in zip(y, ent.itertuples()):
+        study = r.level == "study"  # what is pooled: drawn heavier than the strata it averages
         if np.isfinite(r.lo):
-            ax.plot([r.lo, r.hi], [yi, yi], color="0.35", lw=1.4)
-        ax.plot(r.estimate, yi, "s", color="0.2", ms=4)
+            ax.plot([r.lo, r.hi], [yi, yi], color="0.1" if study else "0.5", lw=2.2 if study else 1.2)
+        ax.plot(r.estimate, yi, "D" if study else "s", color="0.1" if study else "0.4", ms=5 if study else 3.5)
     col = COLOUR.get(pooled.decision, "0.5")
     if np.isfinite(pooled.estimate):
         ax.plot([_show(ep.claim, pooled.lo), _show(ep.claim, pooled.hi)], [0, 0], color=col, lw=3)

@@ -5,9 +5,11 @@ published atlas and the README's Results are what the committed tables say."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ibjax.atlas import CLAIMS, STUDIES, StudyTables, analyse, read_tables, study_tables, write_tables
 from ibjax.atlas.registry import MEASURE_COLUMNS, NETWORK_COLUMNS, loss_fit_index, snr_fit_index, trajectory_levels
@@ -171,6 +173,27 @@ def test_atlas_cli_names_a_bad_input(tiny_run, tmp_path):
     assert proc.returncode == 2 and "nowhere" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("ibjax.atlas", "--tables", str(tmp_path / "none"), "--out", str(tmp_path / "a"))
     assert proc.returncode == 2 and "none" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_published_atlas_is_what_its_committed_tables_give(tmp_path):
+    proc = run_cli("ibjax.atlas", "--tables", str(ATLAS / "tables"), "--out", str(tmp_path / "a"))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("ATLAS.md", "claims.csv", "entries.csv", "specifications.csv"):
+        assert (tmp_path / "a" / name).read_text() == (ATLAS / name).read_text(), name
+
+
+def test_the_readme_states_the_committed_decisions():
+    claims = pd.read_csv(ATLAS / "claims.csv").set_index("claim")
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("<!-- atlas-results -->"): readme.index("<!-- /atlas-results -->")]
+    titles = {c.key: c.title for c in CLAIMS}
+    for claim, row in claims.iterrows():
+        line = next(ln for ln in block.splitlines() if titles[claim] in ln)
+        assert f"**{row.decision}**" in line, (claim, line)
+        shown = [float(x) for x in re.findall(r"-?\d+\.\d+", line)[:3]]
+        est, lo, hi = (np.tanh(v) if claim == "compression_generalizes" else v
+                       for v in (row.estimate, row.lo, row.hi))
+        assert shown == pytest.approx([est, lo, hi], abs=0.006), (claim, line)
 
 
 def test_every_study_of_the_library_is_a_valid_sweep_with_its_header():
