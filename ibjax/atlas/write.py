@@ -125,6 +125,9 @@ def render(atlas: Atlas, figures: dict) -> str:
               f"which the smoothed training loss has made {LOSS_FALL:.0%} of its fall (per network, every layer "
               "alike). Claim 5: the fall from the first logged epoch to the final level, as a fraction of the "
               "quantity's own ceiling (log2 of the distinct relevant patterns, or of the irrelevant draws).",
+              "- Linear networks are in no primary endpoint: their I(X;T) is 12 bits whatever the weights (a generic "
+              "linear map of the 4 096 patterns is injective), so what binning over a growing range calls their "
+              "compression checks the estimator, not a claim.",
               "- Exclusion, decided before the outcome: a trajectory at its estimator's ceiling (within 0.05 bit) "
               "at the first logged epoch or at the fitting time, or above the estimator's validated range up to "
               "the fitting time, is left out (counted per arm).",
