@@ -246,6 +246,38 @@ def accuracy(metrics: pd.DataFrame, labels: dict[str, str], path: Path, boot: di
     return _save(fig, path)
 
 
+def label_information(info: pd.DataFrame, labels: dict[str, str], layers: list[str], path: Path,
+                      boot: dict) -> Path:
+    """Label-noise sweeps: per cell, I(T;Y) against the true labels (solid) and against the labels the network
+    was trained on (dashed) per layer, against epoch: mean over seeds with a bootstrap band. Where the labels are
+    random the two part: what a memorizing network learns about its labels is not information about the task."""
+    colors = layer_colors(layers)
+    cells = [c for c in labels if (info.cell == c).any()]
+    fig, axes, ncols = _panels(len(cells))
+    for ax, cell in zip(axes, cells):
+        d = info[info.cell == cell]
+        for layer in layers:
+            g = d[d.layer == layer]
+            if g.empty:
+                continue
+            for value, style in (("i_ty", "-"), ("i_ty_trained", "--")):
+                ep, mean, lo, hi = _mean_band(g, value, boot)
+                ax.plot(ep, mean, style, color=colors[layer], lw=1.3, label=layer if value == "i_ty" else None)
+                ax.fill_between(ep, lo, hi, color=colors[layer], alpha=0.18, lw=0)
+        _epoch_axis(ax, info.epoch.max())
+        ax.set_title(labels[cell], fontsize=9)
+    _label_panels(axes, ncols, "I(T;Y) [bits]")
+    handles = axes[0].get_legend_handles_labels()[0] + [
+        plt.Line2D([], [], color="0.3", ls="-", label="true labels"),
+        plt.Line2D([], [], color="0.3", ls="--", label="labels trained on")]
+    axes[0].legend(handles=handles, fontsize=7, ncol=2, loc="best")
+    est = ", ".join(sorted(info.estimator.unique()))
+    fig.suptitle(f"I(T;Y) against the true and the trained-on labels ({est}; mean over seeds, 95% band)",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def infoplane(info: pd.DataFrame, runs: pd.DataFrame, cell: str, estimator: str, path: Path) -> Path:
     """Information plane of one cell: mean over seeds per (epoch, layer); each logged epoch is a line
     through the layers, coloured by epoch (as in Shwartz-Ziv & Tishby's figures)."""

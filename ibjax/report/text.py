@@ -205,7 +205,7 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
         L += ["## Agreement across estimators", "", _table(agree.round(3)), ""]
     has_labels = label_info is not None and not label_info.empty
     if has_labels:
-        L += label_information_lines(label_info, labels)
+        L += label_information_lines(label_info, labels, [str(f) for f in figures if "label_information" in str(f)])
     L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
           "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
           + (", label_information.csv" if has_labels else "") + "; figures:", ""]
@@ -213,7 +213,7 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
     return "\n".join(L) + "\n"
 
 
-def label_information_lines(li: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+def label_information_lines(li: pd.DataFrame, labels: dict[str, str], figures: list[str] = ()) -> list[str]:
     """With label noise: I(T;Y) against the true labels beside I(T;Y) against the labels trained on."""
     ci = lambda r, k: f"{_num(r[k], 3)} {_ci(r[f'{k}_lo'], r[f'{k}_hi'], pct=False, digits=3)}"
     t = pd.DataFrame({
@@ -225,4 +225,6 @@ def label_information_lines(li: pd.DataFrame, labels: dict[str, str]) -> list[st
     return ["## I(T;Y): true labels and the labels trained on", "",
             f"At the last logged epoch ({int(li.epoch.iat[0])}), bits, means over runs. With random labels a network "
             "that memorizes carries information about the labels it was given (trained on) that is not "
-            "information about the true ones; with no label noise the two are the same.", "", _table(t), ""]
+            "information about the true ones; with no label noise the two are the same."
+            + (" Over the epochs (solid: true labels, dashed: trained on): "
+               + ", ".join(f"`{f}`" for f in figures) + "." if figures else ""), "", _table(t), ""]

@@ -112,6 +112,8 @@ def draw_figures(run_dir: Path, rd, tables: dict, labels: dict, settings: Verdic
             fit = v[(v.cell == cell) & (v.estimator == est)].groupby("layer").fit_epoch.median().to_dict()
             paths.append(figs.mi_vs_epoch(c, layers, title, fig_dir / f"mi_epoch_{slug}.png", boot, fit))
             paths.append(figs.infoplane_bands(c, layers, title, fig_dir / f"bands_infoplane_{slug}.png", boot))
+        if "i_ty_trained" in e.columns and e.i_ty_trained.notna().any():
+            paths.append(figs.label_information(e, labels, layers, fig_dir / f"label_information_{est}.png", boot))
         s = summary[summary.estimator == est]
         if len(s):
             title = (f"Fraction of runs compressed ({est}; drop > {settings.threshold_bits} bits after fitting)\n"

@@ -27,8 +27,7 @@ def test_label_noise_sweep_on_image_data_writes_cells_columns_and_a_comparing_re
                                    "mi_sample": {"n": 150, "seed": 1}},
            "model": {"hidden": [32, 16], "activation": "tanh"},
            "train": {"epochs": 6, "chunk_epochs": 3, "batch_size": 50, "learning_rate": 1e-3},
-           "mi": {"schedule": {"every": 2}}, "grid": {"seed": 2, "label_noise": [0.0, 1.0]},
-           "output": {"plots": False}}
+           "mi": {"schedule": {"every": 2}}, "grid": {"seed": 2, "label_noise": [0.0, 1.0]}}
     spec = tmp_path / "mem.yaml"
     spec.write_text(yaml.safe_dump(raw))
     proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--quiet")
@@ -57,6 +56,9 @@ def test_label_noise_sweep_on_image_data_writes_cells_columns_and_a_comparing_re
     final = info[info.epoch == info.epoch.max()].merge(runs[["run_id", "cell"]])
     want = final.groupby(["cell", "layer"]).i_ty_trained.mean()
     np.testing.assert_allclose(li.set_index(["cell", "layer"]).i_ty_trained.loc[want.index], want)
+    # ... and over the epochs, in a figure the report names.
+    assert (out / "figures" / "label_information_binning30.png").stat().st_size > 0
+    assert "figures/label_information_binning30.png" in report
 
 
 def test_training_fraction_sweep_is_one_program_with_a_cell_per_fraction(tmp_path):
