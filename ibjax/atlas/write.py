@@ -290,7 +290,8 @@ def _forest(ent: pd.DataFrame, pooled, ep, title: str, path: Path) -> Path:
     one (coloured by the decision) below them."""
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.study}: {r.entry}"[:60] + f" (n={r.n})" for r in ent.itertuples()]
+    labels = [(f"{r.study}: study effect" if r.level == "study" else f"{r.study}: {r.entry}")[:70] + f" (n={r.n})"
+              for r in ent.itertuples()]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(ent) + 1.6), dpi=110)
     y = np.arange(len(ent))[::-1] + 1
     for yi, r in zip(y, ent.itertuples()):

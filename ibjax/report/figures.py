@@ -58,6 +58,33 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _end_labels(ax, ends: list[tuple[str, float, float]]) -> None:
+    """Name each layer at its last point. Layers ending at the same place (saturated ones all end at (log2 N,
+    H(Y))) share one label, "h1, h2"; labels of nearby end points are stacked, never printed over each other.
+    Near means within 2 % (same place) or 8 % / 6 % (nearby) of the plotted x / y ranges."""
+    if not ends:
+        return
+    xs, ys = np.array([e[1] for e in ends]), np.array([e[2] for e in ends])
+    xr, yr = max(np.ptp(xs), 1e-9), max(np.ptp(ys), 1e-9)
+    x_lo, x_hi = ax.get_xlim() if ax.get_xlim()[1] > ax.get_xlim()[0] else (xs.min(), xs.max())
+    xr, yr = max(xr, x_hi - x_lo), max(yr, np.ptp(ax.get_ylim()))
+    groups: list[list] = []
+    for name, x, y in ends:
+        for g in groups:
+            if abs(g[1] - x) < 0.02 * xr and abs(g[2] - y) < 0.02 * yr:
+                g[0].append(name)
+                break
+        else:
+            groups.append([[name], x, y])
+    placed: list[tuple[float, float]] = []
+    for names, x, y in groups:
+        stack = sum(abs(px - x) < 0.08 * xr and abs(py - y) < 0.06 * yr for px, py in placed)
+        placed.append((x, y))
+        right = x > x_lo + 0.75 * (x_hi - x_lo)
+        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(-5 if right else 5, -11 - 11 * stack),
+                    fontsize=8, ha="right" if right else "left")
+
+
 def mi_vs_epoch(info: pd.DataFrame, layers: list[str], title: str, path: Path, boot: dict,
                 fit_epochs: dict[str, float] | None = None) -> Path:
     """I(X;T) and I(T;Y) against epoch, one colour per layer: mean over seeds with a bootstrap band.
@@ -87,12 +114,11 @@ def mi_vs_epoch(info: pd.DataFrame, layers: list[str], title: str, path: Path, b
 
 
 def infoplane_bands(info: pd.DataFrame, layers: list[str], title: str, path: Path, boot: dict) -> Path:
-    """Information plane: per layer the mean trajectory over seeds, points coloured by epoch; the shaded ellipse
-    at each logged epoch spans the bootstrap interval of the mean in both coordinates."""
+    """Information plane: per layer (one colour each) the mean trajectory over seeds from its first logged epoch
+    (open circle) to its last (filled square); the shaded ellipse at each logged epoch spans the bootstrap
+    interval of the mean in both coordinates. One colour map only (the layers): time runs along each line, from
+    circle to square, and the sweep's own infoplane_<cell>.png colours the same points by epoch."""
     colors = layer_colors(layers)
-    epochs_all = np.sort(info.epoch.unique())
-    norm = LogNorm(vmin=1, vmax=max(2, epochs_all.max()))
-    cmap = plt.get_cmap("plasma")
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     ends = []
     for layer in layers:
@@ -102,37 +128,24 @@ def infoplane_bands(info: pd.DataFrame, layers: list[str], title: str, path: Pat
         ep, mx, xlo, xhi = _mean_band(d, "i_xt", boot)
         _, my, ylo, yhi = _mean_band(d, "i_ty", boot)
         ok = np.isfinite(mx) & np.isfinite(my)
+        if not ok.any():
+            continue
         w, h = np.nan_to_num(xhi - xlo)[ok], np.nan_to_num(yhi - ylo)[ok]
         ax.add_collection(EllipseCollection(w, h, np.zeros(ok.sum()), units="xy", offsets=np.c_[mx[ok], my[ok]],
                                             offset_transform=ax.transData, facecolors=colors[layer],
                                             edgecolors="none", alpha=0.07))
-        ax.plot(mx, my, "-", color=colors[layer], lw=1.2, label=layer)
-        ax.scatter(mx, my, c=np.maximum(ep, 1), cmap=cmap, norm=norm, s=9, zorder=3, edgecolors="none")
+        ax.plot(mx[ok], my[ok], "-", color=colors[layer], lw=1.8, label=layer)
+        ax.plot(mx[ok][0], my[ok][0], "o", mfc="white", mec=colors[layer], mew=1.5, ms=6, zorder=3)
+        ax.plot(mx[ok][-1], my[ok][-1], "s", color=colors[layer], ms=6, zorder=3)
         ends.append((layer, mx[ok][-1], my[ok][-1]))
-    # Saturated layers all end at (log2 N, H(Y)): one label "h1, h2" instead of overprinted names.
-    groups: list[list] = []
-    for layer, x, y in ends:
-        for g in groups:
-            if abs(g[1] - x) < 0.5 and abs(g[2] - y) < 0.03:
-                g[0].append(layer)
-                break
-        else:
-            groups.append([[layer], x, y])
-    placed: list[tuple[float, float]] = []
-    for names, x, y in groups:
-        # Labels of nearby end points (e.g. h4 next to the saturated h1-h3) are stacked, not overprinted.
-        dy = -12 - 11 * sum(abs(px - x) < 2.0 and abs(py - y) < 0.05 for px, py in placed)
-        placed.append((x, y))
-        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(-4, dy), fontsize=8,
-                    ha="right" if x > 0.8 * info.i_xt.max() else "left")
-    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=ax, label="epoch (epoch 0 drawn as 1)")
     ax.autoscale_view()
+    _end_labels(ax, ends)
     ax.set_xlabel("I(X;T) [bits]")
     ax.set_ylabel("I(T;Y) [bits]")
-    leg = ax.legend(title="layer (line colour)", fontsize=8, loc="lower right")
-    for line in leg.get_lines():
-        line.set_linewidth(3)
+    handles = ax.get_legend_handles_labels()[0] + [
+        plt.Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", label=f"epoch {int(info.epoch.min())}"),
+        plt.Line2D([], [], ls="", marker="s", color="0.3", label=f"epoch {int(info.epoch.max())}")]
+    ax.legend(handles=handles, title="layer", fontsize=8, loc="lower right")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -295,8 +308,7 @@ def infoplane(info: pd.DataFrame, runs: pd.DataFrame, cell: str, estimator: str,
         ax.plot(row.i_xt, row.i_ty, "-", color=color, alpha=0.35, lw=0.8)
         ax.scatter(row.i_xt, row.i_ty, color=color, s=12, zorder=3)
     last = mean[mean.epoch == epochs[-1]].set_index("layer").reindex(layers)
-    for name, r in last.iterrows():
-        ax.annotate(name, (r.i_xt, r.i_ty), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    _end_labels(ax, [(name, r.i_xt, r.i_ty) for name, r in last.iterrows() if np.isfinite(r.i_xt + r.i_ty)])
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label="epoch")
     ax.set_xlabel("I(X;T) [bits]")
