@@ -9,6 +9,7 @@ below 1) so epoch 0 is on the plot. MI is in bits.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -154,7 +155,7 @@ def infoplane_bands(info: pd.DataFrame, layers: list[str], title: str, path: Pat
 
 def compressed_heatmap(summary: pd.DataFrame, labels: dict[str, str], layers: list[str], title: str,
                        path: Path) -> Path:
-    """Fraction of runs compressed, cells x layers, with k/n and the Wilson interval written in each square;
+    """Fraction of measured runs compressed, cells x layers, with k/n and the Wilson interval written in each square;
     squares where most runs are saturated at the estimator's ceiling (log2 N) or outside its validated range are
     hatched (the estimator cannot show compression there, or its drop is not to be trusted)."""
     cells = list(dict.fromkeys(summary.cell))
@@ -171,9 +172,17 @@ def compressed_heatmap(summary: pd.DataFrame, labels: dict[str, str], layers: li
             if r.n_runs == 0:
                 ax.text(j, i, "no runs", ha="center", va="center", fontsize=7)
                 continue
-            dark = r.fraction_compressed > 0.6
-            ax.text(j, i, f"{r.n_compressed}/{r.n_runs}\n[{r.fraction_lo:.2f}, {r.fraction_hi:.2f}]",
-                    ha="center", va="center", fontsize=7, color="white" if dark else "black")
+            # The fraction is over the measured runs (not saturated, not outside the validated range): k of
+            # those, and how many were not measured at all.
+            m = int(r.get("n_measured", r.n_runs))
+            unmeasured = int(r.n_runs) - m
+            dark = np.isfinite(r.fraction_compressed) and r.fraction_compressed > 0.6
+            if m == 0:
+                text = f"not measured\n({unmeasured}/{int(r.n_runs)} saturated\nor out of range)"
+            else:
+                text = f"{r.n_compressed}/{m}\n[{r.fraction_lo:.2f}, {r.fraction_hi:.2f}]" + (
+                    f"\n+{unmeasured} not measured" if unmeasured else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
             if r.fraction_saturated > 0.5 or r.get("fraction_unreliable", 0) > 0.5:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
                                            edgecolor="0.55", lw=0))
@@ -183,7 +192,10 @@ def compressed_heatmap(summary: pd.DataFrame, labels: dict[str, str], layers: li
     ax.set_ylabel("cell")
     cb = fig.colorbar(im, ax=ax, fraction=0.04)
     cb.set_label("fraction of runs compressed")
-    ax.set_title(title, fontsize=9)
+    # Wrapped to the figure's width (about 12 characters an inch at this size): a narrow heatmap (few layers)
+    # must not cut its own title off.
+    width = int(12 * fig.get_figwidth())
+    ax.set_title("\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, width)), fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

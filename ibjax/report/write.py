@@ -117,7 +117,8 @@ def draw_figures(run_dir: Path, rd, tables: dict, labels: dict, settings: Verdic
         s = summary[summary.estimator == est]
         if len(s):
             title = (f"Fraction of runs compressed ({est}; drop > {settings.threshold_bits} bits after fitting)\n"
-                     f"k/n and Wilson {100 * settings.confidence:.0f}% interval; hatched: mostly saturated or outside the estimator's validated range")
+                     f"k/n of the measured runs and Wilson {100 * settings.confidence:.0f}% interval; hatched: mostly saturated or "
+                     "outside the estimator's validated range (not measured)")
             paths.append(figs.compressed_heatmap(s, labels, layers, title, fig_dir / f"heatmap_compressed_{est}.png"))
     live = {c: lab for c, lab in labels.items() if c in set(ok.cell)}
     if live:
