@@ -297,6 +297,29 @@ def pool_entries(entries: list[Entry], sesoi: float, confidence: float = 0.95) -
     return pool([eff for _, eff in study_effects(entries, confidence)], sesoi, confidence)
 
 
+def fall_during_and_after_fit(studies: list[StudyTables], confidence: float = 0.95) -> pd.DataFrame:
+    """Context for claim 1, never part of its decision: per entry of its primary analysis (same networks, same
+    exclusions), the fall of I(X;T) *during* fitting (its largest smoothed value up to the fitting time minus its
+    value there: Saxe et al.'s concurrent compression) beside the fall *after* it (the primary quantity)."""
+    spec = PRIMARY_BY_CLAIM["fit_then_compress"]
+    rows = []
+    for unit in claim_units("fit_then_compress", studies):
+        est = estimator_for(unit.study, spec)
+        m = unit.study.measures
+        sel = m[(m.quantity == "i_xt") & (m.estimator == est) & (m.smooth == spec.smooth)
+                & (m.anchor == spec.anchor) & (m.budget == "epochs") & (m.excluded == "")]
+        sel = sel.set_index("run_id").reindex(unit.a).dropna(subset=["i_fit"])
+        if sel.empty:
+            continue
+        during = mean_effect((sel.i_max_pre - sel.i_fit).to_numpy(float), confidence)
+        after = mean_effect((sel.i_fit - sel.i_end).to_numpy(float), confidence)
+        rows.append({"study": unit.study.name, "entry": unit.label, "estimator": est, "n": len(sel),
+                     "during": during.estimate, "during_lo": during.lo, "during_hi": during.hi,
+                     "after": after.estimate, "after_lo": after.lo, "after_hi": after.hi})
+    return pd.DataFrame(rows, columns=["study", "entry", "estimator", "n", "during", "during_lo", "during_hi",
+                                       "after", "after_lo", "after_hi"])
+
+
 def minimum_detectable(pooled: Pooled, power: float = 0.8, alpha: float = 0.05) -> float:
     """The effect the pooled test detects with `power` at level alpha (two-sided), given its standard error."""
     if not (math.isfinite(pooled.se) and pooled.se > 0):

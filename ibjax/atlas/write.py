@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ibjax.atlas.analysis import analyse, entries_frame, study_order
+from ibjax.atlas.analysis import analyse, entries_frame, fall_during_and_after_fit, study_order
 from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_ESTIMATORS
 from ibjax.atlas.registry import (
     FINAL_FRACTION,
@@ -41,6 +41,7 @@ class Atlas:
     curve: pd.DataFrame          # the specification curve
     agreement: pd.DataFrame      # per claim: share of specifications reaching the primary decision
     confidence: float
+    fit_context: pd.DataFrame    # claim 1's fall during fitting beside the fall after it (context)
 
 
 def load_studies(run_dirs=(), tables=None, stream=sys.stderr) -> list[StudyTables]:
@@ -69,7 +70,8 @@ def build_atlas(studies: list[StudyTables], confidence: float = 0.95, sensitivit
     agree = agreement(curve, dict(zip(claims.claim, claims.decision)))
     claims = claims.merge(agree[["claim", "n_specs", "share_agree"]], on="claim", how="left") if len(agree) \
         else claims.assign(n_specs=0, share_agree=math.nan)
-    return Atlas(studies, claims, entries_frame(entries, confidence), curve, agree, confidence)
+    return Atlas(studies, claims, entries_frame(entries, confidence), curve, agree, confidence,
+                 fall_during_and_after_fit(studies, confidence))
 
 
 def write_atlas(atlas: Atlas, out: str | Path, figures: bool = True, tables: bool = True) -> Path:
@@ -202,6 +204,15 @@ def render(atlas: Atlas, figures: dict) -> str:
             entry = f"*{r.entry}*" if r.level == "study" else r.entry
             lines.append(f"| {r.study} | {entry} | {r.estimator} | {r.n} | {eff} | {_p(r.p_value)} | "
                          f"{r.excluded or '–'} | {r.repeats} |")
+        if ep.claim == "fit_then_compress" and len(atlas.fit_context):
+            lines += ["", "Context, not part of the decision: the same networks' fall of I(X;T) *during* fitting (its "
+                      "largest smoothed value up to the fitting time minus its value there; Saxe et al.'s "
+                      "concurrent compression) beside the fall *after* it (the primary quantity), bits.", "",
+                      f"| study | entry | n | during fitting [{pct}% CI] | after fitting [{pct}% CI] |",
+                      "| --- | --- | ---: | --- | --- |"]
+            for r in atlas.fit_context.itertuples():
+                lines.append(f"| {r.study} | {r.entry} | {r.n} | {_num(r.during)} [{_num(r.during_lo)}, "
+                             f"{_num(r.during_hi)}] | {_num(r.after)} [{_num(r.after_lo)}, {_num(r.after_hi)}] |")
         g = atlas.agreement[atlas.agreement.claim == ep.claim] if len(atlas.agreement) else atlas.agreement
         if len(g):
             a = g.iloc[0]
