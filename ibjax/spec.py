@@ -15,8 +15,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from ibjax.models.activations import ACTIVATIONS
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
-
 
 class SpecError(ValueError):
     """A spec that cannot be run; the message names the key path and the allowed values."""
@@ -37,7 +35,6 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-DATASETS = ("tishby12", "mat", "idx", "digits", "tfds")
 OFFICIAL_SPLIT = ("idx", "tfds")  # datasets that come with their own train/test split
 Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 NoiseFraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -156,7 +153,6 @@ NoiseStd = Annotated[float, Field(gt=0)] | None
 
 Channels = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)]
 DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)] | None
-MODEL_KINDS = ("mlp", "conv", "flax")
 _CONV_KEYS = ("channels", "kernel_size", "pool", "padding")
 _FLAX_KEYS = ("module", "kwargs", "layers")
 

@@ -37,7 +37,6 @@ CLAIMS = (
           "Saxe et al. 2018",
           "I(T;X_irr) falls by more than the threshold more often than I(T;X_rel) in the same runs and layers"),
 )
-CLAIM_KEYS = tuple(c.key for c in CLAIMS)
 
 
 @dataclass(frozen=True)

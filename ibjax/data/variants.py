@@ -53,9 +53,6 @@ def noisy_labels(y: np.ndarray, train_idx: np.ndarray, p: float, n_classes: int,
     return out
 
 
-INPUTS = ("original", "shuffled_pixels", "gaussian")
-
-
 def variant_rng(variant_seed: int, seed: int) -> np.random.Generator:
     return np.random.default_rng([variant_seed, seed])
 

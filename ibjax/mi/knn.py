@@ -102,11 +102,6 @@ def neighbour_distances(points_NxD, k: int, groups_N=None) -> jnp.ndarray:
     return jnp.sqrt(jnp.maximum(_flat(lax.map(block, _blocks(n)), n), _TINY))
 
 
-def kth_distance(points_NxD, k: int, groups_N=None) -> jnp.ndarray:
-    """Euclidean distance from each point to its k-th nearest other point [N] (see `neighbour_distances`)."""
-    return neighbour_distances(points_NxD, k, groups_N)[:, k - 1]
-
-
 def berrett_weights(d: int, k: int) -> np.ndarray:
     """Weights w_1..w_K of the weighted Kozachenko-Leonenko estimator (Berrett, Samworth & Yuan 2019) in d
     dimensions: sum_j w_j = 1 and sum_j w_j Gamma(j + 2l/d) / Gamma(j) = 0 for l = 1 .. floor(d/4), which cancel

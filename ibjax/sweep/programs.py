@@ -29,6 +29,7 @@ from ibjax.models.conv import Conv
 from ibjax.models.family import ModelError, ModelFamily
 from ibjax.models.flax_module import FlaxModule
 from ibjax.models.mlp import ModelConsts, stack_consts
+from ibjax.rundir.contract import layer_names as contract_layer_names
 from ibjax.spec import SpecError, SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
@@ -136,7 +137,7 @@ def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, 
 def layer_names(spec: SweepSpec, task: Task, run: Run) -> tuple[str, ...]:
     """The measured layers of a run's network, in order (`out` last)."""
     fam = model_family(spec, task, run)
-    return fam.layer_names if fam is not None else (*(f"h{i + 1}" for i in range(len(run.hidden))), "out")
+    return fam.layer_names if fam is not None else tuple(contract_layer_names(len(run.hidden)))
 
 
 def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
