@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-import ibjax  # noqa: F401  (first: one XLA device per core)
+import ibjax
 from ibjax.sweep.plan import mi_epochs
 from ibjax.train import mlp_copies, run_program
 
@@ -21,6 +21,7 @@ HIDDEN = (10, 7, 5, 4, 3)
 
 
 def main() -> None:
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     every = int(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 256
     chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 16

@@ -157,7 +157,8 @@ def main() -> None:
     ap.add_argument("--json", default="benchmarks/conv.json")
     args = ap.parse_args()
 
-    import ibjax  # noqa: F401  (first: one XLA device per core)
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
 
     # --quick is the smoke test the suite runs: the same programs on fewer rows (test and MI rows included).
     n_train, epochs, n_eval = (256, 1, 256) if args.quick else (2000, 2, 1000)

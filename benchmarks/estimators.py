@@ -30,7 +30,8 @@ def main() -> None:
     from jax.sharding import Mesh, NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    import ibjax  # noqa: F401
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.data import load_task
     from ibjax.mi import (
         Binning,

@@ -38,7 +38,8 @@ def main() -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    import ibjax  # noqa: F401
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.mi import AdaptiveBinning, Binning, KDEBound, KNNEstimator, LayerContext
 
     estimators = {"knn5_pca4": KNNEstimator(n_classes=10),

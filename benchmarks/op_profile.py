@@ -17,7 +17,7 @@ import tempfile
 
 import jax
 
-import ibjax  # noqa: F401  (first: one XLA device per core)
+import ibjax
 from ibjax.sweep.plan import mi_epochs
 from ibjax.train import mlp_copies, run_program
 
@@ -25,6 +25,7 @@ HIDDEN = (10, 7, 5, 4, 3)
 
 
 def main() -> None:
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     every = int(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 256
     engine, consts, task = mlp_copies(n, HIDDEN, chunk=20)

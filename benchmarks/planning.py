@@ -69,7 +69,8 @@ def consts_baseline(n: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    import ibjax  # noqa: F401
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.models.activations import BOUNDED_RANGES
     from ibjax.models.mlp import ModelConsts, stack_consts
 

@@ -25,7 +25,8 @@ HIDDEN = (10, 7, 5, 4, 3)
 
 
 def worker(n: int, epochs: int, chunk: int) -> dict:
-    import ibjax  # noqa: F401  (first: one XLA device per core)
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.sweep.plan import mi_epochs
     from ibjax.train import mlp_copies, run_program
 

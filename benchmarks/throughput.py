@@ -38,7 +38,8 @@ def worker_baseline(epochs: int, mi_every: int) -> dict:
     import numpy as np
     import optax
 
-    import ibjax  # noqa: F401  (the same process set-up as the engine side: host devices, x64)
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.data import stratified_split, tishby12
 
     x, y = tishby12()
@@ -118,7 +119,8 @@ def worker_baseline(epochs: int, mi_every: int) -> dict:
 def worker_engine(n: int, epochs: int, mi_every: int, chunk: int) -> dict:
     import jax
 
-    import ibjax  # noqa: F401  (first: one XLA device per core)
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.sweep.plan import mi_epochs
     from ibjax.train import mlp_copies, run_program
 
@@ -182,7 +184,8 @@ def main() -> None:
         print(json.dumps(worker_engine(args.wn, args.epochs, args.every, args.chunk)))
         return
 
-    import ibjax  # noqa: F401
+    import ibjax
+    ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax import native
     from ibjax.sweep.plan import mi_epochs
 

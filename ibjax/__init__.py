@@ -2,10 +2,11 @@
 
 The packages follow the data flow: spec -> data, models -> train (the compiled chunk and its host loop) ->
 sweep (plan, programs, run directory) -> rundir (the files' contract) -> report (verdicts, intervals, figures).
-A notebook needs only the names below and `ibjax.report`'s.
+A notebook needs only the names below and `ibjax.report`'s. Importing ibjax changes nothing global (no XLA flags,
+no JAX config, no matplotlib backend): `configure_process()` does what the command lines do first.
 """
 
-from ibjax import _runtime  # noqa: F401  (first: host devices and x64 before JAX starts its backends)
+from ibjax._runtime import configure_process
 from ibjax._version import __version__
 from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.store import RunDirectory, load
@@ -17,6 +18,7 @@ __all__ = [
     "SpecError",
     "SweepSpec",
     "__version__",
+    "configure_process",
     "load",
     "load_spec",
 ]

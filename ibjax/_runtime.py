@@ -1,4 +1,8 @@
-"""Process set-up done once, on `import ibjax`, before anything creates JAX's backends.
+"""The process set-up the command lines make first (`ibjax.configure_process()`); importing ibjax never does it.
+
+A notebook or script that calls ibjax's estimators or engine directly calls `ibjax.configure_process()` at its top,
+before anything creates JAX's backends (the estimators refuse to run without 64-bit types and say so);
+`ibjax.sweep.run_sweep` turns 64-bit types on for its own duration, so it needs nothing.
 
 - One XLA CPU device per core, so the model axis can be sharded over the cores (XLA's CPU backend runs the
   tiny matmuls of these networks on one thread per device). Only possible before JAX starts its backends;
@@ -31,7 +35,9 @@ def _host_device_count() -> str:
     return str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def set_up() -> None:
+def configure_process() -> None:
+    """One XLA CPU device per core (unless XLA_FLAGS already sets a count, or JAX's backends have started) and
+    64-bit types on, for the whole process."""
     if not _backends_started() and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         flag = f"--xla_force_host_platform_device_count={_host_device_count()}"
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
@@ -39,6 +45,3 @@ def set_up() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-
-
-set_up()

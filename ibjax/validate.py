@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ibjax import _runtime  # noqa: F401  (x64, host devices)
+from ibjax._runtime import configure_process
 from ibjax.mi import (
     AdaptiveBinning,
     Binning,
@@ -354,6 +354,7 @@ EXPECTED_S = {"quick": "1 minute (58 s)", "full": "3 minutes (3 min 8 s)"}
 
 
 def main(argv=None) -> int:
+    configure_process()  # one XLA device per core, 64-bit types: what the estimators are validated under
     ap = argparse.ArgumentParser(prog="python -m ibjax.validate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/validate", help="output folder (default runs/validate)")
     ap.add_argument("--repeats", type=int, default=5, help="draws per continuous task (default 5)")

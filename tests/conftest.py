@@ -21,6 +21,12 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       str(Path(tempfile.gettempdir()) / f"ibjax-tests-{os.getuid()}" / "xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+# The tests call the engine and the estimators directly, in the process set-up the command lines make (one XLA
+# CPU device per core, 64-bit types); importing ibjax does not make it (tests/test_import.py checks that).
+import ibjax  # noqa: E402
+
+ibjax.configure_process()
+
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:

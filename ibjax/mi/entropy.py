@@ -32,8 +32,21 @@ def entropy_from_run_starts(starts_N: jnp.ndarray) -> jnp.ndarray:
     return entropy_from_counts(counts.astype(jnp.float64))
 
 
+X64_MESSAGE = ("ibjax's MI estimators need JAX's 64-bit types (uint64 symbol keys, float64 entropy sums) and they "
+               "are off: call ibjax.configure_process() first (the command lines do; importing ibjax does not), "
+               "or jax.config.update('jax_enable_x64', True)")
+
+
+def require_x64() -> None:
+    """Refuse to trace an estimator without 64-bit types: JAX would silently truncate uint64 symbol keys to 32 bits
+    (colliding symbols) and float64 sums to float32, and the MI would be wrong without a word."""
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(X64_MESSAGE)
+
+
 def entropy_from_counts(counts: jnp.ndarray) -> jnp.ndarray:
     """Entropy in bits of the distribution given by non-negative counts (zeros allowed)."""
+    require_x64()
     p = counts / jnp.sum(counts)
     return -jnp.sum(jnp.where(counts > 0, p * jnp.log2(jnp.where(counts > 0, p, 1.0)), 0.0))
 
@@ -60,6 +73,7 @@ def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: in
     exact when K == 1 (and, for "sort", radix * n_classes <= 2^64); wider symbols are hashed to 64 bits
     (collision probability below N^2 / 2^64 for either path).
     """
+    require_x64()  # before the native kernel, which would only say 'expected U64 but got U32'
     sort = lambda c, y: _sort_entropies(c, y, radix=radix, n_classes=n_classes)
     if method == "sort":
         return sort(codes_NxK, labels_N)

@@ -31,6 +31,7 @@ from jax import lax
 from jax.scipy.special import digamma, gammaln
 
 from ibjax.mi.compress import pca
+from ibjax.mi.entropy import require_x64
 from ibjax.mi.interface import LayerContext, MIEstimate
 from ibjax.mi.kde import sample_rows
 
@@ -154,6 +155,7 @@ def kl_entropy(points_NxD, k: int = 5, d=None, weighted: bool = False) -> jnp.nd
     """Kozachenko-Leonenko differential entropy in nats (float64); `weighted`: Berrett et al.'s weighted
     estimator (identical to the plain one for d <= 3). d: the points' real dimension when some coordinates are
     constant zeros (a padded layer; may be traced); default all columns."""
+    require_x64()
     n = points_NxD.shape[0]
     d = points_NxD.shape[1] if d is None else d
     w = _weights(points_NxD, k, d, weighted)
@@ -166,6 +168,7 @@ def kl_mi_with_labels(points_NxD, labels_N, n_classes: int, k: int = 5, d=None, 
     """(h(T), I(T;Y)) in nats: KL entropy of all points, minus the class-weighted KL entropies within each class.
     A class with at most K points (K = the neighbours used) contributes nothing (its entropy is not estimable;
     its weight is dropped). d and `weighted` as for `kl_entropy`."""
+    require_x64()
     n = points_NxD.shape[0]
     d = points_NxD.shape[1] if d is None else d
     w = _weights(points_NxD, k, d, weighted)
@@ -184,6 +187,7 @@ def kl_mi_with_labels(points_NxD, labels_N, n_classes: int, k: int = 5, d=None, 
 
 def ksg_mi(x_NxDx, t_NxDt, k: int = 5) -> jnp.ndarray:
     """KSG estimate (algorithm 1) of I(X;T) in nats (float64)."""
+    require_x64()
     n = x_NxDx.shape[0]
     x, t = x_NxDx.astype(jnp.float32), t_NxDt.astype(jnp.float32)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import matplotlib
 
+from ibjax._runtime import configure_process
 from ibjax.data import DataError
 from ibjax.models.family import ModelError
 from ibjax.rundir.layout import RunDirError
@@ -30,8 +31,9 @@ from ibjax.train.loop import Interrupted
 
 
 def main(argv: list[str] | None = None) -> int:
-    # The command line draws to files only: a backend without a display. (Importing ibjax never chooses one, so
-    # a notebook keeps its inline figures.)
+    # The command line sets up its process (importing ibjax never does): one XLA CPU device per core and 64-bit
+    # types, before anything starts JAX's backends; and it draws to files only, with a backend without a display.
+    configure_process()
     matplotlib.use("Agg")
     ap = argparse.ArgumentParser(prog="python -m ibjax.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("spec", nargs="?", help="sweep YAML file (see sweeps/ and the README's YAML reference); "

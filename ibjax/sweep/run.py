@@ -15,6 +15,8 @@ from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
+import jax
+
 from ibjax.data.task import Task, load_task
 from ibjax.mi import estimator_limits
 from ibjax.rundir.contract import TABLES, part_name, shard_tag
@@ -41,6 +43,18 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
               resume: bool = False, force: bool = False, shard: tuple[int, int] = (0, 1),
               dry_run: bool = False) -> dict:
     """Train every run of the spec (or of shard I of N) and write the run directory. Returns the manifest.
+
+    64-bit types are on for the sweep's duration (exact symbol packing and entropies need them), whatever the
+    process's own setting: a notebook gets the command line's numbers without `ibjax.configure_process()`
+    (which it needs only for one XLA device per core)."""
+    with jax.enable_x64(True):
+        return _run_sweep(spec, out, progress=progress, source=source, report=report, resume=resume,
+                          force=force, shard=shard, dry_run=dry_run)
+
+
+def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, report: bool, resume: bool,
+               force: bool, shard: tuple[int, int], dry_run: bool) -> dict:
+    """run_sweep's body (see there).
 
     An existing run directory of the same spec: done -> nothing to do (manifest["nothing_to_do"]); unfinished
     -> continued with resume=True (finished buckets skipped, the running one from its checkpoint).

@@ -1,0 +1,67 @@
+"""Importing ibjax changes nothing global; the command lines and run_sweep set up what they need."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import yaml
+
+from tests.helpers import ROOT, small_spec
+
+
+def _python(code: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_ENABLE_X64")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
+
+
+def test_import_leaves_jax_config_xla_flags_and_matplotlib_alone():
+    proc = _python(
+        "import os, jax, matplotlib\n"
+        "backend = matplotlib.get_backend()\n"
+        "import ibjax, ibjax.report, ibjax.atlas, ibjax.sweep, ibjax.mi, ibjax.train, ibjax.validate\n"
+        "assert 'XLA_FLAGS' not in os.environ, os.environ['XLA_FLAGS']\n"
+        "assert not jax.config.jax_enable_x64\n"
+        "assert matplotlib.get_backend() == backend\n"
+        "assert len(jax.devices()) == 1  # no host-device flag was set\n"
+        "ibjax.configure_process()\n"
+        "print(jax.config.jax_enable_x64)\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+
+
+def test_an_estimator_without_64_bit_types_refuses_clearly():
+    proc = _python(
+        "import jax.numpy as jnp, numpy as np\n"
+        "from ibjax.mi import Binning, LayerContext\n"
+        "acts = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (64, 3)), jnp.float32)\n"
+        "ctx = LayerContext(jnp.ones(3, bool), jnp.float32(-1), jnp.float32(1), True)\n"
+        "Binning('b30', 30, 'auto')(acts, jnp.zeros(64, jnp.int32), ctx)\n")
+    assert proc.returncode != 0
+    assert "ibjax.configure_process()" in proc.stderr and "64-bit" in proc.stderr
+
+
+def test_run_sweep_in_a_plain_process_equals_the_command_line(tmp_path):
+    """A notebook that calls run_sweep without configure_process gets the command line's tables, bit for bit
+    (both with 2 host devices, so that only the 64-bit set-up differs)."""
+    raw = small_spec()
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    cli = _python(f"import sys; from ibjax.sweep.__main__ import main; sys.exit(main(['{spec}', '--out', "
+                  f"'{tmp_path / 'cli'}', '--no-report', '--quiet']))", flags)
+    assert cli.returncode == 0, cli.stderr
+    lib = _python("import jax\nfrom pathlib import Path\nfrom ibjax import load_spec\n"
+                  "from ibjax.sweep.run import run_sweep\n"
+                  f"run_sweep(load_spec(Path('{spec}')), Path('{tmp_path / 'lib'}'), progress=False, report=False)\n"
+                  "assert not jax.config.jax_enable_x64  # on for the sweep only\n", flags)
+    assert lib.returncode == 0, lib.stderr
+    for name in ("runs", "info", "metrics", "gradients"):
+        a = pd.read_parquet(tmp_path / "cli" / f"{name}.parquet")
+        b = pd.read_parquet(tmp_path / "lib" / f"{name}.parquet")
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
