@@ -26,8 +26,9 @@ ALLOWED = {
     "ibjax.train": ("ibjax.train", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native", "ibjax.spec"),
     "ibjax.report": ("ibjax.report", "ibjax.rundir"),
     "ibjax.atlas": ("ibjax.atlas", "ibjax.report", "ibjax.rundir"),
+    # The command line (sweep/__main__.py) sets up its process with ibjax._runtime.configure_process().
     "ibjax.sweep": ("ibjax.sweep", "ibjax.spec", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native",
-                    "ibjax.train", "ibjax.rundir", "ibjax.report"),
+                    "ibjax.train", "ibjax.rundir", "ibjax.report", "ibjax._runtime"),
     "ibjax.slurm": ("ibjax.spec",),
     "ibjax.validate": ("ibjax._runtime", "ibjax.mi", "ibjax.rundir"),
 }
