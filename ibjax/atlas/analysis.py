@@ -320,8 +320,9 @@ def fall_during_and_after_fit(studies: list[StudyTables], confidence: float = 0.
                                        "after", "after_lo", "after_hi"])
 
 
-def minimum_detectable(pooled: Pooled, power: float = 0.8, alpha: float = 0.05) -> float:
-    """The effect the pooled test detects with `power` at level alpha (two-sided), given its standard error."""
+def minimum_detectable(pooled: Pooled | Effect, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The effect a test detects with `power` at level alpha (two-sided), given its standard error and degrees of
+    freedom (a pooled effect, or one entry's). On the pooling scale (Fisher z for a correlation)."""
     if not (math.isfinite(pooled.se) and pooled.se > 0):
         return math.nan
     dist = stats.norm if not math.isfinite(pooled.df) else stats.t(pooled.df)
@@ -362,7 +363,8 @@ def entries_frame(entries: list[Entry], confidence: float = 0.95) -> pd.DataFram
         ep = ENDPOINT[e.claim]
         return {"claim": e.claim, "study": e.study, "level": level, "entry": entry, "estimator": e.estimator,
                 "n": eff.n, "estimate": eff.estimate, "lo": eff.lo, "hi": eff.hi, "se": eff.se,
-                "p_value": eff.p_value, "excluded": excluded, "repeats": repeats,
+                "p_value": eff.p_value, "mde": minimum_detectable(eff, alpha=1 - confidence),
+                "excluded": excluded, "repeats": repeats,
                 "units": "Spearman r" if ep.design == "correlation" else ep.units}
 
     rows = []
@@ -378,4 +380,4 @@ def entries_frame(entries: list[Entry], confidence: float = 0.95) -> pd.DataFram
                 rows.append(row(measured[0], "study", "study effect (equal-weight mean of its strata)",
                                 average_effect([e.effect for e in measured], confidence), "", 0))
     return pd.DataFrame(rows, columns=["claim", "study", "level", "entry", "estimator", "n", "estimate", "lo",
-                                       "hi", "se", "p_value", "excluded", "repeats", "units"])
+                                       "hi", "se", "p_value", "mde", "excluded", "repeats", "units"])

@@ -182,7 +182,8 @@ def render(atlas: Atlas, figures: dict) -> str:
                      f"{_p(r.tost_p)} | {r.k} / {r.n} | {_num(r.tau2, 3)} | {pred} | {_num(r.mde)} {mde_units} | "
                      f"{r.excluded or '–'} | {share} |")
     lines += ["", "Detectable at 80% power: the effect the pooled test finds with probability 0.8 at the "
-              f"{1 - atlas.confidence:.2g} level, from its standard error (t on the pooled degrees of freedom)."]
+              f"{1 - atlas.confidence:.2g} level, from its standard error (t on the pooled degrees of freedom); the "
+              "entry tables below give the same for each entry and study (e.g. an image study's 4 networks)."]
 
     for i, ep in enumerate(ENDPOINTS, 1):
         c = titles[ep.claim]
@@ -197,13 +198,15 @@ def render(atlas: Atlas, figures: dict) -> str:
             continue
         if ep.claim in figures:
             lines += [f"![{c.title}]({figures[ep.claim]})", ""]
-        lines += [f"| study | entry | estimator | n | effect [{pct}% CI] ({ent.units.iat[0]}) | p | excluded | "
-                  "already counted |", "| --- | --- | --- | ---: | --- | ---: | --- | ---: |"]
+        mde_units = "z" if ep.design == "correlation" else ent.units.iat[0]
+        lines += [f"| study | entry | estimator | n | effect [{pct}% CI] ({ent.units.iat[0]}) | p | detectable "
+                  f"({mde_units}) | excluded | already counted |",
+                  "| --- | --- | --- | ---: | --- | ---: | ---: | --- | ---: |"]
         for r in ent.itertuples():
             eff = f"{_num(r.estimate)} [{_num(r.lo)}, {_num(r.hi)}]" if np.isfinite(r.estimate) else "–"
             entry = f"*{r.entry}*" if r.level == "study" else r.entry
             lines.append(f"| {r.study} | {entry} | {r.estimator} | {r.n} | {eff} | {_p(r.p_value)} | "
-                         f"{r.excluded or '–'} | {r.repeats} |")
+                         f"{_num(r.mde)} | {r.excluded or '–'} | {r.repeats} |")
         if ep.claim == "fit_then_compress" and len(atlas.fit_context):
             lines += ["", "Context, not part of the decision: the same networks' fall of I(X;T) *during* fitting (its "
                       "largest smoothed value up to the fitting time minus its value there; Saxe et al.'s "
