@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ibjax.rundir.contract import TABLES
+from ibjax.rundir.contract import CELL_SETTINGS, TABLES
 
 
 def _umask() -> int:
@@ -110,6 +110,18 @@ class RunDirectory:
     info: pd.DataFrame
     metrics: pd.DataFrame
     gradients: pd.DataFrame
+
+    def with_settings(self, table: str = "info") -> pd.DataFrame:
+        """One of the long tables (info, metrics or gradients) with each row's run settings beside it: the cell,
+        seed, network_id (where recorded) and the grid-axis columns of runs.parquet, merged on run_id, so that
+        `rd.with_settings().query("activation == 'tanh' and layer == 'h5'")` needs no merge of one's own.
+        Diverged runs are kept; the `diverged` column says which."""
+        if table not in ("info", "metrics", "gradients"):
+            raise ValueError(f"table must be 'info', 'metrics' or 'gradients' (got {table!r})")
+        long = getattr(self, table)
+        keep = [c for c in ("run_id", "cell", "seed", "network_id", *CELL_SETTINGS, "diverged")
+                if c in self.runs.columns]
+        return long.merge(self.runs[keep], on="run_id", how="left", validate="many_to_one")
 
 
 def load(run_dir: str | Path) -> RunDirectory:

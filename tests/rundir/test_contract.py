@@ -97,3 +97,17 @@ def test_written_files_get_the_mode_of_any_new_file(tmp_path, umask):
     assert want == 0o666 & ~umask
     for name in ("m.json", "t.parquet"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name
+
+
+def test_tables_with_their_run_settings_beside_them():
+    """`RunDirectory.with_settings()`: info (or metrics, gradients) with the cell, seed and grid-axis columns of
+    each row's run, also for a run directory written by an earlier version."""
+    rd = ibjax.load(OLD)
+    info = rd.with_settings()
+    assert len(info) == len(rd.info) and {"cell", "seed", "activation", "hidden"} <= set(info.columns)
+    for rid, g in info.groupby("run_id"):
+        run = rd.runs.set_index("run_id").loc[rid]
+        assert (g.cell == run.cell).all() and (g.activation == run.activation).all()
+    assert len(rd.with_settings("metrics")) == len(rd.metrics)
+    with pytest.raises(ValueError, match="'info', 'metrics' or 'gradients'"):
+        rd.with_settings("runs")
