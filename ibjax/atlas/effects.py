@@ -27,7 +27,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
+
+from ibjax.report.intervals import tango_interval, tango_score
 
 
 @dataclass(frozen=True)
@@ -96,39 +98,6 @@ def spearman_effect(x, y, confidence: float = 0.95) -> Effect:
     return Effect(r, se, math.tanh(z - crit * se), math.tanh(z + crit * se), p, n, math.inf, z)
 
 
-def _tango_score(n10: int, n01: int, n: int, delta: float) -> float:
-    """Tango's score statistic for H0: p1 - p2 = delta (n10: pairs 1 in arm a only; n01: in arm b only)."""
-    a_ = 2.0 * n
-    b_ = -n10 - n01 + (2.0 * n - n10 + n01) * delta
-    c_ = -n01 * delta * (1.0 - delta)
-    q = (-b_ + math.sqrt(max(b_ * b_ - 4 * a_ * c_, 0.0))) / (2 * a_)  # constrained MLE of p01
-    var = n * (2 * q + delta * (1 - delta))
-    num = n10 - n01 - n * delta
-    if var <= 0:
-        return 0.0 if num == 0 else math.copysign(math.inf, num)
-    return num / math.sqrt(var)
-
-
-def tango_interval(n10: int, n01: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Tango's asymptotic score interval for the difference of two paired proportions p_a - p_b.
-
-    Args:
-        n10: pairs with the outcome in arm a only; n01: in arm b only; n: all pairs (concordant ones included).
-    Returns:
-        (lo, hi) within [-1, 1]; (nan, nan) for n = 0.
-    """
-    if n <= 0:
-        return math.nan, math.nan
-    z = stats.norm.isf((1 - confidence) / 2)
-    d0, eps = (n10 - n01) / n, 1e-12
-    # The score falls monotonically in delta: the bounds are where it crosses +z and -z.
-    lo = -1.0 if _tango_score(n10, n01, n, -1 + eps) <= z else optimize.brentq(
-        lambda d: _tango_score(n10, n01, n, d) - z, -1 + eps, d0, xtol=1e-12)
-    hi = 1.0 if _tango_score(n10, n01, n, 1 - eps) >= -z else optimize.brentq(
-        lambda d: _tango_score(n10, n01, n, d) + z, d0, 1 - eps, xtol=1e-12)
-    return float(lo), float(hi)
-
-
 def paired_binary_effect(a, b, confidence: float = 0.95) -> Effect:
     """Fraction of pairs with the outcome in arm a minus in arm b: Tango's interval and score test of 0.
 
@@ -140,7 +109,7 @@ def paired_binary_effect(a, b, confidence: float = 0.95) -> Effect:
         return NO_EFFECT
     n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
     lo, hi = tango_interval(n10, n01, n, confidence)
-    score = _tango_score(n10, n01, n, 0.0)
+    score = tango_score(n10, n01, n, 0.0)
     p = float(2 * stats.norm.sf(abs(score))) if math.isfinite(score) else 0.0
     d = (n10 - n01) / n
     disc = max(n10 + n01, 0.5)

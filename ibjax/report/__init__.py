@@ -20,6 +20,7 @@ from ibjax.report.intervals import (
     mcnemar_exact,
     paired_bootstrap_diff,
     spearman_ci,
+    tango_interval,
     wilson_interval,
 )
 from ibjax.report.labels import cell_labels, cell_slug
@@ -48,6 +49,7 @@ __all__ = [
     "run_verdicts",
     "sensitivity",
     "spearman_ci",
+    "tango_interval",
     "summarize",
     "trajectory_verdict",
     "wilson_interval",

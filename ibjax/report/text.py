@@ -149,8 +149,9 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
           "- **Outside range**: I(X;T) after fitting exceeds the range in which the estimator is validated against "
           "a known truth (`python -m ibjax.validate`; kNN: the dimension- and sample-size-dependent range in the "
           "README): not measured either, like a saturated trajectory.",
-          f"- Intervals: fractions Wilson {100 * st.confidence:.0f} %; means percentile bootstrap over runs "
-          f"(whole runs resampled, B = {st.n_boot}, seed {st.seed}).", ""]
+          f"- Intervals: fractions Wilson {100 * st.confidence:.0f} %; paired differences of fractions Tango's "
+          f"score interval; means percentile bootstrap over runs (whole runs resampled, B = {st.n_boot}, seed "
+          f"{st.seed}).", ""]
     for est in ests:
         s = summary[summary.estimator == est]
         L += [f"## Verdicts — {est}", "", "The deepest hidden layer of each cell:", ""]

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from ibjax.report.comparisons import compare_cells, one_setting_pairs
-from ibjax.report.intervals import bootstrap_band, bootstrap_ci, holm, resample_indices, wilson_interval
+from ibjax.report.intervals import bootstrap_band, bootstrap_ci, holm, resample_indices, tango_interval, wilson_interval
 from ibjax.report.summary import agreement, sensitivity, summarize
 from ibjax.report.verdicts import VerdictSettings, run_verdicts, trajectory_verdict
 from tests.helpers import run_cli
@@ -175,7 +175,9 @@ def test_summary_and_paired_comparison_on_known_sweep():
     assert one_setting_pairs(runs) == [("activation", "activation=tanh,hidden=10-7-5-4-3",
                                         "activation=relu,hidden=10-7-5-4-3")]
     c = compare_cells(v, runs).set_index("layer").loc["h5"]
-    assert c.n_pairs == 12 and c["diff"] == 1.0 and c.diff_lo == 1.0
+    assert c.n_pairs == 12 and c["diff"] == 1.0
+    # Tango's paired score interval: never zero width, even where every pair is discordant the same way.
+    assert (c.diff_lo, c.diff_hi) == pytest.approx(tango_interval(12, 0, 12)) and 0.5 < c.diff_lo < 1.0
     assert c.p_value == pytest.approx(2 * 0.5 ** 12) and c.p_holm >= c.p_value
 
     sens = sensitivity(v)
