@@ -85,3 +85,19 @@ def test_paired_binary_effect_counts_discordant_pairs():
     assert e.estimate == pytest.approx((4 - 1) / 8)
     assert (e.lo, e.hi) == pytest.approx(tango_interval(4, 1, 8))
     assert (e.p_value < 0.05) == (e.lo > 0)
+
+
+@pytest.mark.parametrize("n", [8, 48])
+def test_spearman_interval_covers_the_population_value_by_simulation(n):
+    """Bivariate normal with r = -0.4: the population Spearman correlation is (6 / pi) asin(r / 2); the Fisher-z
+    interval with Fieller's variance covers it in at least 93 % of 600 samples (nominal 95 %)."""
+    rng = np.random.default_rng(n)
+    r = -0.4
+    truth = 6 / math.pi * math.asin(r / 2)
+    cov = np.array([[1, r], [r, 1]])
+    hits = 0
+    for _ in range(600):
+        x, y = rng.multivariate_normal([0, 0], cov, size=n).T
+        e = spearman_effect(x, y)
+        hits += e.lo <= truth <= e.hi
+    assert hits / 600 >= 0.93, hits / 600
