@@ -253,6 +253,11 @@ def read_tables(folder: str | Path) -> list[StudyTables]:
                            dtype={"excluded": str})
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise RunDirError(f"{folder}: cannot read the atlas tables (networks.csv, measures.csv): {e}") from e
+    for name, df, cols in (("networks.csv", nets, (*NETWORK_COLUMNS, "source")), ("measures.csv", meas,
+                                                                                MEASURE_COLUMNS)):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise RunDirError(f"{folder / name}: not an atlas table (columns missing: {', '.join(missing)})")
     meas["excluded"] = meas.excluded.fillna("")
     about = {}
     if (folder / "studies.csv").is_file():

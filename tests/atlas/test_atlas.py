@@ -173,6 +173,13 @@ def test_atlas_cli_names_a_bad_input(tiny_run, tmp_path):
     assert proc.returncode == 2 and "nowhere" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("ibjax.atlas", "--tables", str(tmp_path / "none"), "--out", str(tmp_path / "a"))
     assert proc.returncode == 2 and "none" in proc.stderr and "Traceback" not in proc.stderr
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    for name in ("networks.csv", "measures.csv"):
+        (wrong / name).write_text("a,b\n1,2\n")
+    proc = run_cli("ibjax.atlas", "--tables", str(wrong), "--out", str(tmp_path / "a"))
+    assert proc.returncode == 2 and "networks.csv: not an atlas table" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_the_published_atlas_is_what_its_committed_tables_give(tmp_path):
