@@ -29,6 +29,7 @@ from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_BY_CLAIM, PRIMARY
 from ibjax.atlas.pooling import Pooled, decide, holm, pool
 from ibjax.atlas.registry import StudyTables
 from ibjax.atlas.studies import STUDY_NAMES
+from ibjax.report.intervals import wilson_interval
 from ibjax.rundir.contract import GRID_AXES
 
 MIN_CORRELATION_NETWORKS = 8
@@ -121,8 +122,6 @@ def _apply_exclusion(values: pd.Series, excluded: pd.Series, policy: str, favour
 def _proportion_effect(values: np.ndarray, confidence: float) -> Effect:
     """Fraction of networks compressed minus 1/2 ("most networks"), with the Wilson interval and its score test;
     the standard error (for pooling) uses (k + 1/2) / (n + 1) so that a unanimous study keeps a finite weight."""
-    from ibjax.report.intervals import wilson_interval
-
     v = values[np.isfinite(values)].astype(bool)
     n, k = len(v), int(v.sum())
     if n == 0:

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
-from statsmodels.stats.multitest import multipletests
 
 from ibjax.atlas.effects import Effect
+from ibjax.report.intervals import holm  # noqa: F401  (the decision's family correction, re-exported)
 
 
 @dataclass(frozen=True)
@@ -107,16 +107,6 @@ def pool(effects: list[Effect], sesoi: float, confidence: float = 0.95) -> Poole
     else:
         pred = (math.nan, math.nan)
     return Pooled(est, se, df, est - crit * se, est + crit * se, p, k, n, tau2, *pred, _tost(est, se, df, sesoi))
-
-
-def holm(p_values) -> np.ndarray:
-    """Holm-adjusted p-values over a family (NaNs stay NaN and are not counted in the family)."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
-    return out
 
 
 def decide(pooled: Pooled, p_adjusted: float, direction: int, alpha: float = 0.05) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ibjax.report.verdicts import smooth
 from ibjax.report.write import load_finished
 from ibjax.rundir.contract import GRID_AXES, deepest_hidden
 from ibjax.rundir.layout import RunDirError
@@ -62,13 +63,6 @@ class StudyTables:
     # Per-network values already derived from `measures` (ibjax.atlas.analysis.network_values): the
     # specification curve asks for the same ones many times.
     cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-
-def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average over `window` points, shrinking at the ends (no padding, no phase shift)."""
-    if window <= 1:
-        return np.asarray(values, dtype=float)
-    return pd.Series(values, dtype=float).rolling(window, center=True, min_periods=1).mean().to_numpy()
 
 
 def _final(values: np.ndarray) -> float:

@@ -12,6 +12,7 @@ of all of them; specifications never vote.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pandas as pd
 
@@ -67,9 +68,8 @@ def specification_curve(studies: list[StudyTables], confidence: float = 0.95, cl
                          "estimate": p.estimate, "lo": p.lo, "hi": p.hi, "p_value": p.p_value, "tost_p": p.tost_p,
                          "k": p.k, "n": p.n,
                          # A binary quantity has its own scale (a difference of fractions): no SESOI in bits.
-                         "decision": decide(p if spec.threshold is None else p.__class__(
-                             **{**p.__dict__, "tost_p": float("nan")}), p.p_value, ep.direction,
-                             1 - confidence)})
+                         "decision": decide(p if spec.threshold is None else replace(p, tost_p=float("nan")),
+                                            p.p_value, ep.direction, 1 - confidence)})
     return pd.DataFrame(rows, columns=list(SPEC_COLUMNS))
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import optimize, stats
+from statsmodels.stats.multitest import multipletests
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -148,16 +149,12 @@ def mcnemar_exact(a_R: np.ndarray, b_R: np.ndarray) -> float:
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (family-wise error control; NaNs are left out of the family)."""
+    """Holm step-down adjusted p-values (statsmodels' `multipletests`; NaNs are left out of the family)."""
     p = np.asarray(pvalues, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adj, 1.0)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
     return out
 
 
