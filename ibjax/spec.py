@@ -7,6 +7,7 @@ and are raised as SpecError, which the CLI prints as one paragraph with exit cod
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -151,6 +152,9 @@ QuantizeBits = Annotated[int, Field(ge=1, le=16)] | None
 NoiseStd = Annotated[float, Field(gt=0)] | None
 
 
+# A Flax module's constructor keyword as a grid value: what a cell string can state (no ',' in text).
+KwargScalar = bool | int | float | Annotated[str, Field(pattern=r"^[^,=]*$")]
+KwargValue = KwargScalar | list[KwargScalar]
 Channels = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)]
 DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)] | None
 _CONV_KEYS = ("channels", "kernel_size", "pool", "padding")
@@ -386,6 +390,9 @@ class GridSpec(_Frozen):
     """L2 rates (train.weight_decay), one program for all of them."""
     dropout: Annotated[list[DropoutRate], Field(min_length=1)] | None = None
     """Dropout rates (model.dropout; one program each)."""
+    kwargs: Annotated[list[dict[str, KwargValue]], Field(min_length=1)] | None = None
+    """model.kind flax: constructor keywords of your module, each merged over model.kwargs (e.g.
+    [{width: 16}, {width: 64}]); numbers, booleans, text or flat lists of them. One program each."""
 
     @model_validator(mode="after")
     def _no_repeated_values(self):
@@ -394,7 +401,8 @@ class GridSpec(_Frozen):
             values = getattr(self, axis)
             if not isinstance(values, list):
                 continue
-            keys = [tuple(v) if isinstance(v, list) else v for v in values]
+            keys = [tuple(v) if isinstance(v, list) else json.dumps(v, sort_keys=True) if isinstance(v, dict)
+                    else v for v in values]
             repeated = [v for i, v in enumerate(values) if keys[i] in keys[:i]]
             if repeated:
                 shown = ", ".join(map(repr, repeated))
@@ -437,11 +445,14 @@ class SweepSpec(_Frozen):
         kind, g = self.model.kind, self.grid
         if g.channels and kind != "conv":
             raise ValueError(f"grid.channels: only for model.kind 'conv', not '{kind}'")
+        if g.kwargs and kind != "flax":
+            raise ValueError(f"grid.kwargs: only for model.kind 'flax' (your module's constructor keywords), "
+                             f"not '{kind}'")
         if kind == "flax":
             own = [a for a in ("activation", "hidden", "dropout", "quantize_bits", "noise_std") if getattr(g, a)]
             if own:
-                raise ValueError(f"grid.{own[0]}: not for model.kind 'flax' (the module defines it; vary "
-                                 f"model.kwargs with separate sweeps)")
+                raise ValueError(f"grid.{own[0]}: not for model.kind 'flax' (the module defines it; vary its "
+                                 f"constructor keywords with grid.kwargs)")
         if kind == "conv":
             if g.quantize_bits and any(b is not None for b in g.quantize_bits):
                 raise ValueError("grid.quantize_bits: only for model.kind 'mlp'")

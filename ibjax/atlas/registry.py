@@ -30,7 +30,7 @@ import pandas as pd
 
 from ibjax.report.verdicts import smooth
 from ibjax.report.write import load_finished
-from ibjax.rundir.contract import GRID_AXES, deepest_hidden
+from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden
 from ibjax.rundir.layout import RunDirError
 
 ANCHORS = ("loss", "ity", "snr")
@@ -141,13 +141,16 @@ def study_tables(run_dir: str | Path) -> StudyTables:
     runs = rd.runs.copy()
     net = pd.DataFrame({"study": name, "run_id": runs.run_id, "network_id": runs.network_id, "cell": runs.cell,
                         "seed": runs.seed})
-    for axis in GRID_AXES:
-        net[axis] = runs[axis].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
-                                   else str(v)) if axis in runs else ""
+    stated = pd.DataFrame([cell_settings(c) for c in runs.cell], index=runs.index)
+    for axis in GRID_AXES:  # the grid settings as the cell string states them ('' where unset)
+        net[axis] = stated[axis]
     net["dataset"], net["model"] = dataset, model
     net["epochs"] = runs.epochs.astype(int)
     net["n_train"] = n_train
-    net["steps_per_epoch"] = [_steps_per_epoch(b, n_train) for b in runs.batch_size]
+    if "full_batch" in runs:  # typed columns: each run's own training rows (per-run training sets differ)
+        net["steps_per_epoch"] = np.where(runs.full_batch, 1, -(-runs.n_train // runs.batch_size)).astype(int)
+    else:  # a run directory from before typed columns: batch sizes as text, the sweep's training rows
+        net["steps_per_epoch"] = [_steps_per_epoch(b, n_train) for b in runs.batch_size]
     net["train_acc"], net["test_acc"] = runs.train_acc.astype(float), runs.test_acc.astype(float)
     net["gap"] = net.train_acc - net.test_acc
     net["diverged"] = runs.diverged.astype(bool)
@@ -237,6 +240,9 @@ def write_tables(studies: list[StudyTables], folder: str | Path) -> list[Path]:
     return paths
 
 
+_LATER_AXES = ("kwargs",)
+
+
 def read_tables(folder: str | Path) -> list[StudyTables]:
     """The studies of a tables folder written by write_tables (RunDirError names a missing or unreadable one)."""
     folder = Path(folder)
@@ -247,6 +253,9 @@ def read_tables(folder: str | Path) -> list[StudyTables]:
                            dtype={"excluded": str})
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise RunDirError(f"{folder}: cannot read the atlas tables (networks.csv, measures.csv): {e}") from e
+    for axis in _LATER_AXES:  # grid axes added after tables were first written: unset in older ones
+        if axis not in nets.columns and "dropout" in nets.columns:
+            nets.insert(nets.columns.get_loc("dropout") + 1, axis, "")
     for name, df, cols in (("networks.csv", nets, (*NETWORK_COLUMNS, "source")), ("measures.csv", meas,
                                                                                 MEASURE_COLUMNS)):
         missing = [c for c in cols if c not in df.columns]

@@ -7,6 +7,7 @@ order. Imports nothing from ibjax: both halves of the data flow depend on it, ne
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 
@@ -16,7 +17,7 @@ TABLES = ("runs", "info", "metrics", "gradients")
 # The grid's axes other than the seed, in the cell string's order. A cell is one value of each; they are the
 # run table's setting columns. spec.GridSpec has exactly these fields and `seed` (a test checks it).
 GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size", "quantize_bits",
-             "noise_std", "train_fraction", "label_noise", "inputs", "channels", "weight_decay", "dropout")
+             "noise_std", "train_fraction", "label_noise", "inputs", "channels", "weight_decay", "dropout", "kwargs")
 CELL_SETTINGS = GRID_AXES
 
 # Short keys of the cell string (`activation=tanh,hidden=10-7-5-4-3,optimizer=adam,lr=0.0004,batch=256`);
@@ -26,16 +27,26 @@ CELL_KEYS = {"learning_rate": "lr", "batch_size": "batch", "quantize_bits": "qua
 
 def is_unset(value) -> bool:
     """None, NaN and "None" (how parquet and CSV return a missing setting) all mean: not set."""
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == "None"
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str)
+                                                                                 and value == "None")
 
 
 def setting_key(value) -> str:
     """A setting as a comparable key: every unset form (None, NaN, "None") is one value, "", not three."""
-    return "" if is_unset(value) else str(value)
+    if is_unset(value):
+        return ""
+    return setting_text(value) if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0 else str(value)
 
 
 def setting_text(value) -> str:
-    """A setting as the cell string writes it: widths joined by '-', floats in %g, the rest as str."""
+    """A setting as the cell string writes it: widths joined by '-', floats in %g, a Flax module's keywords
+    (a dict, or its JSON as runs keep it) as 'key:value' pairs joined by ' ', the rest as str."""
+    if isinstance(value, str) and value.startswith("{"):
+        value = json.loads(value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}:{setting_text(v)}" for k, v in sorted(value.items()))
+    if getattr(value, "ndim", 0) > 0:  # widths read back from parquet: a NumPy array
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return "-".join(map(str, value))
     if isinstance(value, float):
@@ -48,6 +59,17 @@ def cell_name(settings: Mapping) -> str:
     activation and widths, are left out)."""
     return ",".join(f"{CELL_KEYS.get(k, k)}={setting_text(settings[k])}" for k in GRID_AXES
                     if not is_unset(settings.get(k)) and setting_text(settings[k]) != "")
+
+
+def cell_settings(cell: str) -> dict[str, str]:
+    """The grid settings a cell string states, as text keyed by axis ('' for an axis it leaves out, i.e. unset):
+    the inverse of `cell_name` up to `setting_text`."""
+    keys = {CELL_KEYS.get(axis, axis): axis for axis in GRID_AXES}
+    stated = dict(pair.split("=", 1) for pair in cell.split(",") if pair)
+    unknown = set(stated) - set(keys)
+    if unknown:
+        raise ValueError(f"cell {cell!r} has keys that are no grid axis: {sorted(unknown)}")
+    return {axis: stated.get(key, "") for key, axis in keys.items()}
 
 
 def part_name(bucket: int, shard_tag: str = "") -> str:

@@ -113,13 +113,15 @@ class RunDirectory:
 
     def with_settings(self, table: str = "info") -> pd.DataFrame:
         """One of the long tables (info, metrics or gradients) with each row's run settings beside it: the cell,
-        seed, network_id (where recorded) and the grid-axis columns of runs.parquet, merged on run_id, so that
+        seed, network_id (where recorded), the grid-axis columns of runs.parquet, depth, full_batch and n_train,
+        merged on run_id, so that
         `rd.with_settings().query("activation == 'tanh' and layer == 'h5'")` needs no merge of one's own.
         Diverged runs are kept; the `diverged` column says which."""
         if table not in ("info", "metrics", "gradients"):
             raise ValueError(f"table must be 'info', 'metrics' or 'gradients' (got {table!r})")
         long = getattr(self, table)
-        keep = [c for c in ("run_id", "cell", "seed", "network_id", *CELL_SETTINGS, "diverged")
+        keep = [c for c in ("run_id", "cell", "seed", "network_id", *CELL_SETTINGS, "depth", "full_batch", "n_train",
+                            "diverged")
                 if c in self.runs.columns]
         return long.merge(self.runs[keep], on="run_id", how="left", validate="many_to_one")
 

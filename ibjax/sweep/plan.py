@@ -42,6 +42,7 @@ class Run:
     channels: tuple[int, ...] | None = None  # conv blocks (model.kind conv)
     weight_decay: float | None = None  # L2 rate (None: 0)
     dropout: float | None = None  # dropout rate (None: 0)
+    kwargs: str | None = None  # a Flax module's grid keywords as sorted-key JSON (merged over model.kwargs)
 
     def settings(self, spec: SweepSpec) -> dict:
         """Everything that determines this network's training (estimators excluded: they only observe)."""
@@ -68,11 +69,12 @@ class Run:
         key = (len(self.hidden), self.optimizer, self.batch_size, self.quantize_bits, self.noise_std)
         if self.channels is not None:  # a conv net's program is fixed by its channels and dense widths
             key += (self.channels, self.hidden)
-        return key + ((self.dropout,) if self.dropout is not None else ())
+        key += (self.dropout,) if self.dropout is not None else ()
+        return key + ((self.kwargs,) if self.kwargs is not None else ())  # another module: another program
 
 
 OPTIONAL_FIELDS = ("quantize_bits", "noise_std", "train_fraction", "label_noise", "inputs", "channels",
-                   "weight_decay", "dropout")  # left out of ids when None
+                   "weight_decay", "dropout", "kwargs")  # left out of ids when None
 DATA_AXES = ("train_fraction", "label_noise", "inputs")  # grid axes of the data section
 
 # Data settings added after the first run directories: left out of the run id while at their defaults, so that
@@ -131,13 +133,20 @@ def network_settings(run: Run, spec: SweepSpec) -> dict:
     for axis in DATA_AXES:  # the run's own value where the grid set it, else the data section's
         value = getattr(run, axis)
         data[axis] = getattr(spec.data, axis) if value is None else value
-    s = {f: getattr(run, f) for f in RUN_FIELDS if f not in DATA_AXES}
+    s = {f: getattr(run, f) for f in RUN_FIELDS if f not in (*DATA_AXES, "kwargs")}
     s.update(hidden=list(run.hidden), data=data, weight_decay=run.weight_decay or 0.0, dropout=run.dropout or 0.0,
              channels=None if run.channels is None else list(run.channels))
     common = common_settings(spec)
     if "model" in common:
         s["model"] = common["model"]
+        if run.kwargs is not None:  # the keywords the module is built with, wherever the spec gave them
+            s["model"] = {**s["model"], "kwargs": module_kwargs(run, spec)}
     return s
+
+
+def module_kwargs(run: Run, spec: SweepSpec) -> dict:
+    """The constructor keywords a Flax module of this run gets: model.kwargs with the run's grid.kwargs over it."""
+    return {**spec.model.kwargs, **(json.loads(run.kwargs) if run.kwargs is not None else {})}
 
 
 def network_ids(runs: list[Run], spec: SweepSpec) -> list[str]:
@@ -155,6 +164,8 @@ def axis_values(spec: SweepSpec, axis: str) -> list:
         return [() if axis == "hidden" else None]  # the user's module defines them
     if axis == "channels" and kind != "conv":
         return [None]
+    if axis == "kwargs":  # model.kwargs alone is a sweep-level setting (in every run's id through the model)
+        return [json.dumps(v, sort_keys=True) for v in spec.grid.kwargs] if spec.grid.kwargs else [None]
     values = getattr(spec.grid, axis)
     if not values and axis in DATA_AXES:
         return [None]  # the data section's value, shared by every run

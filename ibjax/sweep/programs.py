@@ -31,7 +31,7 @@ from ibjax.models.flax_module import FlaxModule
 from ibjax.models.mlp import ModelConsts, stack_consts
 from ibjax.rundir.contract import layer_names as contract_layer_names
 from ibjax.spec import SpecError, SweepSpec
-from ibjax.sweep.plan import Bucket, Run, group_runs, split_group
+from ibjax.sweep.plan import Bucket, Run, group_runs, module_kwargs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
 from ibjax.train.engine import Engine, Program
 
@@ -127,7 +127,7 @@ def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, 
             shape = (*shape, 1) if len(shape) == 2 else shape
         else:
             shape = (int(task.x.shape[1]),)
-        fam = FlaxModule(m.module, json.dumps(m.kwargs, sort_keys=True), shape, task.n_classes,
+        fam = FlaxModule(m.module, json.dumps(module_kwargs(run, spec), sort_keys=True), shape, task.n_classes,
                          tuple(m.layers) if m.layers else None)
         _ = fam.layer_names  # imports, builds and calls the module once: ModelError now, not inside a compile
         return fam

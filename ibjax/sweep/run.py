@@ -33,6 +33,7 @@ from ibjax.sweep.programs import (
     check_batch_sizes,
     layer_names,
     size_buckets,
+    train_size,
 )
 from ibjax.sweep.sizing import check_results_fit, fmt_bytes
 from ibjax.sweep.tables import bucket_tables
@@ -271,7 +272,8 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
                          checkpoints=ckpt, stop_requested=stop, started=bar.started, weight_decays=_weight_decays(b))
     bar.finish_bucket(n_epochs)
     family = programs.engine(b).family
-    tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec), family.layer_names, family.grad_names)
+    tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec),
+                           [train_size(task, r.train_fraction) for r in b.runs], family.layer_names, family.grad_names)
     for name in TABLES:
         write_table(out / name / f"{part}.parquet", tables[name])
     manifest["buckets"][b.index].update(

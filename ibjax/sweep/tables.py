@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from ibjax.rundir.contract import GRID_AXES, layer_names
 from ibjax.spec import SweepSpec
-from ibjax.sweep.plan import Bucket, Run, network_ids
+from ibjax.sweep.plan import DATA_AXES, Bucket, Run, module_kwargs, network_ids
 from ibjax.train.loop import BucketResult
 
 
-def setting_column(run: Run, axis: str):
-    """A grid setting as its runs.parquet column holds it (widths and channels as '10-7-5', batch sizes as
-    strings)."""
-    value = getattr(run, axis)
-    if axis in ("hidden", "channels") and value is not None:
-        return "-".join(map(str, value))
-    return str(value) if axis == "batch_size" else value
+def setting_columns(run: Run, spec: SweepSpec, n_train: int) -> dict:
+    """A run's settings as runs.parquet stores them: each with its real type and the value its training used, so
+    that `runs.batch_size == 256` or `runs.weight_decay > 0` select what they say. Widths and channels are lists
+    of ints (None for a user's Flax module, which defines its own), `depth` their count; the batch size an int
+    (a full batch: the run's training rows) with `full_batch` marking it; data settings left out of the grid take
+    the data section's value; no weight decay or dropout is 0.0. None only where a setting does not apply (the
+    momentum of another optimizer, the bits of a float network, the noise of a deterministic one, the channels of
+    a network without convolutions). The cell string keeps its own compact form (`ibjax.rundir.contract`)."""
+    own_module = spec.model.kind == "flax"
+    full = run.batch_size == "full"
+    cols = {axis: getattr(run, axis) for axis in GRID_AXES}
+    cols.update(
+        hidden=None if own_module else [int(w) for w in run.hidden],
+        depth=None if own_module else len(run.hidden),
+        channels=None if run.channels is None else [int(c) for c in run.channels],
+        batch_size=int(n_train if full else run.batch_size), full_batch=full, n_train=int(n_train),
+        weight_decay=float(run.weight_decay or 0.0), dropout=None if own_module else float(run.dropout or 0.0),
+        kwargs=json.dumps(module_kwargs(run, spec), sort_keys=True) if own_module else None,
+        **{axis: getattr(spec.data, axis) if getattr(run, axis) is None else getattr(run, axis)
+           for axis in DATA_AXES})
+    cols["train_fraction"] = float(cols["train_fraction"])
+    cols["label_noise"] = float(cols["label_noise"])
+    return cols
 
 
 def diverged_from(result: BucketResult) -> np.ndarray:
@@ -38,9 +56,10 @@ def extra_mi_columns(spec: SweepSpec) -> list[str]:
     return cols
 
 
-def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str],
+def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str], n_train: list[int],
                   layers: tuple[str, ...] | None = None, grad_layers: tuple[str, ...] | None = None) -> dict:
-    """layers / grad_layers: the model family's measured layers and weight groups (default: an MLP's)."""
+    """n_train: each run's training rows; layers / grad_layers: the model family's measured layers and weight
+    groups (default: an MLP's)."""
     est_names = [e.resolved_name for e in spec.mi.estimators]
     layers = list(layers) if layers is not None else layer_names(bucket.depth)
     grad_layers = list(grad_layers) if grad_layers is not None else layers
@@ -89,7 +108,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     for i, run in enumerate(bucket.runs):
         rows.append({
             "run_id": run_ids[i], "network_id": net_ids[i], "cell": run.cell(), "seed": run.seed,
-            **{axis: setting_column(run, axis) for axis in GRID_AXES}, "epochs": spec.train.epochs,
+            **setting_columns(run, spec, n_train[i]), "epochs": spec.train.epochs,
             "bucket": bucket.index,
             "train_loss": met[-1, i, 0], "train_acc": met[-1, i, 1],
             "test_loss": met[-1, i, 2], "test_acc": met[-1, i, 3],

@@ -13,16 +13,18 @@ import pytest
 
 from ibjax.report import cell_labels, compare_cells, one_setting_pairs, summarize
 from ibjax.rundir import GRID_AXES
+from ibjax.rundir.contract import setting_key
 from ibjax.spec import validate
 from ibjax.sweep.plan import expand_grid
-from ibjax.sweep.tables import setting_column
+from ibjax.sweep.tables import setting_columns
 
 N_SEEDS = 6
+N_TRAIN = 3481
 
 
-def runs_table(tmp_path, grid: dict) -> pd.DataFrame:
-    spec = validate({"grid": {"seed": N_SEEDS, **grid}})
-    rows = [{"run_id": f"r{i}", "cell": r.cell(), "seed": r.seed, **{a: setting_column(r, a) for a in GRID_AXES},
+def runs_table(tmp_path, grid: dict, **sections) -> pd.DataFrame:
+    spec = validate({"grid": {"seed": N_SEEDS, **grid}, **sections})
+    rows = [{"run_id": f"r{i}", "cell": r.cell(), "seed": r.seed, **setting_columns(r, spec, N_TRAIN),
              "train_acc": 1.0, "test_acc": 0.9, "diverged": False} for i, r in enumerate(expand_grid(spec))]
     pd.DataFrame(rows).to_parquet(tmp_path / "runs.parquet")
     return pd.read_parquet(tmp_path / "runs.parquet")
@@ -42,7 +44,7 @@ def verdicts_for(runs: pd.DataFrame, compressed) -> pd.DataFrame:
 
 def setting_values(runs: pd.DataFrame, cell: str) -> dict:
     row = runs[runs.cell == cell].iloc[0]
-    return {a: (None if pd.isna(row[a]) else row[a]) for a in GRID_AXES}
+    return {a: setting_key(row[a]) for a in GRID_AXES}
 
 
 @pytest.mark.parametrize("grid", [
@@ -94,3 +96,23 @@ def test_labels_say_which_setting_differs(tmp_path):
     runs = runs_table(tmp_path, {"activation": ["tanh"], "quantize_bits": [None, 8], "noise_std": [None, 0.1]})
     labels = sorted(cell_labels(runs).values())
     assert labels == ["8-bit deterministic", "8-bit noise 0.1", "float deterministic", "float noise 0.1"]
+
+
+def test_full_batch_and_minibatch_runs_in_typed_columns(tmp_path):
+    """batch_size is an integer column (a full batch: the run's training rows, marked full_batch), and the label
+    still says 'full batch'; weight decay 0 is stored as 0.0 and labelled 'no L2'."""
+    runs = runs_table(tmp_path, {"activation": ["tanh"], "batch_size": [256, "full"], "weight_decay": [0.0, 1e-4]})
+    assert runs.batch_size.dtype == np.int64 and set(runs.batch_size) == {256, N_TRAIN}
+    assert (runs.full_batch == (runs.batch_size == N_TRAIN)).all() and runs.full_batch.dtype == bool
+    assert set(runs.weight_decay) == {0.0, 1e-4}
+    assert sorted(cell_labels(runs).values()) == ["batch 256 L2 0.0001", "batch 256 no L2", "full batch L2 0.0001",
+                                                  "full batch no L2"]
+    assert {p[0] for p in one_setting_pairs(runs)} == {"batch_size", "weight_decay"}
+
+
+def test_a_users_flax_module_has_no_widths_of_its_own_in_the_table(tmp_path):
+    runs = runs_table(tmp_path, {"learning_rate": [1e-3, 1e-2]},
+                      model={"kind": "flax", "module": "examples/user_model.py:TinyCNN"})
+    assert runs.hidden.isna().all() and runs.depth.isna().all() and runs.activation.isna().all()
+    assert runs.dropout.isna().all() and (runs.weight_decay == 0.0).all()
+    assert sorted(cell_labels(runs).values()) == ["lr 0.001", "lr 0.01"]

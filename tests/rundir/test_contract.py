@@ -14,6 +14,7 @@ import yaml
 import ibjax
 from ibjax.report import write_report
 from ibjax.rundir import atomic_write, cell_name, deepest_hidden, layer_names, layer_order, part_name, shard_tag
+from ibjax.rundir.contract import GRID_AXES, cell_settings
 from ibjax.sweep import expand_grid
 
 OLD = Path(__file__).parent / "old_run_v0_1"
@@ -54,6 +55,13 @@ def test_cell_name_leaves_out_unset_settings():
          "batch_size": "full", "quantize_bits": None, "noise_std": float("nan")}
     assert cell_name(s) == "activation=tanh,hidden=10-7,optimizer=momentum,lr=0.0004,momentum=0.9,batch=full"
     assert cell_name({**s, "quantize_bits": 8, "noise_std": 0.1}).endswith(",batch=full,quantize=8,noise=0.1")
+    # and reads back: the settings the cell states, as text, '' for those it leaves out
+    back = cell_settings(cell_name(s))
+    assert back["hidden"] == "10-7" and back["batch_size"] == "full" and back["learning_rate"] == "0.0004"
+    assert back["quantize_bits"] == back["noise_std"] == back["channels"] == ""
+    assert set(back) == set(GRID_AXES)
+    with pytest.raises(ValueError, match="no grid axis"):
+        cell_settings("activation=tanh,colour=red")
 
 
 def test_layer_names_and_order():

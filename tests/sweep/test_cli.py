@@ -24,6 +24,14 @@ def test_run_directory_contract(tiny_run):
     assert {"run_id", "network_id", "cell", "seed", "activation", "hidden", "train_acc", "test_acc",
             "diverged"} <= set(runs)
     assert runs.network_id.is_unique  # eight different networks
+    # Every setting with its real type and the value training used (a user's query selects what it says).
+    assert runs.batch_size.dtype == np.int64 and (runs.batch_size == 256).all() and not runs.full_batch.any()
+    assert sorted({tuple(h) for h in runs.hidden}) == [(10, 7, 5, 4, 3), (12, 8, 5, 4, 3)] and (runs.depth == 5).all()
+    assert len(runs.query("hidden.str[0] == 12")) == 4
+    assert (runs.weight_decay == 0.0).all() and (runs.dropout == 0.0).all() and (runs.label_noise == 0.0).all()
+    assert (runs.train_fraction == 0.85).all() and (runs.inputs == "original").all()
+    assert (runs.n_train == rd.manifest["n_train"]).all() and runs.momentum.isna().all()  # adam: no momentum
+    assert runs.quantize_bits.isna().all() and runs.channels.isna().all()  # not applicable to a float MLP
     assert not runs.diverged.any()
     epochs = [0, 3, 6, 9, 12]
     info = rd.info
