@@ -279,7 +279,8 @@ def test_conv_sweep_report_reads_its_layers(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(raw))
     assert main([str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0
-    assert set(load(tmp_path / "o").runs["channels"]) == {"4-8"}
+    runs = load(tmp_path / "o").runs
+    assert [list(c) for c in runs.channels] == [[4, 8]] * 4 and [list(h) for h in runs.hidden] == [[8]] * 4
     report = (tmp_path / "o" / "REPORT.md").read_text()
     for cell in ("no L2", "L2 0.001"):
         layers = [line.split("|")[2].strip() for line in report.splitlines() if line.startswith(f"| {cell} |")]
