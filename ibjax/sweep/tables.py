@@ -10,6 +10,7 @@ import pandas as pd
 from ibjax.rundir.contract import GRID_AXES, layer_names
 from ibjax.spec import SweepSpec
 from ibjax.sweep.plan import DATA_AXES, Bucket, Run, module_kwargs, network_ids
+from ibjax.train.engine import METRICS
 from ibjax.train.loop import BucketResult
 
 
@@ -40,20 +41,9 @@ def setting_columns(run: Run, spec: SweepSpec, n_train: int) -> dict:
 
 def diverged_from(result: BucketResult) -> np.ndarray:
     """Per model, the first logged epoch with a non-finite training loss (-1 if none)."""
-    bad = ~np.isfinite(result.metrics[:, :, 0])  # [T, M]
+    bad = ~np.isfinite(result.metrics[:, :, METRICS.index("train_loss")])  # [T, M]
     first = np.where(bad.any(0), result.mi_epochs[bad.argmax(0)], -1)
     return np.where(~result.params_finite & (first < 0), result.mi_epochs[-1], first)
-
-
-def extra_mi_columns(spec: SweepSpec) -> list[str]:
-    """info.parquet's columns after i_xt, i_ty, bin_lo, bin_hi, in the engine's order: I(T;Y) against the
-    trained-on labels (a sweep with label noise), I(T;X_rel) and I(T;X_irr) (task-irrelevant inputs)."""
-    cols = []
-    if spec.grid.label_noise or spec.data.label_noise > 0:
-        cols.append("i_ty_trained")
-    if spec.data.irrelevant_inputs:
-        cols += ["i_xt_rel", "i_xt_irr"]
-    return cols
 
 
 def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str], n_train: list[int],
@@ -64,7 +54,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     layers = list(layers) if layers is not None else layer_names(bucket.depth)
     grad_layers = list(grad_layers) if grad_layers is not None else layers
     t, m, n_layers, n_est, n_cols = result.mi.shape
-    assert n_cols == 4 + len(extra_mi_columns(spec)), (n_cols, extra_mi_columns(spec))  # engine and tables agree
+    assert n_cols == len(result.mi_columns), (n_cols, result.mi_columns)
     div_epoch = diverged_from(result)
     rid = np.asarray(run_ids)
 
@@ -78,18 +68,14 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
         "epoch": ep.ravel().astype(np.int64),
         "layer": np.broadcast_to(np.asarray(layers)[None, None, :, None], ep.shape).ravel(),
         "estimator": np.broadcast_to(np.asarray(est_names)[None, None, None, :], ep.shape).ravel(),
-        "i_xt": mi[..., 0].ravel(), "i_ty": mi[..., 1].ravel(),
-        "bin_lo": mi[..., 2].ravel(), "bin_hi": mi[..., 3].ravel(),
+        **{name: mi[..., k].ravel() for k, name in enumerate(result.mi_columns)},  # as the engine named them
     })
-    for k, name in enumerate(extra_mi_columns(spec), start=4):
-        info[name] = mi[..., k].ravel()
 
     met = result.metrics
     metrics = pd.DataFrame({
         "run_id": np.broadcast_to(rid[None, :], (t, m)).ravel(),
         "epoch": np.broadcast_to(result.mi_epochs[:, None], (t, m)).ravel().astype(np.int64),
-        "train_loss": met[..., 0].ravel(), "train_acc": met[..., 1].ravel(),
-        "test_loss": met[..., 2].ravel(), "test_acc": met[..., 3].ravel(),
+        **{name: met[..., k].ravel() for k, name in enumerate(METRICS)},
     })
 
     g = result.grads  # [G, M, L, 2]
@@ -110,8 +96,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
             "run_id": run_ids[i], "network_id": net_ids[i], "cell": run.cell(), "seed": run.seed,
             **setting_columns(run, spec, n_train[i]), "epochs": spec.train.epochs,
             "bucket": bucket.index,
-            "train_loss": met[-1, i, 0], "train_acc": met[-1, i, 1],
-            "test_loss": met[-1, i, 2], "test_acc": met[-1, i, 3],
+            **{name: met[-1, i, k] for k, name in enumerate(METRICS)},
             "diverged": bool(div_epoch[i] >= 0),
             "diverged_epoch": int(div_epoch[i]) if div_epoch[i] >= 0 else None,
         })

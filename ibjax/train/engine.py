@@ -92,6 +92,10 @@ def compact_below_dynamic(values_K: jnp.ndarray, n) -> jnp.ndarray:
         values_K, mode="drop")
 
 
+# `measure`'s metrics, in the order of its metrics axis (metrics.parquet's columns).
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
 class TrainState(NamedTuple):
     params: dict
     opt_state: object
@@ -391,12 +395,23 @@ class Engine:
             stats.append(jnp.stack([jnp.sqrt(mean_sq), jnp.sqrt(var_sum)]))
         return TrainState(params, opt_state, key), jnp.stack(stats)
 
-    def measure(self, params, consts: ModelConsts, data: Data, key=None):
-        """MI of every layer under every estimator [L, E, K] and metrics [4] of one model.
+    def mi_columns(self, data: Data) -> tuple[str, ...]:
+        """The names of `measure`'s MI quantities, in the order of its last axis (info.parquet's columns): i_xt,
+        i_ty, bin_lo, bin_hi (the range binned), plus i_ty_trained (I(T;Y) against the labels the network trained
+        on) when the networks have per-run labels (label noise), plus i_xt_rel and i_xt_irr (I(T;X) of the
+        relevant and irrelevant parts of the input) with task-irrelevant inputs. `measure` stacks by these names."""
+        cols = ["i_xt", "i_ty", "bin_lo", "bin_hi"]
+        if data.runs is not None and data.runs.y_fit is not None:
+            cols.append("i_ty_trained")
+        if self.prog.irrelevant is not None:
+            cols += ["i_xt_rel", "i_xt_irr"]
+        return tuple(cols)
 
-        K = 4 (i_xt, i_ty, lo, hi), plus i_ty against the labels the network trained on when it has per-run
-        labels (label noise), plus I(T;X_rel), I(T;X_irr) with task-irrelevant inputs. Metrics are over every row
-        of x (train and test masks); the MI over the MI sample.
+    def measure(self, params, consts: ModelConsts, data: Data, key=None):
+        """MI of every layer under every estimator [L, E, K] and metrics [4] (METRICS) of one model.
+
+        K: the quantities `mi_columns(data)` names, in its order. Metrics are over every row of x (train and test
+        masks); the MI over the MI sample.
         `key`: the noise of a stochastic network's measurement pass (noise_std only)."""
         p = self.prog
         runs = data.runs
@@ -428,20 +443,20 @@ class Engine:
                 for (mask, lo, hi, bounded), d, z in zip(fam.contexts(consts, hidden), draws, nets)]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0), True,
                                  None, x_mi, nets[-1]))
-        y_fit_mi = None
-        if fit_labels:
-            y_fit_mi = runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx]
+        columns = self.mi_columns(data)
 
         def estimates(est, acts, ctx):
-            out = est(acts, y_mi, ctx)
-            if y_fit_mi is not None:  # I(T;Y) against the labels this network was trained on
-                out = (*out, est(acts, y_fit_mi, ctx).i_ty)
-            if p.irrelevant is not None:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
+            i_xt, i_ty, lo, hi = est(acts, y_mi, ctx)
+            out = {"i_xt": i_xt, "i_ty": i_ty, "bin_lo": lo, "bin_hi": hi}
+            if "i_ty_trained" in columns:  # I(T;Y) against the labels this network was trained on
+                out["i_ty_trained"] = est(acts, runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx],
+                                          ctx).i_ty
+            if "i_xt_rel" in columns:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
                 n_rel, r = p.irrelevant
                 row = jnp.arange(n_rel * r, dtype=jnp.int32)
-                out = (*out, dataclasses.replace(est, n_classes=n_rel)(acts, row // r, ctx).i_ty,
-                       dataclasses.replace(est, n_classes=r)(acts, row % r, ctx).i_ty)
-            return jnp.stack(out).astype(jnp.float64)
+                out["i_xt_rel"] = dataclasses.replace(est, n_classes=n_rel)(acts, row // r, ctx).i_ty
+                out["i_xt_irr"] = dataclasses.replace(est, n_classes=r)(acts, row % r, ctx).i_ty
+            return jnp.stack([out[c] for c in columns]).astype(jnp.float64)
 
         mi = jnp.stack([jnp.stack([estimates(est, acts, ctx) for est in p.estimators])
                         for acts, ctx in zip(layers, ctxs)])
@@ -456,7 +471,9 @@ class Engine:
         tr, te = (runs.is_train, runs.is_test) if own else (data.is_train, data.is_test)
         # where, not a product: a row outside a mask must not reach the other mask's means (NaN * 0 is NaN)
         mean = lambda v, mask: jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask)
-        metrics = jnp.stack([mean(ce, tr), mean(correct, tr), mean(ce, te), mean(correct, te)])
+        by_name = {"train_loss": mean(ce, tr), "train_acc": mean(correct, tr), "test_loss": mean(ce, te),
+                   "test_acc": mean(correct, te)}
+        metrics = jnp.stack([by_name[m] for m in METRICS])
         return mi, metrics
 
     # ------------------------------------------------------------------ all models, one chunk

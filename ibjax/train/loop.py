@@ -23,8 +23,8 @@ class BucketResult:
     """Host arrays of one bucket. Epoch axes: `mi_epochs` for mi/metrics, `grad_epochs` for grads."""
 
     mi_epochs: np.ndarray  # [T]
-    mi: np.ndarray  # [T, M, L, E, 4]: i_xt, i_ty, lo, hi
-    metrics: np.ndarray  # [T, M, 4]: train_loss, train_acc, test_loss, test_acc
+    mi: np.ndarray  # [T, M, L, E, K]: the K quantities `mi_columns` names (i_xt, i_ty, bin_lo, bin_hi, ...)
+    metrics: np.ndarray  # [T, M, 4]: the engine's METRICS (train_loss, train_acc, test_loss, test_acc)
     grad_epochs: np.ndarray  # [G]
     grads: np.ndarray  # [G, M, L, 2]: grad_mean, grad_std
     params_finite: np.ndarray  # [M] bool, final parameters all finite
@@ -35,6 +35,7 @@ class BucketResult:
     # The trained stack as it is on the devices (padding copies of the last network after the first M), for
     # a caller that measures more than the chunk did; nothing is copied to the host unless it asks.
     state: TrainState | None = None
+    mi_columns: tuple[str, ...] = ("i_xt", "i_ty", "bin_lo", "bin_hi")  # what the engine measured, in mi's order
 
 
 class Interrupted(Exception):
@@ -128,4 +129,4 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         grad_epochs=np.flatnonzero(grad_mask) + 1, grads=np.concatenate(parts["grads"]),
         params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total,
         checkpoint_s=float(np.mean(checkpoint_s)) if checkpoint_s else None, resumed_at_chunk=first_chunk,
-        state=state)
+        state=state, mi_columns=engine.mi_columns(data))
