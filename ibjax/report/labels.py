@@ -6,29 +6,12 @@ import re
 
 import pandas as pd
 
-from ibjax.rundir.contract import CELL_SETTINGS, is_unset, setting_key, setting_text
+from ibjax.rundir.axes import AXES
+from ibjax.rundir.contract import CELL_SETTINGS, is_unset, setting_key
 
 
-def _none_or_zero(v) -> bool:
-    """Unset, or 0 of a rate (runs.parquet stores no weight decay as 0.0; earlier run directories left it out)."""
-    return is_unset(v) or (not isinstance(v, str) and float(v) == 0)
-
-# How a label writes a setting's value; the activation and the widths stand alone ('tanh 10-7-5-4-3').
-_FORMATS = {
-    "learning_rate": lambda v: f"lr {v:g}",
-    "momentum": lambda v: "no momentum" if is_unset(v) else f"m {v:g}",
-    "hidden": setting_text,
-    "kwargs": setting_text,  # a Flax module's constructor keywords, 'width:16 depth:2' 
-    "batch_size": lambda v: f"batch {v}",  # a full batch: see cell_labels
-    "quantize_bits": lambda v: "float" if is_unset(v) else f"{int(v)}-bit",
-    "noise_std": lambda v: "deterministic" if is_unset(v) else f"noise {v:g}",
-    "train_fraction": lambda v: "shared split" if is_unset(v) else f"train {100 * v:g} %",
-    "label_noise": lambda v: "true labels" if _none_or_zero(v) else f"label noise {v:g}",
-    "inputs": lambda v: "original inputs" if is_unset(v) else f"{v} inputs".replace("_", " "),
-    "channels": lambda v: "" if is_unset(v) else f"conv {v}",
-    "weight_decay": lambda v: "no L2" if _none_or_zero(v) else f"L2 {v:g}",
-    "dropout": lambda v: "no dropout" if _none_or_zero(v) else f"dropout {v:g}",
-}
+# How a label writes a setting's value (the axis table's); the activation and the widths stand alone.
+_FORMATS = {a.name: a.label for a in AXES}
 
 
 def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
@@ -43,14 +26,15 @@ def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
     def fmt(c, k):
         if k == "batch_size" and full.get(c, False):
             return "full batch"  # typed run tables keep the rows of a full batch in batch_size, marked full_batch
-        return _FORMATS[k](first.loc[c, k]) if k in _FORMATS else str(first.loc[c, k])
+        return _FORMATS[k](first.loc[c, k])
     return {c: " ".join(fmt(c, k) for k in cols) for c in first.index}
 
 
+_SLUGS = {a.key: a.slug for a in AXES}
+
+
 def cell_slug(cell: str) -> str:
-    """A file-name-safe short form of a cell string."""
-    short = cell.replace("activation=", "").replace("hidden=", "w").replace("optimizer=", "")
-    short = short.replace("lr=", "lr").replace("batch=", "bs").replace("momentum=", "m")
-    short = short.replace("train_fraction=", "train").replace("label_noise=", "labelnoise")
-    short = short.replace("channels=", "c").replace("weight_decay=", "l2").replace("dropout=", "drop")
+    """A file-name-safe short form of a cell string: each `key=` as its axis writes it in file names."""
+    pairs = (pair.split("=", 1) for pair in cell.split(",") if pair)
+    short = "_".join(_SLUGS.get(key, key + "_") + value for key, value in pairs)
     return re.sub(r"[^A-Za-z0-9.\-]+", "_", short).strip("_")

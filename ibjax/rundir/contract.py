@@ -7,28 +7,22 @@ order. Imports nothing from ibjax: both halves of the data flow depend on it, ne
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
+
+from ibjax.rundir.axes import AXES, is_unset, setting_text
 
 # The long tables of a run directory: `<name>.parquet`, or a folder `<name>/` of part files.
 TABLES = ("runs", "info", "metrics", "gradients")
 
-# The grid's axes other than the seed, in the cell string's order. A cell is one value of each; they are the
-# run table's setting columns. spec.GridSpec has exactly these fields and `seed` (a test checks it).
-GRID_AXES = ("activation", "hidden", "optimizer", "learning_rate", "momentum", "batch_size", "quantize_bits",
-             "noise_std", "train_fraction", "label_noise", "inputs", "channels", "weight_decay", "dropout", "kwargs")
+# The grid's axes other than the seed (ibjax.rundir.axes), in the cell string's order. A cell is one value of
+# each; they are the run table's setting columns.
+GRID_AXES = tuple(a.name for a in AXES)
 CELL_SETTINGS = GRID_AXES
 
 # Short keys of the cell string (`activation=tanh,hidden=10-7-5-4-3,optimizer=adam,lr=0.0004,batch=256`);
 # unchanged since the first run directories, so that old ones still group the same way.
-CELL_KEYS = {"learning_rate": "lr", "batch_size": "batch", "quantize_bits": "quantize", "noise_std": "noise"}
-
-
-def is_unset(value) -> bool:
-    """None, NaN and "None" (how parquet and CSV return a missing setting) all mean: not set."""
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str)
-                                                                                 and value == "None")
+CELL_KEYS = {a.name: a.key for a in AXES if a.key != a.name}
 
 
 def setting_key(value) -> str:
@@ -36,22 +30,6 @@ def setting_key(value) -> str:
     if is_unset(value):
         return ""
     return setting_text(value) if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0 else str(value)
-
-
-def setting_text(value) -> str:
-    """A setting as the cell string writes it: widths joined by '-', floats in %g, a Flax module's keywords
-    (a dict, or its JSON as runs keep it) as 'key:value' pairs joined by ' ', the rest as str."""
-    if isinstance(value, str) and value.startswith("{"):
-        value = json.loads(value)
-    if isinstance(value, dict):
-        return " ".join(f"{k}:{setting_text(v)}" for k, v in sorted(value.items()))
-    if getattr(value, "ndim", 0) > 0:  # widths read back from parquet: a NumPy array
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return "-".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def cell_name(settings: Mapping) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ibjax.rundir.axes import AXES, BY_NAME
 from ibjax.rundir.contract import GRID_AXES, cell_name
 from ibjax.spec import SweepSpec
 
@@ -73,9 +74,8 @@ class Run:
         return key + ((self.kwargs,) if self.kwargs is not None else ())  # another module: another program
 
 
-OPTIONAL_FIELDS = ("quantize_bits", "noise_std", "train_fraction", "label_noise", "inputs", "channels",
-                   "weight_decay", "dropout", "kwargs")  # left out of ids when None
-DATA_AXES = ("train_fraction", "label_noise", "inputs")  # grid axes of the data section
+OPTIONAL_FIELDS = tuple(a.name for a in AXES if not a.in_every_id)  # left out of ids when None
+DATA_AXES = tuple(a.name for a in AXES if a.section == "data")  # grid axes of the data section
 
 # Data settings added after the first run directories: left out of the run id while at their defaults, so that
 # the 12-bit task's runs keep their ids.
@@ -158,23 +158,21 @@ def network_ids(runs: list[Run], spec: SweepSpec) -> list[str]:
 
 
 def axis_values(spec: SweepSpec, axis: str) -> list:
-    """The grid's values of one axis, or the model/train setting of that name when the grid leaves it out."""
-    kind = spec.model.kind
-    if kind == "flax" and axis in ("activation", "hidden", "dropout"):
-        return [() if axis == "hidden" else None]  # the user's module defines them
-    if axis == "channels" and kind != "conv":
-        return [None]
-    if axis == "kwargs":  # model.kwargs alone is a sweep-level setting (in every run's id through the model)
-        return [json.dumps(v, sort_keys=True) for v in spec.grid.kwargs] if spec.grid.kwargs else [None]
+    """The grid's values of one axis (ibjax.rundir.axes), or the model/train setting of that name when the grid
+    leaves it out; unset where the model kind has no such setting."""
+    a = BY_NAME[axis]
+    if spec.model.kind not in a.kinds:  # e.g. a user's Flax module defines its own activations and widths
+        return [() if axis == "hidden" else None]
     values = getattr(spec.grid, axis)
-    if not values and axis in DATA_AXES:
+    if a.value == "keywords":  # model.kwargs alone is a sweep-level setting (in every run's id through the model)
+        return [json.dumps(v, sort_keys=True) for v in values] if values else [None]
+    if not values and a.section == "data":
         return [None]  # the data section's value, shared by every run
     if not values:
-        section = spec.model if axis in type(spec.model).model_fields else spec.train
-        values = [getattr(section, axis)]
-    if axis in ("weight_decay", "dropout"):
+        values = [getattr(spec.model if a.section == "model" else spec.train, axis)]
+    if a.off_at_zero:
         values = [None if not v else v for v in values]  # 0: none, as a run without the setting
-    return [tuple(v) for v in values] if axis in ("hidden", "channels") else list(values)
+    return [tuple(v) for v in values] if a.value == "widths" else list(values)
 
 
 def expand_grid(spec: SweepSpec) -> list[Run]:

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from ibjax.rundir.contract import GRID_AXES, layer_names
+from ibjax.rundir.axes import AXES
+from ibjax.rundir.contract import layer_names
 from ibjax.spec import SweepSpec
-from ibjax.sweep.plan import DATA_AXES, Bucket, Run, module_kwargs, network_ids
+from ibjax.sweep.plan import Bucket, Run, module_kwargs, network_ids
 from ibjax.train.engine import METRICS
 from ibjax.train.loop import BucketResult
 
@@ -22,21 +23,37 @@ def setting_columns(run: Run, spec: SweepSpec, n_train: int) -> dict:
     the data section's value; no weight decay or dropout is 0.0. None only where a setting does not apply (the
     momentum of another optimizer, the bits of a float network, the noise of a deterministic one, the channels of
     a network without convolutions). The cell string keeps its own compact form (`ibjax.rundir.contract`)."""
-    own_module = spec.model.kind == "flax"
-    full = run.batch_size == "full"
-    cols = {axis: getattr(run, axis) for axis in GRID_AXES}
-    cols.update(
-        hidden=None if own_module else [int(w) for w in run.hidden],
-        depth=None if own_module else len(run.hidden),
-        channels=None if run.channels is None else [int(c) for c in run.channels],
-        batch_size=int(n_train if full else run.batch_size), full_batch=full, n_train=int(n_train),
-        weight_decay=float(run.weight_decay or 0.0), dropout=None if own_module else float(run.dropout or 0.0),
-        kwargs=json.dumps(module_kwargs(run, spec), sort_keys=True) if own_module else None,
-        **{axis: getattr(spec.data, axis) if getattr(run, axis) is None else getattr(run, axis)
-           for axis in DATA_AXES})
-    cols["train_fraction"] = float(cols["train_fraction"])
-    cols["label_noise"] = float(cols["label_noise"])
+    cols = {}
+    for a in AXES:  # each as its axis declares its values (ibjax.rundir.axes)
+        v = getattr(run, a.name)
+        if spec.model.kind not in a.kinds:
+            v = None  # the family has no such setting (a user's Flax module: its own widths, activations)
+        elif v is None and a.section == "data":
+            v = getattr(spec.data, a.name)  # not a grid axis here: the data section's value, used by every run
+        elif a.off_at_zero:
+            v = float(v or 0.0)
+        elif a.value == "keywords":
+            v = json.dumps(module_kwargs(run, spec), sort_keys=True)
+        elif a.value == "batch":
+            v = int(n_train if v == "full" else v)
+        if v is not None and a.value == "widths":
+            v = [int(w) for w in v]
+        elif v is not None and a.value == "number":
+            v = float(v)
+        elif v is not None and a.value == "integer":
+            v = int(v)
+        cols[a.name] = v
+    cols.update(depth=None if cols["hidden"] is None else len(cols["hidden"]), full_batch=run.batch_size == "full",
+                n_train=int(n_train))
     return cols
+
+
+def typed_settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run table with integer settings as integers: int64, or pandas' nullable Int64 where some run has none
+    (quantize_bits 8 beside an unquantized network stays 8, not 8.0 beside NaN)."""
+    ints = [a.name for a in AXES if a.value in ("integer", "batch")] + ["depth"]
+    return runs.astype({c: "Int64" if runs[c].isna().any() else "int64" for c in ints
+                        if c in runs and runs[c].notna().any()})
 
 
 def diverged_from(result: BucketResult) -> np.ndarray:
@@ -100,4 +117,4 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
             "diverged": bool(div_epoch[i] >= 0),
             "diverged_epoch": int(div_epoch[i]) if div_epoch[i] >= 0 else None,
         })
-    return {"runs": pd.DataFrame(rows), "info": info, "metrics": metrics, "gradients": gradients}
+    return {"runs": typed_settings(pd.DataFrame(rows)), "info": info, "metrics": metrics, "gradients": gradients}
