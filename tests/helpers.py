@@ -8,6 +8,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,6 @@ def assert_merged_equals_unsharded(merged, whole) -> None:
     (the same networks in programs of another size). The layers are not at hand here (two CLI runs), so the
     rows near a bin edge cannot be counted as the engine tests do: MI may differ by what 6 of the 12-bit
     task's 4 096 rows moving to another symbol can do (0.0197 bits)."""
-    import numpy as np
     import pandas as pd
 
     assert merged.manifest["status"] == "done" and all(s["status"] == "done" for s in merged.manifest["shards"])
@@ -128,7 +128,6 @@ def entropy_change_per_moved_row(n: int) -> float:
     changes by d(b) - d(a - 1) with d(c) = (c + 1) log2(c + 1) - c log2 c, increasing from d(0) = 0 to
     d(n - 1): |dH| <= d(n - 1) / n (about (log2 n + 1.44) / n).
     """
-    import numpy as np
 
     return float(n * np.log2(n) - (n - 1) * np.log2(n - 1)) / n if n > 1 else 0.0
 
@@ -137,7 +136,6 @@ def rows_near_an_edge(acts_NxU, lo, hi, n_bins: int, tol: float):
     """Bool [N]: rows with some unit within `tol` (activation units) of an interior bin edge of
     `n_bins` equal bins on [lo, hi] (values beyond lo or hi are clipped into the end bins, so those two
     edges move nothing)."""
-    import numpy as np
 
     width = (hi - lo) / n_bins
     scaled = (np.asarray(acts_NxU, np.float64) - lo) / width
@@ -161,7 +159,6 @@ def assert_layers_bin_alike(acts_a, acts_b, mi_a, mi_b, n_bins: int, *, act_rtol
     """One layer seen by two paths: activations [N, U] equal to float rounding (|a - b| <= act_rtol times the
     layer's scale), and their binned MI [i_xt, i_ty, lo, hi] (each path with its own range lo, hi) within what
     the rows near an edge can explain. Returns how many rows were near an edge (the tests report it)."""
-    import numpy as np
 
     a, b = np.asarray(acts_a, np.float64), np.asarray(acts_b, np.float64)
     if a.shape[1] != b.shape[1]:  # one network padded to more units: those are exactly 0 (constant: one bin)
@@ -245,8 +242,6 @@ def assert_gradient_stats_close(a: np.ndarray, b: np.ndarray) -> None:
     a difference of nearly equal sums, so rounding that differs between two equal computations (XLA's fusion,
     vector width, LLVM's optimization level) moves it by ~1e-3 relative (measured: 1.2e-3 for looped vs vmapped
     conv nets under --xla_backend_optimization_level=0); the mean has no such cancellation."""
-    import numpy as np
-
     np.testing.assert_allclose(a[..., 0], b[..., 0], rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(a[..., 1], b[..., 1], rtol=1e-2, atol=1e-5)
 
@@ -258,7 +253,5 @@ def assert_metrics_alike(a: np.ndarray, b: np.ndarray, n_rows: int, rtol: float 
     largest logits are within float rounding of each other may go either way on another path (as a value at a bin
     edge does; seen as 1 of 1 437 rows for looped vs vmapped conv nets at another LLVM optimization level): the
     accuracies may differ by `flips` rows of the smallest set they are over (`n_rows`), no more."""
-    import numpy as np
-
     np.testing.assert_allclose(a[..., [0, 2]], b[..., [0, 2]], rtol=rtol, atol=atol)
     np.testing.assert_allclose(a[..., [1, 3]], b[..., [1, 3]], rtol=0, atol=flips / n_rows + 1e-7)

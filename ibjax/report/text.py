@@ -119,10 +119,27 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
            corr: pd.DataFrame, sens: pd.DataFrame, agree: pd.DataFrame, labels: dict[str, str],
            settings: VerdictSettings, warnings: list[str], figures: list[str],
            label_info: pd.DataFrame | None = None) -> str:
-    n_samples = manifest["n_mi_samples"]
+    """REPORT.md, section by section."""
     ests = sorted(summary.estimator.unique())
+    L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings)
+    for est in ests:
+        L += _verdicts(summary[summary.estimator == est], est, labels)
+    L += _comparisons(comp, labels) + _generalization(corr) + _sensitivity(sens, summary, labels, settings)
+    if not agree.empty:
+        L += ["## Agreement across estimators", "", _table(agree.round(3)), ""]
+    has_labels = label_info is not None and not label_info.empty
+    if has_labels:
+        L += label_information_lines(label_info, labels, [str(f) for f in figures if "label_information" in str(f)])
+    L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
+          "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
+          + (", label_information.csv" if has_labels else "") + "; figures:", ""]
+    L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
+    return "\n".join(L) + "\n"
+
+
+def _header(name: str, manifest: dict, runs: pd.DataFrame, ests: list[str], warnings: list[str]) -> list[str]:
+    n_samples = manifest["n_mi_samples"]
     epochs = manifest.get("mi_epochs", [])
-    st = settings
     L = [f"# Compression report: {name}", "",
          f"{len(runs)} networks in {runs.cell.nunique()} cells, {max(epochs) if epochs else '?'} epochs, "
          f"{len(epochs)} logged epochs; estimators: {', '.join(ests)}; MI on N = {n_samples} samples "
@@ -130,7 +147,11 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
          f"{int(runs.diverged.sum())}.", ""]
     if warnings:
         L += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
-    L += ["## How to read the verdicts", "",
+    return L
+
+
+def _how_to_read(st: VerdictSettings) -> list[str]:
+    return ["## How to read the verdicts", "",
           f"- **Fitting epoch**: first logged epoch where I(T;Y), smoothed by a centred moving average over "
           f"{st.smooth_window} logged epochs, reaches {100 * st.fit_fraction:.0f} % of its final level (mean of "
           f"the last {100 * st.final_fraction:.0f} % of logged epochs).",
@@ -152,31 +173,41 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
           f"- Intervals: fractions Wilson {100 * st.confidence:.0f} %; paired differences of fractions Tango's "
           f"score interval; means percentile bootstrap over runs (whole runs resampled, B = {st.n_boot}, seed "
           f"{st.seed}).", ""]
-    for est in ests:
-        s = summary[summary.estimator == est]
-        L += [f"## Verdicts — {est}", "", "The deepest hidden layer of each cell:", ""]
-        for cell, g in s.groupby("cell", sort=False):
-            deep = deepest_hidden(g.layer)
-            if deep is not None:
-                L.append(headline(g[g.layer == deep].iloc[0], labels.get(cell, cell)))
-        sat = s.groupby("layer").fraction_saturated.mean()
-        sat_layers = [ly for ly in layer_order(sat.index) if sat[ly] > 0.5]
-        if sat_layers:
-            L += ["", f"Layers saturated in most runs (no compression can show there): {', '.join(sat_layers)}."]
-        out = s.groupby("layer").fraction_unreliable.mean()
-        out_layers = [ly for ly in layer_order(out.index) if out[ly] > 0.5]
-        if out_layers:
-            L += ["", f"Layers outside {est}'s validated range in most runs (drops not to be trusted): "
-                      f"{', '.join(out_layers)}."]
-        L += ["", "All layers (figure: `figures/heatmap_compressed_" + est + ".png`):", "", verdict_table(s, labels),
-              ""]
-    L += ["## Paired comparisons", ""] + comparison_lines(comp, labels) + [""]
+
+
+def _verdicts(s: pd.DataFrame, est: str, labels: dict[str, str]) -> list[str]:
+    """One estimator's section: each cell's deepest hidden layer in words, saturation, the all-layer table."""
+    L = [f"## Verdicts — {est}", "", "The deepest hidden layer of each cell:", ""]
+    for cell, g in s.groupby("cell", sort=False):
+        deep = deepest_hidden(g.layer)
+        if deep is not None:
+            L.append(headline(g[g.layer == deep].iloc[0], labels.get(cell, cell)))
+    sat = s.groupby("layer").fraction_saturated.mean()
+    sat_layers = [ly for ly in layer_order(sat.index) if sat[ly] > 0.5]
+    if sat_layers:
+        L += ["", f"Layers saturated in most runs (no compression can show there): {', '.join(sat_layers)}."]
+    out = s.groupby("layer").fraction_unreliable.mean()
+    out_layers = [ly for ly in layer_order(out.index) if out[ly] > 0.5]
+    if out_layers:
+        L += ["", f"Layers outside {est}'s validated range in most runs (drops not to be trusted): "
+                  f"{', '.join(out_layers)}."]
+    L += ["", "All layers (figure: `figures/heatmap_compressed_" + est + ".png`):", "", verdict_table(s, labels),
+          ""]
+    return L
+
+
+def _comparisons(comp: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    L = ["## Paired comparisons", ""] + comparison_lines(comp, labels) + [""]
     if not comp.empty:
         deep = deepest_hidden(comp.layer)
         if deep is not None:
             L += [f"All comparisons for layer {deep} (comparisons.csv has every layer):", "",
                   comparison_table(comp, labels, deep), ""]
-    L += ["## Compression and generalization", "",
+    return L
+
+
+def _generalization(corr: pd.DataFrame) -> list[str]:
+    L = ["## Compression and generalization", "",
           "Spearman correlation of a run's relative drop with its generalization gap (train − test accuracy); "
           "`within cell` removes cell means first, so differences between settings cannot create it.", ""]
     if not corr.empty:
@@ -185,7 +216,13 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
         t = t.pivot_table(index=["layer", "estimator"], columns="scope", values="r", aggfunc="first").reset_index()
         t = t.sort_values("layer", key=lambda x: x.map(layer_order(t.layer).index))
         L += [_table(t.rename(columns={"within_cell": "within cell"})), ""]
-    L += ["## Sensitivity to the threshold", "",
+    return L
+
+
+def _sensitivity(sens: pd.DataFrame, summary: pd.DataFrame, labels: dict[str, str], st: VerdictSettings
+                 ) -> list[str]:
+    """Fractions compressed at other thresholds, and the noise floor the threshold is judged against."""
+    L = ["## Sensitivity to the threshold", "",
           "Fraction of runs compressed in the deepest hidden layer at other drop thresholds (bits):", ""]
     if not sens.empty:
         deep = sens[sens.layer == deepest_hidden(sens.layer)]
@@ -202,16 +239,7 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
         L += [f"Noise floor: the residual s.d. of I(X;T) about its smoothed curve after fitting is at most "
               f"{worst:.3f} bits (largest per-cell median over layers); the threshold {st.threshold_bits} bits is "
               f"{verdict} it.", ""]
-    if not agree.empty:
-        L += ["## Agreement across estimators", "", _table(agree.round(3)), ""]
-    has_labels = label_info is not None and not label_info.empty
-    if has_labels:
-        L += label_information_lines(label_info, labels, [str(f) for f in figures if "label_information" in str(f)])
-    L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
-          "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
-          + (", label_information.csv" if has_labels else "") + "; figures:", ""]
-    L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
-    return "\n".join(L) + "\n"
+    return L
 
 
 def label_information_lines(li: pd.DataFrame, labels: dict[str, str], figures: list[str] = ()) -> list[str]:

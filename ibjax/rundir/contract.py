@@ -7,7 +7,6 @@ order. Imports nothing from ibjax: both halves of the data flow depend on it, ne
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 from ibjax.rundir.axes import AXES, is_unset, setting_text

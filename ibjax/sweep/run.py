@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from ibjax.data.task import Task, load_task
 from ibjax.mi import estimator_limits
@@ -67,11 +68,56 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
     manifest_path = out / "shards" / f"{tag}.json" if sharded else out / "manifest.json"
     t_start = time.perf_counter()  # wall_s counts planning and sizing's compiles too (the buckets' own)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda _msg: None)
-    # Everything that can refuse the spec or its data runs before the run directory is touched (a --force
-    # must not discard a finished sweep for a spec that cannot run).
-    runs = expand_grid(spec)
+    runs, task, schedule, plan = _plan(spec, shard, t_start)
+    if dry_run:
+        say(plan)
+        return dry_run_estimate(spec, runs, task, schedule, say)
+    spec_text = to_yaml(spec)
+    previous = check_fits(spec_text, out, manifest_path, resume, force, sharded, to_yaml(SweepSpec()))
+    if previous is not None and previous.get("status") == "done":
+        return {**previous, "nothing_to_do": True}
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
+        atomic_write_bytes(out / "spec.yaml", spec_text.encode())
+    say(plan)
+    data = task.device_data()
+    write_table(out / "mi_sample.parquet", task.mi_sample_table())  # which rows every network's MI is measured on
+    programs = Programs(spec, task, data)
+    buckets, sizing = plan_programs(spec, runs, programs, previous, progress)
+    say(f"[plan] {len(buckets)} program(s) of {min(b.size for b in buckets):,}-{max(b.size for b in buckets):,} "
+        f"networks, sized in {time.perf_counter() - t_start:.1f} s from the start")
+    estimators = build_estimators(spec, task.n_classes)
+    manifest = _new_manifest(spec, source, shard, runs, task, data, schedule, estimators, buckets, programs, sizing)
+    if previous is not None:  # keep what the finished buckets recorded
+        if [b["n_runs"] for b in previous["buckets"]] != [b.size for b in buckets]:
+            raise RunDirError(f"{manifest_path} records buckets of {[b['n_runs'] for b in previous['buckets']]} "
+                              f"networks, but this spec makes {[b.size for b in buckets]}: it cannot be resumed; "
+                              f"use --force to start over")
+        manifest["buckets"] = previous["buckets"]
+        manifest["resumed"] = previous.get("resumed", 0) + 1
+    write_json(manifest_path, manifest)
+    _train_buckets(spec, buckets, task, data, programs, schedule, manifest, manifest_path, tag, out, progress)
     if sharded:
-        runs = shard_runs(runs, index, count)
+        manifest["status"] = manifest["shards"][0]["status"] = "done"
+        manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
+        write_json(manifest_path, manifest)
+        shutil.rmtree(out / "checkpoints" / tag, ignore_errors=True)
+        if report and read_manifest(out)["status"] == "done":  # the last shard to finish writes the report
+            _report(out, spec.output.plots, progress)
+        return manifest
+    _finish(spec, out, manifest, estimators[0].name, t_start)
+    if report:
+        _report(out, spec.output.plots, progress)
+    return manifest
+
+
+def _plan(spec: SweepSpec, shard: tuple[int, int], t_start: float) -> tuple[list, Task, np.ndarray, str]:
+    """The runs (of this shard), the task and the MI schedule, and the plan line: everything that can refuse the
+    spec or its data, run before the run directory is touched (a --force must not discard a finished sweep for a
+    spec that cannot run)."""
+    runs = expand_grid(spec)
+    if shard[1] > 1:
+        runs = shard_runs(runs, *shard)
     task: Task = load_task(spec.data)
     check_batch_sizes(spec, task)
     s = spec.mi.schedule
@@ -89,26 +135,16 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
     plan = (f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
             f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
             f"{memory_source}); planned in {time.perf_counter() - t_start:.1f} s")
-    if dry_run:
-        say(plan)
-        return dry_run_estimate(spec, runs, task, schedule, say)
-    spec_text = to_yaml(spec)
-    previous = check_fits(spec_text, out, manifest_path, resume, force, sharded, to_yaml(SweepSpec()))
-    if previous is not None and previous.get("status") == "done":
-        return {**previous, "nothing_to_do": True}
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
-        atomic_write_bytes(out / "spec.yaml", spec_text.encode())
-    say(plan)
-    data = task.device_data()
-    write_table(out / "mi_sample.parquet", task.mi_sample_table())  # which rows every network's MI is measured on
-    programs = Programs(spec, task, data)
-    buckets, sizing = plan_programs(spec, runs, programs, previous, progress)
+    return runs, task, schedule, plan
+
+
+def _new_manifest(spec: SweepSpec, source: str, shard: tuple[int, int], runs: list, task: Task, data,
+                  schedule: np.ndarray, estimators: tuple, buckets: list, programs: Programs, sizing: dict) -> dict:
+    """manifest.json (or a shard's) of a starting sweep: versions, the data, estimators and their limits, and
+    every bucket pending."""
+    index, count = shard
     device_bytes = sizing.pop("device_bytes", [None] * len(buckets))
-    say(f"[plan] {len(buckets)} program(s) of {min(b.size for b in buckets):,}-{max(b.size for b in buckets):,} "
-        f"networks, sized in {time.perf_counter() - t_start:.1f} s from the start")
-    estimators = build_estimators(spec, task.n_classes)
-    manifest = {
+    return {
         "name": spec.name, "source": source, "status": "running", "environment": environment(),
         "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
         "n_test": len(task.test_idx), "n_mi_samples": len(task.mi_rows),
@@ -135,16 +171,13 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
                     for b, nbytes in zip(buckets, device_bytes)],
         "programs": sizing,
     }
-    if previous is not None:  # keep what the finished buckets recorded
-        if [b["n_runs"] for b in previous["buckets"]] != [b.size for b in buckets]:
-            raise RunDirError(f"{manifest_path} records buckets of {[b['n_runs'] for b in previous['buckets']]} "
-                              f"networks, but this spec makes {[b.size for b in buckets]}: it cannot be resumed; "
-                              f"use --force to start over")
-        manifest["buckets"] = previous["buckets"]
-        manifest["resumed"] = previous.get("resumed", 0) + 1
-    write_json(manifest_path, manifest)
+
+
+def _train_buckets(spec: SweepSpec, buckets: list, task: Task, data, programs: Programs, schedule, manifest: dict,
+                   manifest_path: Path, tag: str, out: Path, progress: bool) -> None:
+    """Train the buckets not done yet, one after another; a stop or a failure is recorded in the manifest."""
     todo = [b for b in buckets if manifest["buckets"][b.index]["status"] != "done"]
-    bar = Progress(sum(b.size for b in todo) * n_epochs, enabled=progress)
+    bar = Progress(sum(b.size for b in todo) * spec.train.epochs, enabled=progress)
     with StopFlag() as stop, closing(bar):
         try:
             for b in todo:
@@ -158,14 +191,11 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
             manifest["status"] = manifest["shards"][0]["status"] = "failed"
             write_json(manifest_path, manifest)
             raise
-    if sharded:
-        manifest["status"] = manifest["shards"][0]["status"] = "done"
-        manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
-        write_json(manifest_path, manifest)
-        shutil.rmtree(out / "checkpoints" / tag, ignore_errors=True)
-        if report and read_manifest(out)["status"] == "done":  # the last shard to finish writes the report
-            _report(out, spec.output.plots, progress)
-        return manifest
+
+
+def _finish(spec: SweepSpec, out: Path, manifest: dict, first_estimator: str, t_start: float) -> None:
+    """An unsharded sweep's end: its part files merged into single tables, the information planes drawn, the
+    manifest marked done and the checkpoints removed."""
     tables = {name: read_table(out, name) for name in TABLES}
     _consolidate(out, tables)
     manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
@@ -175,13 +205,10 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
         from ibjax.report.figures import infoplanes
 
         manifest["figures"] = [str(p.relative_to(out)) for p in
-                               infoplanes(out, tables["info"], tables["runs"], estimators[0].name)]
+                               infoplanes(out, tables["info"], tables["runs"], first_estimator)]
     manifest["status"] = manifest["shards"][0]["status"] = "done"
     write_json(out / "manifest.json", manifest)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    if report:
-        _report(out, spec.output.plots, progress)
-    return manifest
 
 
 def dry_run_estimate(spec: SweepSpec, runs: list, task: Task, schedule, say) -> dict:

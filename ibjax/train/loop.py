@@ -62,25 +62,8 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     grad_mask[schedule[schedule > 0] - 1] = True  # step e trains epoch e + 1
 
     t0 = time.perf_counter()
-    # Shard the model axis over all local devices (a 1-D mesh); pad the model count to a multiple of the
-    # device count with copies of the last model, whose results are dropped.
     n_real = len(seeds)
-    mesh, n_pad = model_mesh(n_real)
-    pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], n_pad, axis=0)])
-    by_model, replicated = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
-    consts = jax.device_put(jax.tree.map(pad, consts), by_model)
-    runs = None if data.runs is None else jax.device_put(jax.tree.map(pad, data.runs), by_model)
-    data = jax.device_put(data._replace(runs=None), replicated)._replace(runs=runs)
-    seeds_d, lrs_d, moms_d = jax.device_put(
-        (pad(np.asarray(seeds, np.uint32)), pad(np.asarray(lrs, np.float32)), pad(np.asarray(moms, np.float32))),
-        by_model)
-    # Every state leaf has the model axis first; pin it to the mesh (the compiler may have replicated
-    # leaves that do not depend on sharded inputs, such as zero biases).
-    init_args = (seeds_d, consts, lrs_d, moms_d)
-    if engine.prog.weight_decay:
-        wds = np.zeros(n_real) if weight_decays is None else weight_decays
-        init_args += (jax.device_put(pad(np.asarray(wds, np.float32)), by_model),)
-    state = jax.device_put(engine.init_state(*init_args), by_model)
+    mesh, by_model, replicated, consts, data, state = _placed(engine, seeds, consts, lrs, moms, data, weight_decays)
     parts = {"mi": [], "metrics": [], "grads": []}  # in memory only without checkpoints (streamed otherwise)
     first_chunk = 0
     restored = checkpoints.restore(state) if checkpoints is not None else None
@@ -130,3 +113,27 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total,
         checkpoint_s=float(np.mean(checkpoint_s)) if checkpoint_s else None, resumed_at_chunk=first_chunk,
         state=state, mi_columns=engine.mi_columns(data))
+
+
+def _placed(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, weight_decays):
+    """The bucket's inputs on the devices and its initial state: the model axis sharded over all local devices
+    (a 1-D mesh), padded to a multiple of the device count with copies of the last model (whose results are
+    dropped); the shared data replicated. Returns (mesh, by_model, replicated, consts, data, state)."""
+    n_real = len(seeds)
+    mesh, n_pad = model_mesh(n_real)
+    pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], n_pad, axis=0)])
+    by_model, replicated = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
+    consts = jax.device_put(jax.tree.map(pad, consts), by_model)
+    runs = None if data.runs is None else jax.device_put(jax.tree.map(pad, data.runs), by_model)
+    data = jax.device_put(data._replace(runs=None), replicated)._replace(runs=runs)
+    seeds_d, lrs_d, moms_d = jax.device_put(
+        (pad(np.asarray(seeds, np.uint32)), pad(np.asarray(lrs, np.float32)), pad(np.asarray(moms, np.float32))),
+        by_model)
+    # Every state leaf has the model axis first; pin it to the mesh (the compiler may have replicated
+    # leaves that do not depend on sharded inputs, such as zero biases).
+    init_args = (seeds_d, consts, lrs_d, moms_d)
+    if engine.prog.weight_decay:
+        wds = np.zeros(n_real) if weight_decays is None else weight_decays
+        init_args += (jax.device_put(pad(np.asarray(wds, np.float32)), by_model),)
+    state = jax.device_put(engine.init_state(*init_args), by_model)
+    return mesh, by_model, replicated, consts, data, state
