@@ -107,3 +107,27 @@ def test_no_file_points_outside_the_repository():
     bad = [str(f.relative_to(root)) for f in files
            if any(s in f.read_text() for s in ("DESIGN.md", "LITERATURE.md", "../shared"))]
     assert not bad, f"files that cite what the repository does not contain: {bad}"
+
+
+def test_capabilities_are_declared_by_every_estimator_and_family():
+    """The engine reads what it must know about an estimator or a model family from declared attributes (no
+    isinstance or getattr probing): every estimator class and family declares them."""
+    import ibjax.mi as mi
+    from ibjax.models.conv import Conv
+    from ibjax.models.flax_module import FlaxModule
+    from ibjax.models.mlp import MLP
+
+    estimators = [getattr(mi, n) for n in mi.__all__ if n[0].isupper() and hasattr(getattr(mi, n), "__call__")
+                  and n not in ("LayerContext", "Limits", "MIEstimate", "MIEstimator")]
+    assert len(estimators) == 10
+    for cls in estimators:
+        assert isinstance(cls.needs_net_input, bool) and isinstance(cls.batched_eigh, bool), cls.__name__
+    assert [c.__name__ for c in estimators if c.batched_eigh] == ["KNNEstimator"]
+    assert [c.__name__ for c in estimators if c.needs_net_input] == ["OnNetInput"]
+    mlp = MLP((12, 10, 2), ("tanh",))
+    conv = Conv((8, 8, 1), (4,), 3, (2,), "same", (8,), 10, ("tanh",), noise_std=0.1)
+    flax = FlaxModule("m.py:Net", "{}", (8, 8, 1), 10)
+    assert (mlp.native_kernel, mlp.stochastic) == (True, False)
+    assert (conv.native_kernel, conv.stochastic) == (False, True)
+    assert (flax.native_kernel, flax.stochastic) == (False, False)
+    assert not MLP((12, 10, 2), ("tanh",), quantize_bits=8).native_kernel

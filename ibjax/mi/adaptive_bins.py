@@ -14,6 +14,7 @@ neural networks. ICLR.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
@@ -47,6 +48,8 @@ class AdaptiveBinning:
     name: str = "adaptive30"
     n_bins: int = 30
     n_classes: int | None = None
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = adaptive_bin_indices(acts_NxU, self.n_bins, ctx.unit_mask_U)

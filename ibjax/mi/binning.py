@@ -13,6 +13,7 @@ References: Shwartz-Ziv & Tishby 2017 (IDNNs); Saxe et al. 2018; Lorenzen et al.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
@@ -119,6 +120,8 @@ class Binning:
     lo: float = -1.0
     hi: float = 1.0
     n_classes: int | None = None  # static bound on labels; the engine fills in the task's class count
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         if self.range_mode == "fixed":
@@ -174,6 +177,8 @@ class IdnnsBinning:
     lo: float = -1.0
     hi: float = 1.0
     n_classes: int | None = None
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = idnns_bin_indices(acts_NxU, self.n_edges, self.lo, self.hi)

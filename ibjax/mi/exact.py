@@ -13,6 +13,7 @@ probability below N^2 / 2^64).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 from jax import lax
@@ -41,6 +42,8 @@ class ExactCounting:
 
     name: str = "exact"
     n_classes: int | None = None
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)

@@ -9,7 +9,7 @@ MIEstimate in **bits**. X is uniform over the N samples; for a deterministic net
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 Array = Any
 
@@ -50,9 +50,14 @@ class MIEstimate(NamedTuple):
 
 
 class MIEstimator(Protocol):
-    """An estimator: hashable static settings (so it can key a compiled program), a name, and a call."""
+    """An estimator: hashable static settings (so it can key a compiled program), a name, and a call. What the
+    engine must know about it is declared, never probed: `needs_net_input` (it reads ctx.net_input_NxU, which
+    costs a matmul per layer) and `batched_eigh` (it takes an eigendecomposition per layer, which XLA:CPU
+    must not batch over networks on several host devices)."""
 
     name: str
+    needs_net_input: ClassVar[bool]
+    batched_eigh: ClassVar[bool]
 
     def __call__(self, acts_NxU: Array, labels_N: Array, ctx: LayerContext) -> MIEstimate: ...
 

@@ -19,6 +19,7 @@ Cost O(N^2 U) per layer: rows are processed in blocks of KDE_BLOCK, so memory is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -152,6 +153,8 @@ class KDEBound:
     noise_var: float | None = 1e-3
     max_samples: int | None = None
     n_classes: int | None = None  # unused (labels are compared, not counted); kept for a uniform signature
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]
@@ -207,6 +210,8 @@ class NoisyMixture:
     max_samples: int | None = None
     seed: int = 0
     n_classes: int | None = None
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         nan = jnp.float64(jnp.nan)

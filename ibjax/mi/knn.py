@@ -23,6 +23,7 @@ the estimate then goes very negative rather than NaN).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -240,6 +241,8 @@ class KNNEstimator:
     # units, one fixed draw (`seed`, the same at every epoch so curves are not jittered), before compression.
     noise_std: float | None = None
     seed: int = 0
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = True  # the PCA of each layer and of X (eigh)
 
     def limits(self, n_samples: int) -> tuple[float, float]:
         """KSG's largest value psi(N) - psi(k) (every point's k joint neighbours also its nearest in X and in T

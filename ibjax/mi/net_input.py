@@ -29,6 +29,7 @@ class OnNetInput:
     inner: Any
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = True
+    batched_eigh: ClassVar[bool] = False
 
     def limits(self, n_samples: int):
         return estimator_limits(self.inner, n_samples)

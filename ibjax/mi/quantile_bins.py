@@ -8,6 +8,7 @@ so equal values always share a bin and each bin holds about N / n_bins rows unle
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +46,8 @@ class QuantileBinning:
     name: str = "quantile30"
     n_bins: int = 30
     n_classes: int | None = None
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = quantile_bin_indices(acts_NxU, self.n_bins)

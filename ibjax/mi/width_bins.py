@@ -9,6 +9,7 @@ otherwise the U bins are hashed (collision probability below N^2 / 2^64, as for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 
@@ -50,6 +51,8 @@ class FixedWidthBinning:
     name: str = "width0.07"
     width: float = 0.07
     n_classes: int | None = None
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = width_bin_indices(acts_NxU, self.width)

@@ -89,6 +89,11 @@ class Conv:
     noise_std: float | None = None
     dropout: float | None = None
     kind: ClassVar[str] = "conv"
+    native_kernel: ClassVar[bool] = False  # XLA's convolutions
+
+    @property
+    def stochastic(self) -> bool:
+        return self.noise_std is not None
 
     def __post_init__(self):
         h, w, _ = self.image_shape

@@ -30,7 +30,17 @@ Array = Any
 
 
 class ModelFamily(Protocol):
+    """What the engine must know about a family is declared, never probed: `native_kernel` (its forward and
+    backward pass are the native CPU kernel's function, so ibjax.native may run them) and `stochastic` (noise is
+    added to its layers: the MI pass draws it, and the noisy estimator samples it)."""
+
     kind: str
+
+    @property
+    def native_kernel(self) -> bool: ...
+
+    @property
+    def stochastic(self) -> bool: ...
 
     @property
     def layer_names(self) -> tuple[str, ...]: ...

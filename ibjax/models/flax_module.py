@@ -117,6 +117,8 @@ class FlaxModule:
     layers: tuple[str, ...] | None = None
     base_dir: str | None = None  # relative file references resolve against the spec's folder
     kind: ClassVar[str] = "flax"
+    native_kernel: ClassVar[bool] = False
+    stochastic: ClassVar[bool] = False  # a module's own noise is its own business; ibjax adds none
 
     @property
     def label(self) -> str:

@@ -165,7 +165,7 @@ class MLP:
     """The `mlp` family (ibjax.models.family): stacked MLPs padded to one program's widths.
 
     dims = (in_dim, *hidden_pad, n_classes). A plain network (not quantized, no noise, no dropout) may train and
-    run its MI pass through the native CPU kernel (`plain`, `kernel_grads`, `kernel_layers`)."""
+    run its MI pass through the native CPU kernel (`native_kernel`, `kernel_grads`, `kernel_layers`)."""
 
     dims: tuple[int, ...]
     activations: tuple[str, ...]
@@ -183,9 +183,13 @@ class MLP:
         return self.layer_names
 
     @property
-    def plain(self) -> bool:
+    def native_kernel(self) -> bool:
         """The function the native kernel computes: no quantization, noise or dropout."""
         return self.quantize_bits is None and self.noise_std is None and self.dropout is None
+
+    @property
+    def stochastic(self) -> bool:
+        return self.noise_std is not None
 
     def init(self, key, consts: ModelConsts) -> dict:
         return init_params(key, consts, self.dims)

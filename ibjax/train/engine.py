@@ -31,7 +31,6 @@ from jax.sharding import PartitionSpec as P
 
 from ibjax.data.task import Data
 from ibjax.mi.interface import LayerContext
-from ibjax.mi.knn import KNNEstimator
 from ibjax.models.family import ModelFamily, weight_mask
 from ibjax.models.mlp import MLP, ModelConsts
 from ibjax.train.shuffle import feistel_permutation
@@ -244,7 +243,7 @@ class Engine:
         # XLA:CPU hangs (every thread waiting) on a batched eigh of 2+ wide matrices per device (e.g. [2, 256,
         # 256]) in a program sharded over 2+ host devices (BUILD_NOTES.md, issue 19); the k-NN estimators' PCA is
         # such an eigh under vmap. Looping the networks keeps each eigh unbatched.
-        pca_on_many_devices = cpu and mesh.size > 1 and any(isinstance(e, KNNEstimator) for e in self.prog.estimators)
+        pca_on_many_devices = cpu and mesh.size > 1 and any(e.batched_eigh for e in self.prog.estimators)
         return cpu and (self.family.kind != "mlp" or pca_on_many_devices)
 
     @property
@@ -344,7 +343,7 @@ class Engine:
         y = runs.y_fit if own_labels else data.y
         # The native kernel reads x whole and one shared label vector on every call: only for small float data.
         fam = self.family
-        kernel_ok = getattr(fam, "plain", False) and not own_labels and kernel_reads(data, data.x)
+        kernel_ok = fam.native_kernel and not own_labels and kernel_reads(data, data.x)
         # The kernel copies its x on every call: give it only the training rows when they are shared (computed
         # once per epoch for all networks: nothing here is batched), so that indices are into them.
         x, y_k, to_rows = None, None, None
@@ -420,10 +419,10 @@ class Engine:
         fit_labels = runs is not None and runs.y_fit is not None
 
         fam = self.family
-        noisy = getattr(fam, "noise_std", None) is not None
+        noisy = fam.stochastic
 
         def layers_on(x):
-            if getattr(fam, "plain", False):  # the native kernel on the CPU where it fits
+            if fam.native_kernel:  # the native kernel on the CPU where it fits
                 return fam.kernel_layers(params, consts, x, use_kernel=kernel_reads(data, x))
             return fam.apply(params, consts, x, key)
 
@@ -437,7 +436,7 @@ class Engine:
             draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
         # Net inputs (pre-activations) only where an estimator bins them: one matmul per layer from the layers.
         nets = [None] * len(layers)
-        if any(getattr(e, "needs_net_input", False) for e in p.estimators):
+        if any(e.needs_net_input for e in p.estimators):
             nets = [*fam.net_inputs(params, consts, x_mi, hidden), logits]
         ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z)
                 for (mask, lo, hi, bounded), d, z in zip(fam.contexts(consts, hidden), draws, nets)]

@@ -208,7 +208,7 @@ def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
     mlp = program(mlp_raw)
     flax = program(flax_raw)
     _, b, eng_m, consts_m, data = mlp
-    assert eng_m.family.kind == "mlp" and eng_m.family.plain  # the native-kernel path
+    assert eng_m.family.kind == "mlp" and eng_m.family.native_kernel  # the native-kernel path
     assert flax[2].family.layer_names == eng_m.family.layer_names == ("h1", "h2", "h3", "out")
     seeds, lrs = [r.seed for r in b.runs], [r.learning_rate for r in b.runs]
     mlp_state = eng_m.init_state(np.asarray(seeds, np.uint32), consts_m, np.asarray(lrs, np.float32),
