@@ -1,0 +1,56 @@
+"""Mutual information of jointly Gaussian variables, in bits, inside jit (float64).
+
+Saxe et al. (2018, Section 4 and appendix) measure deep *linear* networks where MI is exact: inputs
+X ~ N(0, Sigma_X), a layer T = W X + eps with measurement noise eps ~ N(0, sigma^2 I) (sigma^2 = 1 in the paper;
+not used in training), and a linear teacher Y = W_o X + eps_o, eps_o ~ N(0, sigma_o^2 I). Then
+
+    Sigma_T  = W Sigma_X W^T + sigma^2 I,     Sigma_Y = W_o Sigma_X W_o^T + sigma_o^2 I,
+    Sigma_TY = W Sigma_X W_o^T,
+    I(T;X) = 1/2 log det Sigma_T - 1/2 log det (sigma^2 I),
+    I(T;Y) = 1/2 [log det Sigma_T + log det Sigma_Y - log det [[Sigma_T, Sigma_TY], [Sigma_TY^T, Sigma_Y]]].
+
+These are exact for linear layers of Gaussian inputs; for anything else they are only the Gaussian
+approximation (the entropy of a Gaussian of the same covariance, an upper bound on I(T;X) for fixed Sigma_T),
+and must be labelled so. Log-determinants by Cholesky: every matrix here is symmetric positive definite (the
+noise terms make it so), and Cholesky is both the cheapest and the most accurate factorization for it.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ibjax.mi.entropy import require_x64
+
+LN2 = float(jnp.log(2.0))
+
+
+def logdet_spd(a: jnp.ndarray) -> jnp.ndarray:
+    """log det of a symmetric positive definite matrix, in nats (NaN if it is not positive definite)."""
+    chol = jnp.linalg.cholesky(a)
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+
+
+def gaussian_mi_bits(cov_a: jnp.ndarray, cov_b: jnp.ndarray, cross_ab: jnp.ndarray) -> jnp.ndarray:
+    """I(A;B) in bits of jointly Gaussian A [p] and B [q] with covariances cov_a [p, p], cov_b [q, q] and
+    cross-covariance cross_ab = Cov(A, B) [p, q]: 1/2 (log det cov_a + log det cov_b - log det joint) / ln 2."""
+    require_x64()
+    cov_a, cov_b, cross_ab = (jnp.asarray(m, jnp.float64) for m in (cov_a, cov_b, cross_ab))
+    joint = jnp.block([[cov_a, cross_ab], [cross_ab.T, cov_b]])
+    return 0.5 * (logdet_spd(cov_a) + logdet_spd(cov_b) - logdet_spd(joint)) / LN2
+
+
+def linear_layer_mi(w: jnp.ndarray, cov_x: jnp.ndarray, noise_var: float, w_teacher: jnp.ndarray | None = None,
+                    teacher_noise_var: float = 0.0) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(I(T;X), I(T;Y)) in bits of the layer T = W X + eps of a linear network, eps ~ N(0, noise_var I), for
+    Gaussian X of covariance cov_x [Ni, Ni] and the teacher Y = w_teacher X + eps_o, eps_o ~ N(0,
+    teacher_noise_var I) (w [Nt, Ni], w_teacher [No, Ni]: the end-to-end maps). I(T;Y) is NaN without a teacher."""
+    require_x64()
+    w, cov_x = jnp.asarray(w, jnp.float64), jnp.asarray(cov_x, jnp.float64)
+    n_t = w.shape[0]
+    cov_t = w @ cov_x @ w.T + noise_var * jnp.eye(n_t)
+    i_xt = 0.5 * (logdet_spd(cov_t) - n_t * jnp.log(noise_var)) / LN2
+    if w_teacher is None:
+        return i_xt, jnp.float64(jnp.nan)
+    w_o = jnp.asarray(w_teacher, jnp.float64)
+    cov_y = w_o @ cov_x @ w_o.T + teacher_noise_var * jnp.eye(w_o.shape[0])
+    return i_xt, gaussian_mi_bits(cov_t, cov_y, w @ cov_x @ w_o.T)
