@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from ibjax.models.activations import ACTIVATIONS
 
@@ -238,90 +248,82 @@ class TrainSpec(_Frozen):
     memory from XLA's account of each compiled program (ibjax.sizing; IBJAX_DEVICE_MEMORY overrides it)."""
 
 
-class EstimatorSpec(_Frozen):
-    kind: Literal["binning", "idnns", "kde", "exact", "noisy", "knn"] = "binning"
-    """binning: clip(floor((a - lo) / (hi - lo) * n_bins)), or floor(a / width), or equal-mass bins; idnns: the
-    IDNNs code's digitize on linspace(lo, hi, n_bins) edges (n_bins = number of edges, range fixed, default
-    [-1, 1]); kde: Kolchinsky-Tracey bound for Gaussian noise of variance noise_var (Saxe et al.); exact: every
-    distinct row of values is a symbol (exact MI of quantized layers, Lorenzen et al.); noisy: Monte Carlo
-    Gaussian-mixture MI of a stochastic network's noisy layers at the network's own noise_std (NaN for
-    deterministic networks); knn: the layer and X compressed to `dim` principal components of the MI sample,
-    I(T;Y) from Kozachenko-Leonenko entropies with k neighbours, I(X;T) by KSG (Butakov et al. 2024)."""
+def _kinds_in_words(kinds: list[str]) -> str:
+    quoted = [f"'{k}'" for k in kinds]
+    return f"kind {quoted[0]}" if len(quoted) == 1 else f"kinds {', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
+class _Estimator(_Frozen):
+    """What every estimator kind has. Each kind is a class of its own (below), registered in ESTIMATOR_KINDS; a
+    key of another kind is an error that names the kind it belongs to."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_of_this_kind(cls, data):
+        if not isinstance(data, dict):
+            return data
+        kind = cls.model_fields["kind"].default
+        stray = [k for k in data if k not in cls.model_fields]
+        if kind != "binning" and kind != "idnns" and set(stray) & {"n_bins", "range"}:
+            raise ValueError(f"kind '{kind}' has no bins: drop n_bins and range")
+        by_owner: dict[tuple, list[str]] = {}
+        for key in stray:  # a key no kind has is left to the unknown-key error
+            owners = tuple(k for k, c in ESTIMATOR_KINDS.items() if key in c.model_fields)
+            if owners:
+                by_owner.setdefault(owners, []).append(key)
+        for owners, keys in by_owner.items():
+            raise ValueError(f"{', '.join(sorted(keys))}: only for {_kinds_in_words(list(owners))}, not '{kind}'")
+        return data
+
+    @property
+    def on_net_input(self) -> bool:
+        """Whether it measures each layer's net input W h + b instead of its activations."""
+        return False
+
+
+def _range_in_order(rng):
+    if isinstance(rng, list) and not rng[0] < rng[1]:
+        raise ValueError(f"range [lo, hi] needs lo < hi, got {rng}")
+
+
+class BinningEstimator(_Estimator):
+    """binning: clip(floor((a - lo) / (hi - lo) * n_bins)), or floor(a / width), or equal-mass bins."""
+
+    kind: Literal["binning"] = "binning"
     n_bins: int = Field(30, ge=2)
     range: Literal["auto", "layer", "neuron"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """auto: [-1,1] tanh/softsign, [0,1] sigmoid/softmax, layer min/max otherwise; layer; neuron (each unit's
     min/max); or [lo, hi]."""
     bins: Literal["uniform", "quantile", "adaptive"] = "uniform"
-    """binning only: uniform bins over the range, quantile (equal-mass bins per unit; no range), or adaptive
-    (Chelombiev et al.: per layer, bins holding equal numbers of distinct values; no range)."""
+    """uniform bins over the range, quantile (equal-mass bins per unit; no range), or adaptive (Chelombiev et al.:
+    per layer, bins holding equal numbers of distinct values; no range)."""
     space: Literal["activation", "net_input"] = "activation"
-    """binning only: bin the activations, or each layer's net input W h + b (Saxe et al.'s appendix; model.kind
-    mlp): name suffix _net."""
+    """Bin the activations, or each layer's net input W h + b (Saxe et al.'s appendix; model.kind mlp): name
+    suffix _net."""
     width: float | None = Field(None, gt=0)
-    """binning only: fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
-    bound: Literal["upper", "lower"] = "upper"
-    """kde only: upper (pairwise KL) or lower (Bhattacharyya) bound."""
-    noise_var: Annotated[float, Field(gt=0)] | Literal["loo"] = 1e-3
-    """kde only: variance of the added Gaussian noise (ibsgd: 1e-3 for the 12-bit task, 0.1 for MNIST), or loo:
-    fitted per layer and logged epoch by leave-one-out likelihood (recorded as lo = hi; name suffix _loo)."""
-    k: int = Field(5, ge=1)
-    """knn only: neighbours per point."""
-    dim: int = Field(4, ge=1)
-    """knn only: principal components kept of each layer and of X."""
-    weighted: bool = False
-    """knn only: I(T;Y) from Berrett et al.'s weighted Kozachenko-Leonenko entropies over the 1st..k-th
-    neighbours (bias-corrected for dim >= 4; give k >= 20, up to dim 12); false: the k-th neighbour alone."""
-    max_samples: int | None = Field(None, ge=2)
-    """kde, noisy and knn: use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
+    """Fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
+
     name: str | None = None
-    """Name in info.parquet; default binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n>, width<w> (+ _net for net inputs), idnns<n>,
-    kde_upper / kde_lower[_loo], knn<k>_pca<dim>[_wkl]."""
+    """Name in info.parquet (default: binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n> or width<w>, + _net for net inputs)."""
 
     @model_validator(mode="after")
-    def _settings_fit_the_kind(self):
+    def _settings_fit(self):
         given = self.model_fields_set
-        only = {"kde": {"bound", "noise_var"}, "binning": {"bins", "width", "space"}, "knn": {"k", "dim", "weighted"}}
-        for kind, keys in only.items():
-            stray = sorted(k for k in keys & given if self.kind != kind)
-            if stray:
-                raise ValueError(f"{', '.join(stray)}: only for kind '{kind}', not '{self.kind}'")
-        if "max_samples" in given and self.kind not in ("kde", "noisy", "knn"):
-            raise ValueError(f"max_samples: only for kinds 'kde', 'noisy' and 'knn', not '{self.kind}'")
-        if self.kind in ("kde", "exact", "noisy", "knn") and given & {"n_bins", "range"}:
-            raise ValueError(f"kind '{self.kind}' has no bins: drop n_bins and range")
         if self.width is not None and given & {"n_bins", "range", "bins"}:
             raise ValueError("width is fixed-width binning with no range: drop n_bins, range and bins")
-        if self.weighted and self.dim > 12:
-            raise ValueError(f"weighted: Berrett weights are usable up to dim 12 (they grow without bound beyond "
-                             f"it at these sample sizes), got dim {self.dim}")
         if self.bins in ("quantile", "adaptive") and "range" in given:
             raise ValueError(f"bins: {self.bins} places its own edges: drop range")
+        _range_in_order(self.range)
         return self
 
-    @model_validator(mode="after")
-    def _idnns_range(self):
-        if self.kind == "idnns" and isinstance(self.range, str) and self.range != "auto":
-            raise ValueError("kind 'idnns' uses fixed edges: give range as [lo, hi] (default [-1, 1])")
-        return self
-
-    @model_validator(mode="after")
-    def _range_order(self):
-        if isinstance(self.range, list) and not self.range[0] < self.range[1]:
-            raise ValueError(f"range [lo, hi] needs lo < hi, got {self.range}")
-        return self
+    @property
+    def on_net_input(self) -> bool:
+        return self.space == "net_input"
 
     @property
     def resolved_name(self) -> str:
         if self.name:
             return self.name
-        if self.kind == "idnns":
-            return f"idnns{self.n_bins}"
-        if self.kind == "kde":
-            return f"kde_{self.bound}" + ("_loo" if self.noise_var == "loo" else "")
-        if self.kind in ("exact", "noisy"):
-            return self.kind
-        if self.kind == "knn":
-            return f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
         net = "_net" if self.space == "net_input" else ""
         if self.width is not None:
             return f"width{self.width:g}{net}"
@@ -330,6 +332,148 @@ class EstimatorSpec(_Frozen):
         suffix = {"auto": "", "layer": "_layer", "neuron": "_neuron"}.get(self.range, "_fixed") \
             if isinstance(self.range, str) else "_fixed"
         return f"binning{self.n_bins}{suffix}{net}"
+
+
+class IdnnsEstimator(_Estimator):
+    """idnns: the IDNNs code's digitize on linspace(lo, hi, n_bins) edges (n_bins = number of edges, range fixed,
+    default [-1, 1])."""
+
+    kind: Literal["idnns"] = "idnns"
+    n_bins: int = Field(30, ge=2)
+    range: Literal["auto"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
+    """[lo, hi] (auto: [-1, 1])."""
+
+    name: str | None = None
+    """Name in info.parquet (default: idnns<n_bins>)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed_edges(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("range"), str) and data["range"] != "auto":
+            raise ValueError("kind 'idnns' uses fixed edges: give range as [lo, hi] (default [-1, 1])")
+        return data
+
+    @model_validator(mode="after")
+    def _settings_fit(self):
+        _range_in_order(self.range)
+        return self
+
+    @property
+    def resolved_name(self) -> str:
+        return self.name or f"idnns{self.n_bins}"
+
+
+class KDEEstimator(_Estimator):
+    """kde: Kolchinsky-Tracey bound for Gaussian noise of variance noise_var (Saxe et al.)."""
+
+    kind: Literal["kde"] = "kde"
+    bound: Literal["upper", "lower"] = "upper"
+    """upper (pairwise KL) or lower (Bhattacharyya) bound."""
+    noise_var: Annotated[float, Field(gt=0)] | Literal["loo"] = 1e-3
+    """Variance of the added Gaussian noise (ibsgd: 1e-3 for the 12-bit task, 0.1 for MNIST), or loo: fitted per
+    layer and logged epoch by leave-one-out likelihood (recorded as lo = hi; name suffix _loo)."""
+    max_samples: int | None = Field(None, ge=2)
+    """Use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
+
+    name: str | None = None
+    """Name in info.parquet (default: kde_upper / kde_lower, + _loo)."""
+
+    @property
+    def resolved_name(self) -> str:
+        return self.name or f"kde_{self.bound}" + ("_loo" if self.noise_var == "loo" else "")
+
+
+class ExactEstimator(_Estimator):
+    """exact: every distinct row of values is a symbol (exact MI of quantized layers, Lorenzen et al.)."""
+
+    kind: Literal["exact"] = "exact"
+
+    name: str | None = None
+    """Name in info.parquet (default: exact)."""
+
+    @property
+    def resolved_name(self) -> str:
+        return self.name or "exact"
+
+
+class NoisyEstimator(_Estimator):
+    """noisy: Monte Carlo Gaussian-mixture MI of a stochastic network's noisy layers at the network's own
+    noise_std (NaN for deterministic networks)."""
+
+    kind: Literal["noisy"] = "noisy"
+    max_samples: int | None = Field(None, ge=2)
+    """Use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
+
+    name: str | None = None
+    """Name in info.parquet (default: noisy)."""
+
+    @property
+    def resolved_name(self) -> str:
+        return self.name or "noisy"
+
+
+class KNNEstimatorSpec(_Estimator):
+    """knn: the layer and X compressed to `dim` principal components of the MI sample, I(T;Y) from
+    Kozachenko-Leonenko entropies with k neighbours, I(X;T) by KSG (Butakov et al. 2024)."""
+
+    kind: Literal["knn"] = "knn"
+    k: int = Field(5, ge=1)
+    """Neighbours per point."""
+    dim: int = Field(4, ge=1)
+    """Principal components kept of each layer and of X."""
+    weighted: bool = False
+    """I(T;Y) from Berrett et al.'s weighted Kozachenko-Leonenko entropies over the 1st..k-th neighbours
+    (bias-corrected for dim >= 4; give k >= 20, up to dim 12); false: the k-th neighbour alone."""
+    max_samples: int | None = Field(None, ge=2)
+    """Use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
+
+    name: str | None = None
+    """Name in info.parquet (default: knn<k>_pca<dim>, + _wkl)."""
+
+    @model_validator(mode="after")
+    def _settings_fit(self):
+        if self.weighted and self.dim > 12:
+            raise ValueError(f"weighted: Berrett weights are usable up to dim 12 (they grow without bound beyond "
+                             f"it at these sample sizes), got dim {self.dim}")
+        return self
+
+    @property
+    def resolved_name(self) -> str:
+        return self.name or f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
+
+
+# Every estimator kind, registered once: its configuration class (the sweep registers its factory under the same
+# name, ibjax.sweep.programs.ESTIMATOR_FACTORIES; a test checks both cover the same kinds).
+ESTIMATOR_KINDS: dict[str, type[_Estimator]] = {
+    "binning": BinningEstimator, "idnns": IdnnsEstimator, "kde": KDEEstimator, "exact": ExactEstimator,
+    "noisy": NoisyEstimator, "knn": KNNEstimatorSpec,
+}
+
+
+def _kind_of(value) -> str:
+    """The estimator kind of a raw mapping (binning when it names none) or of a configuration."""
+    if isinstance(value, dict):
+        return value.get("kind", "binning")
+    return getattr(value, "kind", "binning")
+
+
+AnyEstimator = Annotated[
+    Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in ESTIMATOR_KINDS.items())],  # noqa: UP007
+    Discriminator(_kind_of),
+]
+
+# The estimator keys every kind had before the kinds were classes of their own, with their defaults: the
+# spec.yaml of an earlier run directory lists all of them under every estimator (ibjax.spec.load_resolved_spec
+# and the resume check read such files).
+LEGACY_ESTIMATOR_DEFAULTS = {"kind": "binning", "n_bins": 30, "range": "auto", "bins": "uniform",
+                             "space": "activation", "width": None, "bound": "upper", "noise_var": 1e-3, "k": 5,
+                             "dim": 4, "weighted": False, "max_samples": None, "name": None}
+
+
+def EstimatorSpec(**settings) -> _Estimator:  # noqa: N802 (reads as the configuration it returns)
+    """The configuration of one estimator from its keys (kind binning when none is given); ValidationError names
+    a key that does not belong to the kind."""
+    return TypeAdapter(AnyEstimator).validate_python(settings)
 
 
 class ScheduleSpec(_Frozen):
@@ -347,7 +491,7 @@ class ScheduleSpec(_Frozen):
 
 class MISpec(_Frozen):
     schedule: ScheduleSpec = ScheduleSpec(log=200)
-    estimators: Annotated[list[EstimatorSpec], Field(min_length=1)] = [EstimatorSpec()]
+    estimators: Annotated[list[AnyEstimator], Field(min_length=1)] = [BinningEstimator()]
 
     @model_validator(mode="after")
     def _unique_names(self):
@@ -435,7 +579,7 @@ class SweepSpec(_Frozen):
     @model_validator(mode="after")
     def _net_inputs_need_an_mlp(self):
         for i, e in enumerate(self.mi.estimators):
-            if e.space == "net_input" and self.model.kind != "mlp":
+            if e.on_net_input and self.model.kind != "mlp":
                 raise ValueError(f"mi.estimators[{i}].space: net_input needs model.kind 'mlp' (the {self.model.kind} "
                                  f"family does not expose its layers' net inputs)")
         return self
@@ -479,9 +623,16 @@ class SweepSpec(_Frozen):
 # --------------------------------------------------------------------------------------------- loading
 
 
+def _is_kind_tag(loc, i) -> bool:
+    """pydantic names the estimator kind (the union's tag) after a list index: not part of the key path."""
+    return i > 0 and isinstance(loc[i - 1], int) and loc[i] in ESTIMATOR_KINDS
+
+
 def _format_loc(loc) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        if _is_kind_tag(loc, i):
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         elif part in ("function-after[_check_activation(), str]",) or "[" in str(part) or part in (
@@ -496,7 +647,10 @@ def _format_loc(loc) -> str:
 def _model_at(loc) -> type[BaseModel] | None:
     """The spec class that owns the key at `loc` (for 'unknown key' hints)."""
     cls: Any = SweepSpec
-    for part in loc[:-1]:
+    for i, part in enumerate(loc[:-1]):
+        if _is_kind_tag(loc, i):
+            cls = ESTIMATOR_KINDS[part]
+            continue
         if isinstance(part, int):
             continue
         field = cls.model_fields.get(part)
@@ -509,7 +663,8 @@ def _model_at(loc) -> type[BaseModel] | None:
                 cls = inner
                 break
         else:
-            return None
+            if not any(_is_kind_tag(loc, j) for j in range(i + 1, len(loc) - 1)):
+                return None  # (a list of estimators: the kind's tag further on names the class)
     return cls
 
 
@@ -521,6 +676,9 @@ def _describe(err: dict) -> str:
         return f"{loc}: unknown key; allowed here: {allowed}"
     msg = err["msg"].removeprefix("Value error, ")
     shown = err.get("input")
+    if err["type"] == "union_tag_invalid":  # an estimator kind that does not exist
+        kinds = ", ".join(ESTIMATOR_KINDS)
+        return f"{loc}.kind: expected one of {kinds} (got {err['ctx']['tag']!r})"
     if err["type"] == "too_short" and shown == []:
         return f"{loc}: empty list; give at least one value"
     if err["type"] not in ("missing", "value_error") and not isinstance(shown, dict):
@@ -679,11 +837,29 @@ def load_resolved_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec
     estimators = mi.get("estimators")
     raw = _given_form(raw, SweepSpec().model_dump(mode="json"))
     if isinstance(estimators, list):
-        raw.setdefault("mi", {})["estimators"] = [
-            {**_given_form(e, EstimatorSpec(kind=e.get("kind", "binning")).model_dump(mode="json")),
-             "kind": e.get("kind", "binning")} if isinstance(e, dict) else e for e in estimators]
+        raw.setdefault("mi", {})["estimators"] = [_given_estimator(e) if isinstance(e, dict) else e
+                                                   for e in estimators]
     raw = apply_overrides(raw, list(overrides))
     return validate(raw, str(path), {item.partition("=")[0]: item for item in overrides})
+
+
+def _given_estimator(e: dict) -> dict:
+    """A stored estimator's keys that differ from its kind's defaults (the kind always); keys of other kinds at
+    their old defaults are dropped (an earlier spec.yaml lists every kind's keys under every estimator)."""
+    kind = e.get("kind", "binning")
+    cls = ESTIMATOR_KINDS.get(kind)
+    if cls is None:
+        return e  # validation names the unknown kind
+    own = {k: v for k, v in e.items() if k in cls.model_fields or LEGACY_ESTIMATOR_DEFAULTS.get(k, object()) != v}
+    return {**_given_form(own, cls().model_dump(mode="json")), "kind": kind}
+
+
+def resolved_defaults() -> dict:
+    """The resolved spec of an empty sweep file, its estimator listing every key any estimator kind has had (with
+    its default): what an earlier or the current run directory's spec.yaml holds for a key it was not given."""
+    defaults = SweepSpec().model_dump(mode="json")
+    defaults["mi"]["estimators"] = [{**LEGACY_ESTIMATOR_DEFAULTS, **defaults["mi"]["estimators"][0]}]
+    return defaults
 
 
 def to_yaml(spec: SweepSpec) -> str:

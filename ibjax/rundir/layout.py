@@ -79,12 +79,14 @@ def _default_key(key: str) -> str:
 
 def spec_differences(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
     """Dotted keys whose values differ, as 'key: old -> new'. A key the old spec lacks (written by a version
-    before the key existed) is no difference while the new spec has it at its default (`defaults`, the resolved
-    spec of an empty sweep file)."""
+    before the key existed) is no difference while the new spec has it at its default, nor is a key the new spec
+    no longer has (an estimator's key of another kind, which earlier versions listed) while the old one had it at
+    its default (`defaults`: the resolved spec of an empty sweep file, with every key it has had)."""
     a, b, d = _flat(old), _flat(new), _flat(defaults or {})
-    is_default = lambda k: _default_key(k) in d and b.get(k) == d[_default_key(k)]
+    at_default = lambda k, side: _default_key(k) in d and side.get(k) == d[_default_key(k)]
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k) and not (k not in a and k in b and is_default(k))]
+            if a.get(k) != b.get(k) and not (k not in a and k in b and at_default(k, b))
+            and not (k in a and k not in b and at_default(k, a))]
 
 
 def clear_outputs(out: Path) -> None:

@@ -40,28 +40,14 @@ def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = 
     """The spec's estimators for one bucket (a noisy estimator takes the bucket's noise level)."""
     ests = []
     for e in spec.mi.estimators:
-        est = _build_one(e, n_classes, noise_std)
-        if e.space == "net_input":
+        est = ESTIMATOR_FACTORIES[e.kind](e, n_classes, noise_std)
+        if e.on_net_input:
             est = OnNetInput(e.resolved_name, est, n_classes)
         ests.append(est)
     return tuple(ests)
 
 
-def _build_one(e, n_classes: int, noise_std: float | None):
-    """One estimator spec as its estimator (in activation space)."""
-    if e.kind == "idnns":
-        lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
-        return IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes)
-    if e.kind == "noisy":
-        var = None if noise_std is None else noise_std**2
-        return NoisyMixture(e.resolved_name, var, e.max_samples, n_classes=n_classes)
-    if e.kind == "knn":
-        return KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes, e.weighted, noise_std)
-    if e.kind == "exact":
-        return ExactCounting(e.resolved_name, n_classes)
-    if e.kind == "kde":
-        return KDEBound(e.resolved_name, e.bound, None if e.noise_var == "loo" else e.noise_var, e.max_samples,
-                        n_classes)
+def _binning(e, n_classes: int, _noise_std):
     if e.width is not None:
         return FixedWidthBinning(e.resolved_name, e.width, n_classes)
     if e.bins == "adaptive":
@@ -71,6 +57,30 @@ def _build_one(e, n_classes: int, noise_std: float | None):
     if isinstance(e.range, list):
         return Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes)
     return Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes)
+
+
+def _idnns(e, n_classes: int, _noise_std):
+    lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
+    return IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes)
+
+
+def _noisy(e, n_classes: int, noise_std):
+    return NoisyMixture(e.resolved_name, None if noise_std is None else noise_std**2, e.max_samples,
+                        n_classes=n_classes)
+
+
+# Each estimator kind's factory (configuration -> estimator in activation space, for a bucket's number of classes
+# and noise level), registered under the kind's name in ibjax.spec.ESTIMATOR_KINDS.
+ESTIMATOR_FACTORIES = {
+    "binning": _binning,
+    "idnns": _idnns,
+    "kde": lambda e, n_classes, _: KDEBound(e.resolved_name, e.bound, None if e.noise_var == "loo" else e.noise_var,
+                                             e.max_samples, n_classes),
+    "exact": lambda e, n_classes, _: ExactCounting(e.resolved_name, n_classes),
+    "noisy": _noisy,
+    "knn": lambda e, n_classes, noise_std: KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes,
+                                                        e.weighted, noise_std),
+}
 
 
 def chunk_len(n_epochs: int, target: int) -> int:

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import yaml
 
 from ibjax.data.task import Task, load_task
 from ibjax.mi import estimator_limits
 from ibjax.rundir.contract import TABLES, part_name, shard_tag
 from ibjax.rundir.layout import RunDirError, check_fits
 from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, write_json, write_table
-from ibjax.spec import SweepSpec, to_yaml
+from ibjax.spec import SweepSpec, resolved_defaults, to_yaml
 from ibjax.sweep.checkpoints import BucketCheckpoints
 from ibjax.sweep.console import Progress, StopFlag, fmt_s
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, run_ids, shard_runs
@@ -73,7 +74,8 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
         say(plan)
         return dry_run_estimate(spec, runs, task, schedule, say)
     spec_text = to_yaml(spec)
-    previous = check_fits(spec_text, out, manifest_path, resume, force, sharded, to_yaml(SweepSpec()))
+    previous = check_fits(spec_text, out, manifest_path, resume, force, sharded,
+                          yaml.safe_dump(resolved_defaults(), sort_keys=False))
     if previous is not None and previous.get("status") == "done":
         return {**previous, "nothing_to_do": True}
     out.mkdir(parents=True, exist_ok=True)

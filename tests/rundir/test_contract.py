@@ -37,10 +37,10 @@ def test_cells_and_run_ids_of_old_runs_are_reproduced():
     """The sweep file that made the old directory (old_run_v0_1.yaml) gives today the same resolved spec (so
     --resume sees no changed key), the same run ids and the same cells (the report groups them as before)."""
     from ibjax.rundir.layout import spec_differences
-    from ibjax.spec import SweepSpec, load_spec, to_yaml
+    from ibjax.spec import load_spec, resolved_defaults, to_yaml
 
     spec = load_spec(OLD.with_suffix(".yaml"))
-    old_spec, defaults = yaml.safe_load((OLD / "spec.yaml").read_text()), yaml.safe_load(to_yaml(SweepSpec()))
+    old_spec, defaults = yaml.safe_load((OLD / "spec.yaml").read_text()), resolved_defaults()
     assert spec_differences(old_spec, yaml.safe_load(to_yaml(spec)), defaults) == []
     # ... but a later key set away from its default is a difference
     changed = yaml.safe_load(to_yaml(spec))
@@ -119,3 +119,30 @@ def test_tables_with_their_run_settings_beside_them():
     assert len(rd.with_settings("metrics")) == len(rd.metrics)
     with pytest.raises(ValueError, match="'info', 'metrics' or 'gradients'"):
         rd.with_settings("runs")
+
+
+def test_a_spec_yaml_from_before_estimator_kinds_were_classes_still_resumes(tmp_path):
+    """Earlier versions stored every estimator with every kind's keys (one flat class). Such a spec.yaml still
+    loads for `--resume DIR` (as each kind's own configuration) and shows no difference to the spec it came from;
+    a key of another kind away from its old default is still refused."""
+    from ibjax.rundir.layout import spec_differences
+    from ibjax.spec import ESTIMATOR_KINDS, SpecError, load_resolved_spec, resolved_defaults, to_yaml, validate
+    from ibjax.sweep.programs import ESTIMATOR_FACTORIES
+
+    assert set(ESTIMATOR_FACTORIES) == set(ESTIMATOR_KINDS)  # each kind registered with its factory
+    flat = {"kind": "binning", "n_bins": 30, "range": "auto", "bins": "uniform", "space": "activation",
+            "width": None, "bound": "upper", "noise_var": 0.001, "k": 5, "dim": 4, "weighted": False,
+            "max_samples": None, "name": None}
+    raw = {"mi": {"estimators": [{"kind": "kde", "bound": "lower", "max_samples": 256},
+                                 {"kind": "knn", "k": 3, "dim": 2}, {"n_bins": 12}]}}
+    new = yaml.safe_load(to_yaml(validate(raw)))
+    old = yaml.safe_load(to_yaml(validate(raw)))
+    old["mi"]["estimators"] = [{**flat, **e} for e in raw["mi"]["estimators"]]
+    assert spec_differences(old, new, resolved_defaults()) == []
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert to_yaml(load_resolved_spec(path)) == to_yaml(validate(raw))
+    old["mi"]["estimators"][0]["dim"] = 7  # a knn key on the kde estimator: never written by any version
+    path.write_text(yaml.safe_dump(old))
+    with pytest.raises(SpecError, match=r"mi.estimators\[0\]: dim: only for kind 'knn', not 'kde'"):
+        load_resolved_spec(path)

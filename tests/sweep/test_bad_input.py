@@ -147,6 +147,12 @@ UNIONS = [
     ("grid.batch_size=[0, full]", "grid.batch_size[0]: expected a positive integer or 'full' (got 0)"),
     ("mi.estimators=[{kind: kde, noise_var: 0}]",
      "mi.estimators[0].noise_var: expected a positive number or 'loo' (got 0)"),
+    # each estimator kind is a class of its own: its keys, the kinds, and which kind a stray key belongs to
+    ("mi.estimators=[{kind: kde, colour: 1}]",
+     "mi.estimators[0].colour: unknown key; allowed here: kind, bound, noise_var, max_samples, name"),
+    ("mi.estimators=[{kind: kdx}]",
+     "mi.estimators[0].kind: expected one of binning, idnns, kde, exact, noisy, knn (got 'kdx')"),
+    ("mi.estimators=[{kind: knn, bins: quantile}]", "mi.estimators[0]: bins: only for kind 'binning', not 'knn'"),
 ]
 
 
