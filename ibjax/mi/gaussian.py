@@ -54,3 +54,13 @@ def linear_layer_mi(w: jnp.ndarray, cov_x: jnp.ndarray, noise_var: float, w_teac
     w_o = jnp.asarray(w_teacher, jnp.float64)
     cov_y = w_o @ cov_x @ w_o.T + teacher_noise_var * jnp.eye(w_o.shape[0])
     return i_xt, gaussian_mi_bits(cov_t, cov_y, w @ cov_x @ w_o.T)
+
+
+def linear_layer_block_mi(w: jnp.ndarray, cov_x: jnp.ndarray, noise_var: float, block) -> jnp.ndarray:
+    """I(T;X_S) in bits between the layer T = W X + eps and a block S of the inputs (indices `block`): Saxe et
+    al.'s Section 5 (task-relevant and task-irrelevant inputs) in the linear setting, where it is exact."""
+    require_x64()
+    w, cov_x = jnp.asarray(w, jnp.float64), jnp.asarray(cov_x, jnp.float64)
+    block = jnp.asarray(block)
+    cov_t = w @ cov_x @ w.T + noise_var * jnp.eye(w.shape[0])
+    return gaussian_mi_bits(cov_t, cov_x[jnp.ix_(block, block)], w @ cov_x[:, block])

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from ibjax.mi.gaussian import gaussian_mi_bits, linear_layer_mi
+from ibjax.mi.gaussian import gaussian_mi_bits, linear_layer_block_mi, linear_layer_mi
 
 
 def numpy_reference(w, cov_x, noise_var, w_o, teacher_noise_var):
@@ -77,3 +77,26 @@ def test_inside_jit_and_vmapped_over_networks_equals_each_alone():
     together = np.asarray(f(stack))
     alone = np.array([[float(v) for v in linear_layer_mi(w, cov_x, 1.0, w_o, 0.5)] for w in stack]).T
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-10)
+
+
+def test_information_about_a_block_of_the_inputs():
+    """Saxe et al.'s Section 5 in the linear setting: with independent blocks of inputs, a layer that reads only
+    the first block has all its information about it and none about the second; in general I(T;X_S) <= I(T;X)
+    and equals the NumPy computation."""
+    rng = np.random.default_rng(11)
+    cov_x = np.diag(rng.uniform(0.5, 2.0, size=8))
+    w = np.zeros((3, 8))
+    w[:, :5] = rng.normal(size=(3, 5))
+    relevant, irrelevant = np.arange(5), np.arange(5, 8)
+    i_xt = float(linear_layer_mi(w, cov_x, 1.0)[0])
+    np.testing.assert_allclose(float(linear_layer_block_mi(w, cov_x, 1.0, relevant)), i_xt, atol=1e-10)
+    np.testing.assert_allclose(float(linear_layer_block_mi(w, cov_x, 1.0, irrelevant)), 0.0, atol=1e-12)
+    w, cov_x, _ = random_setting(rng, n_i=8)
+    got = float(linear_layer_block_mi(w, cov_x, 1.0, irrelevant))
+    cov_t = w @ cov_x @ w.T + np.eye(len(w))
+    cross = w @ cov_x[:, irrelevant]
+    joint = np.block([[cov_t, cross], [cross.T, cov_x[np.ix_(irrelevant, irrelevant)]]])
+    ld = lambda m: np.linalg.slogdet(m)[1]
+    want = 0.5 * (ld(cov_t) + ld(cov_x[np.ix_(irrelevant, irrelevant)]) - ld(joint)) / np.log(2)
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    assert 0 < got < float(linear_layer_mi(w, cov_x, 1.0)[0])
