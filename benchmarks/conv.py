@@ -151,7 +151,7 @@ def run_engine(folder: Path, n_train: int, n: int, epochs: int, loop: str | None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer rows and one epoch (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="fewer rows, one epoch, no batched comparison (the suite's smoke test)")
     ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--data", type=Path, default=FASHION)
     ap.add_argument("--json", default="benchmarks/conv.json")
@@ -169,7 +169,10 @@ def main() -> None:
     print(f"peak of this process: matmul {matmul_peak:.1f} GFLOP/s (2048^3 per device); conv2's convolution "
           f"[{BATCH},13,13,8]*[3,3,8,16]: {conv_peak:.1f} GFLOP/s; the network: {macs:,} multiply-adds per image")
     rows = []
-    for n, loop in [*((n, None) for n in args.n), (max(args.n), "vmap")]:
+    # --quick (the suite's smoke test) leaves out the batched (vmap) comparison: tests/models proves the two
+    # give the same networks; here it would only add a compile.
+    batched_run = [] if args.quick else [(max(args.n), "vmap")]
+    for n, loop in [*((n, None) for n in args.n), *batched_run]:
         r = run_engine(folder, n_train, n, epochs, loop, n_eval)
         flops = n * macs * (6 * r["n_train"] * epochs + 2 * (r["n_rows"] + r["n_mi"]) * 2)
         gflops = flops / r["run_s"] / 1e9
@@ -177,11 +180,11 @@ def main() -> None:
                      "gflops": gflops, "share_of_matmul_peak": gflops / matmul_peak,
                      "share_of_conv_peak": gflops / conv_peak,
                      **{k: r[k] for k in ("compile_s", "device_mb", "devices", "test_acc", "data_mb", "looped")}})
-    batched = rows.pop()
+    batched = rows.pop() if batched_run else None
     base = rows[0]["net_epochs_per_s"] if rows[0]["n"] == 1 else float("nan")
     print(f"\n{'N':>4} {'how':>6} {'net-ep/s':>9} {'vs N=1':>7} {'GFLOP/s':>8} {'of matmul':>10} {'of conv':>8} "
           f"{'compile s':>9} {'MB (all dev)':>12}")
-    for r in (*rows, batched):
+    for r in (*rows, *([batched] if batched else [])):
         r["speedup_vs_one_network"] = r["net_epochs_per_s"] / base
         how = "looped" if r["looped"] else "vmap"
         print(f"{r['n']:>4} {how:>6} {r['net_epochs_per_s']:>9.2f} {r['speedup_vs_one_network']:>6.2f}x {r['gflops']:>8.2f} "
@@ -200,11 +203,13 @@ def main() -> None:
               f"{summary['compile_ratio_last_over_first']:.2f}")
     out = {"source": source, "model": MODEL, "matmul_peak_gflops": matmul_peak, "conv_peak_gflops": conv_peak,
            "macs_per_image": macs, "epochs": epochs, "n_train": n_train, "rows": rows, "batched": batched,
-           "looped_over_batched": rows[-1]["net_epochs_per_s"] / batched["net_epochs_per_s"], **summary,
+           "looped_over_batched": rows[-1]["net_epochs_per_s"] / batched["net_epochs_per_s"] if batched else None,
+           **summary,
            "command": " ".join(["python benchmarks/conv.py", *sys.argv[1:]])}
     Path(args.json).write_text(json.dumps(out, indent=2))
-    print(f"looped / batched at N={batched['n']}: {out['looped_over_batched']:.2f}x net-epochs/s, "
-          f"{rows[-1]['device_mb'] / batched['device_mb']:.2f}x memory")
+    if batched:
+        print(f"looped / batched at N={batched['n']}: {out['looped_over_batched']:.2f}x net-epochs/s, "
+              f"{rows[-1]['device_mb'] / batched['device_mb']:.2f}x memory")
     print(f"speedup_vs_one_network_{rows[-1]['n']}={rows[-1]['speedup_vs_one_network']:.2f}")
 
 

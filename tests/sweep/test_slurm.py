@@ -57,8 +57,8 @@ def test_sigterm_checkpoints_and_the_task_requeues_itself(cluster, tmp_path, mon
     import time
 
     raw = small_spec()
-    raw["train"].update(epochs=300, chunk_epochs=10)
-    raw["mi"]["schedule"] = {"every": 50}
+    raw["train"].update(epochs=150, chunk_epochs=10)  # 14 chunks after the first checkpoint: time to stop it
+    raw["mi"]["schedule"] = {"every": 25}
     raw["output"] = {"plots": False}
     spec = tmp_path / "long.yaml"
     spec.write_text(yaml.safe_dump(raw))
@@ -82,4 +82,4 @@ def test_sigterm_checkpoints_and_the_task_requeues_itself(cluster, tmp_path, mon
     manifest = json.loads((out / "shards" / "shard-0000-of-0001.json").read_text()) \
         if (out / "shards").is_dir() else json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "done" and manifest["resumed"] == 1
-    assert len(load(out).metrics) == 8 * 7  # 8 networks x MI at epochs 0, 50, ..., 300
+    assert len(load(out).metrics) == 8 * 7  # 8 networks x MI at epochs 0, 25, ..., 150
