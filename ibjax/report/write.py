@@ -21,10 +21,11 @@ from ibjax.rundir.store import atomic_write_bytes, load, write_table
 
 
 def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTINGS, *,
-                 figures: bool = True, stream=sys.stderr, progress: bool = False) -> dict:
+                 figures: bool = True, stream=None, progress: bool = False) -> dict:
     """Compute every table of the report, write them and REPORT.md (and figures) into `run_dir`.
 
-    progress: one line on `stream` as each step starts (the report of a large sweep takes minutes).
+    progress: one line on `stream` (default: the current sys.stderr) as each step starts (the report of a large
+    sweep takes minutes).
     Returns a dict of the DataFrames (verdicts, summary, comparisons, correlations, sensitivity, agreement).
     Raises RunDirError for a missing or incomplete run directory.
     """
@@ -32,7 +33,8 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
 
     def step(what: str) -> None:
         if progress:
-            print(f"[report {time.perf_counter() - t0:5.1f} s] {what}", file=stream, flush=True)
+            # sys.stderr as it is when the report runs, not as it was at import (a notebook may redirect it)
+            print(f"[report {time.perf_counter() - t0:5.1f} s] {what}", file=stream or sys.stderr, flush=True)
 
     run_dir = Path(run_dir)
     step(f"reading {run_dir}")

@@ -17,7 +17,9 @@ class Progress:
     """Progress over the whole sweep: a tqdm bar when stderr is a terminal, else one plain line per chunk
     (logs, SLURM): bucket, epochs done, networks, throughput and ETA."""
 
-    def __init__(self, total_net_epochs: int, stream=sys.stderr, enabled: bool = True, bar: bool | None = None):
+    def __init__(self, total_net_epochs: int, stream=None, enabled: bool = True, bar: bool | None = None):
+        # sys.stderr as it is now, not as it was at import (a notebook or a test may have redirected it since)
+        stream = sys.stderr if stream is None else stream
         self.total, self.done_before, self.stream, self.enabled = total_net_epochs, 0, stream, enabled
         self.t0 = time.perf_counter()
         isatty = getattr(stream, "isatty", lambda: False)()

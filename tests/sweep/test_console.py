@@ -46,3 +46,17 @@ def test_quiet_prints_nothing():
     p(10, 10, 0.0)
     p.close()
     assert stream.getvalue() == ""
+
+
+def test_progress_writes_to_stderr_as_it_is_now(monkeypatch):
+    """Not to the stderr of the moment ibjax was imported: a notebook or a test that redirects stderr later (the
+    suite caught a bar writing to a closed capture of an earlier test)."""
+    import sys
+
+    first, now = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    first.close()  # what an earlier redirection leaves behind
+    monkeypatch.setattr(sys, "stderr", now)
+    bar = Progress(10, bar=False)
+    bar.say("hello")
+    assert now.getvalue() == "hello\n"

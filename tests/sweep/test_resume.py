@@ -40,14 +40,21 @@ def spec_file(tmp_path: Path, kind: str = "mlp") -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+_REFERENCES: dict[str, tuple[Path, Path]] = {}
+
+
+@pytest.fixture
 def reference(tmp_path_factory, request):
-    """The uninterrupted sweep of one model kind (`request.param`; every test names it, so each kind runs once)."""
-    d = tmp_path_factory.mktemp(f"ref-{request.param}")
-    spec = spec_file(d, request.param)
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "run"), "--no-report", "--quiet", *OVERRIDES)
-    assert proc.returncode == 0, proc.stderr
-    return spec, d / "run"
+    """The uninterrupted sweep of one model kind (`request.param`), run once per kind for the whole module: pytest
+    would set up a module-scoped fixture again for every parameter set that names the same kind."""
+    kind = request.param
+    if kind not in _REFERENCES:
+        d = tmp_path_factory.mktemp(f"ref-{kind}")
+        spec = spec_file(d, kind)
+        proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "run"), "--no-report", "--quiet", *OVERRIDES)
+        assert proc.returncode == 0, proc.stderr
+        _REFERENCES[kind] = spec, d / "run"
+    return _REFERENCES[kind]
 
 
 def tables(run: Path) -> dict:
