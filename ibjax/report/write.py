@@ -30,11 +30,11 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     Raises RunDirError for a missing or incomplete run directory.
     """
     t0 = time.perf_counter()
+    stream = sys.stderr if stream is None else stream  # as it is now, not at import (a notebook may redirect it)
 
     def step(what: str) -> None:
         if progress:
-            # sys.stderr as it is when the report runs, not as it was at import (a notebook may redirect it)
-            print(f"[report {time.perf_counter() - t0:5.1f} s] {what}", file=stream or sys.stderr, flush=True)
+            print(f"[report {time.perf_counter() - t0:5.1f} s] {what}", file=stream, flush=True)
 
     run_dir = Path(run_dir)
     step(f"reading {run_dir}")
