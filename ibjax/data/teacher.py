@@ -1,0 +1,44 @@
+"""Saxe et al.'s (2018, Section 4) linear teacher: Gaussian inputs, a linear map plus noise, and the exact
+generalization error of a linear student. A building block of the regression task family (issue 31); not yet a
+`data.dataset`.
+
+X ~ N(0, Sigma_X) with Sigma_X = I / Ni; Y = W_o X + eps_o, eps_o ~ N(0, sigma_o^2 I), W_o with i.i.d. N(0, 1)
+entries. The signal-to-noise ratio is that of the drawn teacher, exactly: SNR = tr(W_o Sigma_X W_o^T) /
+(No sigma_o^2), so sigma_o^2 follows from the requested SNR and W_o. The training set (P samples) is drawn once;
+the test distribution is known, so a linear student W's generalization error is exact:
+E_g = tr[(W_o - W) Sigma_X (W_o - W)^T] + No sigma_o^2 (the expected squared error on a fresh sample).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Teacher(NamedTuple):
+    w_o: np.ndarray  # [No, Ni]
+    cov_x: np.ndarray  # [Ni, Ni]
+    noise_var: float  # sigma_o^2
+    x_train: np.ndarray  # [P, Ni]
+    y_train: np.ndarray  # [P, No]
+
+
+def make_teacher(n_inputs: int = 100, n_outputs: int = 1, snr: float = 1.0, n_train: int = 100,
+                 seed: int = 0) -> Teacher:
+    """The teacher and its P = n_train training samples (the paper: Ni = 100, one output, SNR 1, P = Ni)."""
+    if snr <= 0:
+        raise ValueError(f"snr must be positive, got {snr}")
+    rng = np.random.default_rng(seed)
+    cov_x = np.eye(n_inputs) / n_inputs
+    w_o = rng.normal(size=(n_outputs, n_inputs))
+    noise_var = float(np.trace(w_o @ cov_x @ w_o.T) / (n_outputs * snr))
+    x = rng.normal(scale=np.sqrt(1.0 / n_inputs), size=(n_train, n_inputs))
+    y = x @ w_o.T + rng.normal(scale=np.sqrt(noise_var), size=(n_train, n_outputs))
+    return Teacher(w_o, cov_x, noise_var, x, y)
+
+
+def generalization_error(w: np.ndarray, teacher: Teacher) -> float:
+    """E_g of a linear student with end-to-end map w [No, Ni]: tr[(W_o - W) Sigma_X (W_o - W)^T] + No sigma_o^2."""
+    d = teacher.w_o - np.asarray(w)
+    return float(np.trace(d @ teacher.cov_x @ d.T) + teacher.w_o.shape[0] * teacher.noise_var)
