@@ -6,9 +6,9 @@ import re
 
 import pandas as pd
 
+from ibjax.report.summary import cell_settings_shown
 from ibjax.rundir.axes import AXES
 from ibjax.rundir.contract import CELL_SETTINGS, is_unset, setting_key
-
 
 # How a label writes a setting's value (the axis table's); the activation and the widths stand alone.
 _FORMATS = {a.name: a.label for a in AXES}
@@ -16,18 +16,12 @@ _FORMATS = {a.name: a.label for a in AXES}
 
 def cell_labels(runs: pd.DataFrame) -> dict[str, str]:
     """Short cell names from the settings that vary across cells (e.g. 'tanh 10-7-5-4-3', 'relu 8-bit')."""
-    first = runs.groupby("cell", sort=False).first()
+    first = cell_settings_shown(runs)
     cols = [c for c in CELL_SETTINGS if c in first and first[c].map(setting_key).nunique() > 1]
     if not cols:  # one cell: its activation, or (a user's module, which has none) the cell string
         has_act = "activation" in first and not first.activation.map(is_unset).any()
         return {c: str(first.loc[c, "activation"]) if has_act else c for c in first.index}
-    full = first.full_batch if "full_batch" in first else first.get("batch_size", pd.Series(dtype=str)) == "full"
-
-    def fmt(c, k):
-        if k == "batch_size" and full.get(c, False):
-            return "full batch"  # typed run tables keep the rows of a full batch in batch_size, marked full_batch
-        return _FORMATS[k](first.loc[c, k])
-    return {c: " ".join(fmt(c, k) for k in cols) for c in first.index}
+    return {c: " ".join(_FORMATS[k](first.loc[c, k]) for k in cols) for c in first.index}
 
 
 _SLUGS = {a.key: a.slug for a in AXES}

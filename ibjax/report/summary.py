@@ -14,27 +14,31 @@ import pandas as pd
 
 from ibjax.report.intervals import bootstrap_ci, wilson_interval
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
-from ibjax.rundir.contract import CELL_SETTINGS, is_unset, layer_order, setting_text
+from ibjax.rundir.contract import CELL_SETTINGS, layer_order, setting_key
 
 
-def cells(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell in the run table's order: its settings, n runs and n diverged. Settings as a table for
-    people shows them: widths as '10-7-5', a full batch as 'full'."""
+def cell_settings_shown(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each cell's settings (indexed by cell, in the run table's order) as people read them: widths as
+    '10-7-5', a full batch as 'full' (typed run tables keep its rows in batch_size, marked full_batch)."""
     cols = [c for c in CELL_SETTINGS if c in runs]
     g = runs.groupby("cell", sort=False)
     out = g[cols].first()
     for c in ("hidden", "channels"):
         if c in out:
-            out[c] = out[c].map(lambda v: None if is_unset_or_empty(v) else setting_text(v))
+            out[c] = out[c].map(lambda v: setting_key(v) or None)
     if "full_batch" in runs:
         out["batch_size"] = out.batch_size.astype(object).where(~g.full_batch.first(), "full")
+    return out
+
+
+def cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell in the run table's order: its settings (as `cell_settings_shown`), n runs and n
+    diverged."""
+    out = cell_settings_shown(runs)
+    g = runs.groupby("cell", sort=False)
     out["n_total"] = g.size()
     out["n_diverged"] = g.diverged.sum().astype(int)
     return out.reset_index()
-
-
-def is_unset_or_empty(v) -> bool:
-    return getattr(v, "ndim", 0) == 0 and (is_unset(v) or v == "")
 
 
 def run_gaps(runs: pd.DataFrame) -> pd.Series:

@@ -301,8 +301,9 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
                          checkpoints=ckpt, stop_requested=stop, started=bar.started, weight_decays=_weight_decays(b))
     bar.finish_bucket(n_epochs)
     family = programs.engine(b).family
-    tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec),
-                           [train_size(task, r.train_fraction) for r in b.runs], family.layer_names, family.grad_names)
+    sizes = {f: train_size(task, f) for f in {r.train_fraction for r in b.runs}}  # one split per fraction
+    tables = bucket_tables(spec, b, result, run_ids(list(b.runs), spec), [sizes[r.train_fraction] for r in b.runs],
+                           family.layer_names, family.grad_names)
     for name in TABLES:
         write_table(out / name / f"{part}.parquet", tables[name])
     manifest["buckets"][b.index].update(
