@@ -62,11 +62,32 @@ class MISampleSpec(_Frozen):
     seed: int = Field(0, ge=0)
 
 
+class TeacherSpec(_Frozen):
+    """dataset teacher: Saxe et al.'s (2018) linear teacher, Y = W_o X + noise with X ~ N(0, I / inputs) and W_o
+    of i.i.d. N(0, 1) entries; the noise variance gives exactly `snr`. data.train_rows samples train (P; the
+    paper's overtraining case is P = inputs) and data.test_rows fresh samples are the test set."""
+
+    inputs: int = Field(100, ge=1)
+    """Ni, the input dimension (the paper: 100)."""
+    outputs: int = Field(1, ge=1)
+    """No, the targets per sample (the paper: 1)."""
+    snr: float = Field(1.0, gt=0.0)
+    """Signal-to-noise ratio tr(W_o Sigma_X W_o^T) / (No sigma_o^2) of the drawn teacher (the paper: 1)."""
+    seed: int = Field(0, ge=0)
+    """Seed of the teacher and of its samples, shared by every run of the sweep."""
+
+
+REGRESSION_DATASETS = ("teacher",)  # continuous targets, squared-error loss, a linear output layer
+
+
 class DataSpec(_Frozen):
-    dataset: Literal["tishby12", "mat", "idx", "digits", "tfds"] = "tishby12"
+    dataset: Literal["tishby12", "mat", "idx", "digits", "tfds", "teacher"] = "tishby12"
     """tishby12: the generated 12-bit task (no file needed); mat: a .mat file with `F` and `y` (IDNNs layout);
     idx: a folder of MNIST-format files (MNIST, Fashion-MNIST, KMNIST, ...); digits: scikit-learn's 8x8 digits
-    (1 797 images, installed with ibjax); tfds: a prepared tensorflow-datasets dataset (`name`, `data_dir`)."""
+    (1 797 images, installed with ibjax); tfds: a prepared tensorflow-datasets dataset (`name`, `data_dir`);
+    teacher: a regression task, Saxe et al.'s linear teacher with Gaussian inputs (generated; see `teacher`)."""
+    teacher: TeacherSpec = TeacherSpec()
+    """dataset teacher: the teacher's settings."""
     path: str | None = None
     """dataset mat: the .mat file; idx: the folder (relative paths are relative to the spec file)."""
     name: str | None = None
@@ -88,9 +109,11 @@ class DataSpec(_Frozen):
     split_seed: int = 0
     """Seed of the stratified split (and of train_rows / test_rows subsets), shared by every run of the sweep."""
     train_rows: int | None = Field(None, ge=2)
-    """Use a stratified subset of this many training rows (split official), for quick runs; null: all."""
+    """Use a stratified subset of this many training rows (split official), for quick runs; null: all. Dataset
+    teacher: the P training samples drawn (default 100)."""
     test_rows: int | None = Field(None, ge=1)
-    """Use a stratified subset of this many test rows (split official); null: all."""
+    """Use a stratified subset of this many test rows (split official); null: all. Dataset teacher: the fresh
+    test samples drawn (default 4096; they are also the default MI sample)."""
     preprocess: Literal["unit", "standardize", "none"] | None = None
     """Image pixels: unit (to [0, 1], the default for image datasets), standardize (per pixel, over the training
     rows), none (raw values; the default for tishby12 and mat, whose values are used as they are)."""
@@ -121,6 +144,13 @@ class DataSpec(_Frozen):
             raw = {"split": "official", **raw}
             if raw["split"] == "official":
                 raw.setdefault("train_fraction", 1.0)
+        # The teacher's training and test samples are drawn apart (its own split); its MI is measured on the fresh
+        # test samples, which follow the population the exact Gaussian MI is of.
+        if isinstance(raw, dict) and raw.get("dataset") == "teacher":
+            raw = {"split": "official", "train_rows": 100, "test_rows": 4096, **raw}
+            raw.setdefault("train_fraction", 1.0)
+            if raw.get("mi_sample") is None or isinstance(raw.get("mi_sample"), dict):
+                raw["mi_sample"] = {"split": "test", **(raw.get("mi_sample") or {})}
         return raw
 
     @model_validator(mode="after")
@@ -138,7 +168,18 @@ class DataSpec(_Frozen):
         tfds_only = sorted(k for k in ("name", "data_dir", "train_split", "test_split", "download") if k in given)
         if tfds_only and self.dataset != "tfds":
             raise ValueError(f"{', '.join(tfds_only)}: only for dataset 'tfds', not '{self.dataset}'")
-        if self.split == "official" and self.dataset not in OFFICIAL_SPLIT:
+        if "teacher" in given and self.dataset != "teacher":
+            raise ValueError(f"teacher: only for dataset 'teacher', not '{self.dataset}'")
+        if self.dataset == "teacher":
+            variants = [k for k in ("label_noise", "inputs", "irrelevant_inputs") if k in given
+                        and getattr(self, k) != type(self).model_fields[k].default]
+            if variants:
+                raise ValueError(f"{variants[0]}: not for dataset 'teacher' (its targets are continuous and its "
+                                 f"inputs Gaussian by definition)")
+            if self.split != "official":
+                raise ValueError(f"split '{self.split}': dataset 'teacher' draws its training and test samples "
+                                 f"apart (split official)")
+        if self.split == "official" and self.dataset not in (*OFFICIAL_SPLIT, *REGRESSION_DATASETS):
             raise ValueError(f"split 'official': dataset '{self.dataset}' has no official split; use stratified")
         if self.split != "official" and self.train_fraction >= 1.0:
             raise ValueError(f"train_fraction {self.train_fraction:g}: must be below 1 with split "
@@ -146,7 +187,7 @@ class DataSpec(_Frozen):
         subsets = sorted(k for k in ("train_rows", "test_rows") if getattr(self, k) is not None)
         if subsets and self.split != "official":
             raise ValueError(f"{', '.join(subsets)}: only with split 'official' (use train_fraction otherwise)")
-        if self.preprocess not in (None, "none") and self.dataset in ("tishby12", "mat"):
+        if self.preprocess not in (None, "none") and self.dataset in ("tishby12", "mat", "teacher"):
             raise ValueError(f"preprocess '{self.preprocess}': for image datasets; dataset '{self.dataset}' is used "
                              f"as it is")
         return self
@@ -155,7 +196,12 @@ class DataSpec(_Frozen):
     def resolved_preprocess(self) -> str:
         if self.preprocess is not None:
             return self.preprocess
-        return "none" if self.dataset in ("tishby12", "mat") else "unit"
+        return "none" if self.dataset in ("tishby12", "mat", "teacher") else "unit"
+
+    @property
+    def regression(self) -> bool:
+        """Whether the task has continuous targets (squared-error loss, a linear output layer)."""
+        return self.dataset in REGRESSION_DATASETS
 
 
 QuantizeBits = Annotated[int, Field(ge=1, le=16)] | None
@@ -442,11 +488,29 @@ class KNNEstimatorSpec(_Estimator):
         return self.name or f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
 
 
+class GaussianEstimator(_Estimator):
+    """gaussian: Saxe et al.'s MI of the layer plus measurement noise, T = h(X) + N(0, noise_var I), from Gaussian
+    covariances, in the compiled step: exact for linear networks on dataset teacher (population covariances of
+    the layer's map), the Gaussian approximation (sample covariances on the MI sample; an upper bound on I(T;X)
+    at that covariance) for any other layer. I(T;Y) needs dataset teacher (NaN for classification)."""
+
+    kind: Literal["gaussian"] = "gaussian"
+    noise_var: Annotated[float, Field(gt=0)] = 1.0
+    """sigma_MI^2, the variance of the measurement noise (the paper: 1); never added in training."""
+
+    name: str | None = None
+    """Name in info.parquet (default: gaussian)."""
+
+    @property
+    def resolved_name(self) -> str:
+        return self.name or "gaussian"
+
+
 # Every estimator kind, registered once: its configuration class (the sweep registers its factory under the same
 # name, ibjax.sweep.programs.ESTIMATOR_FACTORIES; a test checks both cover the same kinds).
 ESTIMATOR_KINDS: dict[str, type[_Estimator]] = {
     "binning": BinningEstimator, "idnns": IdnnsEstimator, "kde": KDEEstimator, "exact": ExactEstimator,
-    "noisy": NoisyEstimator, "knn": KNNEstimatorSpec,
+    "noisy": NoisyEstimator, "knn": KNNEstimatorSpec, "gaussian": GaussianEstimator,
 }
 
 

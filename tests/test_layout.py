@@ -119,11 +119,14 @@ def test_capabilities_are_declared_by_every_estimator_and_family():
 
     estimators = [getattr(mi, n) for n in mi.__all__ if n[0].isupper() and hasattr(getattr(mi, n), "__call__")
                   and n not in ("LayerContext", "Limits", "MIEstimate", "MIEstimator")]
-    assert len(estimators) == 10
+    assert len(estimators) == 11
     for cls in estimators:
-        assert isinstance(cls.needs_net_input, bool) and isinstance(cls.batched_eigh, bool), cls.__name__
+        for capability in ("needs_net_input", "batched_eigh", "needs_linear_map", "continuous_targets"):
+            assert isinstance(getattr(cls, capability), bool), (cls.__name__, capability)
     assert [c.__name__ for c in estimators if c.batched_eigh] == ["KNNEstimator"]
     assert [c.__name__ for c in estimators if c.needs_net_input] == ["OnNetInput"]
+    assert [c.__name__ for c in estimators if c.needs_linear_map] == ["GaussianMI"]
+    assert [c.__name__ for c in estimators if c.continuous_targets] == ["GaussianMI"]
     mlp = MLP((12, 10, 2), ("tanh",))
     conv = Conv((8, 8, 1), (4,), 3, (2,), "same", (8,), 10, ("tanh",), noise_std=0.1)
     flax = FlaxModule("m.py:Net", "{}", (8, 8, 1), 10)

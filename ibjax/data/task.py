@@ -16,11 +16,21 @@ import numpy as np
 from ibjax.data.matfile import DataError, load_mat
 from ibjax.data.sample import stratified_subset
 from ibjax.data.split import make_split, stratified_split
+from ibjax.data.teacher import Teacher, make_teacher
 from ibjax.data.tishby12 import tishby12
 from ibjax.spec import DataSpec
 
 # Store x as float32 on the device (preprocessed on the host) up to this size; uint8 above it (4x less memory).
 FLOAT_X_MAX_BYTES = 16 * 2**20
+
+
+class TeacherConsts(NamedTuple):
+    """The population a regression task's samples come from (float64, on the device): X ~ N(0, cov_x),
+    Y = w_o X + N(0, noise_var I)."""
+
+    cov_x: jnp.ndarray  # [Ni, Ni]
+    w_o: jnp.ndarray  # [No, Ni]
+    noise_var: jnp.ndarray  # scalar
 
 
 class Data(NamedTuple):
@@ -34,6 +44,10 @@ class Data(NamedTuple):
     is_train: jnp.ndarray  # float32 [N]: 1 for rows of the shared training split
     is_test: jnp.ndarray  # float32 [N]: 1 for rows of the shared test split
     mi_idx: jnp.ndarray | None  # int32 [n_mi]: the MI sample's rows; None: every row, in order
+    # A regression task (data.dataset teacher): float32 [N, No] targets (y is then all 0), and the teacher's
+    # population (TeacherConsts) for the exact MI and generalization error. None for classification.
+    targets: jnp.ndarray | None = None
+    teacher: TeacherConsts | None = None
     runs: object = None  # ibjax.data.variants.RunData: per-network training sets and labels (None: no variants)
 
 
@@ -60,6 +74,18 @@ class Task:
     # n_rel relevant rows x r irrelevant draws, row i * r + j = relevant row i with draw j.
     n_irrelevant: int = 0
     irrelevant_design: tuple[int, int] | None = None  # (n_rel, r)
+    # A regression task: float32 [N, No] targets (y is all 0: one class), and the teacher they come from.
+    targets: np.ndarray | None = None
+    teacher: Teacher | None = None
+
+    @property
+    def regression(self) -> bool:
+        return self.targets is not None
+
+    @property
+    def n_outputs(self) -> int:
+        """Units of the output layer: the classes, or a regression task's targets per sample."""
+        return int(self.targets.shape[1]) if self.regression else self.n_classes
 
     @property
     def n_classes(self) -> int:
@@ -113,9 +139,15 @@ class Task:
         else:
             x, scale, shift = self.x, self.scale, self.shift
         mi = None if self.mi_idx is None else jnp.asarray(self.mi_idx, jnp.int32)
+        targets = teacher = None
+        if self.regression:
+            t = self.teacher
+            targets = jnp.asarray(self.targets, jnp.float32)
+            teacher = TeacherConsts(jnp.asarray(t.cov_x, jnp.float64), jnp.asarray(t.w_o, jnp.float64),
+                                    jnp.asarray(t.noise_var, jnp.float64))
         return Data(x=jnp.asarray(x), y=jnp.asarray(self.y), scale=jnp.asarray(scale), shift=jnp.asarray(shift),
                     train_idx=jnp.asarray(self.train_idx, jnp.int32), is_train=jnp.asarray(is_train),
-                    is_test=jnp.asarray(is_test), mi_idx=mi)
+                    is_test=jnp.asarray(is_test), mi_idx=mi, targets=targets, teacher=teacher)
 
 
 def _labels_0_to_c(y: np.ndarray) -> np.ndarray:
@@ -179,6 +211,24 @@ def _pooled(spec: DataSpec, x: np.ndarray, y: np.ndarray, description: str, pixe
                 description=description)
 
 
+def _teacher_task(spec: DataSpec) -> Task:
+    """Saxe et al.'s regression task: P = data.train_rows training samples, then data.test_rows fresh test
+    samples (the official split); per-run training sets (grid.train_fraction) are nested subsets of the P."""
+    s = spec.teacher
+    t = make_teacher(s.inputs, s.outputs, s.snr, spec.train_rows, s.seed, spec.test_rows)
+    x = np.concatenate([t.x_train, t.x_test]).astype(np.float32)
+    targets = np.concatenate([t.y_train, t.y_test]).astype(np.float32)
+    n_tr = len(t.x_train)
+    y = np.zeros(len(x), np.int32)  # one class: splits and samples are then plain seeded subsets
+    pool = np.arange(n_tr)
+    train_idx = pool[stratified_split(y[pool], spec.train_fraction, spec.split_seed)[0]]
+    description = (f"Saxe et al.'s linear teacher ({s.inputs} Gaussian inputs, {s.outputs} output(s), SNR "
+                   f"{s.snr:g}, {n_tr} training samples)")
+    return Task(x=x, y=y, train_idx=np.sort(train_idx), test_idx=np.arange(n_tr, len(x)), pool_idx=pool,
+                official_test=True, split_kind="official", split_seed=spec.split_seed, description=description,
+                source_split=np.asarray(["train"] * n_tr + ["test"] * (len(x) - n_tr)), targets=targets, teacher=t)
+
+
 def _with_mi_sample(task: Task, spec: DataSpec) -> Task:
     s = spec.mi_sample
     rows = {"all": np.arange(len(task.y)), "train": task.train_idx, "test": task.test_idx}[s.split]
@@ -236,6 +286,8 @@ def load_task(spec: DataSpec) -> Task:
 
         parts = load_idx_folder(spec.path)
         task = _official(spec, parts["train"], parts["test"], spec.path)
+    elif spec.dataset == "teacher":
+        task = _teacher_task(spec)
     elif spec.dataset == "tfds":
         from ibjax.data.tfds_source import load_tfds
 

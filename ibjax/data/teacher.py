@@ -1,6 +1,6 @@
 """Saxe et al.'s (2018, Section 4) linear teacher: Gaussian inputs, a linear map plus noise, and the exact
-generalization error of a linear student. A building block of the regression task family (issue 31); not yet a
-`data.dataset`.
+generalization error of an affine student. The task of `data.dataset: teacher` (ibjax.data.task), the
+regression family's dataset.
 
 X ~ N(0, Sigma_X) with Sigma_X = I / Ni; Y = W_o X + eps_o, eps_o ~ N(0, sigma_o^2 I), W_o with i.i.d. N(0, 1)
 entries. The signal-to-noise ratio is that of the drawn teacher, exactly: SNR = tr(W_o Sigma_X W_o^T) /
@@ -22,11 +22,14 @@ class Teacher(NamedTuple):
     noise_var: float  # sigma_o^2
     x_train: np.ndarray  # [P, Ni]
     y_train: np.ndarray  # [P, No]
+    x_test: np.ndarray  # [n_test, Ni]: fresh draws from the same distribution
+    y_test: np.ndarray  # [n_test, No]
 
 
 def make_teacher(n_inputs: int = 100, n_outputs: int = 1, snr: float = 1.0, n_train: int = 100,
-                 seed: int = 0) -> Teacher:
-    """The teacher and its P = n_train training samples (the paper: Ni = 100, one output, SNR 1, P = Ni)."""
+                 seed: int = 0, n_test: int = 0) -> Teacher:
+    """The teacher, its P = n_train training samples (the paper: Ni = 100, one output, SNR 1, P = Ni) and n_test
+    fresh samples (drawn after the training samples, so that P samples are the same whatever n_test)."""
     if snr <= 0:
         raise ValueError(f"snr must be positive, got {snr}")
     rng = np.random.default_rng(seed)
@@ -35,10 +38,14 @@ def make_teacher(n_inputs: int = 100, n_outputs: int = 1, snr: float = 1.0, n_tr
     noise_var = float(np.trace(w_o @ cov_x @ w_o.T) / (n_outputs * snr))
     x = rng.normal(scale=np.sqrt(1.0 / n_inputs), size=(n_train, n_inputs))
     y = x @ w_o.T + rng.normal(scale=np.sqrt(noise_var), size=(n_train, n_outputs))
-    return Teacher(w_o, cov_x, noise_var, x, y)
+    x_test = rng.normal(scale=np.sqrt(1.0 / n_inputs), size=(n_test, n_inputs))
+    y_test = x_test @ w_o.T + rng.normal(scale=np.sqrt(noise_var), size=(n_test, n_outputs))
+    return Teacher(w_o, cov_x, noise_var, x, y, x_test, y_test)
 
 
-def generalization_error(w: np.ndarray, teacher: Teacher) -> float:
-    """E_g of a linear student with end-to-end map w [No, Ni]: tr[(W_o - W) Sigma_X (W_o - W)^T] + No sigma_o^2."""
+def generalization_error(w: np.ndarray, teacher: Teacher, bias: np.ndarray | None = None) -> float:
+    """E_g of an affine student y = w x + bias (w [No, Ni]: its end-to-end map): tr[(W_o - W) Sigma_X (W_o - W)^T]
+    + |bias|^2 + No sigma_o^2 (X has mean 0, so a bias adds its square to every prediction's error)."""
     d = teacher.w_o - np.asarray(w)
-    return float(np.trace(d @ teacher.cov_x @ d.T) + teacher.w_o.shape[0] * teacher.noise_var)
+    b2 = 0.0 if bias is None else float(np.sum(np.square(bias)))
+    return float(np.trace(d @ teacher.cov_x @ d.T) + b2 + teacher.w_o.shape[0] * teacher.noise_var)

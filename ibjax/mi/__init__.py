@@ -9,6 +9,7 @@ from ibjax.mi.adaptive_bins import AdaptiveBinning
 from ibjax.mi.binning import Binning, IdnnsBinning, binning_mi
 from ibjax.mi.entropy import symbol_entropies
 from ibjax.mi.exact import ExactCounting
+from ibjax.mi.gaussian import GaussianMI, gaussian_mi_bits, linear_layer_mi
 from ibjax.mi.interface import LayerContext, Limits, MIEstimate, MIEstimator, estimator_limits
 from ibjax.mi.kde import KDEBound, NoisyMixture, kde_mi, noisy_layer_mi
 from ibjax.mi.knn import KNNEstimator, kl_entropy, kl_mi_with_labels, ksg_mi
@@ -22,6 +23,7 @@ __all__ = [
     "Binning",
     "ExactCounting",
     "FixedWidthBinning",
+    "GaussianMI",
     "IdnnsBinning",
     "KDEBound",
     "KNNEstimator",
@@ -36,10 +38,12 @@ __all__ = [
     "estimator_limits",
     # functional forms
     "binning_mi",
+    "gaussian_mi_bits",
     "kde_mi",
     "kl_entropy",
     "kl_mi_with_labels",
     "ksg_mi",
+    "linear_layer_mi",
     "noisy_layer_mi",
     "symbol_entropies",
 ]

@@ -122,6 +122,8 @@ class Binning:
     n_classes: int | None = None  # static bound on labels; the engine fills in the task's class count
     needs_net_input: ClassVar[bool] = False
     batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         if self.range_mode == "fixed":
@@ -179,6 +181,8 @@ class IdnnsBinning:
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = False
     batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = idnns_bin_indices(acts_NxU, self.n_edges, self.lo, self.hi)

@@ -44,6 +44,8 @@ class ExactCounting:
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = False
     batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)

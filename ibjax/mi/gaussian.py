@@ -17,9 +17,14 @@ noise terms make it so), and Cholesky is both the cheapest and the most accurate
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
 import jax.numpy as jnp
 
 from ibjax.mi.entropy import require_x64
+from ibjax.mi.interface import LayerContext, MIEstimate
 
 LN2 = float(jnp.log(2.0))
 
@@ -64,3 +69,52 @@ def linear_layer_block_mi(w: jnp.ndarray, cov_x: jnp.ndarray, noise_var: float, 
     block = jnp.asarray(block)
     cov_t = w @ cov_x @ w.T + noise_var * jnp.eye(w.shape[0])
     return gaussian_mi_bits(cov_t, cov_x[jnp.ix_(block, block)], w @ cov_x[:, block])
+
+
+@dataclass(frozen=True)
+class GaussianMI:
+    """`kind: gaussian`: the formulas above inside the compiled step, for the layer T = h(X) + eps, eps ~ N(0,
+    noise_var I) (measurement noise only; training never sees it).
+
+    Exact where the engine knows the layer is an affine function of X (ctx.affine: a linear network's layers,
+    from ctx.linear_map_UxD, its map read off the network) and X is the teacher's Gaussian (ctx.teacher): then
+    Sigma_T = W Sigma_X W^T + noise_var I and Cov(T, Y) = W Sigma_X W_o^T are population values. Otherwise the
+    Gaussian approximation: the same formulas with the sample covariances of the layer and of (T, X) on the MI
+    sample (for I(T;X), the entropy of a Gaussian of that covariance: an upper bound at that covariance). I(T;Y)
+    needs the teacher (Cov(T, Y) = Cov(T, X) W_o^T, Y's covariance exact); NaN for classification tasks. Padded
+    units (zero activations, zero rows of the map) add noise_var to both determinants and cancel."""
+
+    name: str
+    noise_var: float = 1.0
+    needs_net_input: ClassVar[bool] = False
+    batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = True
+    continuous_targets: ClassVar[bool] = True
+
+    def limits(self, n_samples: int) -> tuple[float, float]:
+        """Not a count over the rows: no ceiling at log2 N, and exact where it is exact (no reliable range)."""
+        return math.inf, math.inf
+
+    def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
+        require_x64()
+        acts = jnp.asarray(acts_NxU, jnp.float64)
+        x = jnp.asarray(ctx.inputs_NxD, jnp.float64)
+        n, units = acts.shape
+        t_c, x_c = acts - acts.mean(0), x - x.mean(0)
+        cov_t, cov_tx = t_c.T @ t_c / n, t_c.T @ x_c / n
+        teacher = ctx.teacher
+        cov_x = x_c.T @ x_c / n if teacher is None else teacher.cov_x
+        if ctx.linear_map_UxD is not None and teacher is not None:  # the population values where T is affine
+            w = jnp.asarray(ctx.linear_map_UxD, jnp.float64)
+            cov_t = jnp.where(ctx.affine, w @ cov_x @ w.T, cov_t)
+            cov_tx = jnp.where(ctx.affine, w @ cov_x, cov_tx)
+        cov_t = cov_t + self.noise_var * jnp.eye(units)
+        i_xt = 0.5 * (logdet_spd(cov_t) - units * jnp.log(self.noise_var)) / LN2
+        if teacher is None:
+            i_ty = jnp.float64(jnp.nan)
+        else:
+            w_o = teacher.w_o
+            cov_y = w_o @ cov_x @ w_o.T + teacher.noise_var * jnp.eye(w_o.shape[0])
+            i_ty = gaussian_mi_bits(cov_t, cov_y, cov_tx @ w_o.T)
+        nan = jnp.float64(jnp.nan)
+        return MIEstimate(i_xt, i_ty, nan, nan)

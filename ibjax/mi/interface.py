@@ -29,6 +29,11 @@ class LayerContext(NamedTuple):
         (k-NN); None where the caller has none.
     net_input_NxU: the layer's net input (pre-activation, W h + b) on the same rows, for estimators that bin it
         (`OnNetInput`); None unless an estimator asks for it (`needs_net_input`) and the model family gives it.
+    linear_map_UxD, affine: the layer's map read off the network (its values at X = e_i less its value at 0) and
+        whether the layer is an affine function of X (a linear network's layers), so that the map is the layer;
+        None / False unless an estimator asks for them (`needs_linear_map`).
+    teacher: a regression task's population (ibjax.data.task.TeacherConsts: Sigma_X, W_o, sigma_o^2); None for
+        classification.
     """
 
     unit_mask_U: Array
@@ -38,6 +43,9 @@ class LayerContext(NamedTuple):
     draws_KxNxU: Array | None = None
     inputs_NxD: Array | None = None
     net_input_NxU: Array | None = None
+    linear_map_UxD: Array | None = None
+    affine: Array = False
+    teacher: Any = None
 
 
 class MIEstimate(NamedTuple):
@@ -52,12 +60,16 @@ class MIEstimate(NamedTuple):
 class MIEstimator(Protocol):
     """An estimator: hashable static settings (so it can key a compiled program), a name, and a call. What the
     engine must know about it is declared, never probed: `needs_net_input` (it reads ctx.net_input_NxU, which
-    costs a matmul per layer) and `batched_eigh` (it takes an eigendecomposition per layer, which XLA:CPU
-    must not batch over networks on several host devices)."""
+    costs a matmul per layer), `batched_eigh` (it takes an eigendecomposition per layer, which XLA:CPU
+    must not batch over networks on several host devices), `needs_linear_map` (it reads ctx.linear_map_UxD and
+    ctx.affine: a forward pass of D + 1 probe rows) and `continuous_targets` (its I(T;Y) is of a regression
+    task's continuous targets; the others count class labels, and give NaN for a regression task)."""
 
     name: str
     needs_net_input: ClassVar[bool]
     batched_eigh: ClassVar[bool]
+    needs_linear_map: ClassVar[bool]
+    continuous_targets: ClassVar[bool]
 
     def __call__(self, acts_NxU: Array, labels_N: Array, ctx: LayerContext) -> MIEstimate: ...
 

@@ -155,6 +155,8 @@ class KDEBound:
     n_classes: int | None = None  # unused (labels are compared, not counted); kept for a uniform signature
     needs_net_input: ClassVar[bool] = False
     batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]
@@ -212,6 +214,8 @@ class NoisyMixture:
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = False
     batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         nan = jnp.float64(jnp.nan)

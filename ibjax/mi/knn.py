@@ -243,6 +243,8 @@ class KNNEstimator:
     seed: int = 0
     needs_net_input: ClassVar[bool] = False
     batched_eigh: ClassVar[bool] = True  # the PCA of each layer and of X (eigh)
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def limits(self, n_samples: int) -> tuple[float, float]:
         """KSG's largest value psi(N) - psi(k) (every point's k joint neighbours also its nearest in X and in T

@@ -30,6 +30,8 @@ class OnNetInput:
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = True
     batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def limits(self, n_samples: int):
         return estimator_limits(self.inner, n_samples)

@@ -53,6 +53,8 @@ class FixedWidthBinning:
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = False
     batched_eigh: ClassVar[bool] = False
+    needs_linear_map: ClassVar[bool] = False
+    continuous_targets: ClassVar[bool] = False
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = width_bin_indices(acts_NxU, self.width)

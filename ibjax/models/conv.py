@@ -131,6 +131,11 @@ class Conv:
         act = lambda z: activate(z, consts.act_id, self.activations)
         return self.network.module(params)(x, act, noise, drop)
 
+    def affine_layers(self, consts) -> list:
+        """Whether each measured layer (and the logits) is an affine function of the input: not known for this
+        family, so never claimed (the Gaussian estimator then approximates)."""
+        return [False] * len(self.layer_names)
+
     def contexts(self, consts: ModelConsts, hidden: list) -> list[tuple]:
         bounded = True if all(a in BOUNDED_RANGES for a in self.activations) else consts.bounded
         return [(jnp.ones(h.shape[-1], bool), consts.nat_lo, consts.nat_hi, bounded) for h in hidden]

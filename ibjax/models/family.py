@@ -14,6 +14,8 @@ one row of the bucket's stacked `ModelConsts`.
                   per sample); key: the noise of stochastic networks and dropout; train: dropout on
     contexts(consts, hidden) -> per hidden layer (real-unit mask [units], natural lo, hi, bounded)
     grad_leaves(grads) -> per grad group, the weight arrays whose gradients it summarises
+    affine_layers(consts) -> per measured layer, hidden then the logits: whether it is an affine function of the
+                  input (a linear network's), so that the map read off the network is the layer (exact Gaussian MI)
 
 Families: `ibjax.models.mlp.MLP` (padded widths, native CPU kernels), `ibjax.models.conv.Conv` and
 `ibjax.models.flax_module.FlaxModule` (both Flax NNX modules behind `ibjax.models.nnx_adapter`).
@@ -55,6 +57,8 @@ class ModelFamily(Protocol):
     def contexts(self, consts, hidden: list) -> list[tuple]: ...
 
     def grad_leaves(self, grads) -> list[list[Array]]: ...
+
+    def affine_layers(self, consts) -> list: ...
 
 
 def is_weight(leaf) -> bool:

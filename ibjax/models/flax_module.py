@@ -176,6 +176,11 @@ class FlaxModule:
             hidden = [values[name] for name in names]
         return [h.reshape(h.shape[0], -1) for h in hidden], logits
 
+    def affine_layers(self, consts) -> list:
+        """Whether each measured layer (and the logits) is an affine function of the input: not known for this
+        family, so never claimed (the Gaussian estimator then approximates)."""
+        return [False] * len(self.layer_names)
+
     def contexts(self, consts: ModelConsts, hidden: list) -> list[tuple]:
         return [(jnp.ones(h.shape[-1], bool), jnp.float32(0.0), jnp.float32(0.0), False) for h in hidden]
 

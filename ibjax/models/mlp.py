@@ -212,6 +212,14 @@ class MLP:
     def grad_leaves(self, grads) -> list[list]:
         return [[w] for w in grads["w"]]
 
+    def affine_layers(self, consts: ModelConsts) -> list:
+        """Per measured layer (hidden, then the output's logits), whether it is an affine function of the input:
+        all of them for a linear network (activation linear, neither quantized nor noisy), none otherwise."""
+        n = len(self.dims) - 1
+        if self.quantize_bits is not None or self.noise_std is not None or "linear" not in self.activations:
+            return [jnp.bool_(False)] * n
+        return [consts.act_id == self.activations.index("linear")] * n
+
     def kernel_grads(self, loss_fn, params, consts, x_NxD, y_N, idx_S, w_S):
         return loss_grads(loss_fn, params, consts, self.activations, x_NxD, y_N, idx_S, w_S, plain_mlp=True)
 

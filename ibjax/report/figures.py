@@ -251,12 +251,16 @@ def gradient_snr(gradients: pd.DataFrame, labels: dict[str, str], layers: list[s
 
 
 def accuracy(metrics: pd.DataFrame, labels: dict[str, str], path: Path, boot: dict) -> Path:
-    """Per cell, train and test accuracy against epoch: mean over seeds with a bootstrap band."""
+    """Per cell, train and test accuracy against epoch: mean over seeds with a bootstrap band. A regression task:
+    train and test mean squared error and the exact generalization error E_g (linear networks) instead."""
     cells = list(labels)
+    regression = "train_acc" not in metrics.columns
+    curves = ((("train_loss", "C0", "train MSE"), ("test_loss", "C3", "test MSE"), ("gen_error", "k", "exact E_g"))
+              if regression else (("train_acc", "C0", "train"), ("test_acc", "C3", "test")))
     fig, axes, ncols = _panels(len(cells))
     for ax, cell in zip(axes, cells):
         d = metrics[metrics.cell == cell]
-        for value, color, name in (("train_acc", "C0", "train"), ("test_acc", "C3", "test")):
+        for value, color, name in curves:
             if d[value].notna().sum() == 0:
                 continue
             ep, mean, lo, hi = _mean_band(d, value, boot)
@@ -264,9 +268,10 @@ def accuracy(metrics: pd.DataFrame, labels: dict[str, str], path: Path, boot: di
             ax.fill_between(ep, lo, hi, color=color, alpha=0.25, lw=0)
         _epoch_axis(ax, metrics.epoch.max())
         ax.set_title(labels[cell], fontsize=9)
-    _label_panels(axes, ncols, "accuracy (fraction correct)")
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle("Train and test accuracy (mean over seeds, 95% band)", fontsize=10)
+    _label_panels(axes, ncols, "squared error" if regression else "accuracy (fraction correct)")
+    axes[0].legend(fontsize=8, loc="upper right" if regression else "lower right")
+    fig.suptitle("Train and test " + ("error" if regression else "accuracy") + " (mean over seeds, 95% band)",
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

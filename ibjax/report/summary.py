@@ -41,8 +41,21 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def regression(runs: pd.DataFrame) -> bool:
+    """Whether the runs are of a regression task (squared-error losses and E_g; no accuracies)."""
+    return "train_acc" not in runs.columns
+
+
+def gap_meaning(runs: pd.DataFrame) -> str:
+    """What `run_gaps` measures, in words."""
+    return "test − train mean squared error" if regression(runs) else "train − test accuracy"
+
+
 def run_gaps(runs: pd.DataFrame) -> pd.Series:
-    """Generalization gap per run_id: final train accuracy - final test accuracy (fraction, not %)."""
+    """Generalization gap per run_id: final train accuracy - final test accuracy (fraction, not %); for a
+    regression task, final test - train mean squared error."""
+    if regression(runs):
+        return (runs.test_loss - runs.train_loss).set_axis(runs.run_id)
     return (runs.train_acc - runs.test_acc).set_axis(runs.run_id)
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ibjax.report.summary import gap_meaning, regression
 from ibjax.report.verdicts import VerdictSettings
 from ibjax.rundir.contract import deepest_hidden, layer_order
 
@@ -121,10 +122,10 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
            label_info: pd.DataFrame | None = None) -> str:
     """REPORT.md, section by section."""
     ests = sorted(summary.estimator.unique())
-    L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings)
+    L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings, regression(runs))
     for est in ests:
         L += _verdicts(summary[summary.estimator == est], est, labels)
-    L += _comparisons(comp, labels) + _generalization(corr) + _sensitivity(sens, summary, labels, settings)
+    L += _comparisons(comp, labels) + _generalization(corr, runs) + _sensitivity(sens, summary, labels, settings)
     if not agree.empty:
         L += ["## Agreement across estimators", "", _table(agree.round(3)), ""]
     has_labels = label_info is not None and not label_info.empty
@@ -150,11 +151,16 @@ def _header(name: str, manifest: dict, runs: pd.DataFrame, ests: list[str], warn
     return L
 
 
-def _how_to_read(st: VerdictSettings) -> list[str]:
-    return ["## How to read the verdicts", "",
-          f"- **Fitting epoch**: first logged epoch where I(T;Y), smoothed by a centred moving average over "
-          f"{st.smooth_window} logged epochs, reaches {100 * st.fit_fraction:.0f} % of its final level (mean of "
-          f"the last {100 * st.final_fraction:.0f} % of logged epochs).",
+def _how_to_read(st: VerdictSettings, regression_task: bool = False) -> list[str]:
+    fitting = (f"- **Fitting epoch** (a regression task): first logged epoch where the share of the training loss's "
+               f"total fall made so far, smoothed by a centred moving average over {st.smooth_window} logged epochs, "
+               f"reaches {100 * st.fit_fraction:.0f} % of its final level (mean of the last "
+               f"{100 * st.final_fraction:.0f} % of logged epochs); one fitting epoch per run for every estimator "
+               f"(only `gaussian` gives I(T;Y) of continuous targets)." if regression_task else
+               f"- **Fitting epoch**: first logged epoch where I(T;Y), smoothed by a centred moving average over "
+               f"{st.smooth_window} logged epochs, reaches {100 * st.fit_fraction:.0f} % of its final level (mean of "
+               f"the last {100 * st.final_fraction:.0f} % of logged epochs).")
+    return ["## How to read the verdicts", "", fitting,
           "- **Early transient**: the rise-and-fall of I(X;T) inside the fitting phase; reported in bits, never "
           "counted as compression.",
           f"- **Compressed**: the peak of smoothed I(X;T) at or after the fitting epoch exceeds the final level "
@@ -206,9 +212,9 @@ def _comparisons(comp: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     return L
 
 
-def _generalization(corr: pd.DataFrame) -> list[str]:
+def _generalization(corr: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     L = ["## Compression and generalization", "",
-          "Spearman correlation of a run's relative drop with its generalization gap (train − test accuracy); "
+          f"Spearman correlation of a run's relative drop with its generalization gap ({gap_meaning(runs)}); "
           "`within cell` removes cell means first, so differences between settings cannot create it.", ""]
     if not corr.empty:
         t = corr.assign(r=[f"{r:+.2f} {_ci(lo, hi, pct=False)}" for r, lo, hi in

@@ -153,15 +153,32 @@ def limits_from_manifest(manifest: dict) -> dict[str, Limits]:
             for e in manifest.get("estimators", []) if "ceiling_bits" in e and "name" in e}
 
 
+def fit_progress(metrics: pd.DataFrame) -> pd.DataFrame:
+    """A regression task's fitting curve per run and logged epoch: the share of its training loss's total fall
+    made so far, (L(0) - L(t)) / (L(0) - L(end)) (0 at init, 1 at the end). It stands in for I(T;Y) in the verdicts
+    of a regression task (I(T;Y) of continuous targets is only given by the Gaussian estimator), so that every
+    estimator's verdict of a run shares one fitting epoch."""
+    m = metrics.sort_values(["run_id", "epoch"])
+    first = m.groupby("run_id").train_loss.transform("first")
+    last = m.groupby("run_id").train_loss.transform("last")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        progress = (first - m.train_loss) / (first - last)
+    return m[["run_id", "epoch"]].assign(fit_progress=progress.to_numpy())
+
+
 def run_verdicts(info: pd.DataFrame, runs: pd.DataFrame, n_samples: int,
-                 settings: VerdictSettings = DEFAULT_SETTINGS, limits: dict[str, Limits] | None = None
-                 ) -> pd.DataFrame:
+                 settings: VerdictSettings = DEFAULT_SETTINGS, limits: dict[str, Limits] | None = None,
+                 metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """verdicts.parquet: one row per non-diverged run x layer x estimator (diverged runs are counted in the
     summary instead: their MI after divergence is NaN and would make a fake drop). `limits`: per estimator
-    name (limits_from_manifest); an estimator without them gets log2 N."""
+    name (limits_from_manifest); an estimator without them gets log2 N. `metrics` of a regression task (no
+    accuracies): the fitting epoch comes from `fit_progress`, not I(T;Y)."""
     limits = limits or {}
     ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell", "seed"]]
     df = info.merge(ok, on="run_id").sort_values(["run_id", "layer", "estimator", "epoch"])
+    if metrics is not None and "train_acc" not in metrics.columns:
+        df = df.merge(fit_progress(metrics), on=["run_id", "epoch"], how="left").assign(
+            i_ty=lambda d: d.fit_progress)
     rows = []
     for (rid, layer, est), g in df.groupby(["run_id", "layer", "estimator"], sort=False):
         if np.isfinite(g.i_xt.to_numpy() + g.i_ty.to_numpy()).sum() < 2:

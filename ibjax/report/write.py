@@ -45,7 +45,8 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     runs = rd.runs
     n_traj = rd.info.groupby(["run_id", "layer", "estimator"]).ngroups
     step(f"verdicts of {n_traj:,} trajectories (runs x layers x estimators)")
-    verdicts = run_verdicts(rd.info, runs, rd.manifest["n_mi_samples"], settings, limits_from_manifest(rd.manifest))
+    verdicts = run_verdicts(rd.info, runs, rd.manifest["n_mi_samples"], settings, limits_from_manifest(rd.manifest),
+                            rd.metrics)
     step("summary, comparisons, correlations, sensitivity (bootstrap intervals)")
     tables = {
         "verdicts": verdicts, "summary": summarize(verdicts, runs, settings),
@@ -126,5 +127,6 @@ def draw_figures(run_dir: Path, rd, tables: dict, labels: dict, settings: Verdic
     if live:
         grads = rd.gradients.merge(ok, on="run_id")
         paths.append(figs.gradient_snr(grads, live, layer_order(grads.layer), fig_dir / "gradient_snr.png", boot))
-        paths.append(figs.accuracy(rd.metrics.merge(ok, on="run_id"), live, fig_dir / "accuracy.png", boot))
+        name = "errors.png" if "train_acc" not in rd.metrics.columns else "accuracy.png"
+        paths.append(figs.accuracy(rd.metrics.merge(ok, on="run_id"), live, fig_dir / name, boot))
     return paths

@@ -81,7 +81,7 @@ DATA_AXES = tuple(a.name for a in AXES if a.section == "data")  # grid axes of t
 # the 12-bit task's runs keep their ids.
 _LATER_DATA_KEYS = ("name", "data_dir", "train_split", "test_split", "download", "train_rows", "test_rows",
                     "preprocess", "mi_sample", "label_noise", "inputs", "variant_seed", "irrelevant_inputs",
-                    "irrelevant_draws")
+                    "irrelevant_draws", "teacher")
 
 
 def common_settings(spec: SweepSpec) -> dict:

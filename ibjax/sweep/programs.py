@@ -18,6 +18,7 @@ from ibjax.mi import (
     Binning,
     ExactCounting,
     FixedWidthBinning,
+    GaussianMI,
     IdnnsBinning,
     KDEBound,
     KNNEstimator,
@@ -78,6 +79,7 @@ ESTIMATOR_FACTORIES = {
                                              e.max_samples, n_classes),
     "exact": lambda e, n_classes, _: ExactCounting(e.resolved_name, n_classes),
     "noisy": _noisy,
+    "gaussian": lambda e, _n_classes, _: GaussianMI(e.resolved_name, e.noise_var),
     "knn": lambda e, n_classes, noise_std: KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes,
                                                         e.weighted, noise_std),
 }
@@ -130,14 +132,14 @@ def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, 
     if m.kind == "conv":
         pools = tuple(m.pool) if isinstance(m.pool, list) else (m.pool,) * len(run.channels)
         return Conv(image_shape(task, "model.kind conv"), tuple(run.channels), m.kernel_size, pools, m.padding,
-                    tuple(run.hidden), task.n_classes, activations or (run.activation,), run.noise_std, run.dropout)
+                    tuple(run.hidden), task.n_outputs, activations or (run.activation,), run.noise_std, run.dropout)
     if m.kind == "flax":
         shape = tuple(task.image_shape)
         if shape and not task.n_irrelevant:
             shape = (*shape, 1) if len(shape) == 2 else shape
         else:
             shape = (int(task.x.shape[1]),)
-        fam = FlaxModule(m.module, json.dumps(module_kwargs(run, spec), sort_keys=True), shape, task.n_classes,
+        fam = FlaxModule(m.module, json.dumps(module_kwargs(run, spec), sort_keys=True), shape, task.n_outputs,
                          tuple(m.layers) if m.layers else None)
         _ = fam.layer_names  # imports, builds and calls the module once: ModelError now, not inside a compile
         return fam
@@ -156,14 +158,14 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
     # Per-run training sets keep the minibatch size whatever the program's largest set, so that a network trains
     # alike alone or beside others (a set smaller than a minibatch is one partial batch).
     bs = n_train if b.batch_size == "full" else int(b.batch_size) if per_run else min(int(b.batch_size), n_train)
-    return Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_classes), activations=b.activations,
+    return Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_outputs), activations=b.activations,
                    optimizer=b.optimizer, n_train=n_train, batch_size=bs,
                    estimators=build_estimators(spec, task.n_classes, b.noise_std),
                    chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
                    quantize_bits=b.quantize_bits, noise_std=b.noise_std,
                    n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design,
                    model=model_family(spec, task, b.runs[0], b.activations, b.hidden_pad), dropout=b.dropout,
-                   weight_decay=b.weight_decay)
+                   weight_decay=b.weight_decay, regression=task.regression)
 
 
 def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:

@@ -11,7 +11,6 @@ from ibjax.rundir.axes import AXES
 from ibjax.rundir.contract import layer_names
 from ibjax.spec import SweepSpec
 from ibjax.sweep.plan import Bucket, Run, module_kwargs, network_ids
-from ibjax.train.engine import METRICS
 from ibjax.train.loop import BucketResult
 
 
@@ -58,7 +57,7 @@ def typed_settings(runs: pd.DataFrame) -> pd.DataFrame:
 
 def diverged_from(result: BucketResult) -> np.ndarray:
     """Per model, the first logged epoch with a non-finite training loss (-1 if none)."""
-    bad = ~np.isfinite(result.metrics[:, :, METRICS.index("train_loss")])  # [T, M]
+    bad = ~np.isfinite(result.metrics[:, :, result.metric_names.index("train_loss")])  # [T, M]
     first = np.where(bad.any(0), result.mi_epochs[bad.argmax(0)], -1)
     return np.where(~result.params_finite & (first < 0), result.mi_epochs[-1], first)
 
@@ -92,7 +91,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     metrics = pd.DataFrame({
         "run_id": np.broadcast_to(rid[None, :], (t, m)).ravel(),
         "epoch": np.broadcast_to(result.mi_epochs[:, None], (t, m)).ravel().astype(np.int64),
-        **{name: met[..., k].ravel() for k, name in enumerate(METRICS)},
+        **{name: met[..., k].ravel() for k, name in enumerate(result.metric_names)},
     })
 
     g = result.grads  # [G, M, L, 2]
@@ -113,7 +112,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
             "run_id": run_ids[i], "network_id": net_ids[i], "cell": run.cell(), "seed": run.seed,
             **setting_columns(run, spec, n_train[i]), "epochs": spec.train.epochs,
             "bucket": bucket.index,
-            **{name: met[-1, i, k] for k, name in enumerate(METRICS)},
+            **{name: met[-1, i, k] for k, name in enumerate(result.metric_names)},
             "diverged": bool(div_epoch[i] >= 0),
             "diverged_epoch": int(div_epoch[i]) if div_epoch[i] >= 0 else None,
         })

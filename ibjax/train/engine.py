@@ -91,8 +91,10 @@ def compact_below_dynamic(values_K: jnp.ndarray, n) -> jnp.ndarray:
         values_K, mode="drop")
 
 
-# `measure`'s metrics, in the order of its metrics axis (metrics.parquet's columns).
+# `measure`'s metrics, in the order of its metrics axis (metrics.parquet's columns): a classification task's,
+# and a regression task's (losses: mean squared error summed over the outputs, E_g's scale; gen_error: E_g).
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+REGRESSION_METRICS = ("train_loss", "test_loss", "gen_error")
 
 
 class TrainState(NamedTuple):
@@ -127,6 +129,13 @@ class Program:
     # Whether the optimizer adds weight_decay * w to the gradients of weight matrices / kernels (the rate is per
     # network, in the optimizer state like the learning rate); False: the optimizer of earlier versions, unchanged.
     weight_decay: bool = False
+    # A regression task (data.targets): squared-error loss, the output layer measured as it is (no softmax).
+    regression: bool = False
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """`measure`'s metrics, in order."""
+        return REGRESSION_METRICS if self.regression else METRICS
 
     @property
     def family(self) -> ModelFamily:
@@ -307,10 +316,13 @@ class Engine:
 
     def loss(self, params, consts, xb, yb, wb, key=None):
         """Mean cross-entropy of one model on a minibatch (in training mode: dropout on), weighted by wb
-        (padding rows weigh 0)."""
+        (padding rows weigh 0); for a regression task, the mean squared error summed over the outputs."""
         _, logits = self.family.apply(params, consts, xb, key, train=True)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
-        return jnp.sum(ce * wb) / jnp.sum(wb)
+        if self.prog.regression:
+            per_row = jnp.sum(jnp.square(logits - yb), axis=-1)
+        else:
+            per_row = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+        return jnp.sum(per_row * wb) / jnp.sum(wb)
 
     def train_epoch(self, state: TrainState, consts: ModelConsts, data: Data):
         """One epoch of minibatch training; returns the new state and per-layer gradient stats [L, 2].
@@ -340,10 +352,11 @@ class Engine:
         w_BxS = (jnp.arange(n_slots) < n_real).astype(jnp.float32).reshape(p.n_batches, p.batch_size)
         rows = runs.train_idx if own_rows else data.train_idx
         own_labels = runs is not None and runs.y_fit is not None
-        y = runs.y_fit if own_labels else data.y
-        # The native kernel reads x whole and one shared label vector on every call: only for small float data.
+        y = data.targets if p.regression else runs.y_fit if own_labels else data.y
+        # The native kernel reads x whole and one shared label vector on every call: only for small float data
+        # (and its loss is the cross-entropy: a regression task trains through jax.grad).
         fam = self.family
-        kernel_ok = fam.native_kernel and not own_labels and kernel_reads(data, data.x)
+        kernel_ok = fam.native_kernel and not own_labels and not p.regression and kernel_reads(data, data.x)
         # The kernel copies its x on every call: give it only the training rows when they are shared (computed
         # once per epoch for all networks: nothing here is batched), so that indices are into them.
         x, y_k, to_rows = None, None, None
@@ -407,7 +420,7 @@ class Engine:
         return tuple(cols)
 
     def measure(self, params, consts: ModelConsts, data: Data, key=None):
-        """MI of every layer under every estimator [L, E, K] and metrics [4] (METRICS) of one model.
+        """MI of every layer under every estimator [L, E, K] and metrics (`Program.metric_names`) of one model.
 
         K: the quantities `mi_columns(data)` names, in its order. Metrics are over every row of x (train and test
         masks); the MI over the MI sample.
@@ -427,7 +440,7 @@ class Engine:
             return fam.apply(params, consts, x, key)
 
         hidden, logits = layers_on(x_mi)
-        layers = [*hidden, jax.nn.softmax(logits)]
+        layers = [*hidden, logits if p.regression else jax.nn.softmax(logits)]
         draws = [None] * len(hidden)
         if noisy:
             # More passes with other noise draws: samples of each layer's pre-noise values given X, for the
@@ -438,14 +451,25 @@ class Engine:
         nets = [None] * len(layers)
         if any(e.needs_net_input for e in p.estimators):
             nets = [*fam.net_inputs(params, consts, x_mi, hidden), logits]
-        ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z)
-                for (mask, lo, hi, bounded), d, z in zip(fam.contexts(consts, hidden), draws, nets)]
-        ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), jnp.float32(0.0), jnp.float32(1.0), True,
-                                 None, x_mi, nets[-1]))
+        # Each layer's map read off the network and whether it is affine in X, where an estimator needs them (the
+        # Gaussian estimator's exact MI of linear networks) or a regression task's exact E_g does.
+        maps, biases = [None] * len(layers), [None] * len(layers)
+        affine = fam.affine_layers(consts)
+        if p.regression or any(e.needs_linear_map for e in p.estimators):
+            maps, biases = self._affine_maps(params, consts, x_mi.shape[1])
+        out_ctx = ((jnp.float32(0.0), jnp.float32(0.0), False) if p.regression
+                   else (jnp.float32(0.0), jnp.float32(1.0), True))  # the logits, or the softmax's [0, 1]
+        ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z, m, a, data.teacher)
+                for (mask, lo, hi, bounded), d, z, m, a in zip(fam.contexts(consts, hidden), draws, nets, maps,
+                                                               affine)]
+        ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), *out_ctx, None, x_mi, nets[-1], maps[-1],
+                                 affine[-1], data.teacher))
         columns = self.mi_columns(data)
 
         def estimates(est, acts, ctx):
             i_xt, i_ty, lo, hi = est(acts, y_mi, ctx)
+            if p.regression and not est.continuous_targets:  # class counts of one class: not I(T;Y) of targets
+                i_ty = jnp.full_like(i_ty, jnp.nan)
             out = {"i_xt": i_xt, "i_ty": i_ty, "bin_lo": lo, "bin_hi": hi}
             if "i_ty_trained" in columns:  # I(T;Y) against the labels this network was trained on
                 out["i_ty_trained"] = est(acts, runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx],
@@ -461,6 +485,8 @@ class Engine:
                         for acts, ctx in zip(layers, ctxs)])
         if data.mi_idx is not None:  # the MI sample is not every row: one more forward pass for the metrics
             _, logits = layers_on(read_rows(data, None))
+        if p.regression:
+            return mi, self._regression_metrics(logits, data, maps[-1], biases[-1], affine[-1])
         # Accuracy against the labels each row is scored on: the trained-on labels for training rows (what the
         # network fits; Zhang et al.'s training accuracy), the true labels for test rows (never changed).
         y_all = runs.y_fit if fit_labels else data.y
@@ -474,6 +500,38 @@ class Engine:
                    "test_acc": mean(correct, te)}
         metrics = jnp.stack([by_name[m] for m in METRICS])
         return mi, metrics
+
+    def _affine_maps(self, params, consts, n_inputs: int):
+        """Per measured layer (hidden, then the logits), the map W [U, D] and offset b [U] of the layer as an
+        affine function of X: its values at X = e_1..e_D less its value at X = 0 (one forward pass of D + 1 probe
+        rows). The layer itself only where the family says it is affine (`affine_layers`); a stochastic network
+        has no such map (its layers are not functions of X): zeros."""
+        fam = self.family
+        if fam.stochastic:
+            n = len(fam.layer_names)
+            return [None] * n, [None] * n
+        probe = jnp.concatenate([jnp.zeros((1, n_inputs), jnp.float32), jnp.eye(n_inputs, dtype=jnp.float32)])
+        hidden, logits = fam.apply(params, consts, probe)
+        outs = [*hidden, logits]
+        return [(h[1:] - h[0]).T for h in outs], [h[0] for h in outs]
+
+    def _regression_metrics(self, out_NxO, data: Data, w_out, b_out, affine):
+        """REGRESSION_METRICS of one model: the mean squared error (summed over outputs) on the training and test
+        rows, and the exact generalization error E_g = tr[(W_o - W) Sigma_X (W_o - W)^T] + |b|^2 + No sigma_o^2
+        of an affine network (its map W and offset b); NaN for a nonlinear network (its test_loss estimates E_g)."""
+        se = jnp.sum(jnp.square(out_NxO - data.targets), axis=-1)
+        mean = lambda v, mask: jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask)
+        t = data.teacher
+        if w_out is None:
+            gen_error = jnp.float64(jnp.nan)
+        else:
+            d = t.w_o - jnp.asarray(w_out, jnp.float64)
+            exact = (jnp.trace(d @ t.cov_x @ d.T) + jnp.sum(jnp.square(jnp.asarray(b_out, jnp.float64)))
+                     + t.w_o.shape[0] * t.noise_var)
+            gen_error = jnp.where(affine, exact, jnp.nan)
+        by_name = {"train_loss": mean(se, data.is_train), "test_loss": mean(se, data.is_test),
+                   "gen_error": gen_error}
+        return jnp.stack([jnp.asarray(by_name[m], jnp.float32) for m in REGRESSION_METRICS])
 
     # ------------------------------------------------------------------ all models, one chunk
     def _run_chunk(self, state: TrainState, consts: ModelConsts, data: Data, log_mask, n_epochs, start,

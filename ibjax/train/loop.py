@@ -24,7 +24,7 @@ class BucketResult:
 
     mi_epochs: np.ndarray  # [T]
     mi: np.ndarray  # [T, M, L, E, K]: the K quantities `mi_columns` names (i_xt, i_ty, bin_lo, bin_hi, ...)
-    metrics: np.ndarray  # [T, M, 4]: the engine's METRICS (train_loss, train_acc, test_loss, test_acc)
+    metrics: np.ndarray  # [T, M, K]: the K metrics `metric_names` names (Program.metric_names)
     grad_epochs: np.ndarray  # [G]
     grads: np.ndarray  # [G, M, L, 2]: grad_mean, grad_std
     params_finite: np.ndarray  # [M] bool, final parameters all finite
@@ -36,6 +36,7 @@ class BucketResult:
     # a caller that measures more than the chunk did; nothing is copied to the host unless it asks.
     state: TrainState | None = None
     mi_columns: tuple[str, ...] = ("i_xt", "i_ty", "bin_lo", "bin_hi")  # what the engine measured, in mi's order
+    metric_names: tuple[str, ...] = ("train_loss", "train_acc", "test_loss", "test_acc")  # in metrics' order
 
 
 class Interrupted(Exception):
@@ -112,7 +113,7 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         grad_epochs=np.flatnonzero(grad_mask) + 1, grads=np.concatenate(parts["grads"]),
         params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total,
         checkpoint_s=float(np.mean(checkpoint_s)) if checkpoint_s else None, resumed_at_chunk=first_chunk,
-        state=state, mi_columns=engine.mi_columns(data))
+        state=state, mi_columns=engine.mi_columns(data), metric_names=engine.prog.metric_names)
 
 
 def _placed(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, weight_decays):

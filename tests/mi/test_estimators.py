@@ -176,7 +176,7 @@ def test_estimators_vmap_and_jit():
 @pytest.mark.parametrize("raw,hint", [
     ({"kind": "binning", "width": 0.07, "n_bins": 30}, "width is fixed-width"),
     ({"kind": "kde", "n_bins": 30}, "has no bins"),
-    ({"kind": "binning", "noise_var": 0.1}, "only for kind 'kde'"),
+    ({"kind": "binning", "noise_var": 0.1}, "only for kinds 'kde' and 'gaussian'"),
     ({"kind": "kde", "width": 0.5}, "only for kind 'binning'"),
     ({"kind": "binning", "bins": "quantile", "range": "layer"}, "drop range"),
     ({"kind": "binning", "bins": "adaptive", "range": [0, 1]}, "drop range"),
