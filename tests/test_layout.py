@@ -121,9 +121,9 @@ def test_capabilities_are_declared_by_every_estimator_and_family():
                   and n not in ("LayerContext", "Limits", "MIEstimate", "MIEstimator")]
     assert len(estimators) == 11
     for cls in estimators:
-        for capability in ("needs_net_input", "batched_eigh", "needs_linear_map", "continuous_targets"):
+        for capability in ("needs_net_input", "batched_lapack", "needs_linear_map", "continuous_targets"):
             assert isinstance(getattr(cls, capability), bool), (cls.__name__, capability)
-    assert [c.__name__ for c in estimators if c.batched_eigh] == ["KNNEstimator"]
+    assert [c.__name__ for c in estimators if c.batched_lapack] == ["GaussianMI", "KNNEstimator"]
     assert [c.__name__ for c in estimators if c.needs_net_input] == ["OnNetInput"]
     assert [c.__name__ for c in estimators if c.needs_linear_map] == ["GaussianMI"]
     assert [c.__name__ for c in estimators if c.continuous_targets] == ["GaussianMI"]

@@ -121,7 +121,7 @@ class Binning:
     hi: float = 1.0
     n_classes: int | None = None  # static bound on labels; the engine fills in the task's class count
     needs_net_input: ClassVar[bool] = False
-    batched_eigh: ClassVar[bool] = False
+    batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
@@ -180,7 +180,7 @@ class IdnnsBinning:
     hi: float = 1.0
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = False
-    batched_eigh: ClassVar[bool] = False
+    batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 

@@ -87,7 +87,7 @@ class GaussianMI:
     name: str
     noise_var: float = 1.0
     needs_net_input: ClassVar[bool] = False
-    batched_eigh: ClassVar[bool] = False
+    batched_lapack: ClassVar[bool] = True  # a Cholesky per layer (XLA:CPU hangs batching it on 2+ host devices)
     needs_linear_map: ClassVar[bool] = True
     continuous_targets: ClassVar[bool] = True
 

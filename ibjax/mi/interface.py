@@ -60,14 +60,14 @@ class MIEstimate(NamedTuple):
 class MIEstimator(Protocol):
     """An estimator: hashable static settings (so it can key a compiled program), a name, and a call. What the
     engine must know about it is declared, never probed: `needs_net_input` (it reads ctx.net_input_NxU, which
-    costs a matmul per layer), `batched_eigh` (it takes an eigendecomposition per layer, which XLA:CPU
-    must not batch over networks on several host devices), `needs_linear_map` (it reads ctx.linear_map_UxD and
+    costs a matmul per layer), `batched_lapack` (it takes a LAPACK factorization per layer, an eigendecomposition or a
+    Cholesky, which XLA:CPU must not batch over networks on several host devices: such programs hang), `needs_linear_map` (it reads ctx.linear_map_UxD and
     ctx.affine: a forward pass of D + 1 probe rows) and `continuous_targets` (its I(T;Y) is of a regression
     task's continuous targets; the others count class labels, and give NaN for a regression task)."""
 
     name: str
     needs_net_input: ClassVar[bool]
-    batched_eigh: ClassVar[bool]
+    batched_lapack: ClassVar[bool]
     needs_linear_map: ClassVar[bool]
     continuous_targets: ClassVar[bool]
 

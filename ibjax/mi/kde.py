@@ -154,7 +154,7 @@ class KDEBound:
     max_samples: int | None = None
     n_classes: int | None = None  # unused (labels are compared, not counted); kept for a uniform signature
     needs_net_input: ClassVar[bool] = False
-    batched_eigh: ClassVar[bool] = False
+    batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
@@ -213,7 +213,7 @@ class NoisyMixture:
     seed: int = 0
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = False
-    batched_eigh: ClassVar[bool] = False
+    batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 

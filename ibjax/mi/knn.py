@@ -242,7 +242,7 @@ class KNNEstimator:
     noise_std: float | None = None
     seed: int = 0
     needs_net_input: ClassVar[bool] = False
-    batched_eigh: ClassVar[bool] = True  # the PCA of each layer and of X (eigh)
+    batched_lapack: ClassVar[bool] = True  # the PCA of each layer and of X (eigh)
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 

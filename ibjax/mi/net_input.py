@@ -29,7 +29,7 @@ class OnNetInput:
     inner: Any
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = True
-    batched_eigh: ClassVar[bool] = False
+    batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 

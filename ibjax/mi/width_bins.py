@@ -52,7 +52,7 @@ class FixedWidthBinning:
     width: float = 0.07
     n_classes: int | None = None
     needs_net_input: ClassVar[bool] = False
-    batched_eigh: ClassVar[bool] = False
+    batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 

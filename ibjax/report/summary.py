@@ -162,3 +162,40 @@ def label_information(info: pd.DataFrame, runs: pd.DataFrame, settings: VerdictS
             row.update({name: _mean(pd.Series(v)), f"{name}_lo": lo, f"{name}_hi": hi})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def generalization_information(info: pd.DataFrame, metrics: pd.DataFrame, runs: pd.DataFrame,
+                               settings: VerdictSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+    """Regression sweeps (Saxe et al.'s claim 2): per cell x layer x estimator, each run's generalization error at
+    its best logged epoch and at the end (the exact E_g of a linear network, else the test error) and the overtraining
+    between them, with I(X;T) and I(T;Y) at the same two epochs and their change from the best epoch to the end:
+    does the information plane move differently when a network overtrains? Means over runs with bootstrap
+    intervals (whole runs resampled). Empty for a classification sweep."""
+    if "train_acc" in metrics.columns or metrics.empty:
+        return pd.DataFrame()
+    boot = settings.boot()
+    ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell"]]
+    m = metrics.merge(ok, on="run_id").sort_values(["run_id", "epoch"])
+    m = m.assign(error=m.gen_error.where(np.isfinite(m.gen_error), m.test_loss))
+    best = m.loc[m.groupby("run_id").error.idxmin(), ["run_id", "epoch", "error"]].set_index("run_id")
+    final = m.groupby("run_id").last()[["epoch", "error"]]
+    per_run = pd.DataFrame({"best_epoch": best.epoch, "error_best": best.error, "final_epoch": final.epoch,
+                            "error_final": final.error})
+    per_run["overtraining"] = per_run.error_final - per_run.error_best
+    i = info.merge(ok, on="run_id").join(per_run, on="run_id", how="inner")
+    at_best = i[i.epoch == i.best_epoch].set_index(["run_id", "layer", "estimator"])[["i_xt", "i_ty"]]
+    at_end = i[i.epoch == i.final_epoch].set_index(["run_id", "layer", "estimator"])[["i_xt", "i_ty", "cell"]]
+    both = at_end.join(at_best, rsuffix="_best").join(per_run, on="run_id").reset_index()
+    rows = []
+    for (cell, layer, est), g in both.groupby(["cell", "layer", "estimator"], sort=False):
+        row = {"cell": cell, "layer": layer, "estimator": est, "n_runs": len(g),
+               "median_best_epoch": float(g.best_epoch.median())}
+        values = {"error_best": g.error_best, "error_final": g.error_final, "overtraining": g.overtraining,
+                  "i_xt_best": g.i_xt_best, "i_xt_final": g.i_xt, "i_xt_change": g.i_xt - g.i_xt_best,
+                  "i_ty_best": g.i_ty_best, "i_ty_final": g.i_ty, "i_ty_change": g.i_ty - g.i_ty_best}
+        for name, v in values.items():
+            v = v.to_numpy(float)
+            lo, hi = bootstrap_ci(v, **boot)
+            row.update({name: _mean(pd.Series(v)), f"{name}_lo": lo, f"{name}_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows)

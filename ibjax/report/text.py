@@ -119,7 +119,7 @@ def comparison_table(comp: pd.DataFrame, labels: dict[str, str], layer: str) -> 
 def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame,
            corr: pd.DataFrame, sens: pd.DataFrame, agree: pd.DataFrame, labels: dict[str, str],
            settings: VerdictSettings, warnings: list[str], figures: list[str],
-           label_info: pd.DataFrame | None = None) -> str:
+           label_info: pd.DataFrame | None = None, gen_info: pd.DataFrame | None = None) -> str:
     """REPORT.md, section by section."""
     ests = sorted(summary.estimator.unique())
     L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings, regression(runs))
@@ -128,12 +128,16 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
     L += _comparisons(comp, labels) + _generalization(corr, runs) + _sensitivity(sens, summary, labels, settings)
     if not agree.empty:
         L += ["## Agreement across estimators", "", _table(agree.round(3)), ""]
+    has_gen = gen_info is not None and not gen_info.empty
+    if has_gen:
+        L += generalization_information_lines(gen_info, labels)
     has_labels = label_info is not None and not label_info.empty
     if has_labels:
         L += label_information_lines(label_info, labels, [str(f) for f in figures if "label_information" in str(f)])
     L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
           "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
-          + (", label_information.csv" if has_labels else "") + "; figures:", ""]
+          + (", label_information.csv" if has_labels else "")
+          + (", generalization_information.csv" if has_gen else "") + "; figures:", ""]
     L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
     return "\n".join(L) + "\n"
 
@@ -246,6 +250,34 @@ def _sensitivity(sens: pd.DataFrame, summary: pd.DataFrame, labels: dict[str, st
               f"{worst:.3f} bits (largest per-cell median over layers); the threshold {st.threshold_bits} bits is "
               f"{verdict} it.", ""]
     return L
+
+
+def generalization_information_lines(gi: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    """A regression sweep: the generalization error at its best epoch and at the end, and how I(X;T) and I(T;Y)
+    moved in between, per cell (Saxe et al.: overtraining and well-generalizing networks, same information plane)."""
+    ci = lambda r, k, d=3: f"{_num(r[k], d)} {_ci(r[f'{k}_lo'], r[f'{k}_hi'], pct=False, digits=d)}"
+    first = gi.drop_duplicates("cell")
+    errors = pd.DataFrame({
+        "cell": first.cell.map(lambda c: labels.get(c, c)), "runs": first.n_runs,
+        "median best epoch": first.median_best_epoch.map(lambda e: f"{e:.0f}"),
+        "error at best [95 % CI]": [ci(r, "error_best") for _, r in first.iterrows()],
+        "error at end": [ci(r, "error_final") for _, r in first.iterrows()],
+        "overtraining (end - best)": [ci(r, "overtraining") for _, r in first.iterrows()],
+    })
+    info = pd.DataFrame({
+        "cell": gi.cell.map(lambda c: labels.get(c, c)), "layer": gi.layer, "estimator": gi.estimator,
+        "I(X;T) at best": [ci(r, "i_xt_best") for _, r in gi.iterrows()],
+        "I(X;T) end - best": [ci(r, "i_xt_change") for _, r in gi.iterrows()],
+        "I(T;Y) at best": [ci(r, "i_ty_best") for _, r in gi.iterrows()],
+        "I(T;Y) end - best": [ci(r, "i_ty_change") for _, r in gi.iterrows()],
+    })
+    return ["## Generalization and the information plane (regression)", "",
+            "The generalization error (the exact E_g of a linear network, else the test error) at each run's best "
+            "logged epoch and at the end: their difference is how much the network overtrained. Below, I(X;T) and "
+            "I(T;Y) (bits) at the best epoch and their change from it to the end, so a referee can see whether the "
+            "information plane moves while the network overtrains (Saxe et al. 2018: it does not tell overtraining "
+            "from well-generalizing networks). Means over runs, percentile bootstrap 95 % intervals "
+            "(generalization_information.csv).", "", _table(errors), "", _table(info), ""]
 
 
 def label_information_lines(li: pd.DataFrame, labels: dict[str, str], figures: list[str] = ()) -> list[str]:

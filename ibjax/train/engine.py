@@ -250,10 +250,12 @@ class Engine:
             return forced == "map"
         cpu = mesh.devices.flat[0].platform == "cpu"
         # XLA:CPU hangs (every thread waiting) on a batched eigh of 2+ wide matrices per device (e.g. [2, 256,
-        # 256]) in a program sharded over 2+ host devices (BUILD_NOTES.md, issue 19); the k-NN estimators' PCA is
-        # such an eigh under vmap. Looping the networks keeps each eigh unbatched.
-        pca_on_many_devices = cpu and mesh.size > 1 and any(e.batched_eigh for e in self.prog.estimators)
-        return cpu and (self.family.kind != "mlp" or pca_on_many_devices)
+        # 256]) in a program sharded over 2+ host devices (BUILD_NOTES.md, issue 19), and on a batched Cholesky of
+        # [6, 101, 101] inside the chunk even on one host device (issue 31); the k-NN estimators' PCA and the
+        # Gaussian estimator's log-determinants are such calls under vmap. Looping the networks keeps each
+        # factorization unbatched.
+        lapack = cpu and any(e.batched_lapack for e in self.prog.estimators)
+        return cpu and (self.family.kind != "mlp" or lapack)
 
     @property
     def run_chunk(self):
