@@ -672,6 +672,15 @@ class SweepSpec(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _regression_has_no_label_variants(self):
+        if self.data.regression:
+            for axis in ("label_noise", "inputs"):
+                if getattr(self.grid, axis):
+                    raise ValueError(f"grid.{axis}: not for dataset '{self.data.dataset}' (its targets are "
+                                     f"continuous and its inputs Gaussian by definition)")
+        return self
+
+    @model_validator(mode="after")
     def _fractions_fit_the_split(self):
         if self.grid.train_fraction and self.data.split != "official":
             high = [f for f in self.grid.train_fraction if f >= 1.0]

@@ -21,6 +21,10 @@ Tasks (X uniform over the N rows, as in the sweeps):
   label estimators: knn (KL, weighted KL), KDE with a leave-one-out bandwidth, quantile and adaptive binning.
 - images16_I<I>nats: 16 x 16 images of blobs placed by correlated 2-D Gaussian latents (Butakov et al.'s test:
   a smooth injective map keeps I(X;T) = I), for knn with PCA to 2 and 4 dimensions.
+- linear_net_<layer>: linear networks trained by ibjax on Saxe et al.'s teacher; at every logged epoch the exact
+  Gaussian MI of each layer plus N(0, 1) measurement noise (kind gaussian) is the truth, and every other estimator's
+  error against it along training is reported (KDE with noise_var 1 must bound it; binning and kNN measure the
+  noiseless layer, so their error is shown, not checked).
 
 Continuous tasks pass when |bias| < 0.1 nats + 5 % of the truth; a row counts only inside its estimator's stated
 range (printed beside it; the README lists the ranges) and is reported, not counted, outside it.
@@ -151,6 +155,8 @@ def run(repeats: int = 5, quick: bool = False, log=lambda _msg: None) -> pd.Data
     rows += label_mixture_rows(repeats, tasks=tasks)
     step(f"synthetic 16x16 images (Butakov et al.): kNN with PCA to 2 and 4, {len(IMAGE_MI_NATS)} MI values")
     rows += image_rows(repeats)
+    step("linear networks trained on Saxe et al.'s teacher: every estimator against the exact MI along training")
+    rows += linear_trajectory_rows(quick)
     step("done")
     df = pd.DataFrame(rows)
     df["in_range"] = df["in_range"].fillna(True).astype(bool) if "in_range" in df else True
@@ -331,6 +337,50 @@ def image_rows(repeats: int) -> list[dict]:
                 vals.append(float(_estimate(est, jnp.asarray(t), jnp.zeros(IMAGE_N, jnp.int32), ctx).i_xt))
             rows.append(_continuous_row(f"images16_I{mi:g}nats", "I(X;T)", mi / np.log(2), est.name, vals,
                                         dim >= 4 and mi <= 3.0, repeats))
+    return rows
+
+
+# Saxe et al.'s deep linear networks (kind gaussian's exact setting): linear students trained by ibjax's engine on
+# the teacher, MI of each layer plus N(0, 1) measurement noise. The truth at every logged epoch is the exact
+# Gaussian MI of the trained network's own map; KDE with noise_var 1 estimates the same noisy layer (X uniform over
+# the MI sample: its upper bound must stay above the truth, its lower bound below, up to the sample's own error);
+# binning and kNN estimate the noiseless layer, a different quantity: their error is reported, not checked.
+LINEAR_TOLERANCE_BITS = 0.05
+
+
+def linear_trajectory_rows(quick: bool = False) -> list[dict]:
+    from ibjax.data import load_task
+    from ibjax.mi import GaussianMI
+    from ibjax.models.mlp import stack_consts
+    from ibjax.spec import DataSpec, MISampleSpec, TeacherSpec
+    from ibjax.sweep.plan import mi_epochs
+    from ibjax.train import Engine, Program, run_program
+
+    n_in, epochs, n_mi = (20, 200, 1024) if quick else (100, 1000, 2048)
+    task = load_task(DataSpec(dataset="teacher", teacher=TeacherSpec(inputs=n_in, snr=1.0, seed=0),
+                              train_rows=n_in, test_rows=n_mi, mi_sample=MISampleSpec(split="test")))
+    ests = (GaussianMI("gaussian", 1.0), KDEBound("kde_upper", "upper", 1.0), KDEBound("kde_lower", "lower", 1.0),
+            Binning("binning30", 30, n_classes=1), KNNEstimator("knn5_pca4", 5, 4, n_classes=1))
+    seeds = (0, 1, 2)
+    prog = Program((n_in, n_in, 1), ("linear",), "sgd", n_in, n_in, ests, chunk=epochs // 4 + 1, regression=True)
+    consts = stack_consts([((n_in,), "linear")] * len(seeds), ("linear",), n_in, (n_in,))
+    res = run_program(Engine(prog), list(seeds), consts, [0.05] * len(seeds), [0.0] * len(seeds),
+                      task.device_data(), mi_epochs(epochs, log=12), epochs)
+    rows = []
+    for layer, name in enumerate(("h1", "out")):
+        truth = res.mi[:, :, layer, 0, 0]  # [T, M]: exact I(X;T) at every logged epoch of every network
+        for e, est in enumerate(ests[1:], start=1):
+            err = res.mi[:, :, layer, e, 0] - truth
+            if est.name == "kde_upper":
+                check, ok, counted = "upper bound (error > -0.05)", bool(err.min() > -LINEAR_TOLERANCE_BITS), True
+            elif est.name == "kde_lower":
+                check, ok, counted = "lower bound (error < 0.05)", bool(err.max() < LINEAR_TOLERANCE_BITS), True
+            else:
+                check, ok, counted = "noiseless layer: error reported", True, False
+            rows.append(dict(task=f"linear_net_{name}", quantity="I(X;T) along training", truth=float(truth.mean()),
+                             limit=np.nan, estimator=est.name, estimate=float(truth.mean() + err.mean()),
+                             bias=float(err.mean()), std=float(err.std()), repeats=truth.size, check=check, ok=ok,
+                             in_range=counted))
     return rows
 
 

@@ -52,6 +52,15 @@ BAD = [
     ({"data.train_rows": 100}, "train_rows: only with split 'official'", "train_fraction"),
     ({"data.dataset": "digits", "data.split": "official"}, "split 'official'", "no official split"),
     ({"data.name": "mnist"}, "name: only for dataset 'tfds'", "tishby12"),
+    # the regression task and its estimator
+    ({"data.dataset": "teacher", "data.label_noise": 0.2}, "label_noise: not for dataset 'teacher'", "continuous"),
+    ({"data.dataset": "teacher", "data.split": "official", "grid.label_noise": [0.0, 0.5]},
+     "grid.label_noise: not for dataset 'teacher'",
+     "continuous"),
+    ({"data.teacher": {"snr": 2.0}}, "teacher: only for dataset 'teacher'", "tishby12"),
+    ({"data.dataset": "teacher", "data.teacher": {"snr": 0}}, "data.teacher.snr", "greater than 0"),
+    ({"mi.estimators": [{"kind": "gaussian", "noise_var": 0}]}, "mi.estimators[0].noise_var", "greater than 0"),
+    ({"mi.estimators": [{"kind": "gaussian", "n_bins": 10}]}, "kind 'gaussian' has no bins", "n_bins"),
 ]
 
 
@@ -151,7 +160,7 @@ UNIONS = [
     ("mi.estimators=[{kind: kde, colour: 1}]",
      "mi.estimators[0].colour: unknown key; allowed here: kind, bound, noise_var, max_samples, name"),
     ("mi.estimators=[{kind: kdx}]",
-     "mi.estimators[0].kind: expected one of binning, idnns, kde, exact, noisy, knn (got 'kdx')"),
+     "mi.estimators[0].kind: expected one of binning, idnns, kde, exact, noisy, knn, gaussian (got 'kdx')"),
     ("mi.estimators=[{kind: knn, bins: quantile}]", "mi.estimators[0]: bins: only for kind 'binning', not 'knn'"),
 ]
 
