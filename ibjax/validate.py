@@ -353,7 +353,6 @@ def linear_trajectory_rows(quick: bool = False) -> list[dict]:
     from ibjax.mi import GaussianMI
     from ibjax.models.mlp import stack_consts
     from ibjax.spec import DataSpec, MISampleSpec, TeacherSpec
-    from ibjax.sweep.plan import mi_epochs
     from ibjax.train import Engine, Program, run_program
 
     n_in, epochs, n_mi = (20, 200, 1024) if quick else (100, 1000, 2048)
@@ -365,7 +364,8 @@ def linear_trajectory_rows(quick: bool = False) -> list[dict]:
     prog = Program((n_in, n_in, 1), ("linear",), "sgd", n_in, n_in, ests, chunk=epochs // 4 + 1, regression=True)
     consts = stack_consts([((n_in,), "linear")] * len(seeds), ("linear",), n_in, (n_in,))
     res = run_program(Engine(prog), list(seeds), consts, [0.05] * len(seeds), [0.0] * len(seeds),
-                      task.device_data(), mi_epochs(epochs, log=12), epochs)
+                      task.device_data(), np.unique(np.geomspace(1, epochs, 12).round().astype(int).tolist() + [0]),
+                      epochs)
     rows = []
     for layer, name in enumerate(("h1", "out")):
         truth = res.mi[:, :, layer, 0, 0]  # [T, M]: exact I(X;T) at every logged epoch of every network

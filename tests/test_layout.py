@@ -30,7 +30,9 @@ ALLOWED = {
     "ibjax.sweep": ("ibjax.sweep", "ibjax.spec", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native",
                     "ibjax.train", "ibjax.rundir", "ibjax.report", "ibjax._runtime"),
     "ibjax.slurm": ("ibjax.spec",),
-    "ibjax.validate": ("ibjax._runtime", "ibjax.mi", "ibjax.rundir"),
+    # validate trains linear networks on the teacher for its ground-truth task (the engine, not a sweep).
+    "ibjax.validate": ("ibjax._runtime", "ibjax.mi", "ibjax.rundir", "ibjax.data", "ibjax.spec", "ibjax.models",
+                       "ibjax.train"),
 }
 
 
@@ -134,3 +136,10 @@ def test_capabilities_are_declared_by_every_estimator_and_family():
     assert (conv.native_kernel, conv.stochastic) == (False, True)
     assert (flax.native_kernel, flax.stochastic) == (False, False)
     assert not MLP((12, 10, 2), ("tanh",), quantize_bits=8).native_kernel
+
+
+def test_the_atlas_knows_the_specs_regression_datasets():
+    from ibjax.atlas.studies import REGRESSION_DATASETS as ATLAS_REGRESSION
+    from ibjax.spec import REGRESSION_DATASETS
+
+    assert ATLAS_REGRESSION == REGRESSION_DATASETS

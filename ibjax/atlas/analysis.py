@@ -28,7 +28,7 @@ from ibjax.atlas.effects import (
 from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_BY_CLAIM, PRIMARY_ESTIMATORS, Spec
 from ibjax.atlas.pooling import Pooled, decide, holm, pool
 from ibjax.atlas.registry import StudyTables
-from ibjax.atlas.studies import STUDY_NAMES
+from ibjax.atlas.studies import REGRESSION_CLAIMS, REGRESSION_DATASETS, STUDY_NAMES
 from ibjax.report.intervals import wilson_interval
 from ibjax.rundir.contract import GRID_AXES
 
@@ -65,7 +65,7 @@ def _estimator_for(study: StudyTables, spec: Spec, quantity: str) -> str | None:
     if spec.estimator != "primary":
         return spec.estimator if spec.estimator in have else None
     dataset = study.networks.dataset.iat[0] if len(study.networks) else "tishby12"
-    prefs = PRIMARY_ESTIMATORS["tishby12" if dataset == "tishby12" else "other"]
+    prefs = PRIMARY_ESTIMATORS[dataset if dataset in PRIMARY_ESTIMATORS else "other"]
     return next((e for e in prefs if e in have), None)
 
 
@@ -205,10 +205,18 @@ UNITS = {"fit_then_compress": _one_sample_units, "compression_generalizes": _one
          "sgd_noise": _paired_units, "saturating_only": _paired_units, "irrelevant_compressed": _one_sample_units}
 
 
+def bears_on(claim: str, study: StudyTables) -> bool:
+    """Whether a study's networks may be evidence on a claim: a regression task (Saxe et al.'s linear teacher)
+    only on the claims stated for any task (REGRESSION_CLAIMS); the others are about classification networks in
+    Shwartz-Ziv & Tishby's setting (fitting measured by I(T;Y) of class labels, their optimizer and activations)."""
+    dataset = study.networks.dataset.iat[0] if len(study.networks) else "tishby12"
+    return dataset not in REGRESSION_DATASETS or claim in REGRESSION_CLAIMS
+
+
 def claim_units(claim: str, studies: list[StudyTables]) -> list[Unit]:
     """Every entry's networks for one claim, each independent network at most once (library order first)."""
     used: set = set()
-    return [u for s in study_order(studies) for u in UNITS[claim](claim, s, used)]
+    return [u for s in study_order(studies) if bears_on(claim, s) for u in UNITS[claim](claim, s, used)]
 
 
 def _values(study: StudyTables, spec: Spec, quantity: str, relative: bool, ids: np.ndarray):

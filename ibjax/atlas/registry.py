@@ -151,8 +151,12 @@ def study_tables(run_dir: str | Path) -> StudyTables:
         net["steps_per_epoch"] = np.where(runs.full_batch, 1, -(-runs.n_train // runs.batch_size)).astype(int)
     else:  # a run directory from before typed columns: batch sizes as text, the sweep's training rows
         net["steps_per_epoch"] = [_steps_per_epoch(b, n_train) for b in runs.batch_size]
-    net["train_acc"], net["test_acc"] = runs.train_acc.astype(float), runs.test_acc.astype(float)
-    net["gap"] = net.train_acc - net.test_acc
+    if "train_acc" in runs:
+        net["train_acc"], net["test_acc"] = runs.train_acc.astype(float), runs.test_acc.astype(float)
+        net["gap"] = net.train_acc - net.test_acc
+    else:  # a regression task (dataset teacher): no accuracies; the gap is test - train squared error
+        net["train_acc"] = net["test_acc"] = np.nan
+        net["gap"] = runs.test_loss.astype(float) - runs.train_loss.astype(float)
     net["diverged"] = runs.diverged.astype(bool)
     net = net[list(NETWORK_COLUMNS)]
 

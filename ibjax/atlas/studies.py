@@ -39,6 +39,14 @@ CLAIMS = (
 )
 
 
+# The claims a regression study (dataset teacher) bears on: compression vs generalization is stated for any task
+# (Saxe et al.'s linear networks test it where MI is exact); the others are about classification networks.
+REGRESSION_CLAIMS = ("compression_generalizes",)
+# The datasets with continuous targets, as the spec names them (ibjax.spec.REGRESSION_DATASETS: the atlas reads run
+# directories, not specs; tests/test_layout.py checks the two agree).
+REGRESSION_DATASETS = ("teacher",)
+
+
 @dataclass(frozen=True)
 class Study:
     name: str          # the sweep's `name:` (and its run directory's spec.yaml)
@@ -71,6 +79,9 @@ STUDIES = (
           "the same networks under every binning variant and bin count, KDE and kNN"),
     Study("memorization", "memorization.yaml", "Zhang et al. 2017", ("compression_generalizes",),
           "random labels 0 / 50 / 100 % on Fashion-MNIST"),
+    Study("saxe_linear", "saxe_linear.yaml", "Saxe et al. 2018", ("compression_generalizes",),
+          "deep linear students of a linear teacher (exact Gaussian MI), P = 100 (overtraining) vs 400, full batch "
+          "vs minibatch 5, tanh for contrast"),
     Study("stochastic_fashion_mnist", "stochastic_fashion_mnist.yaml", "Butakov et al. 2024",
           ("fit_then_compress", "saturating_only"),
           "stochastic conv net on Fashion-MNIST, compressed-kNN MI beside binning"),

@@ -120,8 +120,9 @@ def render(atlas: Atlas, figures: dict) -> str:
                      f"{sign} | {ep.sesoi:g} {ep.units} |")
     lines += ["",
               "- Layer: the last hidden layer (never the softmax output). Estimator: "
-              f"{', '.join(PRIMARY_ESTIMATORS['tishby12'])} on the 12-bit task; on image data the first of "
-              f"{', '.join(PRIMARY_ESTIMATORS['other'])} the study measured.",
+              f"{', '.join(PRIMARY_ESTIMATORS['tishby12'])} on the 12-bit task; "
+              f"{', '.join(PRIMARY_ESTIMATORS['teacher'])} (exact for linear networks) on Saxe et al.'s linear "
+              f"teacher; on image data the first of {', '.join(PRIMARY_ESTIMATORS['other'])} the study measured.",
               f"- Drop after fit: I(X;T) (smoothed over 5 logged epochs) at the fitting time minus its final level "
               f"(mean of the last {FINAL_FRACTION:.0%} of logged epochs). Fitting time: the first logged epoch at "
               f"which the smoothed training loss has made {LOSS_FALL:.0%} of its fall (per network, every layer "
