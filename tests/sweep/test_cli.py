@@ -165,11 +165,14 @@ def test_validate_command(tmp_path):
     proc = run_cli("ibjax.validate", "--out", str(tmp_path / "v"), "--repeats", "1", "--quick")
     assert proc.returncode == 0, proc.stderr
     steps = [line for line in proc.stderr.splitlines() if line.startswith("[validate")]
-    assert len(steps) == 7 and "kNN (KSG) on Gaussians" in steps[2] and steps[-1].endswith("done")
+    assert len(steps) == 8 and "kNN (KSG) on Gaussians" in steps[2] and steps[-1].endswith("done")
+    assert "linear networks trained on Saxe et al.'s teacher" in steps[-2]
     table = pd.read_csv(tmp_path / "v" / "validate.csv")
     # Every check inside its estimator's stated range passes; rows outside it are reported (knn at 10 nats).
     assert table[table.in_range].ok.all() and not table[~table.in_range].empty
     assert {"kde_upper", "kde_lower", "quantile16", "width1/16", "knn5_pca2"} <= set(table.estimator)
+    linear = table[table.task.str.startswith("linear_net")]  # every estimator against the exact MI of trained nets
+    assert set(linear.estimator) == {"kde_upper", "kde_lower", "binning30", "knn5_pca4"} and linear.bias.notna().all()
     assert "| gauss_snr10 |" in (tmp_path / "v" / "validate.md").read_text()
     # Known I(T;Y) of 3-D T with 64 classes (3.75 bits): compressed kNN within its error, plug-in binning far off.
     mix = table[table.task == "mix3d_64c"].set_index("estimator")
