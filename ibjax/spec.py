@@ -75,6 +75,17 @@ class TeacherSpec(_Frozen):
     """Signal-to-noise ratio tr(W_o Sigma_X W_o^T) / (No sigma_o^2) of the drawn teacher (the paper: 1)."""
     seed: int = Field(0, ge=0)
     """Seed of the teacher and of its samples, shared by every run of the sweep."""
+    relevant_inputs: int | None = Field(None, ge=1)
+    """Saxe et al.'s Section 5 (30 of 100): only the first this many inputs reach Y (W_o is 0 on the rest, the
+    task-irrelevant inputs); info.parquet then also has I(T;X_rel) and I(T;X_irr) from kind gaussian (NaN for the
+    other estimators). null: every input is relevant."""
+
+    @model_validator(mode="after")
+    def _blocks_fit(self):
+        if self.relevant_inputs is not None and self.relevant_inputs >= self.inputs:
+            raise ValueError(f"relevant_inputs: {self.relevant_inputs} must be below inputs ({self.inputs}) so that "
+                             f"some inputs are irrelevant; null for all relevant")
+        return self
 
 
 REGRESSION_DATASETS = ("teacher",)  # continuous targets, squared-error loss, a linear output layer

@@ -77,6 +77,7 @@ class Task:
     # A regression task: float32 [N, No] targets (y is all 0: one class), and the teacher they come from.
     targets: np.ndarray | None = None
     teacher: Teacher | None = None
+    relevant_inputs: int | None = None  # a teacher whose first k inputs alone reach Y (the rest: irrelevant)
 
     @property
     def regression(self) -> bool:
@@ -215,18 +216,20 @@ def _teacher_task(spec: DataSpec) -> Task:
     """Saxe et al.'s regression task: P = data.train_rows training samples, then data.test_rows fresh test
     samples (the official split); per-run training sets (grid.train_fraction) are nested subsets of the P."""
     s = spec.teacher
-    t = make_teacher(s.inputs, s.outputs, s.snr, spec.train_rows, s.seed, spec.test_rows)
+    t = make_teacher(s.inputs, s.outputs, s.snr, spec.train_rows, s.seed, spec.test_rows, s.relevant_inputs)
     x = np.concatenate([t.x_train, t.x_test]).astype(np.float32)
     targets = np.concatenate([t.y_train, t.y_test]).astype(np.float32)
     n_tr = len(t.x_train)
     y = np.zeros(len(x), np.int32)  # one class: splits and samples are then plain seeded subsets
     pool = np.arange(n_tr)
     train_idx = pool[stratified_split(y[pool], spec.train_fraction, spec.split_seed)[0]]
-    description = (f"Saxe et al.'s linear teacher ({s.inputs} Gaussian inputs, {s.outputs} output(s), SNR "
+    relevant = "" if s.relevant_inputs is None else f" of which {s.relevant_inputs} relevant"
+    description = (f"Saxe et al.'s linear teacher ({s.inputs} Gaussian inputs{relevant}, {s.outputs} output(s), SNR "
                    f"{s.snr:g}, {n_tr} training samples)")
     return Task(x=x, y=y, train_idx=np.sort(train_idx), test_idx=np.arange(n_tr, len(x)), pool_idx=pool,
                 official_test=True, split_kind="official", split_seed=spec.split_seed, description=description,
-                source_split=np.asarray(["train"] * n_tr + ["test"] * (len(x) - n_tr)), targets=targets, teacher=t)
+                source_split=np.asarray(["train"] * n_tr + ["test"] * (len(x) - n_tr)), targets=targets, teacher=t,
+                relevant_inputs=s.relevant_inputs)
 
 
 def _with_mi_sample(task: Task, spec: DataSpec) -> Task:

@@ -27,14 +27,17 @@ class Teacher(NamedTuple):
 
 
 def make_teacher(n_inputs: int = 100, n_outputs: int = 1, snr: float = 1.0, n_train: int = 100,
-                 seed: int = 0, n_test: int = 0) -> Teacher:
+                 seed: int = 0, n_test: int = 0, n_relevant: int | None = None) -> Teacher:
     """The teacher, its P = n_train training samples (the paper: Ni = 100, one output, SNR 1, P = Ni) and n_test
-    fresh samples (drawn after the training samples, so that P samples are the same whatever n_test)."""
+    fresh samples (drawn after the training samples, so that P samples are the same whatever n_test). n_relevant:
+    only the first n_relevant inputs reach Y (W_o is 0 on the others: Saxe et al.'s task-irrelevant inputs)."""
     if snr <= 0:
         raise ValueError(f"snr must be positive, got {snr}")
     rng = np.random.default_rng(seed)
     cov_x = np.eye(n_inputs) / n_inputs
     w_o = rng.normal(size=(n_outputs, n_inputs))
+    if n_relevant is not None:
+        w_o[:, n_relevant:] = 0.0
     noise_var = float(np.trace(w_o @ cov_x @ w_o.T) / (n_outputs * snr))
     x = rng.normal(scale=np.sqrt(1.0 / n_inputs), size=(n_train, n_inputs))
     y = x @ w_o.T + rng.normal(scale=np.sqrt(noise_var), size=(n_train, n_outputs))

@@ -95,7 +95,9 @@ class GaussianMI:
         """Not a count over the rows: no ceiling at log2 N, and exact where it is exact (no reliable range)."""
         return math.inf, math.inf
 
-    def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
+    def _covariances(self, acts_NxU, ctx: LayerContext):
+        """(Sigma_T with the measurement noise, Cov(T, X), Sigma_X): population values where the layer is affine
+        and the task has a teacher, the MI sample's otherwise."""
         require_x64()
         acts = jnp.asarray(acts_NxU, jnp.float64)
         x = jnp.asarray(ctx.inputs_NxD, jnp.float64)
@@ -108,7 +110,18 @@ class GaussianMI:
             w = jnp.asarray(ctx.linear_map_UxD, jnp.float64)
             cov_t = jnp.where(ctx.affine, w @ cov_x @ w.T, cov_t)
             cov_tx = jnp.where(ctx.affine, w @ cov_x, cov_tx)
-        cov_t = cov_t + self.noise_var * jnp.eye(units)
+        return cov_t + self.noise_var * jnp.eye(units), cov_tx, cov_x
+
+    def block_i_xt(self, acts_NxU, ctx: LayerContext, start: int, stop: int):
+        """I(T;X_S) in bits for the block S = inputs [start, stop) (Saxe et al.'s Section 5): exact where
+        `__call__` is, the Gaussian approximation otherwise."""
+        cov_t, cov_tx, cov_x = self._covariances(acts_NxU, ctx)
+        return gaussian_mi_bits(cov_t, cov_x[start:stop, start:stop], cov_tx[:, start:stop])
+
+    def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
+        cov_t, cov_tx, cov_x = self._covariances(acts_NxU, ctx)
+        units = cov_t.shape[0]
+        teacher = ctx.teacher
         i_xt = 0.5 * (logdet_spd(cov_t) - units * jnp.log(self.noise_var)) / LN2
         if teacher is None:
             i_ty = jnp.float64(jnp.nan)

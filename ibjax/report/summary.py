@@ -168,7 +168,8 @@ def generalization_information(info: pd.DataFrame, metrics: pd.DataFrame, runs: 
                                settings: VerdictSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Regression sweeps (Saxe et al.'s claim 2): per cell x layer x estimator, each run's generalization error at
     its best logged epoch and at the end (the exact E_g of a linear network, else the test error) and the overtraining
-    between them, with I(X;T) and I(T;Y) at the same two epochs and their change from the best epoch to the end:
+    between them, with I(X;T) and I(T;Y) at the same two epochs and their change from the best epoch to the end
+    (with task-irrelevant inputs also I(T;X_rel) and I(T;X_irr)'s change from the first logged epoch to the end):
     does the information plane move differently when a network overtrains? Means over runs with bootstrap
     intervals (whole runs resampled). Empty for a classification sweep."""
     if "train_acc" in metrics.columns or metrics.empty:
@@ -186,6 +187,12 @@ def generalization_information(info: pd.DataFrame, metrics: pd.DataFrame, runs: 
     at_best = i[i.epoch == i.best_epoch].set_index(["run_id", "layer", "estimator"])[["i_xt", "i_ty"]]
     at_end = i[i.epoch == i.final_epoch].set_index(["run_id", "layer", "estimator"])[["i_xt", "i_ty", "cell"]]
     both = at_end.join(at_best, rsuffix="_best").join(per_run, on="run_id").reset_index()
+    blocks = "i_xt_irr" in info.columns and info.i_xt_irr.notna().any()
+    if blocks:  # a teacher with task-irrelevant inputs: each block's I(T;X_S) from the first logged epoch to the end
+        key = ["run_id", "layer", "estimator"]
+        first = i[i.epoch == i.epoch.min()].set_index(key)[["i_xt_rel", "i_xt_irr"]]
+        last = i[i.epoch == i.final_epoch].set_index(key)[["i_xt_rel", "i_xt_irr"]]
+        both = both.join((last - first).add_suffix("_change"), on=key)
     rows = []
     for (cell, layer, est), g in both.groupby(["cell", "layer", "estimator"], sort=False):
         row = {"cell": cell, "layer": layer, "estimator": est, "n_runs": len(g),
@@ -193,6 +200,8 @@ def generalization_information(info: pd.DataFrame, metrics: pd.DataFrame, runs: 
         values = {"error_best": g.error_best, "error_final": g.error_final, "overtraining": g.overtraining,
                   "i_xt_best": g.i_xt_best, "i_xt_final": g.i_xt, "i_xt_change": g.i_xt - g.i_xt_best,
                   "i_ty_best": g.i_ty_best, "i_ty_final": g.i_ty, "i_ty_change": g.i_ty - g.i_ty_best}
+        if blocks:
+            values.update({"i_xt_rel_change": g.i_xt_rel_change, "i_xt_irr_change": g.i_xt_irr_change})
         for name, v in values.items():
             v = v.to_numpy(float)
             lo, hi = bootstrap_ci(v, **boot)

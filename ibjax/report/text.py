@@ -271,13 +271,24 @@ def generalization_information_lines(gi: pd.DataFrame, labels: dict[str, str]) -
         "I(T;Y) at best": [ci(r, "i_ty_best") for _, r in gi.iterrows()],
         "I(T;Y) end - best": [ci(r, "i_ty_change") for _, r in gi.iterrows()],
     })
-    return ["## Generalization and the information plane (regression)", "",
-            "The generalization error (the exact E_g of a linear network, else the test error) at each run's best "
-            "logged epoch and at the end: their difference is how much the network overtrained. Below, I(X;T) and "
-            "I(T;Y) (bits) at the best epoch and their change from it to the end, so a referee can see whether the "
-            "information plane moves while the network overtrains (Saxe et al. 2018: it does not tell overtraining "
-            "from well-generalizing networks). Means over runs, percentile bootstrap 95 % intervals "
-            "(generalization_information.csv).", "", _table(errors), "", _table(info), ""]
+    L = ["## Generalization and the information plane (regression)", "",
+         "The generalization error (the exact E_g of a linear network, else the test error) at each run's best "
+         "logged epoch and at the end: their difference is how much the network overtrained. Below, I(X;T) and "
+         "I(T;Y) (bits) at the best epoch and their change from it to the end, so a referee can see whether the "
+         "information plane moves while the network overtrains (Saxe et al. 2018: it does not tell overtraining "
+         "from well-generalizing networks). Means over runs, percentile bootstrap 95 % intervals "
+         "(generalization_information.csv).", "", _table(errors), "", _table(info), ""]
+    if "i_xt_irr_change" in gi.columns:
+        g = gi[gi.i_xt_irr_change.notna()]
+        blocks = pd.DataFrame({
+            "cell": g.cell.map(lambda c: labels.get(c, c)), "layer": g.layer, "estimator": g.estimator,
+            "I(T;X_rel) end - start": [ci(r, "i_xt_rel_change") for _, r in g.iterrows()],
+            "I(T;X_irr) end - start": [ci(r, "i_xt_irr_change") for _, r in g.iterrows()],
+        })
+        L += ["Task-relevant and task-irrelevant inputs (Saxe et al.'s Section 5): the change of I(T;X_rel) and "
+              "I(T;X_irr) (bits) from the first logged epoch to the end; only kind gaussian measures them here.",
+              "", _table(blocks), ""]
+    return L
 
 
 def label_information_lines(li: pd.DataFrame, labels: dict[str, str], figures: list[str] = ()) -> list[str]:

@@ -165,7 +165,7 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
                    quantize_bits=b.quantize_bits, noise_std=b.noise_std,
                    n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design,
                    model=model_family(spec, task, b.runs[0], b.activations, b.hidden_pad), dropout=b.dropout,
-                   weight_decay=b.weight_decay, regression=task.regression)
+                   weight_decay=b.weight_decay, regression=task.regression, relevant_inputs=task.relevant_inputs)
 
 
 def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:

@@ -131,6 +131,10 @@ class Program:
     weight_decay: bool = False
     # A regression task (data.targets): squared-error loss, the output layer measured as it is (no softmax).
     regression: bool = False
+    # A teacher whose first k inputs alone reach Y (Saxe et al.'s Section 5 in the linear setting): estimators that
+    # give block MI from covariances (`needs_linear_map`: kind gaussian) also give I(T;X_rel), I(T;X_irr) of the
+    # input blocks [0, k) and [k, D); the others NaN there.
+    relevant_inputs: int | None = None
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -417,7 +421,7 @@ class Engine:
         cols = ["i_xt", "i_ty", "bin_lo", "bin_hi"]
         if data.runs is not None and data.runs.y_fit is not None:
             cols.append("i_ty_trained")
-        if self.prog.irrelevant is not None:
+        if self.prog.irrelevant is not None or self.prog.relevant_inputs is not None:
             cols += ["i_xt_rel", "i_xt_irr"]
         return tuple(cols)
 
@@ -476,7 +480,11 @@ class Engine:
             if "i_ty_trained" in columns:  # I(T;Y) against the labels this network was trained on
                 out["i_ty_trained"] = est(acts, runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx],
                                           ctx).i_ty
-            if "i_xt_rel" in columns:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
+            if "i_xt_rel" in columns and p.relevant_inputs is not None:  # input blocks of a teacher's X
+                k, nan = p.relevant_inputs, jnp.full_like(i_xt, jnp.nan)
+                out["i_xt_rel"] = est.block_i_xt(acts, ctx, 0, k) if est.needs_linear_map else nan
+                out["i_xt_irr"] = est.block_i_xt(acts, ctx, k, x_mi.shape[1]) if est.needs_linear_map else nan
+            elif "i_xt_rel" in columns:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
                 n_rel, r = p.irrelevant
                 row = jnp.arange(n_rel * r, dtype=jnp.int32)
                 out["i_xt_rel"] = dataclasses.replace(est, n_classes=n_rel)(acts, row // r, ctx).i_ty

@@ -59,6 +59,8 @@ BAD = [
      "continuous"),
     ({"data.teacher": {"snr": 2.0}}, "teacher: only for dataset 'teacher'", "tishby12"),
     ({"data.dataset": "teacher", "data.teacher": {"snr": 0}}, "data.teacher.snr", "greater than 0"),
+    ({"data.dataset": "teacher", "data.teacher": {"inputs": 10, "relevant_inputs": 10}},
+     "relevant_inputs: 10 must be below inputs (10)", "null for all relevant"),
     ({"mi.estimators": [{"kind": "gaussian", "noise_var": 0}]}, "mi.estimators[0].noise_var", "greater than 0"),
     ({"mi.estimators": [{"kind": "gaussian", "n_bins": 10}]}, "kind 'gaussian' has no bins", "n_bins"),
 ]

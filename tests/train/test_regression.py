@@ -117,3 +117,29 @@ def test_the_gaussian_estimator_on_a_classification_task_gives_its_approximate_i
     mi, _ = jax.jit(eng.measure)(one(state.params), one(consts), tishby_task().device_data())
     assert np.all(np.isfinite(mi[:, 0, 0])) and np.all(mi[:, 0, 0] > 0)
     assert np.all(np.isnan(mi[:, 0, 1]))
+
+
+def test_blocks_of_a_teachers_inputs_have_the_exact_block_mi_of_the_trained_layers():
+    """Saxe et al.'s Section 5 in the linear setting: I(T;X_rel) and I(T;X_irr) of a linear network trained on a
+    teacher whose first 4 of 12 inputs alone reach Y equal the closed form of the trained weights
+    (ibjax.mi.gaussian.linear_layer_block_mi, tested against NumPy); counting estimators give NaN there."""
+    from ibjax.mi.gaussian import linear_layer_block_mi
+
+    task = load_task(DataSpec(dataset="teacher", teacher=TeacherSpec(inputs=NI, snr=1.0, seed=4, relevant_inputs=4),
+                              train_rows=P, test_rows=N_TEST))
+    assert np.all(task.teacher.w_o[:, 4:] == 0) and task.relevant_inputs == 4
+    est = (GaussianMI("gaussian", NOISE), Binning("binning30", n_classes=1))
+    prog = Program((NI, 12, 1), ("linear",), "sgd", P, P, est, chunk=21, regression=True, relevant_inputs=4)
+    consts = stack_consts([((12,), "linear")] * 2, ("linear",), NI, (12,))
+    eng = Engine(prog)
+    data = task.device_data()
+    assert eng.mi_columns(data) == ("i_xt", "i_ty", "bin_lo", "bin_hi", "i_xt_rel", "i_xt_irr")
+    res = run_program(eng, [0, 1], consts, [0.05, 0.05], [0.0, 0.0], data, mi_epochs(20, every=10), 20)
+    params = jax.device_get(res.state.params)
+    for i in range(2):
+        p = _network(params, i)
+        for layer, m in enumerate((p["w"][0].T, (p["w"][0] @ p["w"][1]).T)):
+            want = [float(linear_layer_block_mi(m, task.teacher.cov_x, NOISE, block))
+                    for block in (np.arange(4), np.arange(4, NI))]
+            np.testing.assert_allclose(res.mi[-1, i, layer, 0, 4:], want, rtol=1e-5, atol=1e-6)
+    assert np.all(np.isnan(res.mi[:, :, :, 1, 4:]))
