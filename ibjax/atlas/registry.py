@@ -30,7 +30,7 @@ import pandas as pd
 
 from ibjax.report.verdicts import smooth
 from ibjax.report.write import load_finished
-from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden
+from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden, is_regression
 from ibjax.rundir.layout import RunDirError
 
 ANCHORS = ("loss", "ity", "snr")
@@ -151,7 +151,7 @@ def study_tables(run_dir: str | Path) -> StudyTables:
         net["steps_per_epoch"] = np.where(runs.full_batch, 1, -(-runs.n_train // runs.batch_size)).astype(int)
     else:  # a run directory from before typed columns: batch sizes as text, the sweep's training rows
         net["steps_per_epoch"] = [_steps_per_epoch(b, n_train) for b in runs.batch_size]
-    if "train_acc" in runs:
+    if not is_regression(runs):
         net["train_acc"], net["test_acc"] = runs.train_acc.astype(float), runs.test_acc.astype(float)
         net["gap"] = net.train_acc - net.test_acc
     else:  # a regression task (dataset teacher): no accuracies; the gap is test - train squared error

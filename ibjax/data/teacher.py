@@ -46,9 +46,12 @@ def make_teacher(n_inputs: int = 100, n_outputs: int = 1, snr: float = 1.0, n_tr
     return Teacher(w_o, cov_x, noise_var, x, y, x_test, y_test)
 
 
-def generalization_error(w: np.ndarray, teacher: Teacher, bias: np.ndarray | None = None) -> float:
+def generalization_error(w, teacher, bias=None, xp=np):
     """E_g of an affine student y = w x + bias (w [No, Ni]: its end-to-end map): tr[(W_o - W) Sigma_X (W_o - W)^T]
-    + |bias|^2 + No sigma_o^2 (X has mean 0, so a bias adds its square to every prediction's error)."""
-    d = teacher.w_o - np.asarray(w)
-    b2 = 0.0 if bias is None else float(np.sum(np.square(bias)))
-    return float(np.trace(d @ teacher.cov_x @ d.T) + b2 + teacher.w_o.shape[0] * teacher.noise_var)
+    + |bias|^2 + No sigma_o^2 (X has mean 0, so a bias adds its square to every prediction's error). `teacher`:
+    anything with w_o, cov_x and noise_var (a Teacher, or the task's TeacherConsts on the device); xp: numpy (a
+    float) or jax.numpy (inside the compiled step, where the engine computes each network's E_g)."""
+    d = teacher.w_o - xp.asarray(w)
+    b2 = 0.0 if bias is None else xp.sum(xp.square(bias))
+    e_g = xp.trace(d @ teacher.cov_x @ d.T) + b2 + teacher.w_o.shape[0] * teacher.noise_var
+    return float(e_g) if xp is np else e_g

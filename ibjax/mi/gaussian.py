@@ -112,11 +112,12 @@ class GaussianMI:
             cov_tx = jnp.where(ctx.affine, w @ cov_x, cov_tx)
         return cov_t + self.noise_var * jnp.eye(units), cov_tx, cov_x
 
-    def block_i_xt(self, acts_NxU, ctx: LayerContext, start: int, stop: int):
-        """I(T;X_S) in bits for the block S = inputs [start, stop) (Saxe et al.'s Section 5): exact where
-        `__call__` is, the Gaussian approximation otherwise."""
+    def block_i_xt(self, acts_NxU, ctx: LayerContext, split: int) -> tuple:
+        """(I(T;X_S) for S = inputs [0, split), for S = inputs [split, D)) in bits (Saxe et al.'s Section 5: the
+        relevant and the irrelevant block): exact where `__call__` is, the Gaussian approximation otherwise."""
         cov_t, cov_tx, cov_x = self._covariances(acts_NxU, ctx)
-        return gaussian_mi_bits(cov_t, cov_x[start:stop, start:stop], cov_tx[:, start:stop])
+        return tuple(gaussian_mi_bits(cov_t, cov_x[s, s], cov_tx[:, s])
+                     for s in (slice(0, split), slice(split, None)))
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         cov_t, cov_tx, cov_x = self._covariances(acts_NxU, ctx)

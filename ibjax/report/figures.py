@@ -20,7 +20,7 @@ from matplotlib.colors import LogNorm
 
 from ibjax.report.intervals import bootstrap_band
 from ibjax.report.labels import cell_slug
-from ibjax.rundir.contract import layer_order
+from ibjax.rundir.contract import is_regression, layer_order
 
 LAYER_CMAP = "viridis"
 
@@ -254,7 +254,7 @@ def accuracy(metrics: pd.DataFrame, labels: dict[str, str], path: Path, boot: di
     """Per cell, train and test accuracy against epoch: mean over seeds with a bootstrap band. A regression task:
     train and test mean squared error and the exact generalization error E_g (linear networks) instead."""
     cells = list(labels)
-    regression = "train_acc" not in metrics.columns
+    regression = is_regression(metrics)
     curves = ((("train_loss", "C0", "train MSE"), ("test_loss", "C3", "test MSE"), ("gen_error", "k", "exact E_g"))
               if regression else (("train_acc", "C0", "train"), ("test_acc", "C3", "test")))
     fig, axes, ncols = _panels(len(cells))

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ibjax.report.intervals import bootstrap_ci, wilson_interval
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
-from ibjax.rundir.contract import CELL_SETTINGS, layer_order, setting_key
+from ibjax.rundir.contract import CELL_SETTINGS, is_regression, layer_order, setting_key
 
 
 def cell_settings_shown(runs: pd.DataFrame) -> pd.DataFrame:
@@ -41,20 +41,15 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def regression(runs: pd.DataFrame) -> bool:
-    """Whether the runs are of a regression task (squared-error losses and E_g; no accuracies)."""
-    return "train_acc" not in runs.columns
-
-
 def gap_meaning(runs: pd.DataFrame) -> str:
     """What `run_gaps` measures, in words."""
-    return "test − train mean squared error" if regression(runs) else "train − test accuracy"
+    return "test − train mean squared error" if is_regression(runs) else "train − test accuracy"
 
 
 def run_gaps(runs: pd.DataFrame) -> pd.Series:
     """Generalization gap per run_id: final train accuracy - final test accuracy (fraction, not %); for a
     regression task, final test - train mean squared error."""
-    if regression(runs):
+    if is_regression(runs):
         return (runs.test_loss - runs.train_loss).set_axis(runs.run_id)
     return (runs.train_acc - runs.test_acc).set_axis(runs.run_id)
 
@@ -172,7 +167,7 @@ def generalization_information(info: pd.DataFrame, metrics: pd.DataFrame, runs: 
     (with task-irrelevant inputs also I(T;X_rel) and I(T;X_irr)'s change from the first logged epoch to the end):
     does the information plane move differently when a network overtrains? Means over runs with bootstrap
     intervals (whole runs resampled). Empty for a classification sweep."""
-    if "train_acc" in metrics.columns or metrics.empty:
+    if metrics.empty or not is_regression(metrics):
         return pd.DataFrame()
     boot = settings.boot()
     ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell"]]

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ibjax.report.summary import gap_meaning, regression
+from ibjax.report.summary import gap_meaning
 from ibjax.report.verdicts import VerdictSettings
-from ibjax.rundir.contract import deepest_hidden, layer_order
+from ibjax.rundir.contract import deepest_hidden, is_regression, layer_order
 
 
 def _pct(x: float) -> str:
@@ -122,7 +122,7 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
            label_info: pd.DataFrame | None = None, gen_info: pd.DataFrame | None = None) -> str:
     """REPORT.md, section by section."""
     ests = sorted(summary.estimator.unique())
-    L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings, regression(runs))
+    L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings, is_regression(runs))
     for est in ests:
         L += _verdicts(summary[summary.estimator == est], est, labels)
     L += _comparisons(comp, labels) + _generalization(corr, runs) + _sensitivity(sens, summary, labels, settings)

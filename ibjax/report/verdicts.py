@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from ibjax.rundir.contract import layer_order
+from ibjax.rundir.contract import is_regression, layer_order
 
 # (ceiling_bits, reliable_bits) of one estimator, as the manifest records them (ibjax.mi.Limits is the same pair).
 Limits = tuple[float, float]
@@ -176,7 +176,7 @@ def run_verdicts(info: pd.DataFrame, runs: pd.DataFrame, n_samples: int,
     limits = limits or {}
     ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell", "seed"]]
     df = info.merge(ok, on="run_id").sort_values(["run_id", "layer", "estimator", "epoch"])
-    if metrics is not None and "train_acc" not in metrics.columns:
+    if metrics is not None and is_regression(metrics):
         df = df.merge(fit_progress(metrics), on=["run_id", "epoch"], how="left").assign(
             i_ty=lambda d: d.fit_progress)
     rows = []

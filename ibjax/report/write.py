@@ -15,7 +15,7 @@ from ibjax.report.labels import cell_labels, cell_slug
 from ibjax.report.summary import agreement, generalization_information, label_information, sensitivity, summarize
 from ibjax.report.text import render
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, limits_from_manifest, run_verdicts
-from ibjax.rundir.contract import layer_order
+from ibjax.rundir.contract import is_regression, layer_order
 from ibjax.rundir.layout import RunDirError, check_complete, incompleteness
 from ibjax.rundir.store import atomic_write_bytes, load, write_table
 
@@ -131,6 +131,6 @@ def draw_figures(run_dir: Path, rd, tables: dict, labels: dict, settings: Verdic
     if live:
         grads = rd.gradients.merge(ok, on="run_id")
         paths.append(figs.gradient_snr(grads, live, layer_order(grads.layer), fig_dir / "gradient_snr.png", boot))
-        name = "errors.png" if "train_acc" not in rd.metrics.columns else "accuracy.png"
+        name = "errors.png" if is_regression(rd.metrics) else "accuracy.png"
         paths.append(figs.accuracy(rd.metrics.merge(ok, on="run_id"), live, fig_dir / name, boot))
     return paths

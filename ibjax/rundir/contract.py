@@ -94,3 +94,9 @@ def deepest_hidden(layers: Iterable[str]) -> str | None:
     """The last hidden layer (any layer but `out`) among `layers`, in network order (None if there is none)."""
     hidden = [name for name in layer_order(layers) if name != "out"]
     return hidden[-1] if hidden else None
+
+
+def is_regression(table) -> bool:
+    """Whether a run or metrics table is of a regression task (dataset teacher: squared errors and gen_error, no
+    accuracy columns)."""
+    return "train_acc" not in table.columns

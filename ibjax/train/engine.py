@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ibjax.data.task import Data
+from ibjax.data.teacher import generalization_error
 from ibjax.mi.interface import LayerContext
 from ibjax.models.family import ModelFamily, weight_mask
 from ibjax.models.mlp import MLP, ModelConsts
@@ -89,6 +90,12 @@ def compact_below_dynamic(values_K: jnp.ndarray, n) -> jnp.ndarray:
     pos = jnp.cumsum(keep) - 1
     return jnp.zeros(values_K.shape[0], jnp.int32).at[jnp.where(keep, pos, values_K.shape[0])].set(
         values_K, mode="drop")
+
+
+def masked_mean(v, mask):
+    """Mean of v over the rows where mask > 0 (where, not a product: a row outside the mask must not reach the
+    mean, and NaN * 0 is NaN)."""
+    return jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask)
 
 
 # `measure`'s metrics, in the order of its metrics axis (metrics.parquet's columns): a classification task's,
@@ -481,9 +488,9 @@ class Engine:
                 out["i_ty_trained"] = est(acts, runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx],
                                           ctx).i_ty
             if "i_xt_rel" in columns and p.relevant_inputs is not None:  # input blocks of a teacher's X
-                k, nan = p.relevant_inputs, jnp.full_like(i_xt, jnp.nan)
-                out["i_xt_rel"] = est.block_i_xt(acts, ctx, 0, k) if est.needs_linear_map else nan
-                out["i_xt_irr"] = est.block_i_xt(acts, ctx, k, x_mi.shape[1]) if est.needs_linear_map else nan
+                nan = jnp.full_like(i_xt, jnp.nan)
+                out["i_xt_rel"], out["i_xt_irr"] = (est.block_i_xt(acts, ctx, p.relevant_inputs)
+                                                    if est.needs_linear_map else (nan, nan))
             elif "i_xt_rel" in columns:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
                 n_rel, r = p.irrelevant
                 row = jnp.arange(n_rel * r, dtype=jnp.int32)
@@ -504,10 +511,8 @@ class Engine:
         correct = (jnp.argmax(logits, -1) == y_all).astype(jnp.float32)
         own = runs is not None and runs.is_train is not None
         tr, te = (runs.is_train, runs.is_test) if own else (data.is_train, data.is_test)
-        # where, not a product: a row outside a mask must not reach the other mask's means (NaN * 0 is NaN)
-        mean = lambda v, mask: jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask)
-        by_name = {"train_loss": mean(ce, tr), "train_acc": mean(correct, tr), "test_loss": mean(ce, te),
-                   "test_acc": mean(correct, te)}
+        by_name = {"train_loss": masked_mean(ce, tr), "train_acc": masked_mean(correct, tr),
+                   "test_loss": masked_mean(ce, te), "test_acc": masked_mean(correct, te)}
         metrics = jnp.stack([by_name[m] for m in METRICS])
         return mi, metrics
 
@@ -515,7 +520,7 @@ class Engine:
         """Per measured layer (hidden, then the logits), the map W [U, D] and offset b [U] of the layer as an
         affine function of X: its values at X = e_1..e_D less its value at X = 0 (one forward pass of D + 1 probe
         rows). The layer itself only where the family says it is affine (`affine_layers`); a stochastic network
-        has no such map (its layers are not functions of X): zeros."""
+        has no such map (its layers are not functions of X): None for every layer."""
         fam = self.family
         if fam.stochastic:
             n = len(fam.layer_names)
@@ -530,16 +535,12 @@ class Engine:
         rows, and the exact generalization error E_g = tr[(W_o - W) Sigma_X (W_o - W)^T] + |b|^2 + No sigma_o^2
         of an affine network (its map W and offset b); NaN for a nonlinear network (its test_loss estimates E_g)."""
         se = jnp.sum(jnp.square(out_NxO - data.targets), axis=-1)
-        mean = lambda v, mask: jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask)
-        t = data.teacher
-        if w_out is None:
-            gen_error = jnp.float64(jnp.nan)
-        else:
-            d = t.w_o - jnp.asarray(w_out, jnp.float64)
-            exact = (jnp.trace(d @ t.cov_x @ d.T) + jnp.sum(jnp.square(jnp.asarray(b_out, jnp.float64)))
-                     + t.w_o.shape[0] * t.noise_var)
+        gen_error = jnp.float64(jnp.nan)
+        if w_out is not None:
+            exact = generalization_error(jnp.asarray(w_out, jnp.float64), data.teacher,
+                                         jnp.asarray(b_out, jnp.float64), xp=jnp)
             gen_error = jnp.where(affine, exact, jnp.nan)
-        by_name = {"train_loss": mean(se, data.is_train), "test_loss": mean(se, data.is_test),
+        by_name = {"train_loss": masked_mean(se, data.is_train), "test_loss": masked_mean(se, data.is_test),
                    "gen_error": gen_error}
         return jnp.stack([jnp.asarray(by_name[m], jnp.float32) for m in REGRESSION_METRICS])
 
