@@ -149,13 +149,13 @@ def run_engine(folder: Path, n_train: int, n: int, epochs: int, loop: str | None
             "test_acc": float(np.mean(res.metrics[-1, :, 3])), "data_mb": task.device_data().x.nbytes / 2**20}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rows, one epoch, no batched comparison (the suite's smoke test)")
     ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--data", type=Path, default=FASHION)
     ap.add_argument("--json", default="benchmarks/conv.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import ibjax
     ibjax.configure_process()  # first: one XLA device per core, 64-bit types
@@ -205,7 +205,7 @@ def main() -> None:
            "macs_per_image": macs, "epochs": epochs, "n_train": n_train, "rows": rows, "batched": batched,
            "looped_over_batched": rows[-1]["net_epochs_per_s"] / batched["net_epochs_per_s"] if batched else None,
            **summary,
-           "command": " ".join(["python benchmarks/conv.py", *sys.argv[1:]])}
+           "command": " ".join(["python benchmarks/conv.py", *(sys.argv[1:] if argv is None else argv)])}
     Path(args.json).write_text(json.dumps(out, indent=2))
     if batched:
         print(f"looped / batched at N={batched['n']}: {out['looped_over_batched']:.2f}x net-epochs/s, "

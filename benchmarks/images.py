@@ -114,13 +114,13 @@ def run_engine(task, n: int, epochs: int, mi_every_epoch: bool) -> dict:
             "train_acc": float(np.mean(res.metrics[-1, :, 1]))}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rows and epochs (about a minute)")
     ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--data", type=Path, default=FASHION)
     ap.add_argument("--json", default="benchmarks/images.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import ibjax
     ibjax.configure_process()  # first: one XLA device per core, 64-bit types
@@ -169,7 +169,7 @@ def main() -> None:
         print(f"memory per added network: {growth:.1f} MB (the dataset is {data_mb:.1f} MB: not copied per network)")
     out = {"source": source, "peak_gflops": peak, "shape_peak_gflops": shape_peak, "epochs": epochs,
            "n_train": int(len(task.train_idx)), "n_rows": n_eval, "n_mi": n_mi, "dataset_mb": data_mb, "rows": rows,
-           "command": " ".join(["python benchmarks/images.py", *sys.argv[1:]])}
+           "command": " ".join(["python benchmarks/images.py", *(sys.argv[1:] if argv is None else argv)])}
     Path(args.json).write_text(json.dumps(out, indent=2))
     last = rows[-1]
     print(f"share_of_peak_{last['n']}={last['share_of_peak']:.2f}")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=4, help="networks (default 4)")
     ap.add_argument("--layers", type=int, default=3)
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--estimators", nargs="+", help="a subset (binning30, the baseline, always runs)")
     ap.add_argument("--json", default="benchmarks/knn.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import jax
     import jax.numpy as jnp
@@ -93,7 +93,7 @@ def main() -> None:
     print(f"temporaries S={hi['samples']} / S={lo['samples']}: {growth:.1f}x (S ratio {ratio:.1f}, S^2 ratio "
           f"{ratio**2:.0f})")
     out = {"n": args.n, "layers": args.layers, "units": args.units, "input_dim": args.input_dim, "rows": rows,
-           "temp_growth": growth, "temp_growth_by_estimator": growth_by, "command": " ".join(["python benchmarks/knn.py", *sys.argv[1:]])}
+           "temp_growth": growth, "temp_growth_by_estimator": growth_by, "command": " ".join(["python benchmarks/knn.py", *(sys.argv[1:] if argv is None else argv)])}
     Path(args.json).write_text(json.dumps(out, indent=2))
     print(f"temp_growth={growth:.2f}")
 

@@ -166,7 +166,7 @@ def _run(args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small N and few epochs: the whole run under 3 minutes")
     ap.add_argument("--n", type=int, nargs="+")
@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--every", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--chunk", type=int, default=10, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.worker == "baseline":
         print(json.dumps(worker_baseline(args.epochs, args.every)))
         return

@@ -32,9 +32,44 @@ def small_spec(**changes) -> dict:
     return raw
 
 
-def run_cli(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+def run_cli(module: str, *args: str, timeout: int = 300, new_process: bool = False) -> subprocess.CompletedProcess:
+    """`python -m module args` as a user runs it, from the repository root: exit code, stdout and stderr.
+
+    By default in this test process, through the module's own `main(argv)` (what `python -m` calls): a new
+    interpreter per call cost ~3 s of imports and recompiled every small XLA program the worker already had,
+    about half of the suite's time in its ~60 CLI calls. What only a new interpreter shows (the process set-up,
+    signals, exit codes as the shell sees them) is tested with `new_process=True` (tests/sweep/test_cli.py,
+    tests/sweep/test_resume.py, tests/test_import.py). An exception escaping `main` is what the interpreter would
+    print: exit code 1 and the traceback on stderr (tests assert "Traceback" not in stderr)."""
+    argv = [sys.executable, "-m", module, *args]
+    if new_process:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    import contextlib
+    import importlib
+    import io
+    import os
+    import traceback
+
+    target = importlib.import_module(module)
+    if hasattr(target, "__path__"):  # a package: python -m runs its __main__
+        target = importlib.import_module(f"{module}.__main__")
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    try:
+        os.chdir(ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = target.main(list(args))
+            except SystemExit as e:  # argparse's usage errors (2), sys.exit(...)
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if not isinstance(e.code, int) and e.code is not None:
+                    print(e.code, file=sys.stderr)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(argv, 0 if code is None else code, out.getvalue(), err.getvalue())
 
 
 def sweep_to_run_dir(tmp_path: Path, raw: dict, *args: str):

@@ -105,8 +105,7 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
             raise Interrupted(f"stopped after epoch {min(start + chunk, n_epochs)} of {n_epochs}")
     if checkpoints is not None:
         parts = checkpoints.read_chunks(n_chunks)
-    finite = jax.device_get(jax.vmap(lambda p: jnp.all(jnp.stack(
-        [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(state.params))
+    finite = jax.device_get(_all_finite(state.params))
     total = time.perf_counter() - t0
     return BucketResult(
         mi_epochs=np.flatnonzero(log_mask), mi=np.concatenate(parts["mi"]), metrics=np.concatenate(parts["metrics"]),
@@ -114,6 +113,13 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
         params_finite=np.asarray(finite)[:n_real], compile_s=compile_s, train_s=total,
         checkpoint_s=float(np.mean(checkpoint_s)) if checkpoint_s else None, resumed_at_chunk=first_chunk,
         state=state, mi_columns=engine.mi_columns(data), metric_names=engine.prog.metric_names)
+
+
+@jax.jit
+def _all_finite(params) -> jnp.ndarray:
+    """[N] whether every parameter of each network is finite. Jitted once per parameter structure: done op by op
+    it compiled two small XLA programs per leaf for every bucket (~0.5 s a bucket, ~30 s of the test suite)."""
+    return jax.vmap(lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(params)
 
 
 def _placed(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, weight_decays):

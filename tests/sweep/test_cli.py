@@ -1,4 +1,4 @@
-"""The sweep CLI as a user runs it: a subprocess, then the run directory read back."""
+"""The sweep CLI as a user runs it (its `main`, and once a new interpreter), then the run directory read back."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_version():
 def test_bad_input_through_the_real_cli():
     """One bad input as a user meets it (a new interpreter, exit code 2, one paragraph); the many cases are in
     tests/sweep/test_bad_input.py, through the same `main` in-process."""
-    proc = run_cli("ibjax.sweep", "no/such/spec.yaml")
+    proc = run_cli("ibjax.sweep", "no/such/spec.yaml", new_process=True)
     assert proc.returncode == 2 and "spec file not found: no/such/spec.yaml" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
