@@ -223,7 +223,21 @@ def states_at_logged_epochs(run, res) -> list:
 def measured_layers(eng, consts_m, params_m, data, net_inputs: bool = False) -> list:
     """The layers [N, U] one network's measurement pass bins (the engine's own choice of path: the native
     forward kernel for a plain MLP on the CPU, the family's apply otherwise), softmax output last; with
-    `net_inputs`, each layer's net input instead (the logits last), as the engine hands them to OnNetInput."""
+    `net_inputs`, each layer's net input instead (the logits last), as the engine hands them to OnNetInput.
+    Compiled, as the chunk runs it (op by op every small op compiled anew: ~20 s of the suite)."""
+    return _measured_layers(eng, consts_m, params_m, data, net_inputs)
+
+
+def _jit_static_engine(fn):
+    import functools
+
+    import jax
+
+    return functools.partial(jax.jit, static_argnums=(0, 4))(fn)
+
+
+@_jit_static_engine
+def _measured_layers(eng, consts_m, params_m, data, net_inputs):
     import jax
 
     from ibjax.train.engine import kernel_reads, read_rows

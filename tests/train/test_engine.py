@@ -133,8 +133,7 @@ def test_full_batch_gradient_has_no_spread():
 
 def test_minibatch_gradient_stats_match_a_plain_loop():
     """Recompute epoch 1's per-batch gradients in plain JAX with the engine's own batches."""
-    eng, _, consts = train(MODELS[:1], epochs=1, every=1, optimizer="sgd")
-    _, res, _ = train([dict(MODELS[0], lr=0.05)], epochs=1, every=1, optimizer="sgd")
+    eng, res, consts = train([dict(MODELS[0], lr=0.05)], epochs=1, every=1, optimizer="sgd")
     prog = eng.prog
     c0 = jax.tree.map(lambda a: a[0], consts)
     st = eng.init_state(jnp.asarray([0], jnp.uint32), consts, jnp.asarray([0.05]), jnp.zeros(1))
@@ -144,11 +143,13 @@ def test_minibatch_gradient_stats_match_a_plain_loop():
     _, k_perm = jax.random.split(st.key)
     order = np.asarray(feistel_permutation(k_perm, prog.n_train))
     params, grads = st.params, []
+    grad = jax.jit(jax.grad(eng.loss))  # compiled once per batch shape (op by op: ~270 small compiles, ~12 s)
+    sgd = jax.jit(lambda params, g: jax.tree.map(lambda p, gg: p - 0.05 * gg, params, g))
     for b in range(prog.n_batches):
         idx = order[b * 256:(b + 1) * 256]
-        g = jax.grad(eng.loss)(params, c0, DATA.x[DATA.train_idx[idx]], DATA.y[DATA.train_idx[idx]], jnp.ones(len(idx)))
+        g = grad(params, c0, DATA.x[DATA.train_idx[idx]], DATA.y[DATA.train_idx[idx]], jnp.ones(len(idx)))
         grads.append([np.asarray(w) for w in g["w"]])
-        params = jax.tree.map(lambda p, gg: p - 0.05 * gg, params, g)
+        params = sgd(params, g)
     for layer in range(6):
         stack = np.stack([g[layer] for g in grads])
         assert np.isclose(res.grads[0, 0, layer, 0], np.linalg.norm(stack.mean(0)), rtol=1e-4)
@@ -188,9 +189,10 @@ def test_net_input_binning_bins_the_pre_activations():
     eng, consts = tiny_bucket(models, estimators=ests)
     n = len(models)
     st = eng.init_state(jnp.arange(n, dtype=jnp.uint32), consts, jnp.full(n, 3.0), jnp.ones(n))  # lr: unused
+    measure = jax.jit(eng.measure)  # as the chunk runs it (op by op it compiled every small op anew)
     for m in range(n):
         params, c = jax.tree.map(lambda a: a[m], st.params), jax.tree.map(lambda a: a[m], consts)
-        mi, _ = eng.measure(params, c, DATA)
+        mi, _ = measure(params, c, DATA)
         nets = measured_layers(eng, c, params, DATA, net_inputs=True)
         h = DATA.x
         for layer, (w, b) in enumerate(zip(params["w"], params["b"])):
