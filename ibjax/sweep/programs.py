@@ -34,7 +34,7 @@ from ibjax.rundir.contract import layer_names as contract_layer_names
 from ibjax.spec import SpecError, SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, module_kwargs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
-from ibjax.train.engine import Engine, Program
+from ibjax.train.engine import Engine, Program, engine_for
 
 
 def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = None) -> tuple:
@@ -195,7 +195,7 @@ class Programs:
     def engine(self, b: Bucket) -> Engine:
         prog = bucket_program(self.spec, b, self.task)
         if prog not in self._engines:
-            self._engines[prog] = Engine(prog)
+            self._engines[prog] = engine_for(prog)  # compiled by an earlier sweep in this process: reused
         return self._engines[prog]
 
     def data_of(self, b: Bucket) -> Data:

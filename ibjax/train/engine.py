@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -219,6 +220,32 @@ class CompiledChunk:
             return 0
         return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
                    - m.alias_size_in_bytes)
+
+
+# Environment switches read while a chunk is traced (the native kernels, the model loop): a compiled program is
+# reused only under the switches it was traced with.
+TRACE_SWITCHES = ("IBJAX_NATIVE", "IBJAX_NATIVE_COUNTING", "IBJAX_NATIVE_TRAIN", "IBJAX_NATIVE_SHUFFLE",
+                  "IBJAX_MODEL_LOOP")
+ENGINES_KEPT = 8  # the process keeps the compiled programs of this many Programs (least recently used dropped)
+_ENGINES: OrderedDict = OrderedDict()
+
+
+def engine_for(prog: Program) -> Engine:
+    """The process's Engine for `prog`, with the chunks it has compiled: a sweep run again in the same process
+    (a notebook re-running a cell, `--resume` after an error, the test suite's in-process CLI calls) neither
+    traces nor compiles its programs again. Keyed by the Program (which fixes the program's structure) and the
+    environment switches read at trace time; at most ENGINES_KEPT Programs are kept."""
+    key = (prog, tuple(os.environ.get(k) for k in TRACE_SWITCHES))
+    try:
+        eng = _ENGINES.pop(key)
+    except KeyError:
+        eng = Engine(prog)
+    except TypeError:  # a Program holding an unhashable model (a user module that is not comparable): no reuse
+        return Engine(prog)
+    _ENGINES[key] = eng
+    while len(_ENGINES) > ENGINES_KEPT:
+        _ENGINES.popitem(last=False)
+    return eng
 
 
 class Engine:

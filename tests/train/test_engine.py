@@ -210,3 +210,22 @@ def test_net_input_binning_bins_the_pre_activations():
         # Net inputs spread where activations saturate: the net-input range is wider than tanh's [-1, 1].
         if models[m][1] == "tanh":
             assert float(mi[0, 0, 3] - mi[0, 0, 2]) > float(mi[0, 1, 3] - mi[0, 1, 2])
+
+
+def test_a_process_reuses_the_engine_of_an_equal_program(monkeypatch):
+    """engine_for: equal Programs share one Engine (its compiled chunks), unless a switch read at trace time
+    differs; only the ENGINES_KEPT most recently used Programs are kept."""
+    from ibjax.train import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "_ENGINES", type(engine_module._ENGINES)())
+    a, b = tiny_program(chunk=3), tiny_program(chunk=3)
+    assert a == b and a is not b
+    eng = engine_module.engine_for(a)
+    assert engine_module.engine_for(b) is eng
+    monkeypatch.setenv("IBJAX_NATIVE_TRAIN", "0")  # traced with the XLA path: another program
+    assert engine_module.engine_for(b) is not eng
+    monkeypatch.delenv("IBJAX_NATIVE_TRAIN")
+    assert engine_module.engine_for(b) is eng
+    for chunk in range(10, 10 + engine_module.ENGINES_KEPT):
+        engine_module.engine_for(tiny_program(chunk=chunk))
+    assert engine_module.engine_for(a) is not eng  # dropped, least recently used
