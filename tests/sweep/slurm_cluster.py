@@ -19,9 +19,10 @@ from pathlib import Path
 BINARIES = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
 # Job credential lifetime (AuthInfo cred_expire; SLURM's default 120 s, minimum 5). SLURM holds a requeued job back
 # this long + 1 s (its BeginTime) because slurmd refuses to launch a job whose credential is not newer, to the
-# second, than the revocation of the job's previous run ("Job credential revoked"); 10 s keeps that safeguard and
-# the requeue test short. The backfill pass (bf_interval, default 30 s, here 5 s) then starts it.
-CRED_EXPIRE = 10
+# second, than the revocation of the job's previous run ("Job credential revoked"); 5 s (the minimum) keeps that safeguard and
+# the requeue test short. The main scheduling loop (sched_interval, default 60 s, here 1 s) then starts it: the
+# backfill pass alone left the requeued task pending ~45 s after its BeginTime, most of the test's 57 s.
+CRED_EXPIRE = 5
 
 
 def missing_binaries() -> list[str]:
@@ -70,7 +71,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-SchedulerParameters=bf_interval=5
+SchedulerParameters=bf_interval=1,sched_interval=1
 MpiDefault=none
 ReturnToService=2
 SlurmctldPidFile={r / 'slurmctld.pid'}

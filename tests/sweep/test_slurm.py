@@ -73,7 +73,7 @@ def test_sigterm_checkpoints_and_the_task_requeues_itself(cluster, tmp_path, mon
         time.sleep(0.05)
     subprocess.run(["scancel", "--signal=TERM", "--batch", f"{job}_0"], env=cluster.env, check=True)
     # SLURM holds the requeued task back for the credential lifetime + 1 s (BeginTime; the cluster sets it to
-    # CRED_EXPIRE = 10 s). Don't move its start to now: slurmd refuses a relaunch whose credential is created in
+    # CRED_EXPIRE = 5 s). Don't move its start to now: slurmd refuses a relaunch whose credential is created in
     # the same second as the revocation of the first run ("Job credential revoked"), and the task ends FAILED.
     states = cluster.wait(job)
     log = "".join(f.read_text() for f in (out / "slurm" / "logs").glob("*.out"))
