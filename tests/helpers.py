@@ -38,8 +38,8 @@ def run_cli(module: str, *args: str, timeout: int = 300, new_process: bool = Fal
     By default in this test process, through the module's own `main(argv)` (what `python -m` calls): a new
     interpreter per call cost ~3 s of imports and recompiled every small XLA program the worker already had,
     about half of the suite's time in its ~60 CLI calls. What only a new interpreter shows (the process set-up,
-    signals, exit codes as the shell sees them) is tested with `new_process=True` (tests/sweep/test_cli.py,
-    tests/sweep/test_resume.py, tests/test_import.py). An exception escaping `main` is what the interpreter would
+    signals, exit codes as the shell sees them) is tested with `new_process=True`: one bad input per command line
+    (sweep, report, atlas, slurm), the interrupted sweeps (tests/sweep/test_resume.py), tests/test_import.py. An exception escaping `main` is what the interpreter would
     print: exit code 1 and the traceback on stderr (tests assert "Traceback" not in stderr)."""
     argv = [sys.executable, "-m", module, *args]
     if new_process:

@@ -171,7 +171,7 @@ def test_atlas_cli_from_run_directories_and_from_its_tables(tiny_run, tmp_path):
 def test_atlas_cli_names_a_bad_input(tiny_run, tmp_path):
     proc = run_cli("ibjax.atlas", str(tiny_run), str(tmp_path / "nowhere"), "--out", str(tmp_path / "a"))
     assert proc.returncode == 2 and "nowhere" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("ibjax.atlas", "--tables", str(tmp_path / "none"), "--out", str(tmp_path / "a"))
+    proc = run_cli("ibjax.atlas", "--tables", str(tmp_path / "none"), "--out", str(tmp_path / "a"), new_process=True)
     assert proc.returncode == 2 and "none" in proc.stderr and "Traceback" not in proc.stderr
     wrong = tmp_path / "wrong"
     wrong.mkdir()

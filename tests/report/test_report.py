@@ -237,7 +237,7 @@ def test_report_names_missing_table(tiny_run, tmp_path, remove):
 
 
 def test_report_missing_dir_and_bad_option(tmp_path, tiny_run):
-    proc = run_cli("ibjax.report", str(tmp_path / "nope"))
+    proc = run_cli("ibjax.report", str(tmp_path / "nope"), new_process=True)  # once as `python -m` runs it
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("ibjax.report", str(tiny_run), "--smooth-window", "4")
     assert proc.returncode == 2 and "smooth_window" in proc.stderr and "Traceback" not in proc.stderr

@@ -64,7 +64,8 @@ def test_script_without_submit(tmp_path):
     for line in ("#SBATCH --array=0-2", "#SBATCH --requeue", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1",
                  '--shard "$SLURM_ARRAY_TASK_ID/3" --resume', "scontrol requeue"):
         assert line in script
-    bad = run_cli("ibjax.slurm", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r"), "--shards", "2")
+    bad = run_cli("ibjax.slurm", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r"), "--shards", "2",
+                  new_process=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
