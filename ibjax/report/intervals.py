@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import optimize, stats
-from statsmodels.stats.multitest import multipletests
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -149,12 +148,23 @@ def mcnemar_exact(a_R: np.ndarray, b_R: np.ndarray) -> float:
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (statsmodels' `multipletests`; NaNs are left out of the family)."""
+    """Holm step-down adjusted p-values (NaNs are left out of the family): the k-th smallest of m p-values times
+    m - k + 1, made monotone, at most 1.
+
+    Written here, equal to statsmodels' `multipletests(p, method="holm")` (tests/report/test_report.py compares
+    them): that function runs a full `gc.collect()` on every call, 86 ms in a bare report process and far more in
+    a process holding JAX's objects; the report calls it once per comparison family (49 times for a small sweep
+    with eight estimators: 4.2 of its 10 s)."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    q = p[ok]
+    if q.size:
+        order = np.argsort(q, kind="stable")
+        stepped = np.maximum.accumulate(q[order] * np.arange(q.size, 0, -1))
+        adjusted = np.empty_like(q)
+        adjusted[order] = np.minimum(stepped, 1.0)
+        out[ok] = adjusted
     return out
 
 

@@ -131,6 +131,13 @@ def test_holm_step_down():
     p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
     # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.06 (monotone)
     np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02, np.nan])
+    # The reference implementation (statsmodels), on families with ties, values near 1 and a single test.
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 7, 50):
+        for q in (rng.uniform(0, 1, m), rng.uniform(0, 0.05, m), np.round(rng.uniform(0, 1, m), 1)):
+            np.testing.assert_allclose(holm(q), multipletests(q, method="holm")[1], rtol=0, atol=1e-15)
 
 
 def synthetic_sweep(n_seeds=12):
