@@ -61,7 +61,7 @@ def compare_cells(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictS
                 "fraction_a": a.mean(), "fraction_b": b.mean(), "diff": a.mean() - b.mean(),
                 "diff_lo": lo, "diff_hi": hi, "ci_method": f"Tango paired score {pct}%",
                 "p_value": mcnemar_exact(a, b), "test": "exact McNemar",
-                "drop_rel_diff": float(np.nanmean(p.drop_rel_a - p.drop_rel_b)),
+                "drop_rel_diff": _mean_of_defined(p.drop_rel_a - p.drop_rel_b),
                 "drop_rel_diff_lo": dlo, "drop_rel_diff_hi": dhi,
             })
     out = pd.DataFrame(rows)
@@ -91,3 +91,11 @@ def correlations(verdicts: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSe
                          "spearman_r": rho, "r_lo": lo, "r_hi": hi,
                          "method": f"percentile bootstrap {round(100 * settings.confidence)}% over runs"})
     return pd.DataFrame(rows)
+
+
+def _mean_of_defined(v) -> float:
+    """np.nanmean, but NaN without NumPy's "Mean of empty slice" warning when every value is NaN (no pair where
+    both networks' relative drop is defined)."""
+    v = np.asarray(v, dtype=float)
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if v.size else float("nan")
