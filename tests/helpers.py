@@ -39,8 +39,9 @@ def run_cli(module: str, *args: str, timeout: int = 300, new_process: bool = Fal
     interpreter per call cost ~3 s of imports and recompiled every small XLA program the worker already had,
     about half of the suite's time in its ~60 CLI calls. What only a new interpreter shows (the process set-up,
     signals, exit codes as the shell sees them) is tested with `new_process=True`: one bad input per command line
-    (sweep, report, atlas, slurm), the interrupted sweeps (tests/sweep/test_resume.py), tests/test_import.py. An exception escaping `main` is what the interpreter would
-    print: exit code 1 and the traceback on stderr (tests assert "Traceback" not in stderr)."""
+    (sweep, report, atlas, slurm), the interrupted sweeps (tests/sweep/test_resume.py), tests/test_import.py.
+    An exception escaping `main` is what the interpreter would print: exit code 1 and the traceback on stderr
+    (tests assert "Traceback" not in stderr). `timeout` bounds a new process only."""
     argv = [sys.executable, "-m", module, *args]
     if new_process:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
@@ -60,10 +61,10 @@ def run_cli(module: str, *args: str, timeout: int = 300, new_process: bool = Fal
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = target.main(list(args))
-            except SystemExit as e:  # argparse's usage errors (2), sys.exit(...)
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-                if not isinstance(e.code, int) and e.code is not None:
+            except SystemExit as e:  # argparse's usage errors (2), sys.exit(code or message)
+                if isinstance(e.code, str):
                     print(e.code, file=sys.stderr)
+                code = 1 if isinstance(e.code, str) else e.code
             except Exception:
                 traceback.print_exc()
                 code = 1
@@ -225,18 +226,18 @@ def measured_layers(eng, consts_m, params_m, data, net_inputs: bool = False) -> 
     forward kernel for a plain MLP on the CPU, the family's apply otherwise), softmax output last; with
     `net_inputs`, each layer's net input instead (the logits last), as the engine hands them to OnNetInput.
     Compiled, as the chunk runs it (op by op every small op compiled anew: ~20 s of the suite)."""
-    return _measured_layers(eng, consts_m, params_m, data, net_inputs)
+    return _compiled_measured_layers()(eng, consts_m, params_m, data, net_inputs)
 
 
-def _jit_static_engine(fn):
-    import functools
-
+@cache
+def _compiled_measured_layers():
+    """Made on first use: importing JAX when this module is imported would come before tests/conftest.py sets
+    the persistent compilation cache, and JAX reads those settings at import."""
     import jax
 
-    return functools.partial(jax.jit, static_argnums=(0, 4))(fn)
+    return jax.jit(_measured_layers, static_argnums=(0, 4))
 
 
-@_jit_static_engine
 def _measured_layers(eng, consts_m, params_m, data, net_inputs):
     import jax
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -65,3 +66,13 @@ def test_run_sweep_in_a_plain_process_equals_the_command_line(tmp_path):
         a = pd.read_parquet(tmp_path / "cli" / f"{name}.parquet")
         b = pd.read_parquet(tmp_path / "lib" / f"{name}.parquet")
         pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_test_processes_use_the_persistent_compilation_cache():
+    """tests/conftest.py sets JAX's persistent cache before anything imports JAX; a helper that imported JAX at
+    module import (before conftest's settings) turned the cache off in the test workers without a word."""
+    import jax
+
+    assert jax.config.jax_compilation_cache_dir == os.environ["JAX_COMPILATION_CACHE_DIR"]
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == float(
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"])

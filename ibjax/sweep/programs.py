@@ -195,7 +195,9 @@ class Programs:
     def engine(self, b: Bucket) -> Engine:
         prog = bucket_program(self.spec, b, self.task)
         if prog not in self._engines:
-            self._engines[prog] = engine_for(prog)  # compiled by an earlier sweep in this process: reused
+            # Reused if an earlier sweep in this process compiled it; held here for the whole sweep, whatever the
+            # process-wide cache drops (sizing compiles each bucket's chunk before training runs it).
+            self._engines[prog] = engine_for(prog)
         return self._engines[prog]
 
     def data_of(self, b: Bucket) -> Data:

@@ -30,6 +30,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ibjax import native
 from ibjax.data.task import Data
 from ibjax.data.teacher import generalization_error
 from ibjax.mi.interface import LayerContext
@@ -224,8 +225,7 @@ class CompiledChunk:
 
 # Environment switches read while a chunk is traced (the native kernels, the model loop): a compiled program is
 # reused only under the switches it was traced with.
-TRACE_SWITCHES = ("IBJAX_NATIVE", "IBJAX_NATIVE_COUNTING", "IBJAX_NATIVE_TRAIN", "IBJAX_NATIVE_SHUFFLE",
-                  "IBJAX_MODEL_LOOP")
+TRACE_SWITCHES = ("IBJAX_NATIVE", *native.SWITCHES.values(), "IBJAX_MODEL_LOOP")
 ENGINES_KEPT = 8  # the process keeps the compiled programs of this many Programs (least recently used dropped)
 _ENGINES: OrderedDict = OrderedDict()
 
