@@ -37,7 +37,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 TARGETS = {"ibjax_symbol_entropies": "IbjaxSymbolEntropies", "ibjax_mlp_grads": "IbjaxMlpGrads",
            "ibjax_mlp_forward": "IbjaxMlpForward", "ibjax_compact_below": "IbjaxCompactBelow"}
@@ -123,11 +122,16 @@ def use(kernel: str) -> bool:
 
 
 def dispatch(kernel: str, native_fn: Callable, xla_fn: Callable, *args):
-    """`native_fn(*args)` where the program runs on the CPU and `kernel` is in use, `xla_fn(*args)` otherwise
-    (on another backend, the same traced program takes `xla_fn`)."""
-    if not use(kernel):
+    """`native_fn(*args)` where JAX's default backend is the CPU and `kernel` is in use, `xla_fn(*args)`
+    otherwise (on a GPU or TPU machine, programs take `xla_fn`).
+
+    Decided while tracing, from the default backend, which is where ibjax places its programs: staging both
+    branches with `lax.platform_dependent` and letting the lowering pick one cost ~50 ms of tracing per call
+    (the XLA fallbacks are large), ~1 s of every chunk program's trace. A program placed by hand on the CPU
+    devices of a GPU machine takes the (slower, equal) XLA path."""
+    if jax.default_backend() != "cpu" or not use(kernel):
         return xla_fn(*args)
-    return lax.platform_dependent(*args, cpu=native_fn, default=xla_fn)
+    return native_fn(*args)
 
 
 def symbol_entropies(keys_N: jnp.ndarray, labels_N: jnp.ndarray, n_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:
