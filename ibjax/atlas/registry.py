@@ -32,6 +32,7 @@ from ibjax.report.verdicts import smooth
 from ibjax.report.write import load_finished
 from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden, is_regression
 from ibjax.rundir.layout import RunDirError
+from ibjax.rundir.manifest import Manifest
 
 ANCHORS = ("loss", "ity", "snr")
 SMOOTHING = (1, 5)               # logged points of the centred moving average (1: none)
@@ -113,12 +114,11 @@ def _steps_per_epoch(batch, n_train: int) -> int:
     return 1 if str(batch) == "full" else -(-n_train // int(float(batch)))
 
 
-def _ceilings(manifest: dict, n_samples: int) -> dict[str, tuple[str, float | None]]:
+def _ceilings(manifest: Manifest, n_samples: int) -> dict[str, tuple[str, float | None]]:
     """Per quantity: the ceiling in bits of a plug-in estimate, log2 of the distinct values it can tell apart.
     I(X;T): log2 N (or the estimator's own ceiling); I(T;X_rel) and I(T;X_irr): log2 of the distinct relevant
     patterns and of the irrelevant draws of the MI sample's product design."""
-    design = (manifest.get("dataset") or {}).get("irrelevant_design") if isinstance(manifest.get("dataset"),
-                                                                                    dict) else None
+    design = manifest.dataset.irrelevant_design if manifest.dataset is not None else None
     out = {"i_xt": math.log2(n_samples)}
     if design:
         n_rel, draws = int(design[0]), int(design[1])
@@ -134,8 +134,8 @@ def study_tables(run_dir: str | Path) -> StudyTables:
         raise RunDirError(f"{run_dir}: runs.parquet has no network_id column (written before network identity "
                           "was recorded): rerun the sweep with --resume to rewrite its tables, or run it again")
     name = str(rd.spec.get("name", run_dir.name))
-    n_samples = int(rd.manifest["n_mi_samples"])
-    n_train = int(rd.manifest.get("n_train", 0))
+    n_samples = rd.manifest.n_mi_samples
+    n_train = rd.manifest.n_train or 0
     dataset = str((rd.spec.get("data") or {}).get("dataset", "tishby12"))
     model = str((rd.spec.get("model") or {}).get("kind", "mlp"))
     runs = rd.runs.copy()
@@ -160,8 +160,7 @@ def study_tables(run_dir: str | Path) -> StudyTables:
     net["diverged"] = runs.diverged.astype(bool)
     net = net[list(NETWORK_COLUMNS)]
 
-    limits = {e["name"]: (float(e["ceiling_bits"]), float(e["reliable_bits"]))
-              for e in rd.manifest.get("estimators", []) if "ceiling_bits" in e}
+    limits = rd.manifest.limits()
     ceilings = _ceilings(rd.manifest, n_samples)
     has_full = (net.batch_size == "full").any()
     loss = {rid: g.sort_values("epoch") for rid, g in rd.metrics.groupby("run_id")}
@@ -213,8 +212,9 @@ def study_tables(run_dir: str | Path) -> StudyTables:
                                      "reliable": reliable, **trajectory_levels(vals, fit, window, ceiling,
                                                                                 reliable)})
     measures = pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
-    about = {"wall_s": float(rd.manifest.get("wall_s", float("nan"))), "n_mi_samples": n_samples,
-             "spec_source": Path(str(rd.manifest.get("source", ""))).name}
+    wall_s = rd.manifest.wall_s
+    about = {"wall_s": float("nan") if wall_s is None else float(wall_s), "n_mi_samples": n_samples,
+             "spec_source": Path(rd.manifest.source).name}
     return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures), about)
 
 

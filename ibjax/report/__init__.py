@@ -6,7 +6,7 @@ In a notebook::
     import ibjax
     from ibjax import report
     rd = ibjax.load("runs/activation_grid")
-    verdicts = report.run_verdicts(rd.info, rd.runs, rd.manifest["n_mi_samples"])
+    verdicts = report.run_verdicts(rd.info, rd.runs, rd.manifest.n_mi_samples)
     summary = report.summarize(verdicts, rd.runs)
 
 `python -m ibjax.report RUN_DIR` writes everything into the run directory (__main__.py).

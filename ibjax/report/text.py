@@ -10,6 +10,7 @@ import pandas as pd
 from ibjax.report.summary import gap_meaning
 from ibjax.report.verdicts import VerdictSettings
 from ibjax.rundir.contract import deepest_hidden, is_regression, layer_order
+from ibjax.rundir.manifest import Manifest
 
 
 def _pct(x: float) -> str:
@@ -116,7 +117,7 @@ def comparison_table(comp: pd.DataFrame, labels: dict[str, str], layer: str) -> 
     return _table(t)
 
 
-def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame,
+def render(*, name: str, manifest: Manifest, runs: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame,
            corr: pd.DataFrame, sens: pd.DataFrame, agree: pd.DataFrame, labels: dict[str, str],
            settings: VerdictSettings, warnings: list[str], figures: list[str],
            label_info: pd.DataFrame | None = None, gen_info: pd.DataFrame | None = None) -> str:
@@ -142,9 +143,9 @@ def render(*, name: str, manifest: dict, runs: pd.DataFrame, summary: pd.DataFra
     return "\n".join(L) + "\n"
 
 
-def _header(name: str, manifest: dict, runs: pd.DataFrame, ests: list[str], warnings: list[str]) -> list[str]:
-    n_samples = manifest["n_mi_samples"]
-    epochs = manifest.get("mi_epochs", [])
+def _header(name: str, manifest: Manifest, runs: pd.DataFrame, ests: list[str], warnings: list[str]) -> list[str]:
+    n_samples = manifest.n_mi_samples
+    epochs = manifest.mi_epochs
     L = [f"# Compression report: {name}", "",
          f"{len(runs)} networks in {runs.cell.nunique()} cells, {max(epochs) if epochs else '?'} epochs, "
          f"{len(epochs)} logged epochs; estimators: {', '.join(ests)}; MI on N = {n_samples} samples "

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ibjax.rundir.contract import is_regression, layer_order
+from ibjax.rundir.manifest import Manifest
 
 # (ceiling_bits, reliable_bits) of one estimator, as the manifest records them (ibjax.mi.Limits is the same pair).
 Limits = tuple[float, float]
@@ -147,10 +148,9 @@ def trajectory_verdict(epochs_T: np.ndarray, i_xt_T: np.ndarray, i_ty_T: np.ndar
     }
 
 
-def limits_from_manifest(manifest: dict) -> dict[str, Limits]:
+def limits_from_manifest(manifest: Manifest) -> dict[str, Limits]:
     """Each estimator's recorded limits (manifest 'estimators'); run directories older than them give none."""
-    return {e["name"]: (float(e["ceiling_bits"]), float(e["reliable_bits"]))
-            for e in manifest.get("estimators", []) if "ceiling_bits" in e and "name" in e}
+    return manifest.limits()
 
 
 def fit_progress(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from ibjax.report.comparisons import compare_cells, correlations
 from ibjax.report.labels import cell_labels, cell_slug
 from ibjax.report.summary import agreement, generalization_information, label_information, sensitivity, summarize
 from ibjax.report.text import render
-from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, limits_from_manifest, run_verdicts
+from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, run_verdicts
 from ibjax.rundir.contract import is_regression, layer_order
 from ibjax.rundir.layout import RunDirError, check_complete, incompleteness
 from ibjax.rundir.store import atomic_write_bytes, load, write_table
@@ -45,7 +45,7 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     runs = rd.runs
     n_traj = rd.info.groupby(["run_id", "layer", "estimator"]).ngroups
     step(f"verdicts of {n_traj:,} trajectories (runs x layers x estimators)")
-    verdicts = run_verdicts(rd.info, runs, rd.manifest["n_mi_samples"], settings, limits_from_manifest(rd.manifest),
+    verdicts = run_verdicts(rd.info, runs, rd.manifest.n_mi_samples, settings, rd.manifest.limits(),
                             rd.metrics)
     step("summary, comparisons, correlations, sensitivity (bootstrap intervals)")
     tables = {
@@ -89,8 +89,6 @@ def load_finished(run_dir: str | Path):
         rd = load(run_dir)
     except Exception as e:  # a truncated or foreign file: name it rather than print a parquet traceback
         raise RunDirError(f"{run_dir}: cannot read the run directory: {e}") from e
-    if "n_mi_samples" not in rd.manifest:
-        raise RunDirError(f"{run_dir}/manifest.json has no 'n_mi_samples' (the MI sample size N)")
     return rd
 
 

@@ -1,4 +1,5 @@
-"""The run directory: its contract (contract.py), atomic writes and loading (store.py), fit checks (layout.py).
+"""The run directory: its contract (contract.py), the manifest's typed records (manifest.py), atomic writes and
+loading (store.py), fit checks (layout.py).
 
 Both halves of the data flow go through here: the sweep writes a run directory, the report and notebooks
 read it; neither imports the other's internals.
@@ -16,6 +17,7 @@ from ibjax.rundir.contract import (
     shard_tag,
 )
 from ibjax.rundir.layout import RunDirError, check_complete, check_fits, incompleteness, spec_differences
+from ibjax.rundir.manifest import BucketRecord, DatasetRecord, Manifest, ModelRecord, ShardRecord
 from ibjax.rundir.store import (
     RunDirectory,
     atomic_write,
@@ -24,11 +26,17 @@ from ibjax.rundir.store import (
     read_manifest,
     read_table,
     write_json,
+    write_manifest,
     write_table,
 )
 
 __all__ = [
+    "BucketRecord",
     "CELL_SETTINGS",
+    "DatasetRecord",
+    "Manifest",
+    "ModelRecord",
+    "ShardRecord",
     "GRID_AXES",
     "RunDirError",
     "RunDirectory",
@@ -49,5 +57,6 @@ __all__ = [
     "shard_tag",
     "spec_differences",
     "write_json",
+    "write_manifest",
     "write_table",
 ]

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ibjax.rundir.contract import TABLES
+from ibjax.rundir.manifest import Manifest, parse_manifest
 
 
 class RunDirError(ValueError):
@@ -43,15 +43,14 @@ def incompleteness(rd) -> list[str]:
     """Warnings for a run directory that loads but is not whole: unfinished buckets or shards, runs without MI."""
     out = []
     m = rd.manifest
-    if m.get("status", "done") != "done":
-        out.append(f"manifest status is '{m.get('status')}', not 'done': the statistics cover finished work only.")
-    for b in m.get("buckets", []):
-        if b.get("status", "done") != "done":
-            out.append(f"bucket {b.get('index')} ({b.get('n_runs')} runs, {b.get('activations')}) is "
-                       f"'{b.get('status')}': its runs are missing.")
-    for s in m.get("shards", []):
-        if s.get("status", "done") != "done":
-            out.append(f"shard {s.get('shard')} is '{s.get('status')}': its part files are missing.")
+    if m.status != "done":
+        out.append(f"manifest status is '{m.status}', not 'done': the statistics cover finished work only.")
+    for b in m.buckets:
+        if b.status != "done":
+            out.append(f"bucket {b.index} ({b.n_runs} runs, {b.activations}) is '{b.status}': its runs are missing.")
+    for s in m.shards:
+        if s.status != "done":
+            out.append(f"shard {s.shard} is '{s.status}': its part files are missing.")
     no_info = sorted(set(rd.runs.run_id) - set(rd.info.run_id))
     if no_info:
         out.append(f"{len(no_info)} runs in runs.parquet have no rows in info.parquet (e.g. {', '.join(no_info[:3])}).")
@@ -109,7 +108,7 @@ def _read(path: Path, parse):
 
 
 def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, force: bool,
-               sharded: bool, defaults_yaml: str = "") -> dict | None:
+               sharded: bool, defaults_yaml: str = "") -> Manifest | None:
     """The existing manifest if the sweep of `spec_yaml` (the resolved spec) may continue in `out`; None to
     start fresh (with force, after removing what it replaces); raises RunDirError otherwise."""
     other = (out / "manifest.json").is_file() if sharded else any((out / "shards").glob("shard-*.json"))
@@ -126,7 +125,7 @@ def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, for
                               f"Otherwise use another --out, or --force to discard it and start over.")
     if not manifest_path.is_file():
         return None
-    manifest = _read(manifest_path, json.loads) if not force else None
+    manifest = _read(manifest_path, parse_manifest) if not force else None
     if force:
         if sharded:  # only this shard's own files: the other shards may be running
             manifest_path.unlink()
@@ -137,9 +136,9 @@ def check_fits(spec_yaml: str, out: Path, manifest_path: Path, resume: bool, for
         else:
             clear_outputs(out)
         return None
-    if manifest.get("status") == "done":
+    if manifest.status == "done":
         return manifest
     if not resume:
-        raise RunDirError(f"{out} holds an unfinished sweep (status {manifest.get('status')!r}): add --resume "
+        raise RunDirError(f"{out} holds an unfinished sweep (status {manifest.status!r}): add --resume "
                           f"to continue it, or --force to discard it and start over.")
     return manifest

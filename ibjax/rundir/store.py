@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from pydantic import ValidationError
 
 from ibjax.rundir.contract import CELL_SETTINGS, TABLES
+from ibjax.rundir.layout import RunDirError
+from ibjax.rundir.manifest import Manifest, manifest_json, merge_shards, read_manifest_file
 
 
 def _umask() -> int:
@@ -80,23 +83,30 @@ def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
     raise FileNotFoundError(f"{run_dir}: no table '{name}' ({single.name} or {parts.name}/*.parquet)")
 
 
-def read_manifest(run_dir: str | Path) -> dict:
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    atomic_write_bytes(path, manifest_json(manifest).encode())
+
+
+def read_manifest(run_dir: str | Path) -> Manifest:
     """manifest.json, or for a sharded sweep the shards' manifests (shards/*.json) merged: status 'done' only
-    when all N shards are done; a shard with no manifest yet is listed as 'missing'."""
+    when all N shards are done; a shard with no manifest yet is listed as 'missing'. A file that is not a
+    manifest is a RunDirError naming it and what it lacks."""
     run_dir = Path(run_dir)
     shard_files = sorted((run_dir / "shards").glob("shard-*.json"))
     if not shard_files:
-        return json.loads((run_dir / "manifest.json").read_text())
-    parts = [json.loads(f.read_text()) for f in shard_files]
-    count = parts[0]["shard_count"]
-    by_index = {p["shard_index"]: p for p in parts}
-    merged = {k: v for k, v in parts[0].items() if k not in ("buckets", "shards", "status", "n_runs", "wall_s")}
-    merged["shards"] = [{"shard": f"{i}/{count}", "status": by_index[i]["status"] if i in by_index else "missing"}
-                        for i in range(count)]
-    merged["buckets"] = [{**b, "shard": f"{p['shard_index']}/{count}"} for p in parts for b in p["buckets"]]
-    merged["n_runs"] = sum(p["n_runs"] for p in parts)
-    merged["status"] = "done" if all(s["status"] == "done" for s in merged["shards"]) else "incomplete"
-    return merged
+        return _read_manifest_file(run_dir / "manifest.json")
+    return merge_shards([_read_manifest_file(f) for f in shard_files])
+
+
+def _read_manifest_file(path: Path) -> Manifest:
+    try:
+        return read_manifest_file(path)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'the file'}: {err['msg'].lower()}"
+                             for err in e.errors()[:5])
+        raise RunDirError(f"{path} is not a sweep's manifest ({problems})") from None
+    except ValueError as e:  # not JSON
+        raise RunDirError(f"{path} cannot be read ({e})") from None
 
 
 @dataclass
@@ -105,7 +115,7 @@ class RunDirectory:
 
     path: Path
     spec: dict
-    manifest: dict
+    manifest: Manifest
     runs: pd.DataFrame
     info: pd.DataFrame
     metrics: pd.DataFrame

@@ -112,20 +112,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot write the run directory: {where}: {e.strerror or e}. Choose another --out, "
                   f"or fix the folder's permissions.", file=sys.stderr)
         return 2
-    if manifest.get("dry_run"):
+    if isinstance(manifest, dict):  # a dry run's estimate
         print(f"dry run done: to run it, the same command without --dry-run (writes {out})", file=sys.stderr)
         return 0
     what = "sweep" if shard[1] == 1 else f"shard {shard[0]}/{shard[1]}"
-    if manifest.get("nothing_to_do"):
+    if manifest.nothing_to_do:
         print(f"{out} already holds this finished {what}: nothing to do (--force to run it again)", file=sys.stderr)
         return 0
     if shard[1] > 1:
-        left = [s["shard"] for s in read_manifest(out)["shards"] if s["status"] != "done"]
+        left = [s.shard for s in read_manifest(out).shards if s.status != "done"]
         print(f"{what} done -> {out}" + (f"; shards not done yet: {', '.join(left)}" if left else
                                           "; all shards done"), file=sys.stderr)
         return 0
-    n_div = manifest.get("n_diverged", 0)
-    print(f"done in {fmt_s(manifest['wall_s'])}: {manifest['n_runs']} networks, {n_div} diverged -> {out}",
+    print(f"done in {fmt_s(manifest.wall_s)}: {manifest.n_runs} networks, {manifest.n_diverged or 0} diverged "
+          f"-> {out}",
           file=sys.stderr)
     if (out / "REPORT.md").is_file():
         print(f"report: {out / 'REPORT.md'}", file=sys.stderr)

@@ -23,7 +23,8 @@ from ibjax.data.task import Task, load_task
 from ibjax.mi import estimator_limits
 from ibjax.rundir.contract import TABLES, part_name, shard_tag
 from ibjax.rundir.layout import RunDirError, check_fits
-from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, write_json, write_table
+from ibjax.rundir.manifest import BucketRecord, DatasetRecord, Manifest, ModelRecord, ShardRecord
+from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, write_manifest, write_table
 from ibjax.spec import SweepSpec, resolved_defaults, to_yaml
 from ibjax.sweep.checkpoints import BucketCheckpoints
 from ibjax.sweep.console import Progress, StopFlag, fmt_s
@@ -44,8 +45,9 @@ from ibjax.train.loop import Interrupted, run_program
 
 def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True,
               resume: bool = False, force: bool = False, shard: tuple[int, int] = (0, 1),
-              dry_run: bool = False) -> dict:
-    """Train every run of the spec (or of shard I of N) and write the run directory. Returns the manifest.
+              dry_run: bool = False) -> Manifest | dict:
+    """Train every run of the spec (or of shard I of N) and write the run directory. Returns the manifest (a
+    dry run: its estimate, a dict with "dry_run": True).
 
     64-bit types are on for the sweep's duration (exact symbol packing and entropies need them), whatever the
     process's own setting: a notebook gets the command line's numbers without `ibjax.configure_process()`
@@ -56,10 +58,10 @@ def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str 
 
 
 def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, report: bool, resume: bool,
-               force: bool, shard: tuple[int, int], dry_run: bool) -> dict:
+               force: bool, shard: tuple[int, int], dry_run: bool) -> Manifest | dict:
     """run_sweep's body (see there).
 
-    An existing run directory of the same spec: done -> nothing to do (manifest["nothing_to_do"]); unfinished
+    An existing run directory of the same spec: done -> nothing to do (manifest.nothing_to_do); unfinished
     -> continued with resume=True (finished buckets skipped, the running one from its checkpoint).
     A shard (N > 1) writes shards/shard-I-of-N.json and its own part files (info/shard-I-of-N-bucket-B.parquet);
     readers merge them, and the report lists shards that are missing or unfinished."""
@@ -76,8 +78,8 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
     spec_text = to_yaml(spec)
     previous = check_fits(spec_text, out, manifest_path, resume, force, sharded,
                           yaml.safe_dump(resolved_defaults(), sort_keys=False))
-    if previous is not None and previous.get("status") == "done":
-        return {**previous, "nothing_to_do": True}
+    if previous is not None and previous.status == "done":
+        return previous.model_copy(update={"nothing_to_do": True})
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
         atomic_write_bytes(out / "spec.yaml", spec_text.encode())
@@ -91,20 +93,20 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
     estimators = build_estimators(spec, task.n_classes)
     manifest = _new_manifest(spec, source, shard, runs, task, data, schedule, estimators, buckets, programs, sizing)
     if previous is not None:  # keep what the finished buckets recorded
-        if [b["n_runs"] for b in previous["buckets"]] != [b.size for b in buckets]:
-            raise RunDirError(f"{manifest_path} records buckets of {[b['n_runs'] for b in previous['buckets']]} "
+        if [b.n_runs for b in previous.buckets] != [b.size for b in buckets]:
+            raise RunDirError(f"{manifest_path} records buckets of {[b.n_runs for b in previous.buckets]} "
                               f"networks, but this spec makes {[b.size for b in buckets]}: it cannot be resumed; "
                               f"use --force to start over")
-        manifest["buckets"] = previous["buckets"]
-        manifest["resumed"] = previous.get("resumed", 0) + 1
-    write_json(manifest_path, manifest)
+        manifest.buckets = previous.buckets
+        manifest.resumed = previous.resumed + 1
+    write_manifest(manifest_path, manifest)
     _train_buckets(spec, buckets, task, data, programs, schedule, manifest, manifest_path, tag, out, progress)
     if sharded:
-        manifest["status"] = manifest["shards"][0]["status"] = "done"
-        manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
-        write_json(manifest_path, manifest)
+        manifest.set_status("done")
+        manifest.wall_s = round(time.perf_counter() - t_start, 2)
+        write_manifest(manifest_path, manifest)
         shutil.rmtree(out / "checkpoints" / tag, ignore_errors=True)
-        if report and read_manifest(out)["status"] == "done":  # the last shard to finish writes the report
+        if report and read_manifest(out).status == "done":  # the last shard to finish writes the report
             _report(out, spec.output.plots, progress)
         return manifest
     _finish(spec, out, manifest, estimators[0].name, t_start)
@@ -141,44 +143,40 @@ def _plan(spec: SweepSpec, shard: tuple[int, int], t_start: float) -> tuple[list
 
 
 def _new_manifest(spec: SweepSpec, source: str, shard: tuple[int, int], runs: list, task: Task, data,
-                  schedule: np.ndarray, estimators: tuple, buckets: list, programs: Programs, sizing: dict) -> dict:
+                  schedule: np.ndarray, estimators: tuple, buckets: list, programs: Programs, sizing: dict
+                  ) -> Manifest:
     """manifest.json (or a shard's) of a starting sweep: versions, the data, estimators and their limits, and
     every bucket pending."""
     index, count = shard
     device_bytes = sizing.pop("device_bytes", [None] * len(buckets))
-    return {
-        "name": spec.name, "source": source, "status": "running", "environment": environment(),
-        "n_runs": len(runs), "mi_epochs": schedule.tolist(), "n_train": len(task.train_idx),
-        "n_test": len(task.test_idx), "n_mi_samples": len(task.mi_rows),
-        "dataset": {"description": task.description, "n_rows": len(task.y), "n_features": int(task.x.shape[1]),
-                    "image_shape": list(task.image_shape), "n_classes": task.n_classes,
-                    "stored_as": "uint8" if data.x.dtype == "uint8" else "float32",
-                    "preprocess": spec.data.resolved_preprocess,
-                    "irrelevant_inputs": task.n_irrelevant,
-                    "n_relevant_inputs": int(task.x.shape[1]) - task.n_irrelevant,
-                    "irrelevant_design": list(task.irrelevant_design) if task.irrelevant_design else None,
-                    "mi_sample": {**spec.data.mi_sample.model_dump(), "rows_file": "mi_sample.parquet"}},
-        "estimators": [{"kind": type(e).__name__, **asdict(e),
-                        **estimator_limits(e, len(task.mi_rows))._asdict()} for e in estimators],
-        "model": {"kind": spec.model.kind, **({"module": spec.model.module} if spec.model.kind == "flax" else {})},
-        "shards": [{"shard": f"{index}/{count}", "status": "running"}], "shard_index": index,
-        "shard_count": count,
-        "buckets": [{"index": b.index, "n_runs": b.size, "hidden_pad": list(b.hidden_pad),
-                     "activations": list(b.activations), "optimizer": b.optimizer,
-                     "batch_size": b.batch_size, "quantize_bits": b.quantize_bits, "noise_std": b.noise_std,
-                     **({"channels": list(b.channels)} if b.channels is not None else {}),
-                     **({"dropout": b.dropout} if b.dropout is not None else {}),
-                     "layers": list(programs.engine(b).family.layer_names),
-                     "device_bytes": nbytes, "status": "pending"}
-                    for b, nbytes in zip(buckets, device_bytes)],
-        "programs": sizing,
-    }
+    dataset = DatasetRecord(
+        description=task.description, n_rows=len(task.y), n_features=int(task.x.shape[1]),
+        image_shape=list(task.image_shape), n_classes=task.n_classes,
+        stored_as="uint8" if data.x.dtype == "uint8" else "float32", preprocess=spec.data.resolved_preprocess,
+        irrelevant_inputs=task.n_irrelevant, n_relevant_inputs=int(task.x.shape[1]) - task.n_irrelevant,
+        irrelevant_design=list(task.irrelevant_design) if task.irrelevant_design else None,
+        mi_sample={**spec.data.mi_sample.model_dump(), "rows_file": "mi_sample.parquet"})
+    return Manifest(
+        name=spec.name, source=source, status="running", environment=environment(), n_runs=len(runs),
+        mi_epochs=schedule.tolist(), n_train=len(task.train_idx), n_test=len(task.test_idx),
+        n_mi_samples=len(task.mi_rows), dataset=dataset,
+        estimators=[{"kind": type(e).__name__, **asdict(e), **estimator_limits(e, len(task.mi_rows))._asdict()}
+                    for e in estimators],
+        model=ModelRecord(kind=spec.model.kind, module=spec.model.module if spec.model.kind == "flax" else None),
+        shards=[ShardRecord(shard=f"{index}/{count}", status="running")], shard_index=index, shard_count=count,
+        buckets=[BucketRecord(index=b.index, n_runs=b.size, hidden_pad=list(b.hidden_pad),
+                              activations=list(b.activations), optimizer=b.optimizer, batch_size=b.batch_size,
+                              quantize_bits=b.quantize_bits, noise_std=b.noise_std,
+                              channels=list(b.channels) if b.channels is not None else None, dropout=b.dropout,
+                              layers=list(programs.engine(b).family.layer_names), device_bytes=nbytes)
+                 for b, nbytes in zip(buckets, device_bytes)],
+        programs=sizing)
 
 
 def _train_buckets(spec: SweepSpec, buckets: list, task: Task, data, programs: Programs, schedule, manifest: dict,
                    manifest_path: Path, tag: str, out: Path, progress: bool) -> None:
     """Train the buckets not done yet, one after another; a stop or a failure is recorded in the manifest."""
-    todo = [b for b in buckets if manifest["buckets"][b.index]["status"] != "done"]
+    todo = [b for b in buckets if manifest.buckets[b.index].status != "done"]
     bar = Progress(sum(b.size for b in todo) * spec.train.epochs, enabled=progress)
     with StopFlag() as stop, closing(bar):
         try:
@@ -186,30 +184,30 @@ def _train_buckets(spec: SweepSpec, buckets: list, task: Task, data, programs: P
                 _run_bucket(spec, b, buckets, task, data, programs, schedule, manifest, manifest_path, tag, out,
                             bar, stop)
         except (Interrupted, KeyboardInterrupt) as e:
-            manifest["status"] = manifest["shards"][0]["status"] = "interrupted"
-            write_json(manifest_path, manifest)
+            manifest.set_status("interrupted")
+            write_manifest(manifest_path, manifest)
             raise Interrupted(str(e) or "interrupted") from None
         except BaseException:
-            manifest["status"] = manifest["shards"][0]["status"] = "failed"
-            write_json(manifest_path, manifest)
+            manifest.set_status("failed")
+            write_manifest(manifest_path, manifest)
             raise
 
 
-def _finish(spec: SweepSpec, out: Path, manifest: dict, first_estimator: str, t_start: float) -> None:
+def _finish(spec: SweepSpec, out: Path, manifest: Manifest, first_estimator: str, t_start: float) -> None:
     """An unsharded sweep's end: its part files merged into single tables, the information planes drawn, the
     manifest marked done and the checkpoints removed."""
     tables = {name: read_table(out, name) for name in TABLES}
     _consolidate(out, tables)
-    manifest["wall_s"] = round(time.perf_counter() - t_start, 2)
-    manifest["n_diverged"] = int(tables["runs"].diverged.sum())
+    manifest.wall_s = round(time.perf_counter() - t_start, 2)
+    manifest.n_diverged = int(tables["runs"].diverged.sum())
     if spec.output.plots:
         # Imported here: matplotlib and the report's statistics (~0.8 s) only for a sweep that draws.
         from ibjax.report.figures import infoplanes
 
-        manifest["figures"] = [str(p.relative_to(out)) for p in
-                               infoplanes(out, tables["info"], tables["runs"], first_estimator)]
-    manifest["status"] = manifest["shards"][0]["status"] = "done"
-    write_json(out / "manifest.json", manifest)
+        manifest.figures = [str(p.relative_to(out)) for p in
+                            infoplanes(out, tables["info"], tables["runs"], first_estimator)]
+    manifest.set_status("done")
+    write_manifest(out / "manifest.json", manifest)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
@@ -262,7 +260,7 @@ def _report(out: Path, figures: bool, progress: bool = True) -> None:
               f"retry with: python -m ibjax.report {out}", file=sys.stderr)
 
 
-def plan_programs(spec: SweepSpec, runs: list, programs: Programs, previous: dict | None,
+def plan_programs(spec: SweepSpec, runs: list, programs: Programs, previous: Manifest | None,
                    progress: bool) -> tuple[list, dict]:
     """The buckets: of at most train.max_models_per_program networks when the spec sets it; as an unfinished
     sweep recorded them (a resume must see the same buckets, on whatever device it runs); otherwise sized to
@@ -271,7 +269,7 @@ def plan_programs(spec: SweepSpec, runs: list, programs: Programs, previous: dic
     if limit is not None:
         return make_buckets(runs, limit), {"mode": "max_models_per_program", "max_models_per_program": limit}
     if previous is not None:
-        recorded = previous.get("programs")
+        recorded = previous.programs
         if recorded and recorded.get("mode") == "auto":
             return make_buckets(runs, parts=recorded["parts"]), dict(recorded)
         return make_buckets(runs), {"mode": "one per group"}  # a run directory from before sizing existed
@@ -293,8 +291,8 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
                 tag: str, out: Path, bar: Progress, stop) -> None:
     n_epochs = spec.train.epochs
     bar.bucket(f"bucket {b.index + 1}/{len(buckets)}", b.size)
-    manifest["buckets"][b.index]["status"] = "running"
-    write_json(manifest_path, manifest)
+    manifest.buckets[b.index].status = "running"
+    write_manifest(manifest_path, manifest)
     part = part_name(b.index, tag)
     ckpt = BucketCheckpoints(out / "checkpoints" / tag / part_name(b.index), spec.output.checkpoint_minutes)
     result = run_program(*_program_inputs(b, task, programs), schedule, n_epochs, progress=bar,
@@ -306,11 +304,11 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
                            family.layer_names, family.grad_names)
     for name in TABLES:
         write_table(out / name / f"{part}.parquet", tables[name])
-    manifest["buckets"][b.index].update(
+    manifest.buckets[b.index] = manifest.buckets[b.index].model_copy(update=dict(
         status="done", compile_s=round(result.compile_s, 2), wall_s=round(result.train_s, 2),
         net_epochs_per_s=round(b.size * n_epochs / result.train_s, 1), checkpoint_s=result.checkpoint_s,
-        resumed_at_chunk=result.resumed_at_chunk)
-    write_json(manifest_path, manifest)
+        resumed_at_chunk=result.resumed_at_chunk))
+    write_manifest(manifest_path, manifest)
     ckpt.remove()
 
 

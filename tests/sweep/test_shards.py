@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ibjax.rundir import load
+from ibjax.rundir import ShardRecord, load
 from ibjax.spec import validate
 from ibjax.sweep import parse_shard
 from ibjax.sweep.plan import expand_grid, shard_runs
@@ -87,5 +87,5 @@ def test_split_buckets_give_the_same_results(tiny_run, tmp_path):
 
     rd = sweep_to_run_dir(tmp_path, small_spec(**{"train.max_models_per_program": 3}))
     assert len(rd.manifest["buckets"]) == 3  # 8 networks in programs of 3, 3, 2
-    rd.manifest["shards"] = [{"status": "done"}]
+    rd.manifest.shards = [ShardRecord(shard="0/1", status="done")]
     assert_merged_equals_unsharded(rd, load(tiny_run))

@@ -9,7 +9,7 @@ import jax
 import pytest
 
 from ibjax.data import load_task
-from ibjax.rundir import load
+from ibjax.rundir import Manifest, ShardRecord, load
 from ibjax.spec import validate
 from ibjax.sweep import plan_programs
 from ibjax.sweep.plan import expand_grid, group_runs, mi_epochs
@@ -123,11 +123,13 @@ def test_resume_keeps_the_recorded_buckets():
     spec = validate({"grid": {"seed": 7, "activation": ["tanh", "relu"], "optimizer": ["sgd", "adam"]}})
     runs = expand_grid(spec)
     (key_a, _), (key_b, _) = group_runs(runs)
-    previous = {"programs": {"mode": "auto", "parts": {key_a: 3}, "budget_bytes_per_device": 1}}
+    previous = Manifest(name="interrupted", n_runs=len(runs), n_mi_samples=4096,
+                        programs={"mode": "auto", "parts": {key_a: 3}, "budget_bytes_per_device": 1})
     # No device is consulted (programs=None): the split comes from the manifest of the interrupted sweep.
     buckets, record = plan_programs(spec, runs, None, previous, progress=False)
     assert [b.size for b in buckets] == [5, 4, 5, 14] and record["parts"] == {key_a: 3}
-    old, _ = plan_programs(spec, runs, None, {"status": "running"}, progress=False)  # a pre-sizing run directory
+    pre_sizing = Manifest(name="old", n_runs=len(runs), n_mi_samples=4096)  # a run directory from before sizing
+    old, _ = plan_programs(spec, runs, None, pre_sizing, progress=False)
     assert [b.size for b in old] == [14, 14]
 
 
@@ -143,7 +145,7 @@ def test_sweep_splits_to_fit_and_results_do_not_change(tiny_run, tmp_path, monke
     assert progs["mode"] == "auto" and progs["budget_source"].startswith("IBJAX_DEVICE_MEMORY")
     assert len(rd.manifest["buckets"]) == 2
     assert all(b["device_bytes"] <= progs["budget_bytes_per_device"] for b in rd.manifest["buckets"])
-    rd.manifest["shards"] = [{"status": "done"}]
+    rd.manifest.shards = [ShardRecord(shard="0/1", status="done")]
     assert_merged_equals_unsharded(rd, load(tiny_run))
 
 
