@@ -241,7 +241,7 @@ def _compiled_measured_layers():
 def _measured_layers(eng, consts_m, params_m, data, net_inputs):
     import jax
 
-    from ibjax.train.engine import kernel_reads, read_rows
+    from ibjax.train.rows import kernel_reads, read_rows
 
     x = read_rows(data, data.mi_idx)
     if getattr(eng.family, "plain", False):

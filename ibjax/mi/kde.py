@@ -202,7 +202,7 @@ def noisy_layer_mi(centers_NxU: jnp.ndarray, labels_N: jnp.ndarray, unit_mask_U:
 class NoisyMixture:
     """MI of the noisy layer of a stochastic network (model.noise_std = sqrt(noise_var)): the layer's values
     before its own noise are the mixture's centres (see `noisy_layer_mi`). The engine passes K draws of them
-    given X (`LayerContext.draws_KxNxU`, K = engine.NOISE_DRAWS) for the upstream noise: H(T|X) of deeper
+    given X (`LayerContext.draws_KxNxU`, K = train.measure.NOISE_DRAWS) for the upstream noise: H(T|X) of deeper
     layers is estimated from them; without draws S is taken as deterministic given X.
 
     `seed` fixes this estimator's own noise draws (the same at every epoch, so curves are not jittered)."""

@@ -34,7 +34,8 @@ from ibjax.rundir.contract import layer_names as contract_layer_names
 from ibjax.spec import SpecError, SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, module_kwargs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
-from ibjax.train.engine import Engine, Program, engine_for
+from ibjax.train.engine import Engine, engine_for
+from ibjax.train.program import Program
 
 
 def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = None) -> tuple:

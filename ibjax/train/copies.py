@@ -7,7 +7,8 @@ from ibjax.data.task import Task, load_task
 from ibjax.mi.binning import Binning
 from ibjax.models.mlp import ModelConsts, stack_consts
 from ibjax.spec import DataSpec
-from ibjax.train.engine import Engine, Program
+from ibjax.train.engine import Engine
+from ibjax.train.program import Program
 
 
 def mlp_copies(n: int, hidden: tuple[int, ...] = (10, 7, 5, 4, 3), activation: str = "tanh", *,

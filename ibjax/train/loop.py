@@ -15,7 +15,8 @@ from jax.sharding import PartitionSpec as P
 
 from ibjax.data.task import Data
 from ibjax.models.mlp import ModelConsts
-from ibjax.train.engine import Engine, TrainState, model_mesh
+from ibjax.train.engine import Engine, model_mesh
+from ibjax.train.program import TrainState
 
 
 @dataclass

@@ -136,7 +136,7 @@ def test_large_image_sets_stay_uint8_on_the_device(tmp_path, monkeypatch):
     monkeypatch.setattr(task_mod, "FLOAT_X_MAX_BYTES", 1000)
     data = task.device_data()
     assert data.x.dtype == np.uint8 and data.x.shape == task.x.shape  # stored once, 1 byte per pixel
-    from ibjax.train.engine import read_rows
+    from ibjax.train.rows import read_rows
 
     assert np.allclose(np.asarray(read_rows(data, None)), task.x_float(), atol=1e-7)
 

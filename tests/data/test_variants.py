@@ -63,13 +63,13 @@ def test_random_inputs_as_the_network_reads_them():
     training rows' per-pixel mean and std, the same on every read, another for another seed."""
     import jax
 
-    from ibjax.train.engine import read_rows
+    from ibjax.train.rows import read_rows
 
     task = load_task(DataSpec(dataset="digits"))
     rd = run_data(task, [None] * 3, [None] * 3, [0, 1, 2], 0.0, 0, ["original", "shuffled_pixels", "gaussian"])
     assert rd.y_fit is None and rd.train_idx is None  # labels and training rows untouched
     data = task.device_data()._replace(runs=rd)
-    from ibjax.train.engine import data_axes
+    from ibjax.train.rows import data_axes
 
     read = jax.vmap(read_rows, in_axes=(data_axes(), None))
     rows = np.arange(0, 1797, 7)
