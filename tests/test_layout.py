@@ -132,10 +132,16 @@ def test_capabilities_are_declared_by_every_estimator_and_family():
     mlp = MLP((12, 10, 2), ("tanh",))
     conv = Conv((8, 8, 1), (4,), 3, (2,), "same", (8,), 10, ("tanh",), noise_std=0.1)
     flax = FlaxModule("m.py:Net", "{}", (8, 8, 1), 10)
-    assert (mlp.native_kernel, mlp.stochastic) == (True, False)
-    assert (conv.native_kernel, conv.stochastic) == (False, True)
-    assert (flax.native_kernel, flax.stochastic) == (False, False)
+    assert (mlp.native_kernel, mlp.stochastic, mlp.batches_on_cpu) == (True, False, True)
+    assert (conv.native_kernel, conv.stochastic, conv.batches_on_cpu) == (False, True, False)
+    assert (flax.native_kernel, flax.stochastic, flax.batches_on_cpu) == (False, False, False)
+    assert dict(mlp.cpu_compiler_options) and not conv.cpu_compiler_options and not flax.cpu_compiler_options
     assert not MLP((12, 10, 2), ("tanh",), quantize_bits=8).native_kernel
+    import ibjax.train as train
+
+    for module in ("engine", "epoch", "measure"):  # the engine asks the family, never its kind
+        source = (Path(train.__file__).parent / f"{module}.py").read_text()
+        assert ".kind" not in source, module
 
 
 def test_the_atlas_knows_the_specs_regression_datasets():

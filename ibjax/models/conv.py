@@ -14,8 +14,10 @@ program's activations), so an activation grid shares one program; channels and w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
 from typing import ClassVar
 
 import jax
@@ -90,6 +92,11 @@ class Conv:
     dropout: float | None = None
     kind: ClassVar[str] = "conv"
     native_kernel: ClassVar[bool] = False  # XLA's convolutions
+    # A vmapped convolution is a grouped convolution, ~4x slower on XLA:CPU than the same convolutions one by one,
+    # with every network's activations live at once (3x the net-epochs/s looped at N = 16; BUILD_NOTES.md, issue
+    # 17); YNNPACK's fused convolutions are faster than XLA's own: no options.
+    batches_on_cpu: ClassVar[bool] = False
+    cpu_compiler_options: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
     def stochastic(self) -> bool:

@@ -23,6 +23,7 @@ Families: `ibjax.models.mlp.MLP` (padded widths, native CPU kernels), `ibjax.mod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import jax
@@ -33,10 +34,15 @@ Array = Any
 
 class ModelFamily(Protocol):
     """What the engine must know about a family is declared, never probed: `native_kernel` (its forward and
-    backward pass are the native CPU kernel's function, so ibjax.native may run them) and `stochastic` (noise is
-    added to its layers: the MI pass draws it, and the noisy estimator samples it)."""
+    backward pass are the native CPU kernel's function, so ibjax.native may run them), `stochastic` (noise is
+    added to its layers: the MI pass draws it, and the noisy estimator samples it), `batches_on_cpu` (its
+    networks run as one vmapped batch on the CPU; False: one after another, `lax.map`, as for convolutions, which
+    XLA:CPU runs ~4x slower grouped) and `cpu_compiler_options` (XLA options for its chunk program on the CPU,
+    measured on that family's programs)."""
 
     kind: str
+    batches_on_cpu: bool
+    cpu_compiler_options: Mapping[str, str]
 
     @property
     def native_kernel(self) -> bool: ...

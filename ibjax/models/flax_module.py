@@ -23,10 +23,12 @@ import importlib.util
 import inspect
 import json
 import sys
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import ClassVar
 
 import jax
@@ -118,6 +120,8 @@ class FlaxModule:
     base_dir: str | None = None  # relative file references resolve against the spec's folder
     kind: ClassVar[str] = "flax"
     native_kernel: ClassVar[bool] = False
+    batches_on_cpu: ClassVar[bool] = False  # a user's module may convolve (see Conv)
+    cpu_compiler_options: ClassVar[Mapping[str, str]] = MappingProxyType({})
     stochastic: ClassVar[bool] = False  # a module's own noise is its own business; ibjax adds none
 
     @property

@@ -15,7 +15,9 @@ as `jax.grad` of the loss and `forward`, to float rounding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
 import jax
@@ -173,6 +175,11 @@ class MLP:
     noise_std: float | None = None
     dropout: float | None = None
     kind: ClassVar[str] = "mlp"
+    batches_on_cpu: ClassVar[bool] = True  # the native kernels take all networks of a device in one call
+    # XLA 0.10's YNNPACK fusions of elementwise ops and reductions ran the MI pass's softmax and loss ~3x slower
+    # than XLA's own loops when each core is its own device (12.6 vs ~4 ms per device-epoch for 128 networks;
+    # BUILD_NOTES.md, issue 6, session 6): off for this family's chunk program (never process-wide).
+    cpu_compiler_options: ClassVar[Mapping[str, str]] = MappingProxyType({"xla_cpu_experimental_ynn_fusion_type": ""})
 
     @property
     def layer_names(self) -> tuple[str, ...]:

@@ -38,10 +38,6 @@ from ibjax.train.measure import make_measure, mi_columns
 from ibjax.train.program import Program, TrainState
 from ibjax.train.rows import data_axes, data_specs
 
-# For the chunk program on the CPU only (never set process-wide): XLA 0.10's YNNPACK fusions of elementwise
-# ops and reductions ran the MI pass's softmax and loss ~3x slower than XLA's own loops when each core is
-# its own device (12.6 vs ~4 ms per device-epoch for 128 networks; BUILD_NOTES.md, issue 6, session 6).
-CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def model_mesh(n_models: int) -> tuple[Mesh, int]:
@@ -137,10 +133,8 @@ class Engine:
 
     def loops_models(self, mesh: Mesh) -> bool:
         """Whether each device trains its networks one after another (`lax.map`) rather than as one batch
-        (`vmap`). On the CPU a vmapped convolution becomes a grouped convolution that XLA runs ~4x slower than
-        the same convolutions one by one, and its activations for every network are live at once: conv and
-        user (flax) models loop there (3x the net-epochs/s of vmap at N = 16, a tenth of the memory; BUILD_NOTES.md,
-        issue 17). MLPs batch (their native kernels take all networks in one call), and accelerators batch.
+        (`vmap`): on the CPU, where the family says its networks do not batch well (`batches_on_cpu`: conv and
+        user modules loop, MLPs batch) or an estimator's factorizations must not be batched; accelerators batch.
         IBJAX_MODEL_LOOP=map|vmap overrides the choice (for A/B runs)."""
         forced = os.environ.get("IBJAX_MODEL_LOOP")
         if forced in ("map", "vmap"):
@@ -152,7 +146,7 @@ class Engine:
         # Gaussian estimator's log-determinants are such calls under vmap. Looping the networks keeps each
         # factorization unbatched.
         lapack = cpu and any(e.batched_lapack for e in self.prog.estimators)
-        return cpu and (self.family.kind != "mlp" or lapack)
+        return cpu and (not self.family.batches_on_cpu or lapack)
 
     @property
     def run_chunk(self):
@@ -169,10 +163,9 @@ class Engine:
         if key not in self._compiled:
             t = time.perf_counter()
             lowered = self.chunk_program(mesh).lower(*specs)
-            # The options were measured on MLP programs; they double a conv net's epoch (YNNPACK's fused
-            # convolutions are faster than XLA's own; BUILD_NOTES.md, issue 17): only for the mlp family.
+            # Each family's own options, measured on its programs (the MLP's would double a conv net's epoch).
             cpu = mesh.devices.flat[0].platform == "cpu"
-            options = CPU_COMPILER_OPTIONS if cpu and self.family.kind == "mlp" else {}
+            options = dict(self.family.cpu_compiler_options) if cpu else {}
             try:
                 executable = lowered.compile(compiler_options=options) if options else lowered.compile()
             except Exception as e:  # an XLA without these options: compile as it comes

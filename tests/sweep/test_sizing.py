@@ -208,17 +208,17 @@ def test_fixed_bytes_are_the_task_data_on_one_device_too():
 
 
 def test_cpu_compile_options_apply_and_an_unknown_option_falls_back(monkeypatch):
-    """On the CPU the chunk program is compiled with engine.CPU_COMPILER_OPTIONS (XLA's YNNPACK fusions off:
+    """On the CPU the MLP's chunk program is compiled with its family's cpu_compiler_options (YNNPACK fusions off:
     they ran the MI pass's softmax ~3x slower, BUILD_NOTES.md issue 6); an XLA that does not know an option
     compiles without it instead of failing the sweep."""
-    from ibjax.train import engine
+    from ibjax.models.mlp import MLP
 
     eng, consts, task = mlp_copies(2)
     prog = eng.prog
     mesh, args = eng.abstract_chunk_args(consts, task.device_data(), 8)
     hlo = lambda: Engine(prog).compiled_chunk(mesh, *args).executable.as_text()
     assert "__ynn_fusion" not in hlo()
-    monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", {})
+    monkeypatch.setattr(MLP, "cpu_compiler_options", {})
     assert "__ynn_fusion" in hlo()  # why the option is set (if XLA stops fusing this way, it can go)
-    monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": ""})
+    monkeypatch.setattr(MLP, "cpu_compiler_options", {"xla_cpu_no_such_option": ""})
     assert "ENTRY" in hlo()
