@@ -149,3 +149,19 @@ def test_the_atlas_knows_the_specs_regression_datasets():
     from ibjax.spec import REGRESSION_DATASETS
 
     assert ATLAS_REGRESSION == REGRESSION_DATASETS
+
+
+def test_every_kind_has_one_registry_entry():
+    """Estimators, model families, datasets and optimizers: the kinds a spec accepts are the kinds the sweep can
+    build, each registered once."""
+    import typing
+
+    from ibjax.data.task import DATASETS
+    from ibjax.spec import DataSpec, ModelSpec, TrainSpec
+    from ibjax.sweep.programs import FAMILIES
+    from ibjax.train import OPTIMIZERS
+
+    kinds = lambda cls, key: set(typing.get_args(cls.model_fields[key].annotation))
+    assert kinds(ModelSpec, "kind") == set(FAMILIES)
+    assert kinds(DataSpec, "dataset") == set(DATASETS)
+    assert kinds(TrainSpec, "optimizer") == set(OPTIMIZERS)

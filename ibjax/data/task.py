@@ -271,32 +271,53 @@ def _with_irrelevant_inputs(task: Task, spec: DataSpec) -> Task:
                    source_split=np.concatenate([src_split, np.repeat(src_split[rel_rows], r)]))
 
 
+def _tishby12_task(spec: DataSpec) -> Task:
+    x, y = tishby12()
+    return _pooled(spec, x, y, "the 12-bit task", None)
+
+
+def _mat_task(spec: DataSpec) -> Task:
+    x, y = load_mat(spec.path)
+    return _pooled(spec, x, y, spec.path, None)
+
+
+def _digits_task(spec: DataSpec) -> Task:
+    from ibjax.data.digits import PIXEL_MAX, load_digits  # scikit-learn, only when asked for
+
+    images, y = load_digits()
+    return _pooled(spec, images, y, "scikit-learn's digits", PIXEL_MAX, images.shape[1:])
+
+
+def _idx_task(spec: DataSpec) -> Task:
+    from ibjax.data.idx import load_idx_folder
+
+    parts = load_idx_folder(spec.path)
+    return _official(spec, parts["train"], parts["test"], spec.path)
+
+
+def _tfds_task(spec: DataSpec) -> Task:
+    from ibjax.data.tfds_source import load_tfds  # tensorflow-datasets, only when asked for
+
+    train, test = load_tfds(spec)
+    return _official(spec, train, test, f"TFDS dataset {spec.name!r}")
+
+
+# Every dataset a spec may name (`data.dataset`) and how its rows are made: one entry per dataset. The spec checks
+# each dataset's own keys (ibjax.spec.DataSpec); tests/data/test_datasets.py checks that both name the same ones.
+DATASETS = {
+    "tishby12": _tishby12_task,
+    "mat": _mat_task,
+    "idx": _idx_task,
+    "digits": _digits_task,
+    "tfds": _tfds_task,
+    "teacher": _teacher_task,
+}
+
+
 def load_task(spec: DataSpec) -> Task:
     """The dataset of a data spec, split and with its MI sample. DataError names the file or setting at fault."""
-    if spec.dataset == "tishby12":
-        x, y = tishby12()
-        task = _pooled(spec, x, y, "the 12-bit task", None)
-    elif spec.dataset == "mat":
-        x, y = load_mat(spec.path)
-        task = _pooled(spec, x, y, spec.path, None)
-    elif spec.dataset == "digits":
-        from ibjax.data.digits import PIXEL_MAX, load_digits
-
-        images, y = load_digits()
-        task = _pooled(spec, images, y, "scikit-learn's digits", PIXEL_MAX, images.shape[1:])
-    elif spec.dataset == "idx":
-        from ibjax.data.idx import load_idx_folder
-
-        parts = load_idx_folder(spec.path)
-        task = _official(spec, parts["train"], parts["test"], spec.path)
-    elif spec.dataset == "teacher":
-        task = _teacher_task(spec)
-    elif spec.dataset == "tfds":
-        from ibjax.data.tfds_source import load_tfds
-
-        train, test = load_tfds(spec)
-        task = _official(spec, train, test, f"TFDS dataset {spec.name!r}")
-    else:  # the spec refuses other names
-        raise DataError(f"unknown dataset {spec.dataset!r}")
+    if spec.dataset not in DATASETS:  # the spec refuses other names
+        raise DataError(f"unknown dataset {spec.dataset!r}; known: {', '.join(DATASETS)}")
+    task = DATASETS[spec.dataset](spec)
     task = _with_mi_sample(task, spec)
     return _with_irrelevant_inputs(task, spec) if spec.irrelevant_inputs else task

@@ -125,26 +125,39 @@ def image_shape(task: Task, what: str) -> tuple[int, int, int]:
     return (*shape, 1) if len(shape) == 2 else shape
 
 
-def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...] = (),
-                 hidden_pad: tuple[int, ...] | None = None) -> ModelFamily | None:
+def _conv_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...]) -> Conv:
+    m = spec.model
+    pools = tuple(m.pool) if isinstance(m.pool, list) else (m.pool,) * len(run.channels)
+    return Conv(image_shape(task, "model.kind conv"), tuple(run.channels), m.kernel_size, pools, m.padding,
+                tuple(run.hidden), task.n_outputs, activations or (run.activation,), run.noise_std, run.dropout)
+
+
+def _flax_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...]) -> FlaxModule:
+    m = spec.model
+    shape = tuple(task.image_shape)
+    if shape and not task.n_irrelevant:
+        shape = (*shape, 1) if len(shape) == 2 else shape
+    else:
+        shape = (int(task.x.shape[1]),)
+    fam = FlaxModule(m.module, json.dumps(module_kwargs(run, spec), sort_keys=True), shape, task.n_outputs,
+                     tuple(m.layers) if m.layers else None)
+    _ = fam.layer_names  # imports, builds and calls the module once: ModelError now, not inside a compile
+    return fam
+
+
+# How each model kind (`model.kind`) becomes the family of a program, one entry per kind; the MLP's family is the
+# one its Program's own fields describe (None here).
+FAMILIES = {
+    "mlp": lambda spec, task, run, activations: None,
+    "conv": _conv_family,
+    "flax": _flax_family,
+}
+
+
+def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...] = ()) -> ModelFamily | None:
     """The family of a program of `run`'s structure (None: the MLP the Program's own fields describe).
     ModelError when the model does not fit the task (a conv net on vectors, a user module that fails)."""
-    m = spec.model
-    if m.kind == "conv":
-        pools = tuple(m.pool) if isinstance(m.pool, list) else (m.pool,) * len(run.channels)
-        return Conv(image_shape(task, "model.kind conv"), tuple(run.channels), m.kernel_size, pools, m.padding,
-                    tuple(run.hidden), task.n_outputs, activations or (run.activation,), run.noise_std, run.dropout)
-    if m.kind == "flax":
-        shape = tuple(task.image_shape)
-        if shape and not task.n_irrelevant:
-            shape = (*shape, 1) if len(shape) == 2 else shape
-        else:
-            shape = (int(task.x.shape[1]),)
-        fam = FlaxModule(m.module, json.dumps(module_kwargs(run, spec), sort_keys=True), shape, task.n_outputs,
-                         tuple(m.layers) if m.layers else None)
-        _ = fam.layer_names  # imports, builds and calls the module once: ModelError now, not inside a compile
-        return fam
-    return None
+    return FAMILIES[spec.model.kind](spec, task, run, activations)
 
 
 def layer_names(spec: SweepSpec, task: Task, run: Run) -> tuple[str, ...]:
@@ -165,7 +178,7 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
                    chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
                    quantize_bits=b.quantize_bits, noise_std=b.noise_std,
                    n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design,
-                   model=model_family(spec, task, b.runs[0], b.activations, b.hidden_pad), dropout=b.dropout,
+                   model=model_family(spec, task, b.runs[0], b.activations), dropout=b.dropout,
                    weight_decay=b.weight_decay, regression=task.regression, relevant_inputs=task.relevant_inputs)
 
 

@@ -60,3 +60,12 @@ def test_mat_dataset_loads_with_its_split(tmp_path):
     assert task.x.shape == (4096, 12) and task.y.sum() == 2063 and task.n_classes == 2
     with pytest.raises(FileNotFoundError, match="no_such.mat"):
         load_task(DataSpec(dataset="mat", path=str(tmp_path / "no_such.mat")))
+
+
+def test_the_spec_and_the_loaders_name_the_same_datasets():
+    import typing
+
+    from ibjax.data.task import DATASETS
+    from ibjax.spec import DataSpec
+
+    assert set(typing.get_args(DataSpec.model_fields["dataset"].annotation)) == set(DATASETS)
