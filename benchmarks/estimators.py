@@ -43,7 +43,7 @@ def main() -> None:
         NoisyMixture,
         QuantileBinning,
     )
-    from ibjax.models.mlp import stack_consts
+    from ibjax.models.mlp import MLP, stack_consts
     from ibjax.spec import DataSpec
     from ibjax.train import Engine, Program
 
@@ -87,7 +87,7 @@ def main() -> None:
     chunk = 4
 
     def timed(ests, mi: bool, train: bool) -> float:
-        eng = Engine(Program((12, *hidden, 2), ("tanh",), "adam", task.train_idx.size, 256, ests, chunk))
+        eng = Engine(Program(MLP((12, *hidden, 2), ("tanh",)), "adam", task.train_idx.size, 256, ests, chunk))
         put = lambda a, dt: jax.device_put(np.asarray(a, dt), by_model)
         state = jax.device_put(eng.init_state(put(np.arange(n), np.uint32), consts, put([4e-4] * n, np.float32),
                                               put([0.0] * n, np.float32)), by_model)

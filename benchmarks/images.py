@@ -110,7 +110,7 @@ def run_engine(task, n: int, epochs: int, mi_every_epoch: bool) -> dict:
     compiled = eng.compiled_chunk(mesh, *args)  # the executable run_program compiled (cached by signature)
     assert eng.trace_count == 1
     return {"run_s": run_s, "compile_s": res.compile_s, "device_bytes_per_device": compiled.device_bytes,
-            "devices": mesh.size, "n_mi_epochs": len(schedule), "dims": eng.prog.dims,
+            "devices": mesh.size, "n_mi_epochs": len(schedule), "dims": eng.prog.model.dims,
             "train_acc": float(np.mean(res.metrics[-1, :, 1]))}
 
 

@@ -351,7 +351,7 @@ LINEAR_TOLERANCE_BITS = 0.05
 def linear_trajectory_rows(quick: bool = False) -> list[dict]:
     from ibjax.data import load_task
     from ibjax.mi import GaussianMI
-    from ibjax.models.mlp import stack_consts
+    from ibjax.models.mlp import MLP, stack_consts
     from ibjax.spec import DataSpec, MISampleSpec, TeacherSpec
     from ibjax.train import Engine, Program, run_program
 
@@ -361,7 +361,8 @@ def linear_trajectory_rows(quick: bool = False) -> list[dict]:
     ests = (GaussianMI("gaussian", 1.0), KDEBound("kde_upper", "upper", 1.0), KDEBound("kde_lower", "lower", 1.0),
             Binning("binning30", 30, n_classes=1), KNNEstimator("knn5_pca4", 5, 4, n_classes=1))
     seeds = (0, 1, 2)
-    prog = Program((n_in, n_in, 1), ("linear",), "sgd", n_in, n_in, ests, chunk=epochs // 4 + 1, regression=True)
+    prog = Program(MLP((n_in, n_in, 1), ("linear",)), "sgd", n_in, n_in, ests, chunk=epochs // 4 + 1,
+                   regression=True)
     consts = stack_consts([((n_in,), "linear")] * len(seeds), ("linear",), n_in, (n_in,))
     res = run_program(Engine(prog), list(seeds), consts, [0.05] * len(seeds), [0.0] * len(seeds),
                       task.device_data(), np.unique(np.geomspace(1, epochs, 12).round().astype(int).tolist() + [0]),

@@ -112,10 +112,13 @@ def tiny_program(hidden=(10, 7, 5, 4, 3), activations=("tanh",), *, optimizer="a
                  estimators=None, chunk=4, n_train=None, **program):
     """The Program of MLPs on the 12-bit task (hidden: the padded widths); estimators default to 30-bin binning."""
     from ibjax.mi import Binning
+    from ibjax.models.mlp import MLP
     from ibjax.train import Program
 
     n_train = tishby_task().train_idx.size if n_train is None else n_train
-    return Program((12, *hidden, 2), tuple(activations), optimizer, n_train, batch_size,
+    mlp = MLP((12, *hidden, 2), tuple(activations),
+              **{k: program.pop(k) for k in ("quantize_bits", "noise_std", "dropout") if k in program})
+    return Program(mlp, optimizer, n_train, batch_size,
                    tuple(estimators) if estimators is not None else (Binning(n_classes=2),), chunk, **program)
 
 

@@ -29,8 +29,7 @@ from ibjax.mi import (
 from ibjax.models.conv import Conv
 from ibjax.models.family import ModelError, ModelFamily
 from ibjax.models.flax_module import FlaxModule
-from ibjax.models.mlp import ModelConsts, stack_consts
-from ibjax.rundir.contract import layer_names as contract_layer_names
+from ibjax.models.mlp import MLP, ModelConsts, stack_consts
 from ibjax.spec import SpecError, SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, module_kwargs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
@@ -125,14 +124,21 @@ def image_shape(task: Task, what: str) -> tuple[int, int, int]:
     return (*shape, 1) if len(shape) == 2 else shape
 
 
-def _conv_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...]) -> Conv:
+def _mlp_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...], hidden: tuple[int, ...]) -> MLP:
+    return MLP((task.x.shape[1], *hidden, task.n_outputs), activations, run.quantize_bits, run.noise_std,
+               run.dropout)
+
+
+def _conv_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...], hidden: tuple[int, ...]
+                 ) -> Conv:
     m = spec.model
     pools = tuple(m.pool) if isinstance(m.pool, list) else (m.pool,) * len(run.channels)
     return Conv(image_shape(task, "model.kind conv"), tuple(run.channels), m.kernel_size, pools, m.padding,
                 tuple(run.hidden), task.n_outputs, activations or (run.activation,), run.noise_std, run.dropout)
 
 
-def _flax_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...]) -> FlaxModule:
+def _flax_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...], hidden: tuple[int, ...]
+                 ) -> FlaxModule:
     m = spec.model
     shape = tuple(task.image_shape)
     if shape and not task.n_irrelevant:
@@ -145,25 +151,27 @@ def _flax_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, 
     return fam
 
 
-# How each model kind (`model.kind`) becomes the family of a program, one entry per kind; the MLP's family is the
-# one its Program's own fields describe (None here).
+# How each model kind (`model.kind`) becomes the family of a program: one entry per kind, each given the spec, the
+# task, a run of the program's structure, the program's activations and its (padded) hidden widths.
 FAMILIES = {
-    "mlp": lambda spec, task, run, activations: None,
+    "mlp": _mlp_family,
     "conv": _conv_family,
     "flax": _flax_family,
 }
 
 
-def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...] = ()) -> ModelFamily | None:
-    """The family of a program of `run`'s structure (None: the MLP the Program's own fields describe).
-    ModelError when the model does not fit the task (a conv net on vectors, a user module that fails)."""
-    return FAMILIES[spec.model.kind](spec, task, run, activations)
+def model_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...] = (),
+                 hidden: tuple[int, ...] | None = None) -> ModelFamily:
+    """The family of a program of `run`'s structure (activations: the program's, default the run's own; hidden:
+    its padded widths, default the run's). ModelError when the model does not fit the task (a conv net on
+    vectors, a user module that fails)."""
+    return FAMILIES[spec.model.kind](spec, task, run, activations or (run.activation,),
+                                     tuple(hidden if hidden is not None else run.hidden or ()))
 
 
 def layer_names(spec: SweepSpec, task: Task, run: Run) -> tuple[str, ...]:
     """The measured layers of a run's network, in order (`out` last)."""
-    fam = model_family(spec, task, run)
-    return fam.layer_names if fam is not None else tuple(contract_layer_names(len(run.hidden)))
+    return model_family(spec, task, run).layer_names
 
 
 def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
@@ -172,13 +180,10 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
     # Per-run training sets keep the minibatch size whatever the program's largest set, so that a network trains
     # alike alone or beside others (a set smaller than a minibatch is one partial batch).
     bs = n_train if b.batch_size == "full" else int(b.batch_size) if per_run else min(int(b.batch_size), n_train)
-    return Program(dims=(task.x.shape[1], *b.hidden_pad, task.n_outputs), activations=b.activations,
-                   optimizer=b.optimizer, n_train=n_train, batch_size=bs,
-                   estimators=build_estimators(spec, task.n_classes, b.noise_std),
+    return Program(model=model_family(spec, task, b.runs[0], b.activations, b.hidden_pad), optimizer=b.optimizer,
+                   n_train=n_train, batch_size=bs, estimators=build_estimators(spec, task.n_classes, b.noise_std),
                    chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
-                   quantize_bits=b.quantize_bits, noise_std=b.noise_std,
                    n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design,
-                   model=model_family(spec, task, b.runs[0], b.activations), dropout=b.dropout,
                    weight_decay=b.weight_decay, regression=task.regression, relevant_inputs=task.relevant_inputs)
 
 

@@ -39,7 +39,6 @@ from ibjax.train.program import Program, TrainState
 from ibjax.train.rows import data_axes, data_specs
 
 
-
 def model_mesh(n_models: int) -> tuple[Mesh, int]:
     """The 1-D mesh that shards `n_models` networks over the local devices, and how many copies pad the model
     count to a multiple of the device count (fewer models than devices: fewer devices, no idle copies)."""

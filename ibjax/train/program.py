@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import optax
 
 from ibjax.models.family import ModelFamily, weight_mask
-from ibjax.models.mlp import MLP
 
 # `measure`'s metrics, in the order of its metrics axis (metrics.parquet's columns): a classification task's,
 # and a regression task's (losses: mean squared error summed over the outputs, E_g's scale; gen_error: E_g).
@@ -32,15 +31,12 @@ class TrainState(NamedTuple):
 class Program:
     """What fixes the compiled program's shapes and structure (hashable)."""
 
-    dims: tuple[int, ...]  # (in_dim, *hidden_pad, n_classes)
-    activations: tuple[str, ...]
+    model: ModelFamily  # the networks' family and structure (ibjax.models: MLP, Conv, FlaxModule)
     optimizer: str
     n_train: int
     batch_size: int
     estimators: tuple  # MIEstimator instances (frozen dataclasses)
     chunk: int
-    quantize_bits: int | None = None  # hidden layers on 2^bits levels (Lorenzen et al.), training and MI alike
-    noise_std: float | None = None  # Gaussian noise on every hidden layer (a stochastic network), training and MI
     # Per-run training sets (data.runs.train_idx): each epoch's order is a permutation of [0, n_pool) (the rows
     # any network may train on) cut to the network's own count, so a network trains the same whatever the other
     # networks of its program are; n_train is then the largest training set of the program.
@@ -48,9 +44,6 @@ class Program:
     # Task-irrelevant inputs: the MI sample is n_rel relevant rows x r irrelevant draws (row i * r + j); every
     # estimator also gives I(T;X_rel) and I(T;X_irr), counting the part's index as it counts labels.
     irrelevant: tuple[int, int] | None = None
-    # The model family (ibjax.models.family); None: the MLP of dims / activations / quantize_bits / noise_std.
-    model: ModelFamily | None = None
-    dropout: float | None = None  # dropout rate after every hidden layer in training (None: none)
     # Whether the optimizer adds weight_decay * w to the gradients of weight matrices / kernels (the rate is per
     # network, in the optimizer state like the learning rate); False: the optimizer of earlier versions, unchanged.
     weight_decay: bool = False
@@ -68,9 +61,7 @@ class Program:
 
     @property
     def family(self) -> ModelFamily:
-        if self.model is not None:
-            return self.model
-        return MLP(self.dims, self.activations, self.quantize_bits, self.noise_std, self.dropout)
+        return self.model
 
     @property
     def n_layers(self) -> int:

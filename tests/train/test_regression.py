@@ -12,7 +12,7 @@ import pytest
 from ibjax.data import load_task
 from ibjax.data.teacher import generalization_error
 from ibjax.mi import Binning, GaussianMI
-from ibjax.models.mlp import forward, stack_consts
+from ibjax.models.mlp import MLP, forward, stack_consts
 from ibjax.spec import DataSpec, TeacherSpec
 from ibjax.sweep.plan import mi_epochs
 from ibjax.train import Engine, Program, run_program
@@ -45,7 +45,7 @@ def numpy_gaussian_mi(cov_t, cov_tx, t, noise_var):
 def trained():
     names = ("linear", "tanh")
     est = (GaussianMI("gaussian", NOISE), Binning("binning30", n_classes=1))
-    prog = Program((NI, 12, 1), names, "sgd", P, P, est, chunk=EPOCHS + 1, regression=True)
+    prog = Program(MLP((NI, 12, 1), names), "sgd", P, P, est, chunk=EPOCHS + 1, regression=True)
     consts = stack_consts([(h, a) for h, a, _, _ in MODELS], names, NI, (12,))
     eng = Engine(prog)
     data = TASK.device_data()
@@ -129,7 +129,7 @@ def test_blocks_of_a_teachers_inputs_have_the_exact_block_mi_of_the_trained_laye
                               train_rows=P, test_rows=N_TEST))
     assert np.all(task.teacher.w_o[:, 4:] == 0) and task.relevant_inputs == 4
     est = (GaussianMI("gaussian", NOISE), Binning("binning30", n_classes=1))
-    prog = Program((NI, 12, 1), ("linear",), "sgd", P, P, est, chunk=21, regression=True, relevant_inputs=4)
+    prog = Program(MLP((NI, 12, 1), ("linear",)), "sgd", P, P, est, chunk=21, regression=True, relevant_inputs=4)
     consts = stack_consts([((12,), "linear")] * 2, ("linear",), NI, (12,))
     eng = Engine(prog)
     data = task.device_data()

@@ -103,7 +103,7 @@ def test_information_about_relevant_and_irrelevant_inputs_against_ground_truth()
 
     from ibjax.data import load_task
     from ibjax.mi import Binning
-    from ibjax.models.mlp import stack_consts
+    from ibjax.models.mlp import MLP, stack_consts
     from ibjax.spec import DataSpec
     from ibjax.train import Engine, Program
 
@@ -113,7 +113,7 @@ def test_information_about_relevant_and_irrelevant_inputs_against_ground_truth()
     mi = task.x[task.mi_idx].reshape(512, 4, 18)
     assert (mi[:, :, :12] == mi[:, :1, :12]).all() and (mi[:, :, 12:] == mi[:1, :, 12:]).all()
     hidden = (10, 7, 5, 4, 3)
-    prog = Program((18, *hidden, 2), ("tanh",), "adam", len(task.train_idx), 256, (Binning(n_classes=2),), 4,
+    prog = Program(MLP((18, *hidden, 2), ("tanh",)), "adam", len(task.train_idx), 256, (Binning(n_classes=2),), 4,
                    irrelevant=task.irrelevant_design)
     eng = Engine(prog)
     consts = stack_consts([(hidden, "tanh")], ("tanh",), 18, hidden)
