@@ -1,5 +1,5 @@
-"""The run directory: its contract (contract.py), the manifest's typed records (manifest.py), atomic writes and
-loading (store.py), fit checks (layout.py).
+"""The run directory: its contract (contract.py), the manifest's typed records (manifest.py), the tables' schemas
+(schema.py), atomic writes and loading (store.py), fit checks (layout.py).
 
 Both halves of the data flow go through here: the sweep writes a run directory, the report and notebooks
 read it; neither imports the other's internals.
@@ -18,6 +18,7 @@ from ibjax.rundir.contract import (
 )
 from ibjax.rundir.layout import RunDirError, check_complete, check_fits, incompleteness, spec_differences
 from ibjax.rundir.manifest import BucketRecord, DatasetRecord, Manifest, ModelRecord, ShardRecord
+from ibjax.rundir.schema import SCHEMAS, table_problems
 from ibjax.rundir.store import (
     RunDirectory,
     atomic_write,
@@ -40,6 +41,7 @@ __all__ = [
     "GRID_AXES",
     "RunDirError",
     "RunDirectory",
+    "SCHEMAS",
     "TABLES",
     "atomic_write",
     "atomic_write_bytes",
@@ -56,6 +58,7 @@ __all__ = [
     "read_table",
     "shard_tag",
     "spec_differences",
+    "table_problems",
     "write_json",
     "write_manifest",
     "write_table",

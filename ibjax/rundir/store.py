@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ibjax.rundir.contract import CELL_SETTINGS, TABLES
 from ibjax.rundir.layout import RunDirError
 from ibjax.rundir.manifest import Manifest, manifest_json, merge_shards, read_manifest_file
+from ibjax.rundir.schema import table_problems
 
 
 def _umask() -> int:
@@ -137,7 +138,8 @@ class RunDirectory:
 
 
 def load(run_dir: str | Path) -> RunDirectory:
-    """Load a run directory written by `python -m ibjax.sweep`."""
+    """Load a run directory written by `python -m ibjax.sweep`: its spec, manifest and tables, each table checked
+    against its schema (ibjax.rundir.schema)."""
     import yaml
 
     run_dir = Path(run_dir)
@@ -146,4 +148,9 @@ def load(run_dir: str | Path) -> RunDirectory:
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
     manifest = read_manifest(run_dir)
     tables = {name: read_table(run_dir, name) for name in TABLES}
+    for name, df in tables.items():
+        problems = table_problems(name, df)
+        if problems:
+            raise RunDirError(f"{run_dir}: {name}.parquet is not a run directory's {name} table: "
+                              f"{'; '.join(problems)}")
     return RunDirectory(run_dir, spec, manifest, **tables)

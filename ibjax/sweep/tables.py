@@ -9,6 +9,7 @@ import pandas as pd
 
 from ibjax.rundir.axes import AXES
 from ibjax.rundir.contract import layer_names
+from ibjax.rundir.schema import table_problems
 from ibjax.spec import SweepSpec
 from ibjax.sweep.plan import Bucket, Run, module_kwargs, network_ids
 from ibjax.train.loop import BucketResult
@@ -116,4 +117,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
             "diverged": bool(div_epoch[i] >= 0),
             "diverged_epoch": int(div_epoch[i]) if div_epoch[i] >= 0 else None,
         })
-    return {"runs": typed_settings(pd.DataFrame(rows)), "info": info, "metrics": metrics, "gradients": gradients}
+    tables = {"runs": typed_settings(pd.DataFrame(rows)), "info": info, "metrics": metrics, "gradients": gradients}
+    for name, df in tables.items():  # what readers will check (ibjax.rundir.schema); a bug here, not bad input
+        assert not table_problems(name, df), (name, table_problems(name, df))
+    return tables

@@ -70,3 +70,24 @@ def test_shards_merge_and_a_missing_one_is_listed():
     assert [b.shard for b in merged.buckets] == ["0/3"] * len(base.buckets) + ["2/3"] * len(base.buckets)
     done = merge_shards([part(i, "done") for i in range(3)])
     assert done.status == "done" and isinstance(done, Manifest)
+
+
+def test_every_table_fits_its_schema_and_a_foreign_one_is_named(tiny_run, tmp_path):
+    import pandas as pd
+
+    from ibjax.rundir import SCHEMAS, TABLES, load, table_problems
+
+    assert set(SCHEMAS) == set(TABLES)
+    rd = load(tiny_run)  # the sweep's own tables, and the old run directory's, fit
+    load(OLD)
+    for name in TABLES:
+        assert table_problems(name, getattr(rd, name)) == []
+    d = tmp_path / "foreign"
+    shutil.copytree(OLD, d)
+    info = pd.read_parquet(d / "info.parquet").drop(columns="i_ty")
+    info["epoch"] = info.epoch.astype(str)
+    info.to_parquet(d / "info.parquet")
+    with pytest.raises(RunDirError) as e:
+        load(d)
+    assert "info.parquet" in str(e.value) and "no column 'i_ty'" in str(e.value)
+    assert "column 'epoch' holds" in str(e.value) and "not integer values" in str(e.value)
