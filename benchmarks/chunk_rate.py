@@ -15,7 +15,7 @@ import numpy as np
 
 import ibjax
 from ibjax.sweep.plan import mi_epochs
-from ibjax.train import mlp_copies, run_program
+from ibjax.train import Networks, mlp_copies, run_program
 
 HIDDEN = (10, 7, 5, 4, 3)
 
@@ -29,7 +29,7 @@ def main() -> None:
     engine, consts, task = mlp_copies(n, HIDDEN, chunk=chunk)
     stamps = []
     epochs = chunks * chunk
-    run_program(engine, list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
+    run_program(engine, Networks.of(list(range(n)), [4e-4] * n), consts, task.device_data(),
                 mi_epochs(epochs, every=every), epochs, progress=lambda *_: stamps.append(time.perf_counter()))
     d = np.diff(stamps[:chunks])  # the first chunk pays for warm-up
     print(json.dumps({"every": every, "n": n, "best": n * chunk / d.min(), "median": n * chunk / np.median(d)}))

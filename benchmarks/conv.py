@@ -120,7 +120,7 @@ def run_engine(folder: Path, n_train: int, n: int, epochs: int, loop: str | None
     from ibjax.spec import validate
     from ibjax.sweep.plan import expand_grid, make_buckets
     from ibjax.sweep.programs import Programs, bucket_consts
-    from ibjax.train.loop import run_program
+    from ibjax.train import Networks, run_program
 
     spec = validate({
         "name": "conv_benchmark",
@@ -140,7 +140,7 @@ def run_engine(folder: Path, n_train: int, n: int, epochs: int, loop: str | None
     eng, consts, data = programs.engine(b), bucket_consts(b, task), programs.data_of(b)
     schedule = np.asarray([0, epochs])
     traces = eng.trace_count  # N = 1 and N = 2 share one Program (and Engine): one trace per model count
-    res = run_program(eng, [r.seed for r in b.runs], consts, [1e-3] * n, [0.0] * n, data, schedule, epochs)
+    res = run_program(eng, Networks.of([r.seed for r in b.runs], [1e-3] * n), consts, data, schedule, epochs)
     mesh, args = eng.abstract_chunk_args(consts, data, eng.prog.n_chunks(epochs) * eng.prog.chunk)
     compiled = eng.compiled_chunk(mesh, *args)  # the executable run_program compiled (cached by signature)
     assert eng.trace_count == traces + 1, "the chunk was traced more than once"

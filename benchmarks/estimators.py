@@ -45,7 +45,7 @@ def main() -> None:
     )
     from ibjax.models.mlp import MLP, stack_consts
     from ibjax.spec import DataSpec
-    from ibjax.train import Engine, Program
+    from ibjax.train import Engine, Networks, Program
 
     class ForwardOnly:
         """Reads the activations and nothing else: the cost of the MI pass without an estimator."""
@@ -88,9 +88,8 @@ def main() -> None:
 
     def timed(ests, mi: bool, train: bool) -> float:
         eng = Engine(Program(MLP((12, *hidden, 2), ("tanh",)), "adam", task.train_idx.size, 256, ests, chunk))
-        put = lambda a, dt: jax.device_put(np.asarray(a, dt), by_model)
-        state = jax.device_put(eng.init_state(put(np.arange(n), np.uint32), consts, put([4e-4] * n, np.float32),
-                                              put([0.0] * n, np.float32)), by_model)
+        nets = jax.device_put(Networks.of(np.arange(n), 4e-4), by_model)
+        state = jax.device_put(eng.init_state(nets, consts), by_model)
         mask = jnp.asarray(np.full(chunk, mi))
         call_args = lambda s: (s, consts, data, mask, jnp.int32(chunk if train else 0), jnp.int32(0))
         fn = eng.chunk_program(mesh).lower(*call_args(state)).compile()

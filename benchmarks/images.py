@@ -98,12 +98,12 @@ def run_engine(task, n: int, epochs: int, mi_every_epoch: bool) -> dict:
 
     from ibjax.mi import Binning
     from ibjax.sweep.plan import mi_epochs
-    from ibjax.train import mlp_copies, run_program
+    from ibjax.train import Networks, mlp_copies, run_program
 
     eng, consts, _ = mlp_copies(n, HIDDEN, "tanh", task=task, estimators=(Binning(n_classes=10),), chunk=epochs + 1)
     data = task.device_data()
     schedule = mi_epochs(epochs, every=1) if mi_every_epoch else np.asarray([0, epochs])
-    res = run_program(eng, list(range(n)), consts, [1e-3] * n, [0.0] * n, data, schedule, epochs)
+    res = run_program(eng, Networks.of(list(range(n)), [1e-3] * n), consts, data, schedule, epochs)
     run_s = res.train_s - res.compile_s  # the chunk (and placement, init), without XLA's compile
     n_chunks = -(-(epochs + 1) // eng.prog.chunk)
     mesh, args = eng.abstract_chunk_args(consts, data, n_chunks * eng.prog.chunk)

@@ -19,7 +19,7 @@ import jax
 
 import ibjax
 from ibjax.sweep.plan import mi_epochs
-from ibjax.train import mlp_copies, run_program
+from ibjax.train import Networks, mlp_copies, run_program
 
 HIDDEN = (10, 7, 5, 4, 3)
 
@@ -29,7 +29,7 @@ def main() -> None:
     every = int(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 256
     engine, consts, task = mlp_copies(n, HIDDEN, chunk=20)
-    train = lambda: run_program(engine, list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
+    train = lambda: run_program(engine, Networks.of(list(range(n)), [4e-4] * n), consts, task.device_data(),
                                 mi_epochs(40, every=every), 40)
     train()
     out = tempfile.mkdtemp(prefix="ibjax_trace_")

@@ -28,14 +28,15 @@ def worker(n: int, epochs: int, chunk: int) -> dict:
     import ibjax
     ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.sweep.plan import mi_epochs
-    from ibjax.train import mlp_copies, run_program
+    from ibjax.train import Networks, mlp_copies, run_program
 
     eng, consts, task = mlp_copies(n, HIDDEN, chunk=chunk)
     data = task.device_data()
     n_chunks = -(-(epochs + 1) // chunk)
     mesh, args = eng.abstract_chunk_args(consts, data, n_chunks * chunk)
     account = eng.compiled_chunk(mesh, *args).device_bytes * mesh.size  # the executable run_program uses
-    run_program(eng, list(range(n)), consts, [4e-4] * n, [0.0] * n, data, mi_epochs(epochs, every=1), epochs)
+    run_program(eng, Networks.of(list(range(n)), [4e-4] * n), consts, data, mi_epochs(epochs, every=1),
+                epochs)
     assert eng.trace_count == 1
     return {"n": n, "account_mb": account / 2**20,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -122,13 +122,12 @@ def worker_engine(n: int, epochs: int, mi_every: int, chunk: int) -> dict:
     import ibjax
     ibjax.configure_process()  # first: one XLA device per core, 64-bit types
     from ibjax.sweep.plan import mi_epochs
-    from ibjax.train import mlp_copies, run_program
+    from ibjax.train import Networks, mlp_copies, run_program
 
     engine, consts, task = mlp_copies(n, HIDDEN, chunk=chunk)
     stamps = []
-    res = run_program(engine, list(range(n)), consts, [4e-4] * n, [0.0] * n, task.device_data(),
-                      mi_epochs(epochs, every=mi_every), epochs,
-                      progress=lambda *_: stamps.append(time.perf_counter()))
+    res = run_program(engine, Networks.of(list(range(n)), [4e-4] * n), consts, task.device_data(),
+                      mi_epochs(epochs, every=mi_every), epochs, progress=lambda *_: stamps.append(time.perf_counter()))
     # Steady state: from the end of the first chunk to the end of the last full one (epochs - chunk epochs,
     # a multiple of mi_every, so the MI density is exact). The first chunk pays for warm-up.
     full = epochs // chunk

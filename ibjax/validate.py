@@ -353,7 +353,7 @@ def linear_trajectory_rows(quick: bool = False) -> list[dict]:
     from ibjax.mi import GaussianMI
     from ibjax.models.mlp import MLP, stack_consts
     from ibjax.spec import DataSpec, MISampleSpec, TeacherSpec
-    from ibjax.train import Engine, Program, run_program
+    from ibjax.train import Engine, Networks, Program, run_program
 
     n_in, epochs, n_mi = (20, 200, 1024) if quick else (100, 1000, 2048)
     task = load_task(DataSpec(dataset="teacher", teacher=TeacherSpec(inputs=n_in, snr=1.0, seed=0),
@@ -364,7 +364,7 @@ def linear_trajectory_rows(quick: bool = False) -> list[dict]:
     prog = Program(MLP((n_in, n_in, 1), ("linear",)), "sgd", n_in, n_in, ests, chunk=epochs // 4 + 1,
                    regression=True)
     consts = stack_consts([((n_in,), "linear")] * len(seeds), ("linear",), n_in, (n_in,))
-    res = run_program(Engine(prog), list(seeds), consts, [0.05] * len(seeds), [0.0] * len(seeds),
+    res = run_program(Engine(prog), Networks.of(list(seeds), [0.05] * len(seeds)), consts,
                       task.device_data(), np.unique(np.geomspace(1, epochs, 12).round().astype(int).tolist() + [0]),
                       epochs)
     rows = []

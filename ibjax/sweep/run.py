@@ -41,6 +41,7 @@ from ibjax.sweep.programs import (
 from ibjax.sweep.sizing import check_results_fit, fmt_bytes
 from ibjax.sweep.tables import bucket_tables
 from ibjax.train.loop import Interrupted, run_program
+from ibjax.train.program import Networks
 
 
 def run_sweep(spec: SweepSpec, out: Path, *, progress: bool = True, source: str = "", report: bool = True,
@@ -231,8 +232,7 @@ def dry_run_estimate(spec: SweepSpec, runs: list, task: Task, schedule, say) -> 
         first = {}
         try:  # stop after the first chunk: its time, measured after the compile
             run_program(*_program_inputs(b, task, programs), schedule, n_epochs,
-                        progress=lambda done, total, s: first.setdefault("s", s), stop_requested=lambda: True,
-                        weight_decays=_weight_decays(b))
+                        progress=lambda done, total, s: first.setdefault("s", s), stop_requested=lambda: True)
         except Interrupted:
             pass
         est = first["s"] * n_chunks
@@ -278,13 +278,10 @@ def plan_programs(spec: SweepSpec, runs: list, programs: Programs, previous: Man
 
 
 def _program_inputs(b, task: Task, programs: Programs) -> tuple:
-    """run_program's first arguments for bucket b: engine, seeds, constants, learning rates, momenta, data."""
-    return (programs.engine(b), [r.seed for r in b.runs], bucket_consts(b, task), [r.learning_rate for r in b.runs],
-            [r.momentum or 0.0 for r in b.runs], programs.data_of(b))
-
-
-def _weight_decays(b) -> list[float]:
-    return [r.weight_decay or 0.0 for r in b.runs]
+    """run_program's first arguments for bucket b: engine, networks, constants, data."""
+    networks = Networks.of([r.seed for r in b.runs], [r.learning_rate for r in b.runs],
+                           [r.momentum or 0.0 for r in b.runs], [r.weight_decay or 0.0 for r in b.runs])
+    return programs.engine(b), networks, bucket_consts(b, task), programs.data_of(b)
 
 
 def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, manifest, manifest_path: Path,
@@ -296,7 +293,7 @@ def _run_bucket(spec, b, buckets, task, data, programs: Programs, schedule, mani
     part = part_name(b.index, tag)
     ckpt = BucketCheckpoints(out / "checkpoints" / tag / part_name(b.index), spec.output.checkpoint_minutes)
     result = run_program(*_program_inputs(b, task, programs), schedule, n_epochs, progress=bar,
-                         checkpoints=ckpt, stop_requested=stop, started=bar.started, weight_decays=_weight_decays(b))
+                         checkpoints=ckpt, stop_requested=stop, started=bar.started)
     bar.finish_bucket(n_epochs)
     family = programs.engine(b).family
     sizes = {f: train_size(task, f) for f in {r.train_fraction for r in b.runs}}  # one split per fraction

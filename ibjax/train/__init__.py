@@ -9,7 +9,7 @@ from ibjax.train.engine import CompiledChunk, Engine, model_mesh
 from ibjax.train.epoch import make_init, make_loss, make_train_epoch
 from ibjax.train.loop import BucketResult, Interrupted, run_program
 from ibjax.train.measure import make_measure
-from ibjax.train.program import OPTIMIZERS, Program, TrainState, make_optimizer
+from ibjax.train.program import OPTIMIZERS, Networks, Program, TrainState, make_optimizer
 from ibjax.train.shuffle import feistel_permutation
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "CompiledChunk",
     "Engine",
     "Interrupted",
+    "Networks",
     "OPTIMIZERS",
     "Program",
     "TrainState",

@@ -35,7 +35,7 @@ from ibjax.data.task import Data
 from ibjax.models.mlp import ModelConsts
 from ibjax.train.epoch import make_init, make_loss, make_train_epoch
 from ibjax.train.measure import make_measure, mi_columns
-from ibjax.train.program import Program, TrainState
+from ibjax.train.program import Networks, Program, TrainState
 from ibjax.train.rows import data_axes, data_specs
 
 
@@ -184,7 +184,8 @@ class Engine:
         consts_s = jax.tree.map(lambda a: jax.ShapeDtypeStruct((m, *a.shape[1:]), a.dtype, sharding=by_model),
                                 consts)
         vec = lambda dtype: jax.ShapeDtypeStruct((m,), dtype)
-        state = jax.eval_shape(self.init_state, vec(jnp.uint32), consts_s, vec(jnp.float32), vec(jnp.float32))
+        nets = Networks(vec(jnp.uint32), vec(jnp.float32), vec(jnp.float32), vec(jnp.float32))
+        state = jax.eval_shape(self.init_state, nets, consts_s)
         state = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=by_model, weak_type=a.weak_type), state)
         data_s = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),

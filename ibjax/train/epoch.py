@@ -14,7 +14,7 @@ from jax import lax
 
 from ibjax.data.task import Data
 from ibjax.models.mlp import ModelConsts
-from ibjax.train.program import Program, TrainState, make_optimizer
+from ibjax.train.program import Networks, Program, TrainState, make_optimizer
 from ibjax.train.rows import kernel_reads, read_rows
 from ibjax.train.shuffle import feistel_permutation
 
@@ -29,15 +29,15 @@ def compact_below_dynamic(values_K: jnp.ndarray, n) -> jnp.ndarray:
 
 
 def make_init(prog: Program) -> Callable:
-    """`init_one(seed, consts, lr, momentum, weight_decay=None) -> TrainState` of one network: its parameters
-    from its seed, and its optimizer state holding its own hyperparameters."""
+    """`init_one(net: Networks, consts) -> TrainState` of one network: its parameters from its seed, and its
+    optimizer state holding its own hyperparameters."""
     fam = prog.family
 
-    def init_one(seed, consts: ModelConsts, lr, momentum, weight_decay=None) -> TrainState:
-        k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
+    def init_one(net: Networks, consts: ModelConsts) -> TrainState:
+        k_init, k_train = jax.random.split(jax.random.PRNGKey(net.seed))
         params = fam.init(k_init, consts)
-        wd = (jnp.zeros_like(lr) if weight_decay is None else weight_decay) if prog.weight_decay else None
-        opt_state = make_optimizer(prog.optimizer, lr, momentum, wd).init(params)
+        wd = net.weight_decay if prog.weight_decay else None  # none: the optimizer state of earlier versions
+        opt_state = make_optimizer(prog.optimizer, net.learning_rate, net.momentum, wd).init(params)
         return TrainState(params, opt_state, k_train)
 
     return init_one

@@ -16,7 +16,7 @@ from jax.sharding import PartitionSpec as P
 from ibjax.data.task import Data
 from ibjax.models.mlp import ModelConsts
 from ibjax.train.engine import Engine, model_mesh
-from ibjax.train.program import TrainState
+from ibjax.train.program import Networks, TrainState
 
 
 @dataclass
@@ -44,17 +44,17 @@ class Interrupted(Exception):
     """A stop was requested (SIGTERM/SIGINT); the bucket was checkpointed after its last finished chunk."""
 
 
-def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, schedule: np.ndarray,
+def run_program(engine: Engine, networks: Networks, consts: ModelConsts, data: Data, schedule: np.ndarray,
                 n_epochs: int, progress: Callable[[int, int, float], None] | None = None,
                 checkpoints=None, stop_requested: Callable[[], bool] | None = None,
-                started: Callable[[float], None] | None = None, weight_decays=None) -> BucketResult:
-    """Train every model of a bucket for n_epochs, chunk by chunk, measuring MI at `schedule` epochs.
+                started: Callable[[float], None] | None = None) -> BucketResult:
+    """Train every network of a bucket (`networks`: their seeds and hyperparameters; `consts`: their stacked
+    constants) for n_epochs, chunk by chunk, measuring MI at `schedule` epochs.
 
     checkpoints: a `BucketCheckpoints`; the bucket resumes from its latest checkpoint if there is one, and is
     checkpointed after chunks (as often as it says). stop_requested: checked after every chunk; when True the
     bucket is checkpointed and `Interrupted` raised. started: called with the set-up seconds (placement,
-    init, compile) just before the first chunk runs. weight_decays: per network, for a program with weight decay
-    (None: 0 for every network).
+    init, compile) just before the first chunk runs.
     """
     chunk = engine.prog.chunk
     n_chunks = engine.prog.n_chunks(n_epochs)
@@ -64,8 +64,8 @@ def run_program(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Dat
     grad_mask[schedule[schedule > 0] - 1] = True  # step e trains epoch e + 1
 
     t0 = time.perf_counter()
-    n_real = len(seeds)
-    mesh, by_model, replicated, consts, data, state = _placed(engine, seeds, consts, lrs, moms, data, weight_decays)
+    n_real = networks.count
+    mesh, by_model, replicated, consts, data, state = _placed(engine, networks, consts, data)
     parts = {"mi": [], "metrics": [], "grads": []}  # in memory only without checkpoints (streamed otherwise)
     first_chunk = 0
     restored = checkpoints.restore(state) if checkpoints is not None else None
@@ -123,25 +123,18 @@ def _all_finite(params) -> jnp.ndarray:
     return jax.vmap(lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])))(params)
 
 
-def _placed(engine: Engine, seeds, consts: ModelConsts, lrs, moms, data: Data, weight_decays):
+def _placed(engine: Engine, networks: Networks, consts: ModelConsts, data: Data):
     """The bucket's inputs on the devices and its initial state: the model axis sharded over all local devices
     (a 1-D mesh), padded to a multiple of the device count with copies of the last model (whose results are
     dropped); the shared data replicated. Returns (mesh, by_model, replicated, consts, data, state)."""
-    n_real = len(seeds)
-    mesh, n_pad = model_mesh(n_real)
+    mesh, n_pad = model_mesh(networks.count)
     pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], n_pad, axis=0)])
     by_model, replicated = NamedSharding(mesh, P("model")), NamedSharding(mesh, P())
     consts = jax.device_put(jax.tree.map(pad, consts), by_model)
     runs = None if data.runs is None else jax.device_put(jax.tree.map(pad, data.runs), by_model)
     data = jax.device_put(data._replace(runs=None), replicated)._replace(runs=runs)
-    seeds_d, lrs_d, moms_d = jax.device_put(
-        (pad(np.asarray(seeds, np.uint32)), pad(np.asarray(lrs, np.float32)), pad(np.asarray(moms, np.float32))),
-        by_model)
+    nets = jax.device_put(jax.tree.map(pad, networks), by_model)
     # Every state leaf has the model axis first; pin it to the mesh (the compiler may have replicated
     # leaves that do not depend on sharded inputs, such as zero biases).
-    init_args = (seeds_d, consts, lrs_d, moms_d)
-    if engine.prog.weight_decay:
-        wds = np.zeros(n_real) if weight_decays is None else weight_decays
-        init_args += (jax.device_put(pad(np.asarray(wds, np.float32)), by_model),)
-    state = jax.device_put(engine.init_state(*init_args), by_model)
+    state = jax.device_put(engine.init_state(nets, consts), by_model)
     return mesh, by_model, replicated, consts, data, state

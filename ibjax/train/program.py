@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ibjax.models.family import ModelFamily, weight_mask
@@ -19,6 +20,27 @@ from ibjax.models.family import ModelFamily, weight_mask
 # and a regression task's (losses: mean squared error summed over the outputs, E_g's scale; gen_error: E_g).
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 REGRESSION_METRICS = ("train_loss", "test_loss", "gen_error")
+
+
+class Networks(NamedTuple):
+    """What sets a program's networks apart besides their constants (`ModelConsts`) and data variants
+    (`Data.runs`): one entry per network, the model axis first (a pytree the engine vmaps over)."""
+
+    seed: np.ndarray  # uint32: initial weights, minibatch order, noise draws
+    learning_rate: np.ndarray  # float32
+    momentum: np.ndarray  # float32: used by optimizer momentum only
+    weight_decay: np.ndarray  # float32: used by a program with weight decay only (Program.weight_decay)
+
+    @classmethod
+    def of(cls, seeds, learning_rates, momenta=0.0, weight_decays=0.0) -> Networks:
+        """From per-network sequences; a single number is every network's."""
+        seed = np.asarray(seeds, np.uint32)
+        each = lambda v: np.broadcast_to(np.asarray(v, np.float32), seed.shape).copy()
+        return cls(seed, each(learning_rates), each(momenta), each(weight_decays))
+
+    @property
+    def count(self) -> int:
+        return len(self.seed)
 
 
 class TrainState(NamedTuple):

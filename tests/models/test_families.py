@@ -12,7 +12,7 @@ from ibjax.spec import validate
 from ibjax.sweep.__main__ import main
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs
 from ibjax.sweep.programs import Programs, bucket_consts
-from ibjax.train.loop import run_program
+from ibjax.train import Networks, run_program
 from tests.helpers import (
     ROOT,
     TISHBY_TEST_ROWS,
@@ -45,8 +45,8 @@ def train(raw, runs=None):
     b = make_buckets(runs)[0]
     programs = Programs(spec, task, task.device_data())
     eng, consts, data = programs.engine(b), bucket_consts(b, task), programs.data_of(b)
-    run = lambda n: run_program(eng, [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
-                                [0.0] * b.size, data, mi_epochs(n, every=2), n)
+    nets = Networks.of([r.seed for r in b.runs], [r.learning_rate for r in b.runs])
+    run = lambda n: run_program(eng, nets, consts, data, mi_epochs(n, every=2), n)
     res = run(spec.train.epochs)
     return runs, res, eng.family, (eng, consts, data, res.mi, states_at_logged_epochs(run, res))
 
@@ -202,8 +202,8 @@ def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
 
     def train(spec, b, eng, consts, data, epochs=30):
         schedule = mi_epochs(30, every=10)
-        return run_program(eng, [r.seed for r in b.runs], consts, [r.learning_rate for r in b.runs],
-                           [0.0] * b.size, data, schedule[schedule <= epochs], epochs)
+        nets = Networks.of([r.seed for r in b.runs], [r.learning_rate for r in b.runs])
+        return run_program(eng, nets, consts, data, schedule[schedule <= epochs], epochs)
 
     mlp = program(mlp_raw)
     flax = program(flax_raw)
@@ -211,8 +211,7 @@ def test_mlp_kind_and_the_same_flax_mlp_follow_one_trajectory(tmp_path):
     assert eng_m.family.kind == "mlp" and eng_m.family.native_kernel  # the native-kernel path
     assert flax[2].family.layer_names == eng_m.family.layer_names == ("h1", "h2", "h3", "out")
     seeds, lrs = [r.seed for r in b.runs], [r.learning_rate for r in b.runs]
-    mlp_state = eng_m.init_state(np.asarray(seeds, np.uint32), consts_m, np.asarray(lrs, np.float32),
-                                 np.zeros(b.size, np.float32))
+    mlp_state = eng_m.init_state(Networks.of(seeds, lrs), consts_m)
     w, bias = mlp_state.params["w"], mlp_state.params["b"]
     eng_f, consts_f = flax[2], flax[3]
     flax_init = eng_f.init_state
@@ -260,10 +259,10 @@ def test_conv_networks_looped_on_the_cpu_equal_the_vmapped_batch(monkeypatch):
         eng = engines[mode] = programs.engine(b)
         assert eng.loops_models(jax.sharding.Mesh(np.asarray(jax.local_devices()), ("model",))) == (mode == "map")
         # One chunk covers 0, 2 and 4 epochs: the states at each logged epoch from one compiled program.
-        run = lambda epochs: run_program(eng, [r.seed for r in b.runs], bucket_consts(b, task),
-                                         [r.learning_rate for r in b.runs], [0.0] * b.size, programs.data_of(b),
-                                         mi_epochs(epochs, every=2), epochs,
-                                         weight_decays=[r.weight_decay or 0.0 for r in b.runs])
+        nets = Networks.of([r.seed for r in b.runs], [r.learning_rate for r in b.runs], 0.0,
+                           [r.weight_decay or 0.0 for r in b.runs])
+        run = lambda epochs: run_program(eng, nets, bucket_consts(b, task), programs.data_of(b),
+                                         mi_epochs(epochs, every=2), epochs)
         results[mode] = run(4)
         states[mode] = states_at_logged_epochs(run, results[mode])
     looped, batched = results["map"], results["vmap"]

@@ -9,6 +9,7 @@ import pytest
 
 from ibjax.mi import ExactCounting, LayerContext
 from ibjax.models.mlp import fake_quantize, forward
+from ibjax.train import Networks
 from tests.helpers import small_spec, sweep_to_run_dir, tiny_bucket, tishby_task
 from tests.reference import symbol_mi
 
@@ -32,7 +33,7 @@ def test_exact_estimator_on_the_engines_quantized_layers_equals_brute_force():
     for bits in (4, 8):
         eng, consts = tiny_bucket([((10, 7, 5, 4, 3), "tanh")], estimators=(ExactCounting(n_classes=2),),
                                   quantize_bits=bits)
-        st = eng.init_state(jnp.asarray([3], jnp.uint32), consts, jnp.ones(1) * 1e-3, jnp.zeros(1))
+        st = eng.init_state(Networks.of([3], 1e-3), consts)
         params, c0 = jax.tree.map(lambda a: a[0], st.params), jax.tree.map(lambda a: a[0], consts)
         mi, _ = eng.measure(params, c0, data)
         layers, logits = forward(params, c0, data.x, ("tanh",), bits)

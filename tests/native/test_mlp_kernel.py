@@ -13,7 +13,7 @@ from ibjax import native
 from ibjax.models import ACTIVATIONS
 from ibjax.models.mlp import forward, init_params, make_consts
 from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
-from ibjax.train import Engine
+from ibjax.train import Engine, Networks
 from tests.helpers import tiny_bucket, tiny_program, tishby_task
 
 DIMS = (12, 10, 7, 5, 4, 3, 2)
@@ -119,13 +119,13 @@ def test_training_matches_the_xla_path(monkeypatch):
     prog = engine.prog  # a fresh Engine per path below: the environment is read when it traces
     # Moderate rates: at SGD lr 0.3 the tanh network's dynamics are chaotic and *any* rounding difference
     # (1e-7 after one epoch) grows ~30x per epoch (measured), which would say nothing about the kernel.
-    lr = jnp.full(2, 1e-2 if optimizer == "adam" else 0.05, jnp.float32)
+    lr = 1e-2 if optimizer == "adam" else 0.05
     data = tishby_task().device_data()
 
     def train(native_on: bool):
         monkeypatch.setenv("IBJAX_NATIVE_TRAIN", "1" if native_on else "0")
         eng = Engine(prog)  # traced now: the environment decides the path
-        state = eng.init_state(jnp.arange(2, dtype=jnp.uint32), consts, lr, jnp.zeros(2, jnp.float32))
+        state = eng.init_state(Networks.of([0, 1], lr), consts)
         epoch = jax.jit(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))
         for _ in range(5):
             state, grads = epoch(state, consts, data)

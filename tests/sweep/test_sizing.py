@@ -22,7 +22,7 @@ from ibjax.sweep.sizing import (
     parse_bytes,
     parts_that_fit,
 )
-from ibjax.train import Engine, mlp_copies, run_program
+from ibjax.train import Engine, Networks, mlp_copies, run_program
 from tests.helpers import assert_merged_equals_unsharded, run_cli, small_spec, sweep_to_run_dir
 
 
@@ -115,7 +115,7 @@ def test_compiled_once_for_sizing_and_training():
     mesh, args = eng.abstract_chunk_args(consts, data, 8)  # epochs 0..6 in chunks of 4
     sized = eng.compiled_chunk(mesh, *args)
     assert sized.device_bytes > sum(a.nbytes for a in jax.tree.leaves(data))
-    res = run_program(eng, [0, 1, 2], consts, [4e-4] * 3, [0.0] * 3, data, mi_epochs(6, every=2), 6)
+    res = run_program(eng, Networks.of([0, 1, 2], [4e-4] * 3), consts, data, mi_epochs(6, every=2), 6)
     assert eng.trace_count == 1 and res.compile_s == sized.compile_s  # the sizing executable trained the bucket
 
 

@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 from ibjax.mi import Binning
 from ibjax.models.mlp import forward
 from ibjax.sweep.plan import mi_epochs
-from ibjax.train import Engine, run_program
+from ibjax.train import Engine, Networks, run_program
 from tests.helpers import (
     TISHBY_TEST_ROWS,
     assert_layers_bin_alike,
@@ -32,8 +32,8 @@ def train(models, *, pad=None, names=None, optimizer="adam", batch_size=256, epo
     """Train `models` (dicts: seed, hidden, activation, lr) as one bucket; returns (engine, result, consts)."""
     eng, consts = tiny_bucket([(m["hidden"], m["activation"]) for m in models], pad, names, optimizer=optimizer,
                               batch_size=batch_size, estimators=EST, chunk=chunk)
-    res = run_program(eng, [m["seed"] for m in models], consts, [m.get("lr", 4e-4) for m in models],
-                      [0.9] * len(models), DATA, mi_epochs(epochs, every=every), epochs)
+    nets = Networks.of([m["seed"] for m in models], [m.get("lr", 4e-4) for m in models], 0.9)
+    res = run_program(eng, nets, consts, DATA, mi_epochs(epochs, every=every), epochs)
     return eng, res, consts
 
 
@@ -42,8 +42,8 @@ def trajectory(models, **kw):
     same deterministic training through the same compiled program): what `assert_same_mi` compares."""
     epochs, every = kw.setdefault("epochs", 6), kw.setdefault("every", 2)
     eng, res, consts = train(models, chunk=epochs + 1, **kw)
-    run = lambda n: run_program(eng, [m["seed"] for m in models], consts, [m.get("lr", 4e-4) for m in models],
-                                [0.9] * len(models), DATA, mi_epochs(n, every=every), n)
+    nets = Networks.of([m["seed"] for m in models], [m.get("lr", 4e-4) for m in models], 0.9)
+    run = lambda n: run_program(eng, nets, consts, DATA, mi_epochs(n, every=every), n)
     return eng, res, consts, states_at_logged_epochs(run, res)
 
 
@@ -86,8 +86,8 @@ def test_padded_network_equals_unpadded():
     # sums in another order) and the padded units are exactly 0.
     eng_t = Engine(tiny_program((10, 7, 5, 4, 3), ("sigmoid",), estimators=EST))
     eng_w = Engine(tiny_program((20, 14, 10, 8, 6), ("sigmoid",), estimators=EST))
-    st_t = eng_t.init_state(jnp.asarray([7], jnp.uint32), c_tight, jnp.ones(1), jnp.ones(1))
-    st_w = eng_w.init_state(jnp.asarray([7], jnp.uint32), c_wide, jnp.ones(1), jnp.ones(1))
+    st_t = eng_t.init_state(Networks.of([7], 1.0, 1.0), c_tight)
+    st_w = eng_w.init_state(Networks.of([7], 1.0, 1.0), c_wide)
     first = lambda t: jax.tree.map(lambda a: a[0], t)
     for w_t, w_w in zip(first(st_t.params)["w"], first(st_w.params)["w"]):
         np.testing.assert_array_equal(np.asarray(w_w)[: w_t.shape[0], : w_t.shape[1]], np.asarray(w_t))
@@ -108,8 +108,7 @@ def test_no_recompilation_after_first_chunk():
     # The jitted chunk fed its own output state: a dtype, weak-type or sharding drift would retrace here.
     eng, _, consts = train(MODELS[:2], epochs=1, chunk=5)
     n = len(MODELS[:2])
-    state = eng.init_state(jnp.arange(n, dtype=jnp.uint32), consts, jnp.full(n, 1e-3, jnp.float32),
-                           jnp.zeros(n, jnp.float32))
+    state = eng.init_state(Networks.of(np.arange(n), 1e-3), consts)
     # Placed as run_program places it: the model axis split over the local devices.
     by_model = NamedSharding(Mesh(np.asarray(jax.local_devices()), ("model",)), P("model"))
     state, consts = jax.device_put((state, consts), by_model)
@@ -136,7 +135,7 @@ def test_minibatch_gradient_stats_match_a_plain_loop():
     eng, res, consts = train([dict(MODELS[0], lr=0.05)], epochs=1, every=1, optimizer="sgd")
     prog = eng.prog
     c0 = jax.tree.map(lambda a: a[0], consts)
-    st = eng.init_state(jnp.asarray([0], jnp.uint32), consts, jnp.asarray([0.05]), jnp.zeros(1))
+    st = eng.init_state(Networks.of([0], 0.05), consts)
     st = jax.tree.map(lambda a: a[0], st)
     from ibjax.train.shuffle import feistel_permutation
 
@@ -171,8 +170,7 @@ def test_diverging_network_does_not_poison_the_others():
 def test_training_runs_in_float32():
     """x64 is on for the MI bookkeeping only: no float64 may leak into the training step."""
     eng, _, consts = train(MODELS[:2], epochs=1)
-    state = eng.init_state(jnp.arange(2, dtype=jnp.uint32), consts, jnp.full(2, 1e-3, jnp.float32),
-                           jnp.zeros(2, jnp.float32))
+    state = eng.init_state(Networks.of([0, 1], 1e-3), consts)
     jaxpr = jax.make_jaxpr(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))(state, consts, DATA)
     assert "f64" not in str(jaxpr)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state.params))
@@ -188,7 +186,7 @@ def test_net_input_binning_bins_the_pre_activations():
     models = [((10, 7, 5, 4, 3), "tanh"), ((12, 8, 5, 4, 3), "tanh"), ((12, 8, 5, 4, 3), "relu")]
     eng, consts = tiny_bucket(models, estimators=ests)
     n = len(models)
-    st = eng.init_state(jnp.arange(n, dtype=jnp.uint32), consts, jnp.full(n, 3.0), jnp.ones(n))  # lr: unused
+    st = eng.init_state(Networks.of(np.arange(n), 3.0, 1.0), consts)  # lr: unused
     measure = jax.jit(eng.measure)  # as the chunk runs it (op by op it compiled every small op anew)
     for m in range(n):
         params, c = jax.tree.map(lambda a: a[m], st.params), jax.tree.map(lambda a: a[m], consts)

@@ -15,7 +15,7 @@ from ibjax.mi import Binning, GaussianMI
 from ibjax.models.mlp import MLP, forward, stack_consts
 from ibjax.spec import DataSpec, TeacherSpec
 from ibjax.sweep.plan import mi_epochs
-from ibjax.train import Engine, Program, run_program
+from ibjax.train import Engine, Networks, Program, run_program
 
 NI, P, N_TEST, EPOCHS, NOISE = 12, 12, 512, 40, 1.0
 TASK = load_task(DataSpec(dataset="teacher", teacher=TeacherSpec(inputs=NI, snr=1.0, seed=3), train_rows=P,
@@ -49,8 +49,8 @@ def trained():
     consts = stack_consts([(h, a) for h, a, _, _ in MODELS], names, NI, (12,))
     eng = Engine(prog)
     data = TASK.device_data()
-    res = run_program(eng, [s for *_, s, _ in MODELS], consts, [lr for *_, lr in MODELS], [0.0] * len(MODELS), data,
-                      mi_epochs(EPOCHS, every=10), EPOCHS)
+    res = run_program(eng, Networks.of([s for *_, s, _ in MODELS], [lr for *_, lr in MODELS]),
+                      consts, data, mi_epochs(EPOCHS, every=10), EPOCHS)
     params = jax.device_get(res.state.params)
     return eng, res, consts, params
 
@@ -112,7 +112,7 @@ def test_the_gaussian_estimator_on_a_classification_task_gives_its_approximate_i
     from tests.helpers import tiny_bucket, tishby_task
 
     eng, consts = tiny_bucket([((10, 7, 5, 4, 3), "tanh")], estimators=(GaussianMI("gaussian", 0.1),))
-    state = eng.init_state(np.zeros(1, np.uint32), consts, np.ones(1, np.float32), np.zeros(1, np.float32))
+    state = eng.init_state(Networks.of([0], 1.0), consts)
     one = lambda tree: jax.tree.map(lambda a: a[0], tree)
     mi, _ = jax.jit(eng.measure)(one(state.params), one(consts), tishby_task().device_data())
     assert np.all(np.isfinite(mi[:, 0, 0])) and np.all(mi[:, 0, 0] > 0)
@@ -134,7 +134,7 @@ def test_blocks_of_a_teachers_inputs_have_the_exact_block_mi_of_the_trained_laye
     eng = Engine(prog)
     data = task.device_data()
     assert eng.mi_columns(data) == ("i_xt", "i_ty", "bin_lo", "bin_hi", "i_xt_rel", "i_xt_irr")
-    res = run_program(eng, [0, 1], consts, [0.05, 0.05], [0.0, 0.0], data, mi_epochs(20, every=10), 20)
+    res = run_program(eng, Networks.of([0, 1], [0.05, 0.05]), consts, data, mi_epochs(20, every=10), 20)
     params = jax.device_get(res.state.params)
     for i in range(2):
         p = _network(params, i)

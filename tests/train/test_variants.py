@@ -9,7 +9,7 @@ import numpy as np
 
 from ibjax.data.variants import run_data
 from ibjax.sweep.plan import mi_epochs
-from ibjax.train import run_program
+from ibjax.train import Networks, run_program
 from tests.helpers import assert_metrics_alike, assert_same_network_mi, states_at_logged_epochs, tiny_bucket, tishby_task
 
 TANH = ((10, 7, 5, 4, 3), "tanh")
@@ -25,7 +25,7 @@ def train_variants(fractions, noise, seeds, task=None, epochs=8, inputs=None, wi
     eng, consts = tiny_bucket([TANH] * len(seeds), n_train=n_train, n_pool=task.pool_size if per_run else None,
                               chunk=epochs + 1 if with_states else 5, **program)
     data = task.device_data()._replace(runs=rd)
-    run = lambda n: run_program(eng, seeds, consts, [1e-3] * len(seeds), [0.0] * len(seeds), data,
+    run = lambda n: run_program(eng, Networks.of(seeds, [1e-3] * len(seeds)), consts, data,
                                 mi_epochs(n, every=2), n)
     res = run(epochs)
     if not with_states:
@@ -99,7 +99,6 @@ def test_information_about_relevant_and_irrelevant_inputs_against_ground_truth()
     I(T;X_irr) = 0 and I(T;X_rel) = H(T) = I(X;T); one blind to the relevant columns the reverse (every layer,
     exactly: counting is exact)."""
     import jax
-    import jax.numpy as jnp
 
     from ibjax.data import load_task
     from ibjax.mi import Binning
@@ -117,7 +116,7 @@ def test_information_about_relevant_and_irrelevant_inputs_against_ground_truth()
                    irrelevant=task.irrelevant_design)
     eng = Engine(prog)
     consts = stack_consts([(hidden, "tanh")], ("tanh",), 18, hidden)
-    st = eng.init_state(jnp.asarray([0], jnp.uint32), consts, jnp.ones(1) * 1e-3, jnp.zeros(1))
+    st = eng.init_state(Networks.of([0], 1e-3), consts)
     params, c0 = jax.tree.map(lambda a: a[0], st.params), jax.tree.map(lambda a: a[0], consts)
     data = task.device_data()
     for blind, zero_col, full_col in ((slice(12, 18), 5, 4), (slice(0, 12), 4, 5)):
