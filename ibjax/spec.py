@@ -310,6 +310,9 @@ def _kinds_in_words(kinds: list[str]) -> str:
     return f"kind {quoted[0]}" if len(quoted) == 1 else f"kinds {', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
+CORRECTION_SUFFIX = {"none": "", "miller_madow": "_mm", "jackknife": "_jk"}  # of a default estimator name
+
+
 class _Estimator(_Frozen):
     """What every estimator kind has. Each kind is a class of its own (below), registered in ESTIMATOR_KINDS; a
     key of another kind is an error that names the kind it belongs to."""
@@ -359,9 +362,13 @@ class BinningEstimator(_Estimator):
     suffix _net."""
     width: float | None = Field(None, gt=0)
     """Fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
+    correction: Literal["none", "miller_madow", "jackknife"] = "none"
+    """Bias correction of the counted entropies H(T), H(Y), H(T, Y): miller_madow adds (m - 1) / 2N nats to each
+    (m: the symbols seen), jackknife averages the N leave-one-out estimates; name suffix _mm / _jk."""
 
     name: str | None = None
-    """Name in info.parquet (default: binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n> or width<w>, + _net for net inputs)."""
+    """Name in info.parquet (default: binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n> or width<w>,
+    + _net for net inputs, + _mm / _jk for a correction)."""
 
     @model_validator(mode="after")
     def _settings_fit(self):
@@ -381,7 +388,7 @@ class BinningEstimator(_Estimator):
     def resolved_name(self) -> str:
         if self.name:
             return self.name
-        net = "_net" if self.space == "net_input" else ""
+        net = ("_net" if self.space == "net_input" else "") + CORRECTION_SUFFIX[self.correction]
         if self.width is not None:
             return f"width{self.width:g}{net}"
         if self.bins in ("quantile", "adaptive"):
@@ -399,9 +406,12 @@ class IdnnsEstimator(_Estimator):
     n_bins: int = Field(30, ge=2)
     range: Literal["auto"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """[lo, hi] (auto: [-1, 1])."""
+    correction: Literal["none", "miller_madow", "jackknife"] = "none"
+    """Bias correction of the counted entropies H(T), H(Y), H(T, Y): miller_madow adds (m - 1) / 2N nats to each
+    (m: the symbols seen), jackknife averages the N leave-one-out estimates; name suffix _mm / _jk."""
 
     name: str | None = None
-    """Name in info.parquet (default: idnns<n_bins>)."""
+    """Name in info.parquet (default: idnns<n_bins>, + _mm / _jk for a correction)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -417,7 +427,7 @@ class IdnnsEstimator(_Estimator):
 
     @property
     def resolved_name(self) -> str:
-        return self.name or f"idnns{self.n_bins}"
+        return self.name or f"idnns{self.n_bins}{CORRECTION_SUFFIX[self.correction]}"
 
 
 class KDEEstimator(_Estimator):
@@ -444,13 +454,16 @@ class ExactEstimator(_Estimator):
     """exact: every distinct row of values is a symbol (exact MI of quantized layers, Lorenzen et al.)."""
 
     kind: Literal["exact"] = "exact"
+    correction: Literal["none", "miller_madow", "jackknife"] = "none"
+    """Bias correction of the counted entropies H(T), H(Y), H(T, Y): miller_madow adds (m - 1) / 2N nats to each
+    (m: the symbols seen), jackknife averages the N leave-one-out estimates; name suffix _mm / _jk."""
 
     name: str | None = None
-    """Name in info.parquet (default: exact)."""
+    """Name in info.parquet (default: exact, + _mm / _jk for a correction)."""
 
     @property
     def resolved_name(self) -> str:
-        return self.name or "exact"
+        return self.name or f"exact{CORRECTION_SUFFIX[self.correction]}"
 
 
 class NoisyEstimator(_Estimator):

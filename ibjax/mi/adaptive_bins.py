@@ -48,6 +48,7 @@ class AdaptiveBinning:
     name: str = "adaptive30"
     n_bins: int = 30
     n_classes: int | None = None
+    correction: str = "none"  # the entropies' bias correction: none, miller_madow, jackknife (entropy.py)
     needs_net_input: ClassVar[bool] = False
     batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
@@ -55,6 +56,6 @@ class AdaptiveBinning:
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = adaptive_bin_indices(acts_NxU, self.n_bins, ctx.unit_mask_U)
-        i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_bins, self.n_classes)
+        i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_bins, self.n_classes, self.correction)
         lo, hi = layer_range(acts_NxU, ctx.unit_mask_U)
         return MIEstimate(i_xt, i_ty, lo, hi)

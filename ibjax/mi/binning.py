@@ -55,14 +55,14 @@ def pack_symbols(bins_NxU: jnp.ndarray, n_bins: int) -> jnp.ndarray:
 
 
 def mi_from_bins(bins_NxU: jnp.ndarray, labels_N: jnp.ndarray, n_bins: int,
-                 n_classes: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+                 n_classes: int | None = None, correction: str = "none") -> tuple[jnp.ndarray, jnp.ndarray]:
     """(I(X;T), I(T;Y)) in bits from per-unit bin indices.
 
     labels_N: integers in [0, n_classes); n_classes (static) defaults to N, always a valid bound.
     """
     codes = pack_symbols(bins_NxU, n_bins)
     radix = n_bins ** bins_NxU.shape[1] if codes.shape[1] == 1 else None
-    return mi_from_codes(codes, labels_N, radix=radix, n_classes=n_classes)
+    return mi_from_codes(codes, labels_N, radix=radix, n_classes=n_classes, correction=correction)
 
 
 def binning_mi(acts, labels, *, n_bins: int = 30, lo=-1.0, hi=1.0,
@@ -120,6 +120,7 @@ class Binning:
     lo: float = -1.0
     hi: float = 1.0
     n_classes: int | None = None  # static bound on labels; the engine fills in the task's class count
+    correction: str = "none"  # the entropies' bias correction: none, miller_madow, jackknife (entropy.py)
     needs_net_input: ClassVar[bool] = False
     batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
@@ -131,7 +132,7 @@ class Binning:
         elif self.range_mode == "neuron":
             lo_u, hi_u = neuron_range(acts_NxU, ctx.unit_mask_U)
             i_xt, i_ty = mi_from_bins(bin_indices(acts_NxU, self.n_bins, lo_u, hi_u), labels_N, self.n_bins,
-                                      self.n_classes)
+                                      self.n_classes, self.correction)
             real = ctx.unit_mask_U
             return MIEstimate(i_xt, i_ty, jnp.min(jnp.where(real, lo_u, jnp.inf)),
                               jnp.max(jnp.where(real, hi_u, -jnp.inf)))
@@ -144,7 +145,8 @@ class Binning:
             else:
                 lo = jnp.where(ctx.bounded, ctx.natural_lo, l_lo)
                 hi = jnp.where(ctx.bounded, ctx.natural_hi, l_hi)
-        i_xt, i_ty = mi_from_bins(bin_indices(acts_NxU, self.n_bins, lo, hi), labels_N, self.n_bins, self.n_classes)
+        i_xt, i_ty = mi_from_bins(bin_indices(acts_NxU, self.n_bins, lo, hi), labels_N, self.n_bins, self.n_classes,
+                                  self.correction)
         return MIEstimate(i_xt, i_ty, lo, hi)
 
 
@@ -179,6 +181,7 @@ class IdnnsBinning:
     lo: float = -1.0
     hi: float = 1.0
     n_classes: int | None = None
+    correction: str = "none"  # the entropies' bias correction: none, miller_madow, jackknife (entropy.py)
     needs_net_input: ClassVar[bool] = False
     batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
@@ -186,5 +189,5 @@ class IdnnsBinning:
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = idnns_bin_indices(acts_NxU, self.n_edges, self.lo, self.hi)
-        i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_edges, self.n_classes)
+        i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_edges, self.n_classes, self.correction)
         return MIEstimate(i_xt, i_ty, jnp.float64(self.lo), jnp.float64(self.hi))

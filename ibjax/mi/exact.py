@@ -42,6 +42,7 @@ class ExactCounting:
 
     name: str = "exact"
     n_classes: int | None = None
+    correction: str = "none"  # the entropies' bias correction: none, miller_madow, jackknife (entropy.py)
     needs_net_input: ClassVar[bool] = False
     batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
@@ -49,6 +50,7 @@ class ExactCounting:
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)
-        i_xt, i_ty = mi_from_codes(float_row_codes(acts), labels_N, radix=None, n_classes=self.n_classes)
+        i_xt, i_ty = mi_from_codes(float_row_codes(acts), labels_N, radix=None, n_classes=self.n_classes,
+                                   correction=self.correction)
         lo, hi = layer_range(acts_NxU, ctx.unit_mask_U)
         return MIEstimate(i_xt, i_ty, lo, hi)

@@ -51,6 +51,7 @@ class FixedWidthBinning:
     name: str = "width0.07"
     width: float = 0.07
     n_classes: int | None = None
+    correction: str = "none"  # the entropies' bias correction: none, miller_madow, jackknife (entropy.py)
     needs_net_input: ClassVar[bool] = False
     batched_lapack: ClassVar[bool] = False
     needs_linear_map: ClassVar[bool] = False
@@ -58,7 +59,8 @@ class FixedWidthBinning:
 
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = width_bin_indices(acts_NxU, self.width)
-        i_xt, i_ty = mi_from_codes(width_keys(bins, ctx.unit_mask_U), labels_N, radix=None, n_classes=self.n_classes)
+        i_xt, i_ty = mi_from_codes(width_keys(bins, ctx.unit_mask_U), labels_N, radix=None, n_classes=self.n_classes,
+                                   correction=self.correction)
         real = ctx.unit_mask_U[None, :]
         lo = jnp.min(jnp.where(real, bins, jnp.iinfo(jnp.int64).max)).astype(jnp.float64) * self.width
         hi = (jnp.max(jnp.where(real, bins, jnp.iinfo(jnp.int64).min)) + 1).astype(jnp.float64) * self.width

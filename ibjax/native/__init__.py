@@ -134,12 +134,15 @@ def dispatch(kernel: str, native_fn: Callable, xla_fn: Callable, *args):
     return native_fn(*args)
 
 
-def symbol_entropies(keys_N: jnp.ndarray, labels_N: jnp.ndarray, n_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """H(T), H(T, Y) in bits of uint64 keys and int32 labels in [0, n_classes); CPU only (see module doc)."""
+def symbol_entropies(keys_N: jnp.ndarray, labels_N: jnp.ndarray, n_classes: int,
+                     correction: int = 0) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """H(T), H(T, Y) in bits of uint64 keys and int32 labels in [0, n_classes); CPU only (see module doc).
+    correction: 0 the plug-in entropies, 1 Miller-Madow's, 2 the jackknife's (ibjax.mi.entropy.CORRECTIONS)."""
     if not available():
         raise RuntimeError("the native counting kernel is not available (IBJAX_NATIVE=0 or no C++ compiler)")
     out = jax.ffi.ffi_call("ibjax_symbol_entropies", _PAIR, vmap_method="expand_dims")(
-        keys_N.astype(jnp.uint64), labels_N.astype(jnp.int32), n_classes=np.int64(n_classes))
+        keys_N.astype(jnp.uint64), labels_N.astype(jnp.int32), n_classes=np.int64(n_classes),
+        correction=np.int64(correction))
     return out[0], out[1]
 
 

@@ -8,7 +8,9 @@
 // exactly those of the keys (the caller's keys are exact mixed-radix symbols where they fit in 64 bits).
 //
 // Arguments: keys uint64 [..., N], labels int32 [..., N] (leading size R or 1: one label row for all).
-// Attribute n_classes: labels lie in [0, n_classes).
+// Attribute n_classes: labels lie in [0, n_classes). Attribute correction: 0 the plug-in entropies, 1 Miller-Madow's
+// bias correction, 2 the jackknife's; each is A(N) - sum_b phi(c_b) / N over the symbols' counts c_b, so only the
+// table phi and the constant A change (ibjax/mi/entropy.py gives the three).
 // Result: float64 [..., 2] = (H(T), H(T, Y)) in bits, X uniform over the N rows.
 
 #include <algorithm>
@@ -198,22 +200,35 @@ void count_few(ClassTable& t, const uint64_t* k, const int32_t* y, int64_t n, in
   t.expect = n_used;
 }
 
+inline double xlog2x(double x) { return x > 0.0 ? x * std::log2(x) : 0.0; }
+
 struct Scratch {
   Table t_table, ty_table;  // many classes
   ClassTable class_table;   // few classes
-  std::vector<double> c_log_c;  // c * log2(c) for every count c in [0, N]
+  // phi(c) for every count c in [0, N] (c * log2(c) for the plug-in entropy; phi(0) = 0 always), and A(N).
+  std::vector<double> c_log_c;
+  int64_t correction = -1;
+  double a = 0.0;
 
-  void prepare(int64_t n) {
-    if (static_cast<int64_t>(c_log_c.size()) != n + 1) {
+  void prepare(int64_t n, int64_t corr) {
+    if (static_cast<int64_t>(c_log_c.size()) != n + 1 || correction != corr) {
       c_log_c.assign(n + 1, 0.0);
-      for (int64_t c = 2; c <= n; ++c) c_log_c[c] = static_cast<double>(c) * std::log2(static_cast<double>(c));
+      const double half = 1.0 / (2.0 * std::log(2.0));
+      for (int64_t c = 1; c <= n; ++c) {
+        const double x = static_cast<double>(c);
+        c_log_c[c] = corr == 1 ? xlog2x(x) - half : corr == 2 ? x * (xlog2x(x) - xlog2x(x - 1.0)) : xlog2x(x);
+      }
+      correction = corr;
     }
+    const double x = static_cast<double>(n);
+    a = n <= 0 ? 0.0 : corr == 1 ? std::log2(x) - 1.0 / (2.0 * std::log(2.0) * x)
+                       : corr == 2 ? xlog2x(x) - xlog2x(x - 1.0) : std::log2(x);
   }
 };
 
 // H(T), H(T, Y) of one row set: keys[i] is row i's symbol, y[i] its label.
 void count_entropies(Scratch& sc, const uint64_t* k, const int32_t* y, int64_t n, int64_t n_classes, double* out) {
-  const double log2n = n > 0 ? std::log2(static_cast<double>(n)) : 0.0;
+  const double log2n = sc.a;  // A(N): log2 N for the plug-in entropy
   const double inv_n = n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
   double sum_t = 0.0, sum_ty = 0.0;
   if (n_classes <= kMaxWidth) {
@@ -258,7 +273,7 @@ ffi::Error check_labels(ffi::Buffer<ffi::S32>& labels, int64_t n, int64_t rows, 
 
 // keys uint64 [..., N] -> (H(T), H(T, Y)) [..., 2]
 ffi::Error SymbolEntropiesImpl(ffi::Buffer<ffi::U64> keys, ffi::Buffer<ffi::S32> labels,
-                               ffi::ResultBuffer<ffi::F64> out, int64_t n_classes) {
+                               ffi::ResultBuffer<ffi::F64> out, int64_t n_classes, int64_t correction) {
   auto kdims = keys.dimensions();
   if (kdims.size() < 1) return ffi::Error::InvalidArgument("keys must be [..., N]");
   const int64_t n = kdims[kdims.size() - 1];
@@ -267,8 +282,9 @@ ffi::Error SymbolEntropiesImpl(ffi::Buffer<ffi::U64> keys, ffi::Buffer<ffi::S32>
   if (auto err = check_labels(labels, n, rows, n_classes, &label_rows); err.failure()) return err;
   if (static_cast<int64_t>(out->element_count()) != 2 * rows)
     return ffi::Error::InvalidArgument("result must be [..., 2]");
+  if (correction < 0 || correction > 2) return ffi::Error::InvalidArgument("correction must be 0, 1 or 2");
   thread_local Scratch sc;
-  sc.prepare(n);
+  sc.prepare(n, correction);
   for (int64_t r = 0; r < rows; ++r)
     count_entropies(sc, keys.typed_data() + r * n, labels.typed_data() + (label_rows == 1 ? 0 : r * n), n,
                     n_classes, out->typed_data() + 2 * r);
@@ -282,4 +298,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(IbjaxSymbolEntropies, SymbolEntropiesImpl,
                                   .Arg<ffi::Buffer<ffi::U64>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<int64_t>("n_classes"));
+                                  .Attr<int64_t>("n_classes")
+                                  .Attr<int64_t>("correction"));

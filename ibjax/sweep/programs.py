@@ -49,20 +49,21 @@ def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = 
 
 
 def _binning(e, n_classes: int, _noise_std):
+    c = e.correction
     if e.width is not None:
-        return FixedWidthBinning(e.resolved_name, e.width, n_classes)
+        return FixedWidthBinning(e.resolved_name, e.width, n_classes, correction=c)
     if e.bins == "adaptive":
-        return AdaptiveBinning(e.resolved_name, e.n_bins, n_classes)
+        return AdaptiveBinning(e.resolved_name, e.n_bins, n_classes, correction=c)
     if e.bins == "quantile":
-        return QuantileBinning(e.resolved_name, e.n_bins, n_classes)
+        return QuantileBinning(e.resolved_name, e.n_bins, n_classes, correction=c)
     if isinstance(e.range, list):
-        return Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes)
-    return Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes)
+        return Binning(e.resolved_name, e.n_bins, "fixed", e.range[0], e.range[1], n_classes, correction=c)
+    return Binning(e.resolved_name, e.n_bins, e.range, n_classes=n_classes, correction=c)
 
 
 def _idnns(e, n_classes: int, _noise_std):
     lo, hi = e.range if isinstance(e.range, list) else (-1.0, 1.0)
-    return IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes)
+    return IdnnsBinning(e.resolved_name, e.n_bins, lo, hi, n_classes, correction=e.correction)
 
 
 def _noisy(e, n_classes: int, noise_std):
@@ -77,7 +78,7 @@ ESTIMATOR_FACTORIES = {
     "idnns": _idnns,
     "kde": lambda e, n_classes, _: KDEBound(e.resolved_name, e.bound, None if e.noise_var == "loo" else e.noise_var,
                                              e.max_samples, n_classes),
-    "exact": lambda e, n_classes, _: ExactCounting(e.resolved_name, n_classes),
+    "exact": lambda e, n_classes, _: ExactCounting(e.resolved_name, n_classes, correction=e.correction),
     "noisy": _noisy,
     "gaussian": lambda e, _n_classes, _: GaussianMI(e.resolved_name, e.noise_var),
     "knn": lambda e, n_classes, noise_std: KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes,
