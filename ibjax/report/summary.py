@@ -203,3 +203,43 @@ def generalization_information(info: pd.DataFrame, metrics: pd.DataFrame, runs: 
             row.update({name: _mean(pd.Series(v)), f"{name}_lo": lo, f"{name}_hi": hi})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def fitting_times(metrics: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTINGS
+                  ) -> pd.DataFrame:
+    """fitting.csv (classification sweeps): per cell, how long its networks took to fit their training labels.
+
+    A run's epochs to fit: its first logged epoch with training accuracy (against the labels it trains on) at
+    least `settings.fit_accuracy`; a run that never gets there is censored (its time is "more than the sweep").
+    Per cell: the runs and how many fitted (Wilson interval of the fraction), the median epochs to fit with a
+    distribution-free interval from order statistics (`scipy.stats.quantile_test`; censored runs count as
+    longer than any, so the upper bound is inf while they could hold the median), and the final training
+    accuracy (mean, bootstrap interval). Resolution: the logged epochs (metrics are recorded where MI is), so a
+    time is the first logged epoch at or after the fit. Empty for a regression sweep."""
+    from scipy.stats import quantile_test
+
+    if metrics.empty or is_regression(metrics):
+        return pd.DataFrame()
+    ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell"]]
+    m = metrics.merge(ok, on="run_id")
+    fitted = m[m.train_acc >= settings.fit_accuracy].groupby("run_id").epoch.min()
+    per_run = ok.set_index("run_id").assign(epochs_to_fit=fitted).reset_index()
+    final = m.sort_values("epoch").groupby("run_id").train_acc.last()
+    per_run["final_train_acc"] = per_run.run_id.map(final)
+    rows = []
+    settings_shown = cell_settings_shown(runs)
+    for cell, g in per_run.groupby("cell", sort=False):
+        t = g.epochs_to_fit.to_numpy(float)
+        n, k = len(t), int(np.isfinite(t).sum())
+        t = np.where(np.isfinite(t), t, np.inf)
+        lo, hi = (quantile_test(t, q=0, p=0.5).confidence_interval(settings.confidence) if n else (np.nan, np.nan))
+        acc = g.final_train_acc.to_numpy(float)
+        acc_lo, acc_hi = bootstrap_ci(acc, **settings.boot())
+        f_lo, f_hi = wilson_interval(k, n, settings.confidence)
+        rows.append({"cell": cell, **settings_shown.loc[cell].to_dict(), "n_runs": n, "n_fitted": k,
+                     "fitted_frac": k / n if n else np.nan, "fitted_lo": f_lo, "fitted_hi": f_hi,
+                     "median_epochs_to_fit": float(np.median(t)) if n else np.nan,
+                     "median_lo": float(lo), "median_hi": float(hi),
+                     "final_train_acc": float(acc.mean()) if n else np.nan,
+                     "final_train_acc_lo": acc_lo, "final_train_acc_hi": acc_hi})
+    return pd.DataFrame(rows)

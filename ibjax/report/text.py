@@ -120,7 +120,8 @@ def comparison_table(comp: pd.DataFrame, labels: dict[str, str], layer: str) -> 
 def render(*, name: str, manifest: Manifest, runs: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame,
            corr: pd.DataFrame, sens: pd.DataFrame, agree: pd.DataFrame, labels: dict[str, str],
            settings: VerdictSettings, warnings: list[str], figures: list[str],
-           label_info: pd.DataFrame | None = None, gen_info: pd.DataFrame | None = None) -> str:
+           label_info: pd.DataFrame | None = None, gen_info: pd.DataFrame | None = None,
+           fitting: pd.DataFrame | None = None) -> str:
     """REPORT.md, section by section."""
     ests = sorted(summary.estimator.unique())
     L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings, is_regression(runs))
@@ -135,10 +136,14 @@ def render(*, name: str, manifest: Manifest, runs: pd.DataFrame, summary: pd.Dat
     has_labels = label_info is not None and not label_info.empty
     if has_labels:
         L += label_information_lines(label_info, labels, [str(f) for f in figures if "label_information" in str(f)])
+    has_fitting = fitting is not None and not fitting.empty
+    if has_fitting:
+        L += fitting_lines(fitting, labels, settings)
     L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
           "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
           + (", label_information.csv" if has_labels else "")
-          + (", generalization_information.csv" if has_gen else "") + "; figures:", ""]
+          + (", generalization_information.csv" if has_gen else "") + (", fitting.csv" if has_fitting else "")
+          + "; figures:", ""]
     L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
     return "\n".join(L) + "\n"
 
@@ -307,3 +312,28 @@ def label_information_lines(li: pd.DataFrame, labels: dict[str, str], figures: l
             "information about the true ones; with no label noise the two are the same."
             + (" Over the epochs (solid: true labels, dashed: trained on): "
                + ", ".join(f"`{f}`" for f in figures) + "." if figures else ""), "", _table(t), ""]
+
+
+def fitting_lines(ft: pd.DataFrame, labels: dict[str, str], st: VerdictSettings) -> list[str]:
+    """How long each cell's networks took to fit their training labels (Zhang et al. 2017)."""
+    def median(r) -> str:
+        if not np.isfinite(r.median_epochs_to_fit):
+            return "not reached"
+        hi = "not reached" if r.median_hi == np.inf else f"{r.median_hi:.0f}"
+        lo = f"{r.median_lo:.0f}" if np.isfinite(r.median_lo) else "–"
+        return f"{r.median_epochs_to_fit:.0f} [{lo}, {hi}]"
+
+    t = pd.DataFrame({
+        "cell": ft.cell.map(lambda c: labels.get(c, c)),
+        "fitted": [f"{r.n_fitted}/{r.n_runs} {_ci(r.fitted_lo, r.fitted_hi)}" for r in ft.itertuples()],
+        f"median epochs to fit [{st.confidence:.0%} CI]": [median(r) for r in ft.itertuples()],
+        "final training accuracy": [f"{_pct(r.final_train_acc)} {_ci(r.final_train_acc_lo, r.final_train_acc_hi)}"
+                                    for r in ft.itertuples()],
+    })
+    return ["## Time to fit the training labels", "",
+            f"Epochs until the training accuracy (against the labels each network trains on) first reaches "
+            f"{st.fit_accuracy:.0%}, at the logged epochs (a time is the first logged epoch at or after the fit). "
+            "Median over runs with a distribution-free interval (order statistics); a run that never fits counts "
+            "as longer than any, so the upper bound is 'not reached' while such runs could hold the median. Zhang "
+            "et al. (2017): with more random labels, fitting takes longer and ends at the same training error.",
+            "", _table(t), ""]

@@ -47,6 +47,9 @@ class VerdictSettings:
     confidence: float = 0.95
     n_boot: int = 2000
     seed: int = 0
+    # A network has fitted its training labels when its training accuracy (against the labels it trains on)
+    # reaches this (epochs to fit, Zhang et al. 2017: later as label noise grows, then the same training error).
+    fit_accuracy: float = 0.99
     # Thresholds for the sensitivity table (the chosen threshold is always added).
     sensitivity_bits: tuple[float, ...] = field(default=(0.1, 0.25, 0.5, 1.0, 2.0))
 
@@ -55,7 +58,7 @@ class VerdictSettings:
             raise ValueError(f"threshold_bits must be >= 0 (got {self.threshold_bits})")
         if self.smooth_window < 1 or self.smooth_window % 2 == 0:
             raise ValueError(f"smooth_window must be an odd number >= 1 (got {self.smooth_window})")
-        for name in ("final_fraction", "fit_fraction", "confidence"):
+        for name in ("final_fraction", "fit_fraction", "confidence", "fit_accuracy"):
             v = getattr(self, name)
             if not 0 < v <= 1 or (name == "confidence" and v == 1):
                 raise ValueError(f"{name} must be in (0, 1) (got {v})")

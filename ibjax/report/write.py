@@ -12,7 +12,14 @@ import pandas as pd
 from ibjax.report import figures as figs
 from ibjax.report.comparisons import compare_cells, correlations
 from ibjax.report.labels import cell_labels, cell_slug
-from ibjax.report.summary import agreement, generalization_information, label_information, sensitivity, summarize
+from ibjax.report.summary import (
+    agreement,
+    fitting_times,
+    generalization_information,
+    label_information,
+    sensitivity,
+    summarize,
+)
 from ibjax.report.text import render
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, run_verdicts
 from ibjax.rundir.contract import is_regression, layer_order
@@ -62,6 +69,10 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     if len(tables["label_information"]):
         _write_csv(run_dir / "label_information.csv", tables["label_information"])
 
+    tables["fitting"] = fitting_times(rd.metrics, runs, settings)
+    if len(tables["fitting"]):
+        _write_csv(run_dir / "fitting.csv", tables["fitting"])
+
     tables["generalization_information"] = generalization_information(rd.info, rd.metrics, runs, settings)
     if len(tables["generalization_information"]):
         _write_csv(run_dir / "generalization_information.csv", tables["generalization_information"])
@@ -75,7 +86,8 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
                   summary=tables["summary"], comp=tables["comparisons"], corr=tables["correlations"],
                   sens=tables["sensitivity"], agree=tables["agreement"], labels=labels, settings=settings,
                   warnings=warnings, figures=[str(p.relative_to(run_dir)) for p in fig_paths],
-                  label_info=tables["label_information"], gen_info=tables["generalization_information"])
+                  label_info=tables["label_information"], gen_info=tables["generalization_information"],
+                  fitting=tables["fitting"])
     atomic_write_bytes(run_dir / "REPORT.md", text.encode())
     return tables
 

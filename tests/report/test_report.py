@@ -268,3 +268,28 @@ def test_a_saturated_trajectory_is_not_a_compression():
     assert (s.n_runs, s.n_measured, s.n_compressed, s.n_saturated) == (4, 0, 0, 4)
     text = headline(s, "tanh")
     assert "not measured in any of its 4 runs" in text and "compressed in" not in text
+
+
+def test_epochs_to_fit_find_a_planted_delay_and_count_runs_that_never_fit():
+    """Zhang et al.'s memorization effect planted in a metrics table: cell B fits its training labels ~4x later
+    than cell A (every run), cell C has 3 of 8 runs that never fit. The medians, their order-statistic intervals
+    and the censoring come out as planted."""
+    from ibjax.report.summary import fitting_times
+
+    rng = np.random.default_rng(0)
+    epochs = np.arange(0, 201, 5)
+    rows, runs = [], []
+    for cell, fit_at in (("A", 20), ("B", 80), ("C", 40)):
+        for seed in range(8):
+            rid = f"{cell}{seed}"
+            t_fit = fit_at + int(rng.integers(-5, 6)) if not (cell == "C" and seed < 3) else 10**6
+            acc = np.clip(0.5 + 0.5 * epochs / t_fit, 0, 1.0)  # reaches 1.0 at t_fit
+            rows += [{"run_id": rid, "epoch": int(e), "train_loss": 0.0, "train_acc": float(a), "test_loss": 0.0,
+                      "test_acc": 0.5} for e, a in zip(epochs, acc)]
+            runs.append({"run_id": rid, "cell": cell, "seed": seed, "diverged": False, "label_noise": 0.0})
+    ft = fitting_times(pd.DataFrame(rows), pd.DataFrame(runs)).set_index("cell")
+    assert ft.loc["A", "n_fitted"] == 8 and 15 <= ft.loc["A", "median_epochs_to_fit"] <= 25
+    assert 75 <= ft.loc["B", "median_epochs_to_fit"] <= 85
+    assert ft.loc["A", "median_hi"] < ft.loc["B", "median_lo"]  # the planted 4x delay: intervals apart
+    assert ft.loc["C", "n_fitted"] == 5 and ft.loc["C", "median_hi"] == np.inf  # 3 censored: no finite upper bound
+    assert ft.loc["A", "final_train_acc"] == 1.0 and ft.loc["C", "final_train_acc"] < 1.0
