@@ -257,8 +257,9 @@ class ModelSpec(_Frozen):
     """Dropout rate after every hidden layer in training (mlp, conv; a flax module does its own); null or 0: none.
     MI is measured without dropout."""
     quantize_bits: QuantizeBits = None
-    """Quantize every hidden layer to 2^bits levels over its own min/max (straight-through gradients; Lorenzen
-    et al. 2022, who use 8 and 4), in training and when MI is measured; null: not quantized."""
+    """Quantize every hidden layer (mlp; conv: every conv block after its pooling and every dense layer) to 2^bits
+    levels over its own min/max (straight-through gradients; Lorenzen et al. 2022, who use 8 and 4), in training
+    and when MI is measured; null: not quantized."""
     noise_std: NoiseStd = None
     """A stochastic network (Goldfeld et al. 2019): N(0, noise_std^2) added to every hidden layer in training
     and when MI is measured; measure it with the estimator kind: noisy. null: deterministic."""
@@ -277,8 +278,6 @@ class ModelSpec(_Frozen):
             if own:
                 raise ValueError(f"{', '.join(own)}: not for kind 'flax' (the module defines its own layers, "
                                  f"activations, dropout and noise; give them as model.kwargs)")
-        if self.kind == "conv" and self.quantize_bits is not None:
-            raise ValueError("quantize_bits: only for kind 'mlp'")
         if isinstance(self.pool, list) and len(self.pool) != len(self.channels):
             raise ValueError(f"pool: {len(self.pool)} windows for {len(self.channels)} conv blocks (channels "
                              f"{self.channels}); give one per block, or one number for all")
@@ -686,8 +685,6 @@ class SweepSpec(_Frozen):
                 raise ValueError(f"grid.{own[0]}: not for model.kind 'flax' (the module defines it; vary its "
                                  f"constructor keywords with grid.kwargs)")
         if kind == "conv":
-            if g.quantize_bits and any(b is not None for b in g.quantize_bits):
-                raise ValueError("grid.quantize_bits: only for model.kind 'mlp'")
             if isinstance(self.model.pool, list):
                 bad = [c for c in (g.channels or []) if len(c) != len(self.model.pool)]
                 if bad:

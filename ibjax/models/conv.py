@@ -5,6 +5,10 @@ Blocks of conv (k x k, stride 1) -> activation -> max-pool, then dense layers, t
     Butakov et al. 2024, MNIST:  channels [8, 16, 32], kernel 3, pool 2, padding valid, dense [32], leaky_relu
     Lorenzen et al. 2022, MNIST: channels [32, 64, 64], kernel 3, pool [2, 2, 1], padding valid, dense [64], relu
 
+With `quantize_bits` every layer's output (after its pooling) takes 2^bits levels over its own range, with
+straight-through gradients, as the MLP's (Lorenzen et al.'s quantization-aware training of their Conv and
+Bottleneck networks), so that `kind: exact` counts its MI exactly.
+
 Butakov et al. pool before the activation; for the monotone activations they use (LeakyReLU) the two orders give
 the same values. Every block's output (after pooling) and every dense layer is a measured layer, flattened per
 sample: conv1, conv2, ..., dense1, ..., then the softmax output `out`. Initialisation is Flax's default (LeCun
@@ -26,7 +30,7 @@ from flax import nnx
 
 from ibjax.models.activations import BOUNDED_RANGES, activate
 from ibjax.models.family import ModelError, dropout
-from ibjax.models.mlp import DROPOUT_STREAM, ModelConsts
+from ibjax.models.mlp import DROPOUT_STREAM, ModelConsts, fake_quantize
 from ibjax.models.nnx_adapter import NNXNetwork
 
 
@@ -54,9 +58,10 @@ class ConvNet(nnx.Module):
             width = units
         self.out = nnx.Linear(width, n_classes, rngs=rngs)
 
-    def __call__(self, x_NxHxWxC, act, noise=None, drop=None):
+    def __call__(self, x_NxHxWxC, act, noise=None, drop=None, quantize=None):
         """(hidden layers flattened [N, units] each, logits). act(z): the activation; noise(h, i) / drop(h, i):
-        the stochastic network's noise and dropout of layer i's output (None: none)."""
+        the stochastic network's noise and dropout of layer i's output (None: none); quantize(h): a quantized
+        network's levels of each layer's output (after its pooling: the measured layer is what the next reads)."""
         hidden, h = [], x_NxHxWxC
         layers = [(getattr(self, f"conv{i + 1}"), self.pools[i]) for i in range(self.n_conv)]
         layers += [(getattr(self, f"dense{i + 1}"), None) for i in range(self.n_dense)]
@@ -66,6 +71,8 @@ class ConvNet(nnx.Module):
             h = act(layer(h))
             if pool is not None and pool > 1:
                 h = nnx.max_pool(h, (pool, pool), strides=(pool, pool))
+            if quantize is not None:
+                h = quantize(h)
             hidden.append(h.reshape(h.shape[0], -1))
             if noise is not None:
                 h = noise(h, i)
@@ -90,6 +97,7 @@ class Conv:
     activations: tuple[str, ...]  # the program's activations (consts.act_id indexes them)
     noise_std: float | None = None
     dropout: float | None = None
+    quantize_bits: int | None = None  # every layer on 2^bits levels of its own range (Lorenzen et al.), as the MLP's
     kind: ClassVar[str] = "conv"
     native_kernel: ClassVar[bool] = False  # XLA's convolutions
     # A vmapped convolution is a grouped convolution, ~4x slower on XLA:CPU than the same convolutions one by one,
@@ -136,7 +144,11 @@ class Conv:
         if train and self.dropout:
             drop = lambda h, i: dropout(h, self.dropout, jax.random.fold_in(key, DROPOUT_STREAM + i), True)
         act = lambda z: activate(z, consts.act_id, self.activations)
-        return self.network.module(params)(x, act, noise, drop)
+        quantize = None
+        if self.quantize_bits is not None:  # over the whole layer's range, every unit real (no padding here)
+            quantize = lambda h: fake_quantize(h.reshape(h.shape[0], -1), jnp.ones(h[0].size, jnp.float32),
+                                               self.quantize_bits).reshape(h.shape)
+        return self.network.module(params)(x, act, noise, drop, quantize)
 
     def affine_layers(self, consts) -> list:
         """Whether each measured layer (and the logits) is an affine function of the input: not known for this

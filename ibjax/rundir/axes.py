@@ -68,7 +68,7 @@ AXES: tuple[Axis, ...] = (
     Axis("batch_size", "batch", "train", "batch", "own", lambda v: "full batch" if v == "full" else f"batch {v}",
          "bs", True),
     Axis("quantize_bits", "quantize", "model", "integer", "own",
-         lambda v: "float" if is_unset(v) else f"{int(v)}-bit", "quantize_", kinds=("mlp",)),
+         lambda v: "float" if is_unset(v) else f"{int(v)}-bit", "quantize_", kinds=("mlp", "conv")),
     Axis("noise_std", "noise", "model", "number", "own",
          lambda v: "deterministic" if is_unset(v) else f"noise {v:g}", "noise_", kinds=("mlp", "conv")),
     Axis("train_fraction", "train_fraction", "data", "number", "shared",

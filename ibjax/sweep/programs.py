@@ -135,7 +135,8 @@ def _conv_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, 
     m = spec.model
     pools = tuple(m.pool) if isinstance(m.pool, list) else (m.pool,) * len(run.channels)
     return Conv(image_shape(task, "model.kind conv"), tuple(run.channels), m.kernel_size, pools, m.padding,
-                tuple(run.hidden), task.n_outputs, activations or (run.activation,), run.noise_std, run.dropout)
+                tuple(run.hidden), task.n_outputs, activations or (run.activation,), run.noise_std, run.dropout,
+                run.quantize_bits)
 
 
 def _flax_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...], hidden: tuple[int, ...]

@@ -74,3 +74,27 @@ def test_quantized_sweep_exact_equals_level_binning(tmp_path):
     # Unquantized tanh layers: nearly every pattern distinct, far above their 4-bin estimate.
     plain = info[info.quantize_bits.isna() & (info.layer == "h1") & (info.estimator == "exact")]
     assert plain.i_xt.mean() > 10
+
+
+def test_quantized_conv_layers_exact_equals_level_binning(tmp_path):
+    """Quantization is a property of the conv family too (Lorenzen et al.'s quantized conv nets): every conv block
+    (after its pooling) and dense layer of a 1-bit network takes 2 levels over its own range, so the exact
+    estimator and layer-range binning with 2 bins agree on every hidden layer, and a 2-unit dense layer carries at
+    most 2 bits where its float twin's values are all distinct."""
+    raw = small_spec(**{"mi.estimators": [{"kind": "exact"}, {"kind": "binning", "n_bins": 2, "range": "layer"}]})
+    raw["data"] = {"dataset": "digits", "mi_sample": {"split": "all", "n": 300, "seed": 0}}
+    raw["model"] = {"kind": "conv", "channels": [4], "kernel_size": 3, "pool": 2, "padding": "valid",
+                    "hidden": [2], "activation": "tanh"}
+    raw["train"].update(epochs=4, chunk_epochs=5, batch_size=128)
+    raw["mi"]["schedule"] = {"every": 2}
+    raw["grid"] = {"seed": 1, "quantize_bits": [None, 1]}
+    rd = sweep_to_run_dir(tmp_path, raw)
+    assert sorted(rd.runs.quantize_bits.dropna()) == [1] and set(rd.info.layer) == {"conv1", "dense1", "out"}
+    info = rd.info.merge(rd.runs[["run_id", "quantize_bits"]], on="run_id")
+    q = info[(info.quantize_bits == 1) & (info.layer != "out")]
+    wide = q.pivot_table(index=["run_id", "epoch", "layer"], columns="estimator", values="i_xt")
+    assert len(wide) == 2 * 3  # two hidden layers at epochs 0, 2, 4
+    np.testing.assert_allclose(wide["exact"], wide["binning2_layer"], atol=1e-9)
+    dense = info[(info.layer == "dense1") & (info.estimator == "exact")]
+    assert (dense[dense.quantize_bits == 1].i_xt <= 2 + 1e-9).all()
+    assert (dense[dense.quantize_bits.isna()].i_xt > 7).all()  # float values: nearly every row its own symbol
