@@ -167,3 +167,18 @@ def test_corrections_shrink_the_small_sample_bias_of_known_distributions(name, p
         ctx = LayerContext(jnp.ones(1, bool), jnp.float64(0.0), jnp.float64(1.0), True)
         i_xt = np.asarray(jax.jit(jax.vmap(lambda a: est(a[:, None], jnp.zeros(n, jnp.int32), ctx).i_xt))(acts))
         assert abs(i_xt.mean() - (truth + b)) < 4 * i_xt.std() / np.sqrt(draws), (name, correction)
+
+
+@pytest.mark.parametrize("correction", ["none", "miller_madow", "jackknife"])
+def test_a_corrected_estimators_ceiling_is_its_estimate_of_distinct_rows(correction):
+    """Saturation is read against the ceiling (estimator_limits): every row its own symbol must read exactly at it,
+    corrected or not (a corrected estimate of N distinct rows is above log2 N)."""
+    from ibjax.mi import estimator_limits
+
+    n = 512
+    est = Binning(n_bins=n, range_mode="fixed", lo=0.0, hi=1.0, n_classes=2, correction=correction)
+    acts = ((np.arange(n) + 0.5) / n).astype(np.float32)[:, None]  # one row per bin
+    ctx = LayerContext(jnp.ones(1, bool), jnp.float64(0.0), jnp.float64(1.0), True)
+    got = float(jax.jit(lambda a: est(a, jnp.arange(n) % 2, ctx).i_xt)(acts))
+    assert abs(got - estimator_limits(est, n).ceiling_bits) < 1e-9
+    assert (got > np.log2(n) + 0.5) == (correction != "none")
