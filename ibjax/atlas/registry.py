@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ibjax.mi.interface import distinct_entropy
 from ibjax.report.verdicts import smooth
 from ibjax.report.write import load_finished
 from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden, is_regression
@@ -114,15 +115,14 @@ def _steps_per_epoch(batch, n_train: int) -> int:
     return 1 if str(batch) == "full" else -(-n_train // int(float(batch)))
 
 
-def _ceilings(manifest: Manifest, n_samples: int) -> dict[str, tuple[str, float | None]]:
-    """Per quantity: the ceiling in bits of a plug-in estimate, log2 of the distinct values it can tell apart.
-    I(X;T): log2 N (or the estimator's own ceiling); I(T;X_rel) and I(T;X_irr): log2 of the distinct relevant
-    patterns and of the irrelevant draws of the MI sample's product design."""
+def _distinct_values(manifest: Manifest, n_samples: int) -> dict[str, int]:
+    """Per quantity: how many distinct values its estimate can tell apart, whose entropy is its ceiling.
+    I(X;T): N (or the estimator's own ceiling, from its limits); I(T;X_rel) and I(T;X_irr): the distinct relevant
+    patterns and the irrelevant draws of the MI sample's product design."""
     design = manifest.dataset.irrelevant_design if manifest.dataset is not None else None
-    out = {"i_xt": math.log2(n_samples)}
+    out = {"i_xt": n_samples}
     if design:
-        n_rel, draws = int(design[0]), int(design[1])
-        out["i_xt_rel"], out["i_xt_irr"] = math.log2(n_rel), math.log2(draws)
+        out["i_xt_rel"], out["i_xt_irr"] = int(design[0]), int(design[1])
     return out
 
 
@@ -161,7 +161,11 @@ def study_tables(run_dir: str | Path) -> StudyTables:
     net = net[list(NETWORK_COLUMNS)]
 
     limits = rd.manifest.limits()
-    ceilings = _ceilings(rd.manifest, n_samples)
+    distinct = _distinct_values(rd.manifest, n_samples)
+    # The ceiling of I(T;X_rel), I(T;X_irr): the entropy estimate of all-distinct values, under the estimator's own
+    # bias correction (a corrected estimate of n distinct values is above log2 n).
+    corrections = {e.get("name"): e.get("correction", "none") for e in rd.manifest.estimators}
+    ceiling_of = lambda q, est: distinct_entropy(distinct[q], corrections.get(est, "none"))
     has_full = (net.batch_size == "full").any()
     loss = {rid: g.sort_values("epoch") for rid, g in rd.metrics.groupby("run_id")}
     snr = {}
@@ -171,7 +175,7 @@ def study_tables(run_dir: str | Path) -> StudyTables:
     ok = net.loc[~net.diverged]
     layer = deepest_hidden(rd.info.layer.unique())
     info = rd.info[(rd.info.layer == layer) & rd.info.run_id.isin(ok.run_id)]
-    quantities = [q for q in QUANTITIES if q in info.columns and q in ceilings]
+    quantities = [q for q in QUANTITIES if q in info.columns and q in distinct]
     rows = []
     steps = dict(zip(net.run_id, net.steps_per_epoch))
     for (rid, est), g in info.sort_values("epoch").groupby(["run_id", "estimator"], sort=True):
@@ -203,8 +207,9 @@ def study_tables(run_dir: str | Path) -> StudyTables:
                     vals = g[q].to_numpy(float)[:t_end]
                     if not np.isfinite(vals).all():
                         continue
-                    ceiling = ceilings[q] if q != "i_xt" else limits.get(est, (ceilings[q],) * 2)[0]
-                    reliable = ceiling if q != "i_xt" else limits.get(est, (ceilings[q],) * 2)[1]
+                    own = limits.get(est, (ceiling_of(q, est),) * 2)
+                    ceiling = ceiling_of(q, est) if q != "i_xt" else own[0]
+                    reliable = ceiling if q != "i_xt" else own[1]
                     for anchor, fit in fits.items():
                         rows.append({"study": name, "run_id": rid, "layer": layer, "estimator": est,
                                      "quantity": q, "anchor": anchor, "smooth": window, "budget": budget,

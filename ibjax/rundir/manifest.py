@@ -21,7 +21,10 @@ Status = Literal["running", "done", "interrupted", "failed"]
 
 
 class Record(BaseModel):
-    """A typed record that keeps unknown keys and reads as a read-only mapping."""
+    """A typed record that keeps unknown keys and reads as a read-only mapping of the keys it was given (as the
+    JSON file holds them): `rec["k"]` is any declared field (its default where unset) or a kept unknown key;
+    `"k" in rec` and `rec.get("k", default)` see only the keys that were given. Iterating a record yields
+    (key, value) pairs (pydantic's own), not keys."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
@@ -31,13 +34,13 @@ class Record(BaseModel):
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and (key in type(self).model_fields or key in (self.model_extra or {}))
+        return isinstance(key, str) and (key in self.model_fields_set or key in (self.model_extra or {}))
 
     def get(self, key: str, default=None):
         return self[key] if key in self else default
 
     def keys(self):
-        return [*type(self).model_fields, *(self.model_extra or {})]
+        return [k for k in (*type(self).model_fields, *(self.model_extra or {})) if k in self]
 
 
 class ShardRecord(Record):
@@ -134,13 +137,26 @@ def parse_manifest(text: str) -> Manifest:
     return Manifest.model_validate(json.loads(text))
 
 
+# Keys that earlier manifests left out where they do not apply (an MLP's channels, a float network's dropout, an
+# unsharded bucket's shard, an MLP's module): still left out, so that the file keeps its shape.
+_OMITTED_WHEN_NONE = {"buckets": ("channels", "dropout", "shard"), "model": ("module",)}
+
+
 def manifest_json(manifest: Manifest) -> str:
-    # NumPy scalars (sizing records, estimator settings) as their Python values; anything else as text.
-    return json.dumps(manifest.model_dump(), indent=2, default=_plain) + "\n"
+    raw = manifest.model_dump()
+    for b in raw["buckets"]:
+        for key in _OMITTED_WHEN_NONE["buckets"]:
+            if b.get(key) is None:
+                b.pop(key, None)
+    for key in _OMITTED_WHEN_NONE["model"]:
+        if raw["model"].get(key) is None:
+            raw["model"].pop(key, None)
+    # NumPy values (sizing records, estimator settings) as their Python values; anything else as text.
+    return json.dumps(raw, indent=2, default=_plain) + "\n"
 
 
 def _plain(value):
-    return value.item() if hasattr(value, "item") else str(value)
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def merge_shards(parts: list[Manifest]) -> Manifest:
