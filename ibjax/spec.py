@@ -309,7 +309,11 @@ def _kinds_in_words(kinds: list[str]) -> str:
     return f"kind {quoted[0]}" if len(quoted) == 1 else f"kinds {', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
-CORRECTION_SUFFIX = {"none": "", "miller_madow": "_mm", "jackknife": "_jk"}  # of a default estimator name
+# A counting estimator's (binning, idnns, exact) bias correction of the entropies it counts, H(T), H(Y), H(T, Y)
+# (ibjax.mi.entropy.CORRECTIONS): miller_madow adds (m - 1) / 2N nats to each (m: the symbols seen), jackknife
+# averages the N leave-one-out estimates; a default name gets the suffix _mm / _jk.
+Correction = Literal["none", "miller_madow", "jackknife"]
+CORRECTION_SUFFIX = {"none": "", "miller_madow": "_mm", "jackknife": "_jk"}
 
 
 class _Estimator(_Frozen):
@@ -361,9 +365,7 @@ class BinningEstimator(_Estimator):
     suffix _net."""
     width: float | None = Field(None, gt=0)
     """Fixed bin width, floor(a / width), no range and no n_bins (ibsgd: 0.07; 0.5 for MNIST)."""
-    correction: Literal["none", "miller_madow", "jackknife"] = "none"
-    """Bias correction of the counted entropies H(T), H(Y), H(T, Y): miller_madow adds (m - 1) / 2N nats to each
-    (m: the symbols seen), jackknife averages the N leave-one-out estimates; name suffix _mm / _jk."""
+    correction: Correction = "none"  # the counted entropies' bias correction (`Correction`)
 
     name: str | None = None
     """Name in info.parquet (default: binning<n_bins>[_layer|_neuron|_fixed], quantile<n>, adaptive<n> or width<w>,
@@ -405,9 +407,7 @@ class IdnnsEstimator(_Estimator):
     n_bins: int = Field(30, ge=2)
     range: Literal["auto"] | Annotated[list[float], Field(min_length=2, max_length=2)] = "auto"
     """[lo, hi] (auto: [-1, 1])."""
-    correction: Literal["none", "miller_madow", "jackknife"] = "none"
-    """Bias correction of the counted entropies H(T), H(Y), H(T, Y): miller_madow adds (m - 1) / 2N nats to each
-    (m: the symbols seen), jackknife averages the N leave-one-out estimates; name suffix _mm / _jk."""
+    correction: Correction = "none"  # the counted entropies' bias correction (`Correction`)
 
     name: str | None = None
     """Name in info.parquet (default: idnns<n_bins>, + _mm / _jk for a correction)."""
@@ -453,9 +453,7 @@ class ExactEstimator(_Estimator):
     """exact: every distinct row of values is a symbol (exact MI of quantized layers, Lorenzen et al.)."""
 
     kind: Literal["exact"] = "exact"
-    correction: Literal["none", "miller_madow", "jackknife"] = "none"
-    """Bias correction of the counted entropies H(T), H(Y), H(T, Y): miller_madow adds (m - 1) / 2N nats to each
-    (m: the symbols seen), jackknife averages the N leave-one-out estimates; name suffix _mm / _jk."""
+    correction: Correction = "none"  # the counted entropies' bias correction (`Correction`)
 
     name: str | None = None
     """Name in info.parquet (default: exact, + _mm / _jk for a correction)."""
