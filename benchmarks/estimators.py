@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/estimators.py` from the root
 
 
 def main() -> None:
@@ -32,6 +36,7 @@ def main() -> None:
 
     import ibjax
     ibjax.configure_process()  # first: one XLA device per core, 64-bit types
+    from benchmarks.accelerator import ForwardOnly  # the MI pass without an estimator
     from ibjax.data import load_task
     from ibjax.mi import (
         Binning,
@@ -39,28 +44,12 @@ def main() -> None:
         FixedWidthBinning,
         IdnnsBinning,
         KDEBound,
-        MIEstimate,
         NoisyMixture,
         QuantileBinning,
     )
     from ibjax.models.mlp import MLP, stack_consts
     from ibjax.spec import DataSpec
     from ibjax.train import Engine, Networks, Program
-
-    class ForwardOnly:
-        """Reads the activations and nothing else: the cost of the MI pass without an estimator."""
-
-        name = "forward_only"
-
-        def __call__(self, acts, labels, ctx):
-            s = jnp.sum(acts).astype(jnp.float64)
-            return MIEstimate(s, s, s, s)
-
-        def __hash__(self):
-            return 1
-
-        def __eq__(self, other):
-            return isinstance(other, ForwardOnly)
 
     hidden = (10, 7, 5, 4, 3)
     sets = {

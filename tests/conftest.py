@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import run_cli, small_spec
+from tests.helpers import run_cli, small_spec, use_code_path
 
 # A persistent XLA compilation cache for the test workers and every sweep they start: the suite compiles the
 # same small programs in many processes (each CLI test is a new interpreter); each is compiled once and then
@@ -26,6 +26,13 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 import ibjax  # noqa: E402
 
 ibjax.configure_process()
+
+
+@pytest.fixture(params=["cpu", "accelerator"])
+def code_path(request, monkeypatch) -> str:
+    """The engine's invariants on both code paths: this machine's own and an accelerator's (ACCELERATOR_PATH)."""
+    use_code_path(monkeypatch, request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")

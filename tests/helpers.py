@@ -217,6 +217,42 @@ def assert_layers_bin_alike(acts_a, acts_b, mi_a, mi_b, n_bins: int, *, act_rtol
     return int(near.sum())
 
 
+# The path a GPU or TPU takes, run on the CPU: no native kernels (CPU-only FFI targets) and every family's
+# networks batched with vmap (on the CPU, conv nets and user modules loop). The engine's invariants take
+# `code_path` as a parameter, so that CI proves the code an accelerator runs as well as the CPU's.
+ACCELERATOR_PATH = {"IBJAX_NATIVE": "0", "IBJAX_MODEL_LOOP": "vmap"}
+
+
+def use_code_path(monkeypatch, path: str) -> None:
+    """Trace what follows as `path` ("cpu": the process's own choices, left as they are; "accelerator":
+    ACCELERATOR_PATH)."""
+    if path not in ("cpu", "accelerator"):
+        raise ValueError(f"unknown code path {path!r}")
+    if path == "accelerator":
+        for name, value in ACCELERATOR_PATH.items():
+            monkeypatch.setenv(name, value)
+
+
+def assert_took_path(eng, path: str) -> None:
+    """The engine's compiled chunks are the code `path` runs (tests/conftest.py `code_path`): on "accelerator",
+    no native kernel is called and the networks are batched (vmap); on "cpu", a plain MLP's training calls the
+    native kernel where this machine has it. Read from the compiled programs themselves, so a switch that
+    stopped working cannot pass unnoticed."""
+    import re
+
+    from ibjax import native
+
+    assert eng._compiled, "the engine has compiled no chunk yet"
+    calls = set()
+    for chunk in eng._compiled.values():
+        calls |= set(re.findall(r'custom_call_target="(ibjax_\w+)"', chunk.executable.as_text()))
+    mesh = next(iter(eng._compiled))[0]
+    if path == "accelerator":
+        assert not calls and not eng.loops_models(mesh), (calls, eng.loops_models(mesh))
+    elif getattr(eng.family, "native_kernel", False) and native.use("mlp"):
+        assert "ibjax_mlp_grads" in calls, calls
+
+
 def states_at_logged_epochs(run, res) -> list:
     """The trained states after each logged epoch of `res` = run(n_epochs): shorter runs `run(e)` of the same
     deterministic training (through the same compiled program when one chunk covers every length), the last
@@ -247,7 +283,7 @@ def _measured_layers(eng, consts_m, params_m, data, net_inputs):
     from ibjax.train.rows import kernel_reads, read_rows
 
     x = read_rows(data, data.mi_idx)
-    if getattr(eng.family, "plain", False):
+    if getattr(eng.family, "native_kernel", False):
         hidden, logits = eng.family.kernel_layers(params_m, consts_m, x, use_kernel=kernel_reads(data, x))
     else:
         hidden, logits = eng.family.apply(params_m, consts_m, x)

@@ -71,3 +71,4 @@ def test_knn_benchmark_quick_produces_the_table(tmp_path):
     assert all(r["finite"] and r["s_per_logged_epoch"] > 0 for r in table["rows"])
     # Blocked: temporaries grow like S (ratio 2), never like S^2 (ratio 4), for every estimator.
     assert 0 < table["temp_growth"] < 3 and all(0 < g < 3 for g in table["temp_growth_by_estimator"].values())
+

@@ -41,7 +41,7 @@ import numpy as np
 TARGETS = {"ibjax_symbol_entropies": "IbjaxSymbolEntropies", "ibjax_mlp_grads": "IbjaxMlpGrads",
            "ibjax_mlp_forward": "IbjaxMlpForward", "ibjax_compact_below": "IbjaxCompactBelow"}
 # Each kernel's own switch (0: off). Read when a program is traced, so a test or an A/B benchmark can trace
-# the same function both ways in one process; IBJAX_NATIVE=0 (read once, with the build) turns all off.
+# the same function both ways in one process; IBJAX_NATIVE=0 (read the same way) turns all off.
 SWITCHES = {"counting": "IBJAX_NATIVE_COUNTING", "mlp": "IBJAX_NATIVE_TRAIN", "shuffle": "IBJAX_NATIVE_SHUFFLE"}
 _SOURCES = sorted(Path(__file__).parent.glob("*.cc"))
 log = logging.getLogger(__name__)
@@ -99,11 +99,15 @@ def _compile() -> Path:
     return out
 
 
-@cache
 def available() -> bool:
-    """Build (once), load and register the kernels; False (with one logged warning) if that is not possible."""
-    if os.environ.get("IBJAX_NATIVE", "1") == "0":
-        return False
+    """Whether the kernels can be called: IBJAX_NATIVE is not 0 (read now, so that a test or an A/B benchmark
+    can trace the accelerator's path, plain XLA everywhere, in the same process) and they are built (once),
+    loaded and registered; False (with one logged warning) if that is not possible."""
+    return os.environ.get("IBJAX_NATIVE", "1") != "0" and _loaded()
+
+
+@cache
+def _loaded() -> bool:
     try:
         lib = ctypes.cdll.LoadLibrary(str(_compile()))
         for target, symbol in TARGETS.items():

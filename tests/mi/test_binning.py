@@ -19,7 +19,7 @@ def partial_collisions(rng, n, u):
 
 @pytest.mark.parametrize("units", [1, 2, 5, 12, 13, 20, 40])
 @pytest.mark.parametrize("n_classes", [None, 2, 3])
-def test_equals_numpy_reference(units, n_classes):
+def test_equals_numpy_reference(units, n_classes, code_path):  # counted natively on the CPU, sorted elsewhere
     rng = np.random.default_rng(units)
     acts = partial_collisions(rng, 2048, units)
     labels = rng.integers(0, n_classes or 2, 2048)
@@ -86,7 +86,7 @@ def test_layer_range_uses_layer_min_max():
 
 @pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])  # 3.0: many values outside [-1, 1] (the relu case)
 @pytest.mark.parametrize("units", [3, 10])
-def test_idnns_mode_equals_the_idnns_algorithm(scale, units):
+def test_idnns_mode_equals_the_idnns_algorithm(scale, units, code_path):
     from ibjax.mi import IdnnsBinning
 
     rng = np.random.default_rng(units)

@@ -25,7 +25,7 @@ def layer_acts(rng, n, u, scale=2.0):
 
 
 @pytest.mark.parametrize("u", [1, 3, 7, 20])
-def test_per_neuron_bins_equal_numpy(u):
+def test_per_neuron_bins_equal_numpy(u, code_path):
     rng = np.random.default_rng(u)
     acts = layer_acts(rng, 1500, u) * np.linspace(0.2, 3, u).astype(np.float32)  # different unit scales
     labels = rng.integers(0, 2, 1500)
@@ -52,7 +52,7 @@ def test_per_neuron_ignores_padded_units():
 
 @pytest.mark.parametrize("width", [0.07, 0.5])
 @pytest.mark.parametrize("u", [2, 5, 12])
-def test_fixed_width_equals_ibsgd(width, u):
+def test_fixed_width_equals_ibsgd(width, u, code_path):
     """ibsgd's bin_calc_information2: floor(a / binsize), no range; relu-like values grow unbounded."""
     rng = np.random.default_rng(u)
     acts = np.abs(rng.normal(size=(2000, u)) * 3).astype(np.float32)  # up to ~12: hundreds of bins at 0.07

@@ -19,6 +19,7 @@ from tests.helpers import (
     assert_gradient_stats_close,
     assert_metrics_alike,
     assert_same_network_mi,
+    assert_took_path,
     assert_trajectories_bin_alike,
     states_at_logged_epochs,
 )
@@ -51,9 +52,11 @@ def train(raw, runs=None):
     return runs, res, eng.family, (eng, consts, data, res.mi, states_at_logged_epochs(run, res))
 
 
-def test_stacked_user_module_trains_as_each_alone():
-    """3 networks in one program (sharded over the host devices) == each trained alone (one device)."""
+def test_stacked_user_module_trains_as_each_alone(code_path):
+    """3 networks in one program (sharded over the host devices) == each trained alone (one device); looped on
+    the CPU, batched (vmap) on an accelerator's path."""
     runs, together, fam, together_run = train(USER_MODEL)
+    assert_took_path(together_run[0], code_path)
     assert fam.layer_names == ("features", "hidden", "out")  # sow order, not alphabetical
     assert together.mi.shape[2] == 3
     for i, run in enumerate(runs):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ibjax.rundir import TABLES, read_table
-from tests.helpers import ROOT, checkpoints_exist, run_cli, small_spec
+from tests.helpers import ROOT, checkpoints_exist, run_cli, small_spec, use_code_path
 
 KEYS = {"runs": ["run_id"], "info": ["run_id", "epoch", "layer", "estimator"], "metrics": ["run_id", "epoch"],
         "gradients": ["run_id", "epoch", "layer"]}
@@ -44,17 +44,19 @@ _REFERENCES: dict[str, tuple[Path, Path]] = {}
 
 
 @pytest.fixture
-def reference(tmp_path_factory, request):
-    """The uninterrupted sweep of one model kind (`request.param`), run once per kind for the whole module: pytest
+def reference(tmp_path_factory, request, monkeypatch):
+    """The uninterrupted sweep of one model kind (`request.param`: "mlp", "conv", or "KIND@accelerator" for the
+    code an accelerator runs, which the test then runs too), run once per parameter for the whole module: pytest
     would set up a module-scoped fixture again for every parameter set that names the same kind."""
-    kind = request.param
-    if kind not in _REFERENCES:
+    kind, _, path = request.param.partition("@")
+    use_code_path(monkeypatch, path or "cpu")  # for the test as well, and the sweeps it starts (environment)
+    if request.param not in _REFERENCES:
         d = tmp_path_factory.mktemp(f"ref-{kind}")
         spec = spec_file(d, kind)
         proc = run_cli("ibjax.sweep", str(spec), "--out", str(d / "run"), "--no-report", "--quiet", *OVERRIDES)
         assert proc.returncode == 0, proc.stderr
-        _REFERENCES[kind] = spec, d / "run"
-    return _REFERENCES[kind]
+        _REFERENCES[request.param] = spec, d / "run"
+    return _REFERENCES[request.param]
 
 
 def tables(run: Path) -> dict:
@@ -81,9 +83,12 @@ def wait_for(cond, proc, timeout=240):
 @pytest.mark.slow
 # Both ways a sweep stops (SIGTERM: it checkpoints and exits 3; SIGKILL: it resumes from the last periodic
 # checkpoint of a running bucket) for the MLP; for the conv family (its state, dropout keys included) the
-# SIGKILL case, which restores a bucket mid-way; how a stop is handled does not depend on the family.
+# SIGKILL case, which restores a bucket mid-way; how a stop is handled does not depend on the family. The SIGKILL
+# case again on the code an accelerator runs (XLA's training step instead of the native kernel), whose resumed
+# chunks must be as deterministic.
 @pytest.mark.parametrize("reference,sig", [("mlp", signal.SIGTERM), ("mlp", signal.SIGKILL),
-                                           ("conv", signal.SIGKILL)], indirect=["reference"])
+                                           ("conv", signal.SIGKILL), ("mlp@accelerator", signal.SIGKILL)],
+                         indirect=["reference"])
 def test_interrupted_then_resumed_equals_uninterrupted(reference, tmp_path, sig):
     spec, ref = reference
     out = tmp_path / "run"

@@ -14,6 +14,7 @@ from ibjax.sweep.plan import mi_epochs
 from ibjax.train import Engine, Networks, run_program
 from tests.helpers import (
     TISHBY_TEST_ROWS,
+    assert_took_path,
     assert_layers_bin_alike,
     assert_metrics_alike,
     assert_same_network_mi,
@@ -64,8 +65,9 @@ MODELS = [
 ]
 
 
-def test_vmapped_equals_each_trained_alone():
+def test_vmapped_equals_each_trained_alone(code_path):
     together = trajectory(MODELS)
+    assert_took_path(together[0], code_path)
     names = sorted({m["activation"] for m in MODELS})  # one program for the three networks alone
     for i, m in enumerate(MODELS):
         alone = trajectory([m], pad=(12, 8, 5, 4, 3), names=names)
@@ -74,9 +76,10 @@ def test_vmapped_equals_each_trained_alone():
         assert_same_mi(together, i, alone, 0)
 
 
-def test_padded_network_equals_unpadded():
+def test_padded_network_equals_unpadded(code_path):
     m = {"seed": 7, "hidden": (10, 7, 5, 4, 3), "activation": "sigmoid"}  # sigmoid(0) != 0: masking matters
     tight = trajectory([m], pad=(10, 7, 5, 4, 3))
+    assert_took_path(tight[0], code_path)
     wide = trajectory([m], pad=(20, 14, 10, 8, 6))
     c_tight, c_wide = tight[2], wide[2]
     assert_metrics_alike(wide[1].metrics, tight[1].metrics, TISHBY_TEST_ROWS)
@@ -167,9 +170,11 @@ def test_diverging_network_does_not_poison_the_others():
     assert both.params_finite.tolist() == [True, False]
 
 
-def test_training_runs_in_float32():
-    """x64 is on for the MI bookkeeping only: no float64 may leak into the training step."""
+def test_training_runs_in_float32(code_path):
+    """x64 is on for the MI bookkeeping only: no float64 may leak into the training step (on a GPU float64 runs
+    at a fraction of float32's rate), on the CPU's path or on the accelerator's."""
     eng, _, consts = train(MODELS[:2], epochs=1)
+    assert_took_path(eng, code_path)
     state = eng.init_state(Networks.of([0, 1], 1e-3), consts)
     jaxpr = jax.make_jaxpr(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))(state, consts, DATA)
     assert "f64" not in str(jaxpr)
