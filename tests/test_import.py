@@ -22,18 +22,24 @@ def _python(code: str, env_extra: dict | None = None) -> subprocess.CompletedPro
 
 
 def test_import_leaves_jax_config_xla_flags_and_matplotlib_alone():
+    """Every module of ibjax imported: no flag, no config, no backend started (a JAX computation at import, such
+    as a constant computed with jnp, starts the backends, after which configure_process can no longer give the
+    process one device per core: `python -m ibjax.validate` ran on one device that way)."""
     proc = _python(
-        "import os, jax, matplotlib\n"
+        "import os, pkgutil, importlib, jax, matplotlib\n"
+        "from jax._src import xla_bridge\n"
         "backend = matplotlib.get_backend()\n"
-        "import ibjax, ibjax.report, ibjax.atlas, ibjax.sweep, ibjax.mi, ibjax.train, ibjax.validate\n"
+        "import ibjax\n"
+        "for m in pkgutil.walk_packages(ibjax.__path__, 'ibjax.'):\n"
+        "    importlib.import_module(m.name)\n"
         "assert 'XLA_FLAGS' not in os.environ, os.environ['XLA_FLAGS']\n"
         "assert not jax.config.jax_enable_x64\n"
         "assert matplotlib.get_backend() == backend\n"
-        "assert len(jax.devices()) == 1  # no host-device flag was set\n"
+        "assert not xla_bridge._backends, 'an import started the backends'\n"
         "ibjax.configure_process()\n"
-        "print(jax.config.jax_enable_x64)\n")
+        "print(jax.config.jax_enable_x64, len(jax.devices()))\n", {"IBJAX_HOST_DEVICES": "2"})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "True"
+    assert proc.stdout.strip() == "True 2"
 
 
 def test_an_estimator_without_64_bit_types_refuses_clearly():

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from ibjax.mi.entropy import require_x64
 from ibjax.mi.interface import LayerContext, MIEstimate
 
-LN2 = float(jnp.log(2.0))
+LN2 = math.log(2.0)  # not jnp: a JAX computation at import would start the backends (one device)
 
 
 def logdet_spd(a: jnp.ndarray) -> jnp.ndarray:

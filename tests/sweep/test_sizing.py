@@ -166,6 +166,30 @@ def test_too_little_memory_is_a_clear_error(tmp_path, monkeypatch):
     assert device_budget(jax.local_devices()).bytes_per_device == int(3 * 2**30 * share)
 
 
+def test_a_device_reporting_its_memory_limit_is_sized_by_it(tiny_run, tmp_path, monkeypatch):
+    """An accelerator's path through sizing, with its memory simulated: the devices report an allocator limit
+    (as a GPU's `memory_stats()` does), the sweep plans within it, splits a bucket over it, and stops with an
+    error naming the bucket group when one network per device does not fit."""
+    from ibjax.sweep import sizing
+
+    monkeypatch.delenv("IBJAX_DEVICE_MEMORY", raising=False)
+    need = json.loads((tiny_run / "manifest.json").read_text())["buckets"][0]["device_bytes"]
+    platform = jax.devices()[0].platform
+    limit = int(0.9 * need / budget_fraction(platform)) + 1000
+    monkeypatch.setattr(sizing, "_memory_stats", lambda d: {"bytes_limit": limit, "bytes_in_use": 1000})
+    (tmp_path / "split").mkdir()
+    progs = sweep_to_run_dir(tmp_path / "split", small_spec()).manifest["programs"]
+    assert progs["budget_source"] == f"{platform} allocator limit less in use"
+    assert progs["budget_bytes_per_device"] == int((limit - 1000) * budget_fraction(platform))
+    assert sum(progs["parts"].values()) == 2  # the bucket that needs `need` is split in two
+    monkeypatch.setattr(sizing, "_memory_stats", lambda d: {"bytes_limit": 5000, "bytes_in_use": 1000})
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(json.dumps(small_spec()))
+    proc = run_cli("ibjax.sweep", str(spec), "--out", str(tmp_path / "o"), "--no-report")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "bucket group 1/1 (8 networks" in proc.stderr and "one network per device needs" in proc.stderr
+
+
 class _Accelerator:
     """A device as JAX describes one (platform, memory_stats), for the budget rules of devices not here."""
 
