@@ -90,8 +90,8 @@ def make_train_epoch(prog: Program) -> Callable:
         if own_rows and full_batch:
             n_real = runs.n_train
         # The last minibatch may be partial: pad it and weight the padding 0 (as Keras does, nothing dropped).
-        # (jnp.pad, not `.at[:n].set`: that scatter's empty index constant, hoisted into the shard_map, crashes
-        # Shardy's canonicalizer in jax 0.11.2 when the last batch is full; BUILD_NOTES.md, "Accelerators".)
+        # (jnp.pad, not `.at[:n].set`: that scatter's empty index constant, hoisted into the shard_map, crashed
+        # Shardy's canonicalizer in jax 0.11.2 for the regression programs; BUILD_NOTES.md, "Accelerators".)
         idx_BxS = jnp.pad(order.astype(jnp.int32), (0, n_slots - p.n_train)).reshape(p.n_batches, p.batch_size)
         w_BxS = (jnp.arange(n_slots) < n_real).astype(jnp.float32).reshape(p.n_batches, p.batch_size)
         rows = runs.train_idx if own_rows else data.train_idx
