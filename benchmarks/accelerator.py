@@ -190,7 +190,9 @@ def section_mlp(ns: list[int], chunk: int, k_log: int, budget_s: float, more: bo
 def section_saxe(ns: list[int], data_dir: Path, quick: bool, budget_s: float, peaks: dict) -> dict:
     from benchmarks.images import _task, network_flops, run_engine
 
-    n_train, n_eval, epochs = (256, 256, 1) if quick else (60000, 1000, 2)
+    # --quick: the sizes of `benchmarks/images.py --quick`, so that the suite's two smoke tests share programs
+    # (the persistent compilation cache).
+    n_train, n_eval, epochs = (256, 256, 2) if quick else (60000, 1000, 2)
     task, source = _task(data_dir, n_train, n_eval, n_eval)
     n_eval, n_mi, n_tr = len(task.y), len(task.mi_rows), len(task.train_idx)
     rows, t0 = [], time.perf_counter()
@@ -232,7 +234,7 @@ def section_conv(n: int, data_dir: Path, quick: bool) -> dict:
 
     from benchmarks.conv import data_folder, run_engine
 
-    n_train, n_eval, epochs = (128, 128, 1) if quick else (6000, 1000, 2)
+    n_train, n_eval, epochs = (256, 256, 1) if quick else (6000, 1000, 2)  # --quick: benchmarks/conv.py's
     folder, source = data_folder(data_dir, n_train, n_eval)
     saved = os.environ.get("IBJAX_MODEL_LOOP")
     try:

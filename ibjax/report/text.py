@@ -121,7 +121,8 @@ def render(*, name: str, manifest: Manifest, runs: pd.DataFrame, summary: pd.Dat
            corr: pd.DataFrame, sens: pd.DataFrame, agree: pd.DataFrame, labels: dict[str, str],
            settings: VerdictSettings, warnings: list[str], figures: list[str],
            label_info: pd.DataFrame | None = None, gen_info: pd.DataFrame | None = None,
-           fitting: pd.DataFrame | None = None) -> str:
+           fitting: pd.DataFrame | None = None, phases: pd.DataFrame | None = None,
+           depth: pd.DataFrame | None = None) -> str:
     """REPORT.md, section by section."""
     ests = sorted(summary.estimator.unique())
     L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings, is_regression(runs))
@@ -139,11 +140,15 @@ def render(*, name: str, manifest: Manifest, runs: pd.DataFrame, summary: pd.Dat
     has_fitting = fitting is not None and not fitting.empty
     if has_fitting:
         L += fitting_lines(fitting, labels, settings)
+    has_phases = phases is not None and not phases.empty
+    if has_phases:
+        L += phase_lines(phases, depth if depth is not None else pd.DataFrame(), labels, settings)
     L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
           "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
           + (", label_information.csv" if has_labels else "")
           + (", generalization_information.csv" if has_gen else "") + (", fitting.csv" if has_fitting else "")
-          + "; figures:", ""]
+          + (", phases.csv" if has_phases else "")
+          + (", depth_claims.csv" if depth is not None and not depth.empty else "") + "; figures:", ""]
     L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
     return "\n".join(L) + "\n"
 
@@ -337,3 +342,42 @@ def fitting_lines(ft: pd.DataFrame, labels: dict[str, str], st: VerdictSettings)
             "as longer than any, so the upper bound is 'not reached' while such runs could hold the median. Zhang "
             "et al. (2017): with more random labels, fitting takes longer and ends at the same training error.",
             "", _table(t), ""]
+
+
+def phase_lines(pt: pd.DataFrame, claims: pd.DataFrame, labels: dict[str, str], st: VerdictSettings) -> list[str]:
+    """Compression onset and duration per layer, the drift-to-diffusion lag, epochs to generalize, and
+    Shwartz-Ziv & Tishby's depth claims (ibjax.report.phases)."""
+    def med(v, lo, hi, fmt="{:.0f}") -> str:
+        if not np.isfinite(v):
+            return "not reached" if v == np.inf else "–"
+        show = lambda x: "not reached" if x == np.inf else ("–" if not np.isfinite(x) else fmt.format(x))
+        return f"{fmt.format(v)} [{show(lo)}, {show(hi)}]"
+
+    t = pd.DataFrame({
+        "cell": pt.cell.map(lambda c: labels.get(c, c)), "layer": pt.layer,
+        "compresses": [f"{r.n_compress}/{r.n_runs} {_ci(r.compress_lo, r.compress_hi)}" for r in pt.itertuples()],
+        "onset (epoch)": [med(r.median_onset, r.onset_lo, r.onset_hi) for r in pt.itertuples()],
+        "duration (decades)": [med(r.median_duration_decades, r.duration_lo, r.duration_hi, "{:.2f}")
+                               for r in pt.itertuples()],
+        "lag to SNR transition (decades)": [med(r.median_lag_decades, r.lag_lo, r.lag_hi, "{:+.2f}")
+                                            if r.index == r.depth else "" for r in pt.itertuples()],
+        f"epochs to {st.generalize_accuracy:.0%} test accuracy": [
+            med(r.median_generalize_epoch, r.generalize_lo, r.generalize_hi) if r.index == 1 else ""
+            for r in pt.itertuples()],
+    })
+    L = ["## Phases and depth (Shwartz-Ziv & Tishby 2017)", "",
+         f"Per hidden layer (estimator {pt.estimator.iloc[0]}): "
+         f"compression's onset is the logged epoch of the smoothed I(X;T)'s maximum, and the layer compresses "
+         f"when the fall from there to the final level exceeds {st.threshold_bits:g} bit; its duration runs to "
+         "90 % of that fall, in decades of epochs. The lag is the last hidden layer's onset minus the "
+         "drift-to-diffusion transition (first logged epoch where the median over layers of the smoothed "
+         "gradient SNR is below 1), in decades. Medians over networks with order-statistic intervals "
+         f"({st.confidence:.0%}); fractions with Wilson intervals.", "", _table(t), ""]
+    if not claims.empty:
+        c = pd.DataFrame({"claim": claims.claim, "statistic": claims.statistic, "predicted": claims.predicted,
+                          f"estimate [{st.confidence:.0%} CI]": [f"{r.estimate:+.3f} {_ci(r.lo, r.hi, pct=False, digits=3)}"
+                                                                  for r in claims.itertuples()],
+                          "networks": claims.n_networks})
+        L += ["Claims over all networks of this sweep (each network one unit; intervals by bootstrap over "
+              "networks, order statistics for the median lag):", "", _table(c), ""]
+    return L

@@ -50,6 +50,9 @@ class VerdictSettings:
     # A network has fitted its training labels when its training accuracy (against the labels it trains on)
     # reaches this (epochs to fit, Zhang et al. 2017: later as label noise grows, then the same training error).
     fit_accuracy: float = 0.99
+    # A network has generalized when its test accuracy reaches this (epochs to generalize, Shwartz-Ziv & Tishby's
+    # depth claim; ibjax.report.phases). 0.9 on the 12-bit task: every depth of the depth study gets there.
+    generalize_accuracy: float = 0.9
     # Thresholds for the sensitivity table (the chosen threshold is always added).
     sensitivity_bits: tuple[float, ...] = field(default=(0.1, 0.25, 0.5, 1.0, 2.0))
 
@@ -58,7 +61,7 @@ class VerdictSettings:
             raise ValueError(f"threshold_bits must be >= 0 (got {self.threshold_bits})")
         if self.smooth_window < 1 or self.smooth_window % 2 == 0:
             raise ValueError(f"smooth_window must be an odd number >= 1 (got {self.smooth_window})")
-        for name in ("final_fraction", "fit_fraction", "confidence", "fit_accuracy"):
+        for name in ("final_fraction", "fit_fraction", "confidence", "fit_accuracy", "generalize_accuracy"):
             v = getattr(self, name)
             if not 0 < v <= 1 or (name == "confidence" and v == 1):
                 raise ValueError(f"{name} must be in (0, 1) (got {v})")

@@ -12,6 +12,7 @@ import pandas as pd
 from ibjax.report import figures as figs
 from ibjax.report.comparisons import compare_cells, correlations
 from ibjax.report.labels import cell_labels, cell_slug
+from ibjax.report.phases import depth_claims, network_phases, phase_table
 from ibjax.report.summary import (
     agreement,
     fitting_times,
@@ -73,6 +74,14 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     if len(tables["fitting"]):
         _write_csv(run_dir / "fitting.csv", tables["fitting"])
 
+    phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings)
+    tables["phases"] = phase_table(phases, runs, settings)
+    tables["depth_claims"] = depth_claims(phases, settings)
+    if len(tables["phases"]):
+        _write_csv(run_dir / "phases.csv", tables["phases"])
+    if len(tables["depth_claims"]):
+        _write_csv(run_dir / "depth_claims.csv", tables["depth_claims"])
+
     tables["generalization_information"] = generalization_information(rd.info, rd.metrics, runs, settings)
     if len(tables["generalization_information"]):
         _write_csv(run_dir / "generalization_information.csv", tables["generalization_information"])
@@ -87,7 +96,7 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
                   sens=tables["sensitivity"], agree=tables["agreement"], labels=labels, settings=settings,
                   warnings=warnings, figures=[str(p.relative_to(run_dir)) for p in fig_paths],
                   label_info=tables["label_information"], gen_info=tables["generalization_information"],
-                  fitting=tables["fitting"])
+                  fitting=tables["fitting"], phases=tables["phases"], depth=tables["depth_claims"])
     atomic_write_bytes(run_dir / "REPORT.md", text.encode())
     return tables
 
