@@ -188,6 +188,6 @@ def depth_claims(phases: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTI
         k = int(np.sum(np.abs(lag) <= 0.25))
         w_lo, w_hi = wilson_interval(k, len(lag), settings.confidence)
         rows.append({"claim": "c: the drift-to-diffusion transition coincides with compression onset",
-                     "statistic": "share of networks with |lag| <= 0.25 decades", "predicted": "high",
+                     "statistic": "share of networks with the lag within ±0.25 decades", "predicted": "high",
                      "estimate": k / len(lag), "lo": w_lo, "hi": w_hi, "n_networks": len(lag)})
     return pd.DataFrame(rows)

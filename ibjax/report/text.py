@@ -359,8 +359,9 @@ def phase_lines(pt: pd.DataFrame, claims: pd.DataFrame, labels: dict[str, str], 
         "onset (epoch)": [med(r.median_onset, r.onset_lo, r.onset_hi) for r in pt.itertuples()],
         "duration (decades)": [med(r.median_duration_decades, r.duration_lo, r.duration_hi, "{:.2f}")
                                for r in pt.itertuples()],
-        "lag to SNR transition (decades)": [med(r.median_lag_decades, r.lag_lo, r.lag_hi, "{:+.2f}")
-                                            if r.index == r.depth else "" for r in pt.itertuples()],
+        "lag to SNR transition (decades)": [
+            med(r.median_lag_decades, r.lag_lo, r.lag_hi, "{:+.2f}") if r.index == r.depth else ""
+            for r in pt.itertuples()],
         f"epochs to {st.generalize_accuracy:.0%} test accuracy": [
             med(r.median_generalize_epoch, r.generalize_lo, r.generalize_hi) if r.index == 1 else ""
             for r in pt.itertuples()],
@@ -375,8 +376,8 @@ def phase_lines(pt: pd.DataFrame, claims: pd.DataFrame, labels: dict[str, str], 
          f"({st.confidence:.0%}); fractions with Wilson intervals.", "", _table(t), ""]
     if not claims.empty:
         c = pd.DataFrame({"claim": claims.claim, "statistic": claims.statistic, "predicted": claims.predicted,
-                          f"estimate [{st.confidence:.0%} CI]": [f"{r.estimate:+.3f} {_ci(r.lo, r.hi, pct=False, digits=3)}"
-                                                                  for r in claims.itertuples()],
+                          f"estimate [{st.confidence:.0%} CI]": [
+                              f"{r.estimate:+.3f} {_ci(r.lo, r.hi, pct=False, digits=3)}" for r in claims.itertuples()],
                           "networks": claims.n_networks})
         L += ["Claims over all networks of this sweep (each network one unit; intervals by bootstrap over "
               "networks, order statistics for the median lag):", "", _table(c), ""]

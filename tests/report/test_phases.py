@@ -16,7 +16,7 @@ def planted_curve(onset: float, duration_decades: float, rise: float = 2.0, top:
     """I(X;T): rises to `top` at `onset`, then falls linearly in log-epochs by `fall` bits over
     `duration_decades`, then stays."""
     le = np.log10(EPOCHS)
-    lo, hi = np.log10(onset), np.log10(onset) + duration_decades
+    lo = np.log10(onset)
     up = top - rise * np.clip((lo - le) / max(lo, 1e-9), 0, 1)
     down = top - fall * np.clip((le - lo) / duration_decades, 0, 1)
     return np.where(le <= lo, up, down)
@@ -51,12 +51,12 @@ def sweep_tables(rng, depths=(1, 2, 3, 4), seeds=12, gen_by_depth=None, duration
             runs.append({"run_id": run, "cell": f"hidden={d}", "hidden": [10] * d, "diverged": False})
             snr_epoch = 10 ** rng.uniform(2.0, 2.5)
             onset = snr_epoch * 10 ** (lag + rng.normal(0, 0.05))
-            for l in range(1, d + 1):
-                dur = 1.0 + duration_slope * (l - 1) + rng.normal(0, 0.03)
+            for layer in range(1, d + 1):
+                dur = 1.0 + duration_slope * (layer - 1) + rng.normal(0, 0.03)
                 curve = planted_curve(onset, dur)
-                info += [{"run_id": run, "epoch": e, "layer": f"h{l}", "estimator": "binning30", "i_xt": v}
+                info += [{"run_id": run, "epoch": e, "layer": f"h{layer}", "estimator": "binning30", "i_xt": v}
                          for e, v in zip(EPOCHS, curve)]
-                grads += [{"run_id": run, "epoch": e, "layer": f"h{l}", "snr": 5.0 if e < snr_epoch else 0.3}
+                grads += [{"run_id": run, "epoch": e, "layer": f"h{layer}", "snr": 5.0 if e < snr_epoch else 0.3}
                           for e in EPOCHS]
             info += [{"run_id": run, "epoch": e, "layer": "out", "estimator": "binning30", "i_xt": 1.0}
                      for e in EPOCHS]
@@ -88,8 +88,8 @@ def test_planted_depth_effects_are_found():
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_no_planted_effect_gives_intervals_covering_the_null(seed):
-    info, grads, metrics, runs = sweep_tables(np.random.default_rng(seed), gen_by_depth={d: 500.0 for d in (1, 2, 3, 4)},
-                                              duration_slope=0.0, lag=0.5)
+    info, grads, metrics, runs = sweep_tables(np.random.default_rng(seed), duration_slope=0.0, lag=0.5,
+                                              gen_by_depth={d: 500.0 for d in (1, 2, 3, 4)})
     claims = depth_claims(network_phases(info, grads, metrics, runs, RAW), RAW).set_index("statistic")
     a = claims.filter(like="Spearman", axis=0).iloc[0]
     b = claims.filter(like="duration difference", axis=0).iloc[0]
