@@ -8,6 +8,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ibjax import native
 from ibjax.mi import Binning
 from ibjax.models.mlp import forward
 from ibjax.sweep.plan import mi_epochs
@@ -173,12 +174,14 @@ def test_diverging_network_does_not_poison_the_others():
 def test_training_runs_in_float32(code_path):
     """x64 is on for the MI bookkeeping only: no float64 may leak into the training step (on a GPU float64 runs
     at a fraction of float32's rate), on the CPU's path or on the accelerator's."""
-    eng, _, consts = train(MODELS[:2], epochs=1)
-    assert_took_path(eng, code_path)
+    eng, consts = tiny_bucket([(m["hidden"], m["activation"]) for m in MODELS[:2]], estimators=EST)
     state = eng.init_state(Networks.of([0, 1], 1e-3), consts)
-    jaxpr = jax.make_jaxpr(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))(state, consts, DATA)
-    assert "f64" not in str(jaxpr)
+    jaxpr = str(jax.make_jaxpr(jax.vmap(eng.train_epoch, in_axes=(0, 0, None)))(state, consts, DATA))
+    assert "f64" not in jaxpr
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state.params))
+    # The step traced is the path's own (traced, not compiled: the other tests run both paths' chunks).
+    native_step = "ibjax_mlp_grads" in jaxpr
+    assert not native_step if code_path == "accelerator" else native_step == native.use("mlp")
 
 
 def test_net_input_binning_bins_the_pre_activations():
