@@ -104,6 +104,16 @@ def _show(claim: str, v: float) -> float:
 
 
 def render(atlas: Atlas, figures: dict) -> str:
+    """ATLAS.md: the declared endpoints, the studies, the decisions, one section per claim, how to read the
+    sensitivity analysis."""
+    lines = _endpoints_section(atlas) + _studies_section(atlas) + _decisions_section(atlas, figures)
+    for i, ep in enumerate(ENDPOINTS, 1):
+        lines += _claim_section(atlas, i, ep, figures)
+    lines += _reading_section()
+    return "\n".join(lines) + "\n"
+
+
+def _endpoints_section(atlas: Atlas) -> list[str]:
     pct = round(100 * atlas.confidence)
     titles = {c.key: c for c in CLAIMS}
     lines = ["# The IB atlas: the claims, measured on independent networks", "",
@@ -143,7 +153,11 @@ def render(atlas: Atlas, figures: dict) -> str:
               f"below {1 - atlas.confidence:.2g} and the effect lies on the predicted side; **contradicted** when it "
               "lies on the other side, or when TOST shows it smaller than the smallest effect of interest (90% "
               "interval inside ±SESOI); otherwise **inconclusive**.", ""]
+    return lines
 
+
+def _studies_section(atlas: Atlas) -> list[str]:
+    lines: list[str] = []
     lines += ["## Studies", "", "Each was run with `python -m ibjax.sweep sweeps/<study>.yaml --out runs/<study>` "
               "(wall time of the sweep as its manifest records it; the machine is named in BUILD_NOTES.md).", "",
               "| study | source | networks | new to the atlas | estimators | sweep wall time | reproduces |",
@@ -163,7 +177,13 @@ def render(atlas: Atlas, figures: dict) -> str:
     if missing:
         lines += ["", "**Studies not given** (missing from every claim they bear on): " + "; ".join(
             f"{s.name} (`python -m ibjax.sweep sweeps/{s.sweep}`)" for s in missing) + "."]
+    return lines
 
+
+def _decisions_section(atlas: Atlas, figures: dict) -> list[str]:
+    pct = round(100 * atlas.confidence)
+    titles = {c.key: c for c in CLAIMS}
+    lines: list[str] = []
     lines += ["", "## Decisions", ""]
     if "decisions" in figures:
         lines += [f"![Pooled effects]({figures['decisions']})", ""]
@@ -185,46 +205,56 @@ def render(atlas: Atlas, figures: dict) -> str:
     lines += ["", "Detectable at 80% power: the effect the pooled test finds with probability 0.8 at the "
               f"{1 - atlas.confidence:.2g} level, from its standard error (t on the pooled degrees of freedom); the "
               "entry tables below give the same for each entry and study (e.g. an image study's 4 networks)."]
+    return lines
 
-    for i, ep in enumerate(ENDPOINTS, 1):
-        c = titles[ep.claim]
-        row = atlas.claims.set_index("claim").loc[ep.claim]
-        lines += ["", f"## {i}. {c.title} — {c.source}", "",
-                  f"Primary endpoint: {ep.contrast} over {ep.population}; predicted "
-                  f"{'> 0' if ep.direction > 0 else '< 0'}, smallest effect of interest {ep.sesoi:g} {ep.units}. "
-                  f"Decision: **{row.decision}**.", ""]
-        ent = atlas.entries[atlas.entries.claim == ep.claim]
-        if ent.empty:
-            lines += ["No study given has networks this endpoint reads.", ""]
-            continue
-        if ep.claim in figures:
-            lines += [f"![{c.title}]({figures[ep.claim]})", ""]
-        mde_units = "z" if ep.design == "correlation" else ent.units.iat[0]
-        lines += [f"| study | entry | estimator | n | effect [{pct}% CI] ({ent.units.iat[0]}) | p | detectable "
-                  f"({mde_units}) | excluded | already counted |",
-                  "| --- | --- | --- | ---: | --- | ---: | ---: | --- | ---: |"]
-        for r in ent.itertuples():
-            eff = f"{_num(r.estimate)} [{_num(r.lo)}, {_num(r.hi)}]" if np.isfinite(r.estimate) else "–"
-            entry = f"*{r.entry}*" if r.level == "study" else r.entry
-            lines.append(f"| {r.study} | {entry} | {r.estimator} | {r.n} | {eff} | {_p(r.p_value)} | "
-                         f"{_num(r.mde)} | {r.excluded or '–'} | {r.repeats} |")
-        if ep.claim == "fit_then_compress" and len(atlas.fit_context):
-            lines += ["", "Context, not part of the decision: the same networks' fall of I(X;T) *during* fitting (its "
-                      "largest smoothed value up to the fitting time minus its value there; Saxe et al.'s "
-                      "concurrent compression) beside the fall *after* it (the primary quantity), bits.", "",
-                      f"| study | entry | n | during fitting [{pct}% CI] | after fitting [{pct}% CI] |",
-                      "| --- | --- | ---: | --- | --- |"]
-            for r in atlas.fit_context.itertuples():
-                lines.append(f"| {r.study} | {r.entry} | {r.n} | {_num(r.during)} [{_num(r.during_lo)}, "
-                             f"{_num(r.during_hi)}] | {_num(r.after)} [{_num(r.after_lo)}, {_num(r.after_hi)}] |")
-        g = atlas.agreement[atlas.agreement.claim == ep.claim] if len(atlas.agreement) else atlas.agreement
-        if len(g):
-            a = g.iloc[0]
-            lines += ["", f"Specification curve: {a.n_specs} specifications ({_dimensions(atlas.curve, ep.claim)}): "
-                      f"{a.share_agree:.0%} reach the primary decision ({a.supported} supported, {a.contradicted} "
-                      f"contradicted, {a.inconclusive} inconclusive)."]
-            if f"{ep.claim}_curve" in figures:
-                lines += ["", f"![Specification curve: {c.title}]({figures[f'{ep.claim}_curve']})"]
+
+def _claim_section(atlas: Atlas, i: int, ep, figures: dict) -> list[str]:
+    pct = round(100 * atlas.confidence)
+    titles = {c.key: c for c in CLAIMS}
+    lines: list[str] = []
+    c = titles[ep.claim]
+    row = atlas.claims.set_index("claim").loc[ep.claim]
+    lines += ["", f"## {i}. {c.title} — {c.source}", "",
+              f"Primary endpoint: {ep.contrast} over {ep.population}; predicted "
+              f"{'> 0' if ep.direction > 0 else '< 0'}, smallest effect of interest {ep.sesoi:g} {ep.units}. "
+              f"Decision: **{row.decision}**.", ""]
+    ent = atlas.entries[atlas.entries.claim == ep.claim]
+    if ent.empty:
+        lines += ["No study given has networks this endpoint reads.", ""]
+        return lines
+    if ep.claim in figures:
+        lines += [f"![{c.title}]({figures[ep.claim]})", ""]
+    mde_units = "z" if ep.design == "correlation" else ent.units.iat[0]
+    lines += [f"| study | entry | estimator | n | effect [{pct}% CI] ({ent.units.iat[0]}) | p | detectable "
+              f"({mde_units}) | excluded | already counted |",
+              "| --- | --- | --- | ---: | --- | ---: | ---: | --- | ---: |"]
+    for r in ent.itertuples():
+        eff = f"{_num(r.estimate)} [{_num(r.lo)}, {_num(r.hi)}]" if np.isfinite(r.estimate) else "–"
+        entry = f"*{r.entry}*" if r.level == "study" else r.entry
+        lines.append(f"| {r.study} | {entry} | {r.estimator} | {r.n} | {eff} | {_p(r.p_value)} | "
+                     f"{_num(r.mde)} | {r.excluded or '–'} | {r.repeats} |")
+    if ep.claim == "fit_then_compress" and len(atlas.fit_context):
+        lines += ["", "Context, not part of the decision: the same networks' fall of I(X;T) *during* fitting (its "
+                  "largest smoothed value up to the fitting time minus its value there; Saxe et al.'s "
+                  "concurrent compression) beside the fall *after* it (the primary quantity), bits.", "",
+                  f"| study | entry | n | during fitting [{pct}% CI] | after fitting [{pct}% CI] |",
+                  "| --- | --- | ---: | --- | --- |"]
+        for r in atlas.fit_context.itertuples():
+            lines.append(f"| {r.study} | {r.entry} | {r.n} | {_num(r.during)} [{_num(r.during_lo)}, "
+                         f"{_num(r.during_hi)}] | {_num(r.after)} [{_num(r.after_lo)}, {_num(r.after_hi)}] |")
+    g = atlas.agreement[atlas.agreement.claim == ep.claim] if len(atlas.agreement) else atlas.agreement
+    if len(g):
+        a = g.iloc[0]
+        lines += ["", f"Specification curve: {a.n_specs} specifications ({_dimensions(atlas.curve, ep.claim)}): "
+                  f"{a.share_agree:.0%} reach the primary decision ({a.supported} supported, {a.contradicted} "
+                  f"contradicted, {a.inconclusive} inconclusive)."]
+        if f"{ep.claim}_curve" in figures:
+            lines += ["", f"![Specification curve: {c.title}]({figures[f'{ep.claim}_curve']})"]
+    return lines
+
+
+def _reading_section() -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Reading the sensitivity analysis", "",
               f"- Anchors: loss (the primary: {LOSS_FALL:.0%} of the training loss's fall), ity (smoothed I(T;Y) at "
               f"{ITY_LEVEL:.0%} of its final level, per layer), snr (the gradient SNR's drift-to-diffusion "
@@ -237,7 +267,7 @@ def render(atlas: Atlas, figures: dict) -> str:
               "steps as its full-batch twin in all its epochs.",
               "- Specification decisions are not Holm-adjusted: they show how the answer moves with the choices "
               "and are never counted as evidence."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _dimensions(curve: pd.DataFrame, claim: str) -> str:
