@@ -35,6 +35,31 @@ def main(argv: list[str] | None = None) -> int:
     # types, before anything starts JAX's backends; and it draws to files only, with a backend without a display.
     configure_process()
     matplotlib.use("Agg")
+    args = _parser().parse_args(argv)
+    resolved = _resolve(args)
+    if isinstance(resolved, int):  # a usage error, already reported
+        return resolved
+    spec, spec_path, out, shard = resolved
+    if not args.quiet:
+        print(f"ibjax: {spec.name} -> {out}", file=sys.stderr)
+    try:
+        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(spec_path),
+                             report=not args.no_report, resume=bool(args.resume), force=args.force, shard=shard,
+                             dry_run=args.dry_run)
+    except Interrupted as e:
+        print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
+              f"  {resume_command(out, shard)}", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, DataError, ModelError, RunDirError, SizingError, SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the run directory cannot be written: a full disk, no permission, a file in the way
+        _report_write_error(e, out, shard)
+        return 2
+    return _report_outcome(manifest, out, shard)
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m ibjax.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("spec", nargs="?", help="sweep YAML file (see sweeps/ and the README's YAML reference); "
                     "leave it out with --resume DIR")
@@ -51,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                     "chunk, print the memory and a time estimate; write nothing")
     ap.add_argument("--shard", metavar="I/N", help="run only the I-th (0-based) of N deterministic slices of the "
                     "run table; default under a SLURM array job: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _resolve(args) -> tuple | int:
+    """(spec, spec path, run directory, shard) from the arguments, or 2 after printing what is wrong."""
     try:
         shard = parse_shard(args.shard)
     except ValueError as e:
@@ -89,29 +118,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: nothing to resume in {out}: " + ("it holds no sweep" if out.is_dir() else "no such directory")
               + "; check the path, or start the sweep without --resume", file=sys.stderr)
         return 2
-    if not args.quiet:
-        print(f"ibjax: {spec.name} -> {out}", file=sys.stderr)
-    try:
-        manifest = run_sweep(spec, out, progress=not args.quiet, source=str(spec_path),
-                             report=not args.no_report, resume=bool(args.resume), force=args.force, shard=shard,
-                             dry_run=args.dry_run)
-    except Interrupted as e:
-        print(f"interrupted ({e}); finished buckets and a checkpoint are in {out}; continue with:\n"
-              f"  {resume_command(out, shard)}", file=sys.stderr)
-        return 3
-    except (FileNotFoundError, DataError, ModelError, RunDirError, SizingError, SpecError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # the run directory cannot be written: a full disk, no permission, a file in the way
-        where = e.filename or out
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            print(f"error: no space left on the device while writing {where} ({e.strerror}). What finished is on "
-                  f"disk (finished buckets, the running one's last checkpoint); free some space, then continue "
-                  f"with:\n  {resume_command(out, shard)}", file=sys.stderr)
-        else:
-            print(f"error: cannot write the run directory: {where}: {e.strerror or e}. Choose another --out, "
-                  f"or fix the folder's permissions.", file=sys.stderr)
-        return 2
+    return spec, spec_path, out, shard
+
+
+def _report_write_error(e: OSError, out: Path, shard) -> None:
+    where = e.filename or out
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        print(f"error: no space left on the device while writing {where} ({e.strerror}). What finished is on "
+              f"disk (finished buckets, the running one's last checkpoint); free some space, then continue "
+              f"with:\n  {resume_command(out, shard)}", file=sys.stderr)
+    else:
+        print(f"error: cannot write the run directory: {where}: {e.strerror or e}. Choose another --out, "
+              f"or fix the folder's permissions.", file=sys.stderr)
+
+
+def _report_outcome(manifest, out: Path, shard) -> int:
+    """The last lines of a sweep that ran (or found nothing to do, or only estimated); exit code 0."""
     if isinstance(manifest, dict):  # a dry run's estimate
         print(f"dry run done: to run it, the same command without --dry-run (writes {out})", file=sys.stderr)
         return 0
