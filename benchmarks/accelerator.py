@@ -308,6 +308,12 @@ def section_estimators(n: int, rows_cap: int | None, repeats: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- report
+def _print_rows(rows: list[dict], width: int, line) -> None:
+    """One line per size: `line(row)`, or that the size did not fit the device."""
+    for r in rows:
+        print(line(r) if r["fits"] else f"{r['n']:>{width}} does not fit the device")
+
+
 def print_tables(out: dict) -> None:
     d, p = out["device"], out["peaks"]
     print(f"device: {d['count']} x {d['kind']} ({d['platform']}), jax {d['jax']}, memory "
@@ -319,25 +325,21 @@ def print_tables(out: dict) -> None:
           f"MI density 1 in {out['k_log']}")
     print(f"{'N':>7} {'ep/s MI every':>14} {'x N=1':>7} {'ep/s MI 1/K':>12} {'x N=1':>7} {'ep/s no MI':>11} "
           f"{'MI share':>9} {'compile s':>9} {'MB/network':>11}")
-    for r in out["mlp"]:
-        if not r["fits"]:
-            print(f"{r['n']:>7} does not fit the device")
-            continue
+    def mlp_line(r):
         sp = lambda m: f"{r[f'speedup_mi_{m}']:.0f}x" if f"speedup_mi_{m}" in r else "-"
-        print(f"{r['n']:>7} {r['net_epochs_per_s_mi_every']:>14,.0f} {sp('every'):>7} "
-              f"{r['net_epochs_per_s_mi_log']:>12,.0f} {sp('log'):>7} {r['net_epochs_per_s_mi_none']:>11,.0f} "
-              f"{100 * r['mi_share_every_epoch']:>8.0f}% {r['compile_s']:>9.1f} {r['device_mb_per_network']:>11.3f}")
+        return (f"{r['n']:>7} {r['net_epochs_per_s_mi_every']:>14,.0f} {sp('every'):>7} "
+                f"{r['net_epochs_per_s_mi_log']:>12,.0f} {sp('log'):>7} {r['net_epochs_per_s_mi_none']:>11,.0f} "
+                f"{100 * r['mi_share_every_epoch']:>8.0f}% {r['compile_s']:>9.1f} {r['device_mb_per_network']:>11.3f}")
+
+    _print_rows(out["mlp"], 7, mlp_line)
     s = out["saxe"]
     print(f"\n2. saxe 784-1024-20-20-20-10 on {s['source']}: {s['n_train']} training rows, {s['epochs']} epochs")
     print(f"{'N':>4} {'net-ep/s':>9} {'GFLOP/s':>9} {'of bf16':>8} {'of fp32':>8} {'MI share':>9} {'compile s':>9} "
           f"{'MB/network':>11}")
-    for r in s["rows"]:
-        if not r["fits"]:
-            print(f"{r['n']:>4} does not fit the device")
-            continue
-        print(f"{r['n']:>4} {r['net_epochs_per_s_mi_at_ends']:>9.2f} {r['gflops']:>9,.0f} "
-              f"{100 * r['share_of_bf16_peak']:>7.1f}% {100 * r['share_of_fp32_peak']:>7.1f}% "
-              f"{100 * r['mi_share_every_epoch']:>8.0f}% {r['compile_s']:>9.1f} {r['device_mb_per_network']:>11.1f}")
+    _print_rows(s["rows"], 4, lambda r: (
+        f"{r['n']:>4} {r['net_epochs_per_s_mi_at_ends']:>9.2f} {r['gflops']:>9,.0f} "
+        f"{100 * r['share_of_bf16_peak']:>7.1f}% {100 * r['share_of_fp32_peak']:>7.1f}% "
+        f"{100 * r['mi_share_every_epoch']:>8.0f}% {r['compile_s']:>9.1f} {r['device_mb_per_network']:>11.1f}"))
     if s["mb_per_added_network"] is not None:
         print(f"memory per added network: {s['mb_per_added_network']:.1f} MB (the dataset is held once)")
     c = out["conv"]
