@@ -42,18 +42,31 @@ def _final(values: np.ndarray, fraction: float) -> float:
     return float(np.mean(values[-k:]))
 
 
-def layer_phase(epochs: np.ndarray, i_xt: np.ndarray, settings: VerdictSettings) -> dict:
-    """Onset, end and duration of one layer's compression from its logged I(X;T) (epochs ascending)."""
-    s = smooth(np.asarray(i_xt, float), settings.smooth_window)
-    peak = int(np.argmax(s))
-    final = _final(np.asarray(i_xt, float), settings.final_fraction)
-    fall = float(s[peak] - final)
-    out = {"onset": float(epochs[peak]), "fall_bits": fall, "compresses": fall > settings.threshold_bits,
+def layer_phase(epochs: np.ndarray, i_xt: np.ndarray, settings: VerdictSettings,
+                ceiling: float = np.inf) -> dict:
+    """Onset, end and duration of one layer's compression from its logged I(X;T) (epochs ascending; non-finite
+    points dropped). As the report's verdicts: a maximum within `settings.saturation_eps_bits` of the
+    estimator's `ceiling` (saturated: no fall can show) or inside the final window (still rising or flat) is no
+    compression; `complete` is False where the fall never reaches END_FALL of itself (then `end` is the last
+    logged epoch and the duration a lower bound)."""
+    ok = np.isfinite(np.asarray(i_xt, float))
+    epochs, raw = np.asarray(epochs, float)[ok], np.asarray(i_xt, float)[ok]
+    out = {"onset": np.nan, "fall_bits": np.nan, "compresses": False, "saturated": False, "complete": False,
            "end": np.nan, "duration_decades": np.nan}
+    if len(raw) < 3:
+        return out
+    s = smooth(raw, settings.smooth_window)
+    peak = int(np.argmax(s))
+    final = _final(raw, settings.final_fraction)
+    fall = float(s[peak] - final)
+    in_final_window = peak >= len(s) - max(1, int(np.ceil(settings.final_fraction * len(s))))
+    saturated = bool(s[peak] >= ceiling - settings.saturation_eps_bits)
+    out.update(onset=float(epochs[peak]), fall_bits=fall, saturated=saturated,
+               compresses=bool(fall > settings.threshold_bits and not saturated and not in_final_window))
     if out["compresses"]:
         hit = np.flatnonzero(s[peak:] <= s[peak] - END_FALL * fall)
         end = epochs[peak + hit[0]] if len(hit) else epochs[-1]
-        out["end"] = float(end)
+        out["end"], out["complete"] = float(end), bool(len(hit))
         out["duration_decades"] = float(np.log10(max(end, 1)) - np.log10(max(epochs[peak], 1)))
     return out
 
@@ -69,9 +82,11 @@ def snr_transition(gradients: pd.DataFrame, settings: VerdictSettings) -> float:
 
 
 def network_phases(info: pd.DataFrame, gradients: pd.DataFrame, metrics: pd.DataFrame, runs: pd.DataFrame,
-                   settings: VerdictSettings = DEFAULT_SETTINGS) -> pd.DataFrame:
+                   settings: VerdictSettings = DEFAULT_SETTINGS, ceilings: dict | None = None) -> pd.DataFrame:
     """One row per (run, hidden layer): depth, layer index (1 = first hidden), onset, end, duration, whether it
-    compresses, and the run's SNR transition, epochs to generalize and lag (the same on each of its rows)."""
+    compresses (`ceilings`: each estimator's I(X;T) ceiling in bits, for the saturation rule), and the run's SNR
+    transition, epochs to generalize and lag (the same on each of its rows; NaN where its last hidden layer does
+    not compress: no onset to time)."""
     if info.empty or is_regression(metrics):
         return pd.DataFrame()
     estimators = list(dict.fromkeys(info.estimator))
@@ -87,14 +102,16 @@ def network_phases(info: pd.DataFrame, gradients: pd.DataFrame, metrics: pd.Data
         snr = snr_transition(grads[run_id], settings) if run_id in grads else np.nan
         for index, name in enumerate(hidden, start=1):
             t = g[g.layer == name].sort_values("epoch")
-            ph = layer_phase(t.epoch.to_numpy(float), t.i_xt.to_numpy(float), settings)
+            ph = layer_phase(t.epoch.to_numpy(float), t.i_xt.to_numpy(float), settings,
+                             (ceilings or {}).get(est, np.inf))
             rows.append({"run_id": run_id, "estimator": est, "depth": len(hidden), "layer": name, "index": index,
                          **ph, "snr_epoch": snr, "generalize_epoch": float(reached.get(run_id, np.inf))})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     out = out.merge(ok, on="run_id")
-    last = out[out["index"] == out.depth].set_index("run_id").onset
+    last_rows = out[(out["index"] == out.depth) & out.compresses]
+    last = last_rows.set_index("run_id").onset
     with np.errstate(divide="ignore", invalid="ignore"):
         out["lag_decades"] = np.log10(out.run_id.map(last).clip(lower=1)) - np.log10(out.snr_epoch.clip(lower=1))
     return out
@@ -147,10 +164,14 @@ def depth_claims(phases: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTI
 
     (a) Spearman r between depth and epochs to generalize (networks that never reach the level rank as the
         slowest); the claim predicts r < 0. Only where the sweep has networks of 2+ depths.
-    (b) per network with 2+ compressing layers, the mean over adjacent compressing layers of the duration
-        difference deeper - shallower (decades); the claim predicts < 0. Mean over networks, bootstrap interval.
-    (c) the median lag (decades) between the SNR transition and the last hidden layer's onset; the claim predicts
-        ~0. Also the share of networks whose lag is within 0.25 decades (Wilson).
+    (b) per network with 2+ compressing layers (phases that reach 90 % of their fall), the mean over adjacent
+        ones of the duration difference deeper - shallower (decades); the claim predicts < 0. Mean over
+        networks, bootstrap interval.
+    (c) the median lag (decades) between the SNR transition and the onset of the last hidden layer, over the
+        networks whose last hidden layer compresses; the claim predicts ~0. Also the share of those networks
+        whose lag is within 0.25 decades (Wilson).
+    Censored epochs to generalize rank as the slowest: right when every network trains the same epochs (a
+    sweep's networks do).
     """
     if phases.empty:
         return pd.DataFrame()
@@ -158,7 +179,7 @@ def depth_claims(phases: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTI
     per_run = phases.groupby("run_id").agg(depth=("depth", "first"), generalize=("generalize_epoch", "first"),
                                            lag=("lag_decades", "first"))
     rows = []
-    if per_run.depth.nunique() >= 2:
+    if per_run.depth.nunique() >= 2 and np.isfinite(per_run.generalize).any():
         gen = per_run.generalize.replace(np.inf, np.nan)
         gen = gen.fillna(np.inf if gen.notna().any() else 0.0)
         ranked = pd.Series(gen.rank(method="average"), index=per_run.index)  # inf ranks as the slowest
@@ -167,7 +188,7 @@ def depth_claims(phases: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTI
                      "statistic": "Spearman r (depth, epochs to generalize)", "predicted": "< 0",
                      "estimate": r, "lo": lo, "hi": hi, "n_networks": len(per_run)})
     diffs = []
-    for _, g in phases[phases.compresses].sort_values("index").groupby("run_id"):
+    for _, g in phases[phases.compresses & phases.complete].sort_values("index").groupby("run_id"):
         idx, dur = g["index"].to_numpy(), g.duration_decades.to_numpy(float)
         adjacent = np.flatnonzero(np.diff(idx) == 1)
         if len(adjacent):

@@ -369,11 +369,14 @@ def phase_lines(pt: pd.DataFrame, claims: pd.DataFrame, labels: dict[str, str], 
     L = ["## Phases and depth (Shwartz-Ziv & Tishby 2017)", "",
          f"Per hidden layer (estimator {pt.estimator.iloc[0]}): "
          f"compression's onset is the logged epoch of the smoothed I(X;T)'s maximum, and the layer compresses "
-         f"when the fall from there to the final level exceeds {st.threshold_bits:g} bit; its duration runs to "
-         "90 % of that fall, in decades of epochs. The lag is the last hidden layer's onset minus the "
+         f"when the fall from there to the final level exceeds {st.threshold_bits:g} bit (not where the maximum "
+         "is at the estimator's ceiling or in the final window); its duration runs to 90 % of that fall, in "
+         "decades of epochs. The lag is the last hidden layer's onset minus the "
          "drift-to-diffusion transition (first logged epoch where the median over layers of the smoothed "
-         "gradient SNR is below 1), in decades. Medians over networks with order-statistic intervals "
-         f"({st.confidence:.0%}); fractions with Wilson intervals.", "", _table(t), ""]
+         "gradient SNR is below 1), in decades, over the networks whose last hidden layer compresses. Medians "
+         f"over networks with order-statistic intervals ({st.confidence:.0%}); fractions with Wilson intervals.",
+         "", _table(t), ""]
+    claims = claims[np.isfinite(claims.estimate.astype(float))] if not claims.empty else claims
     if not claims.empty:
         c = pd.DataFrame({"claim": claims.claim, "statistic": claims.statistic, "predicted": claims.predicted,
                           f"estimate [{st.confidence:.0%} CI]": [

@@ -74,7 +74,8 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     if len(tables["fitting"]):
         _write_csv(run_dir / "fitting.csv", tables["fitting"])
 
-    phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings)
+    ceilings = {est: lim[0] for est, lim in rd.manifest.limits().items()}  # the saturation rule's ceilings
+    phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings, ceilings)
     tables["phases"] = phase_table(phases, runs, settings)
     tables["depth_claims"] = depth_claims(phases, settings)
     if len(tables["phases"]):

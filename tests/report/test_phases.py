@@ -109,3 +109,28 @@ def test_networks_that_never_generalize_rank_as_the_slowest():
     assert a.estimate < -0.8 and a.hi < 0
     table = phase_table(ph, runs, RAW)
     assert np.isinf(table[table.depth == 1].median_generalize_epoch).all()
+
+
+def test_saturated_still_rising_and_nan_trajectories_are_no_compression():
+    onset = EPOCHS[np.argmin(np.abs(EPOCHS - 100))]
+    curve = planted_curve(onset, 1.0)  # top 10 bits
+    assert not layer_phase(EPOCHS, curve, RAW, ceiling=10.02)["compresses"]  # at the ceiling: cannot show
+    assert layer_phase(EPOCHS, curve, RAW, ceiling=12.0)["compresses"]
+    rising = np.linspace(2.0, 9.0, len(EPOCHS))
+    assert not layer_phase(EPOCHS, rising, RAW)["compresses"]  # maximum in the final window
+    holey = curve.copy()
+    holey[-3] = np.nan  # one missing point in the final window changes nothing
+    ph = layer_phase(EPOCHS, holey, RAW)
+    assert ph["compresses"] and abs(ph["fall_bits"] - 3.0) < 1e-9
+    assert ph["complete"]  # 90 % of the fall reached before the last logged epoch
+
+
+def test_the_lag_is_timed_only_where_the_last_layer_compresses():
+    info, grads, metrics, runs = sweep_tables(np.random.default_rng(4), depths=(2,), seeds=6)
+    flat = info.run_id.isin(["d2s0", "d2s1"]) & (info.layer == "h2")
+    info.loc[flat, "i_xt"] = 5.0  # two networks' last layers never compress
+    ph = network_phases(info, grads, metrics, runs, RAW)
+    per_run = ph.groupby("run_id").lag_decades.first()
+    assert per_run[["d2s0", "d2s1"]].isna().all() and per_run.drop(["d2s0", "d2s1"]).notna().all()
+    c = depth_claims(ph, RAW).set_index("statistic").filter(like="median lag", axis=0).iloc[0]
+    assert c.n_networks == 4
