@@ -138,6 +138,16 @@ def study_tables(run_dir: str | Path) -> StudyTables:
     n_train = rd.manifest.n_train or 0
     dataset = str((rd.spec.get("data") or {}).get("dataset", "tishby12"))
     model = str((rd.spec.get("model") or {}).get("kind", "mlp"))
+    net = _networks_table(rd, name, dataset, model, n_train)
+    measures = _measures_table(rd, net, name, n_samples)
+    wall_s = rd.manifest.wall_s
+    about = {"wall_s": float("nan") if wall_s is None else float(wall_s), "n_mi_samples": n_samples,
+             "spec_source": Path(rd.manifest.source).name}
+    return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures), about)
+
+
+def _networks_table(rd, name: str, dataset: str, model: str, n_train: int) -> pd.DataFrame:
+    """One row per network of a run directory: identity, grid settings as the cell states them, accuracies."""
     runs = rd.runs.copy()
     net = pd.DataFrame({"study": name, "run_id": runs.run_id, "network_id": runs.network_id, "cell": runs.cell,
                         "seed": runs.seed})
@@ -159,7 +169,12 @@ def study_tables(run_dir: str | Path) -> StudyTables:
         net["gap"] = runs.test_loss.astype(float) - runs.train_loss.astype(float)
     net["diverged"] = runs.diverged.astype(bool)
     net = net[list(NETWORK_COLUMNS)]
+    return net
 
+
+def _measures_table(rd, net: pd.DataFrame, name: str, n_samples: int) -> pd.DataFrame:
+    """The levels of every trajectory of the endpoint layer (per network, estimator, quantity, fitting anchor,
+    smoothing and budget) that the endpoints and the specification curve read."""
     limits = rd.manifest.limits()
     distinct = _distinct_values(rd.manifest, n_samples)
     # The ceiling of I(T;X_rel), I(T;X_irr): the entropy estimate of all-distinct values, under the estimator's own
@@ -216,11 +231,7 @@ def study_tables(run_dir: str | Path) -> StudyTables:
                                      "fit_epoch": int(e[fit]), "end_epoch": int(e[-1]), "ceiling": ceiling,
                                      "reliable": reliable, **trajectory_levels(vals, fit, window, ceiling,
                                                                                 reliable)})
-    measures = pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
-    wall_s = rd.manifest.wall_s
-    about = {"wall_s": float("nan") if wall_s is None else float(wall_s), "n_mi_samples": n_samples,
-             "spec_source": Path(rd.manifest.source).name}
-    return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures), about)
+    return pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
 
 
 def _as_stored(df: pd.DataFrame) -> pd.DataFrame:
