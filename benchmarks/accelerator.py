@@ -98,19 +98,13 @@ def matmul_peak(dtype, size: int) -> float:
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
+    from benchmarks.conv import best_gflops
     from ibjax.train.engine import model_mesh
 
     n_dev = len(jax.local_devices())
     mesh, _ = model_mesh(n_dev)
     a = jax.device_put(jnp.ones((n_dev, size, size), dtype), NamedSharding(mesh, P("model")))
-    f = jax.jit(jax.vmap(jnp.dot))
-    f(a, a).block_until_ready()
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        f(a, a).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return n_dev * 2 * size**3 / best / 1e9
+    return best_gflops(jax.jit(jax.vmap(jnp.dot)), a, a, flops=n_dev * 2 * size**3)
 
 
 def is_oom(e: BaseException) -> bool:

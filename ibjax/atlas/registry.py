@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ibjax.mi.interface import distinct_entropy
+from ibjax.report.phases import diffusion_index
 from ibjax.report.verdicts import smooth
 from ibjax.report.write import load_finished
 from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden, is_regression
@@ -89,10 +90,10 @@ def level_fit_index(i_ty: np.ndarray, window: int) -> int:
 
 
 def snr_fit_index(snr: np.ndarray, window: int) -> int:
-    """Index of the first logged epoch where the smoothed (median over layers) gradient SNR is below 1."""
-    s = smooth(snr, window)
-    hit = np.flatnonzero(s < 1.0)
-    return int(hit[0]) if len(hit) else len(s) - 1
+    """Index of the drift-to-diffusion transition of the median-over-layers gradient SNR
+    (`ibjax.report.phases.diffusion_index`: the report's definition), last if none."""
+    i = diffusion_index(snr, window)
+    return len(snr) - 1 if i is None else i
 
 
 def trajectory_levels(values: np.ndarray, fit: int, window: int, ceiling: float, reliable: float) -> dict:

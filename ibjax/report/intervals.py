@@ -191,3 +191,15 @@ def spearman_ci(x_R: np.ndarray, y_R: np.ndarray, *, n_boot: int = 2000, confide
 
     lo, hi = bootstrap_ci(np.stack([x, y], axis=1), stat, n_boot=n_boot, confidence=confidence, seed=seed)
     return rho, lo, hi
+
+
+def median_interval(times: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(median, lo, hi) of per-run times with a distribution-free interval from order statistics
+    (`scipy.stats.quantile_test`). NaN entries are dropped; inf entries are censored runs ("longer than any"),
+    so while they could hold the median the upper bound is inf. All NaN when no time is left."""
+    t = np.asarray(times, dtype=float)
+    t = t[~np.isnan(t)]
+    if len(t) == 0:
+        return float("nan"), float("nan"), float("nan")
+    lo, hi = stats.quantile_test(t, q=0, p=0.5).confidence_interval(confidence)
+    return float(np.median(t)), float(lo), float(hi)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ibjax.report.intervals import bootstrap_ci, spearman_ci, wilson_interval
+from ibjax.report.intervals import bootstrap_ci, median_interval, spearman_ci, wilson_interval
 from ibjax.report.summary import cell_settings_shown
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, smooth
 from ibjax.rundir.contract import is_regression, layer_order
@@ -71,14 +71,20 @@ def layer_phase(epochs: np.ndarray, i_xt: np.ndarray, settings: VerdictSettings,
     return out
 
 
+def diffusion_index(median_snr_T: np.ndarray, window: int) -> int | None:
+    """Index of the first logged epoch where the smoothed median-over-layers gradient SNR is below 1 (None:
+    never): Shwartz-Ziv & Tishby's drift-to-diffusion transition, also the atlas's "snr" fitting anchor."""
+    hit = np.flatnonzero(smooth(np.asarray(median_snr_T, float), window) < 1.0)
+    return int(hit[0]) if len(hit) else None
+
+
 def snr_transition(gradients: pd.DataFrame, settings: VerdictSettings) -> float:
-    """First logged epoch where the median over layers of the smoothed SNR is below 1 (NaN: never)."""
+    """First logged epoch of the drift-to-diffusion transition (`diffusion_index`; NaN: never)."""
     g = gradients.pivot_table(index="epoch", columns="layer", values="snr").sort_index()
     if g.empty:
         return np.nan
-    med = smooth(np.nanmedian(g.to_numpy(float), axis=1), settings.smooth_window)
-    hit = np.flatnonzero(med < 1.0)
-    return float(g.index[hit[0]]) if len(hit) else np.nan
+    i = diffusion_index(np.nanmedian(g.to_numpy(float), axis=1), settings.smooth_window)
+    return float(g.index[i]) if i is not None else np.nan
 
 
 def network_phases(info: pd.DataFrame, gradients: pd.DataFrame, metrics: pd.DataFrame, runs: pd.DataFrame,
@@ -117,18 +123,6 @@ def network_phases(info: pd.DataFrame, gradients: pd.DataFrame, metrics: pd.Data
     return out
 
 
-def _median_ci(t: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    """Median of times (inf = censored: longer than any) with a distribution-free interval."""
-    from scipy.stats import quantile_test
-
-    t = np.asarray(t, float)
-    t = t[~np.isnan(t)]
-    if len(t) == 0:
-        return np.nan, np.nan, np.nan
-    lo, hi = quantile_test(t, q=0, p=0.5).confidence_interval(confidence)
-    return float(np.median(t)), float(lo), float(hi)
-
-
 def phase_table(phases: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTINGS
                 ) -> pd.DataFrame:
     """phases.csv: per cell and hidden layer, how many networks' layer compresses (Wilson interval), the median
@@ -142,11 +136,11 @@ def phase_table(phases: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSetti
     for (cell, index), g in phases.groupby(["cell", "index"], sort=False):
         n, k = len(g), int(g.compresses.sum())
         comp = g[g.compresses]
-        on, on_lo, on_hi = _median_ci(comp.onset.to_numpy(), settings.confidence)
-        du, du_lo, du_hi = _median_ci(comp.duration_decades.to_numpy(), settings.confidence)
-        gen, gen_lo, gen_hi = _median_ci(g.generalize_epoch.to_numpy(), settings.confidence)
+        on, on_lo, on_hi = median_interval(comp.onset.to_numpy(), settings.confidence)
+        du, du_lo, du_hi = median_interval(comp.duration_decades.to_numpy(), settings.confidence)
+        gen, gen_lo, gen_hi = median_interval(g.generalize_epoch.to_numpy(), settings.confidence)
         last = bool((g["index"] == g.depth).all())
-        lag, lag_lo, lag_hi = (_median_ci(g.lag_decades.to_numpy(), settings.confidence) if last
+        lag, lag_lo, lag_hi = (median_interval(g.lag_decades.to_numpy(), settings.confidence) if last
                                else (np.nan, np.nan, np.nan))
         f_lo, f_hi = wilson_interval(k, n, settings.confidence)
         rows.append({"cell": cell, **shown.loc[cell].to_dict(), "estimator": g.estimator.iloc[0],
@@ -202,7 +196,7 @@ def depth_claims(phases: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTI
     lag = per_run.lag.to_numpy(float)
     lag = lag[np.isfinite(lag)]
     if len(lag):
-        med, lo, hi = _median_ci(lag, settings.confidence)
+        med, lo, hi = median_interval(lag, settings.confidence)
         rows.append({"claim": "c: the drift-to-diffusion transition coincides with compression onset",
                      "statistic": "median lag, last hidden layer's onset - SNR transition (decades)",
                      "predicted": "~ 0", "estimate": med, "lo": lo, "hi": hi, "n_networks": len(lag)})

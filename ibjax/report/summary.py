@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ibjax.report.intervals import bootstrap_ci, wilson_interval
+from ibjax.report.intervals import bootstrap_ci, median_interval, wilson_interval
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings
 from ibjax.rundir.contract import CELL_SETTINGS, is_regression, layer_order, setting_key
 
@@ -216,8 +216,6 @@ def fitting_times(metrics: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSe
     longer than any, so the upper bound is inf while they could hold the median), and the final training
     accuracy (mean, bootstrap interval). Resolution: the logged epochs (metrics are recorded where MI is), so a
     time is the first logged epoch at or after the fit. Empty for a regression sweep."""
-    from scipy.stats import quantile_test
-
     if metrics.empty or is_regression(metrics):
         return pd.DataFrame()
     ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell"]]
@@ -232,14 +230,13 @@ def fitting_times(metrics: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSe
         t = g.epochs_to_fit.to_numpy(float)
         n, k = len(t), int(np.isfinite(t).sum())
         t = np.where(np.isfinite(t), t, np.inf)
-        lo, hi = (quantile_test(t, q=0, p=0.5).confidence_interval(settings.confidence) if n else (np.nan, np.nan))
+        med, lo, hi = median_interval(t, settings.confidence)
         acc = g.final_train_acc.to_numpy(float)
         acc_lo, acc_hi = bootstrap_ci(acc, **settings.boot())
         f_lo, f_hi = wilson_interval(k, n, settings.confidence)
         rows.append({"cell": cell, **settings_shown.loc[cell].to_dict(), "n_runs": n, "n_fitted": k,
                      "fitted_frac": k / n if n else np.nan, "fitted_lo": f_lo, "fitted_hi": f_hi,
-                     "median_epochs_to_fit": float(np.median(t)) if n else np.nan,
-                     "median_lo": float(lo), "median_hi": float(hi),
+                     "median_epochs_to_fit": med, "median_lo": lo, "median_hi": hi,
                      "final_train_acc": float(acc.mean()) if n else np.nan,
                      "final_train_acc_lo": acc_lo, "final_train_acc_hi": acc_hi})
     return pd.DataFrame(rows)
