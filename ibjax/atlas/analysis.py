@@ -28,8 +28,9 @@ from ibjax.atlas.effects import (
 from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_BY_CLAIM, PRIMARY_ESTIMATORS, Spec
 from ibjax.atlas.pooling import Pooled, decide, holm, pool
 from ibjax.atlas.registry import StudyTables
-from ibjax.atlas.studies import REGRESSION_CLAIMS, REGRESSION_DATASETS, STUDY_NAMES
+from ibjax.atlas.studies import PHASE_CLAIMS, REGRESSION_CLAIMS, REGRESSION_DATASETS, STUDY_NAMES
 from ibjax.report.intervals import wilson_interval
+from ibjax.report.phases import onset_lags, speed_differences
 from ibjax.rundir.contract import GRID_AXES
 
 MIN_CORRELATION_NETWORKS = 8
@@ -61,7 +62,10 @@ def estimator_for(study: StudyTables, spec: Spec, quantity: str = "i_xt") -> str
 
 
 def _estimator_for(study: StudyTables, spec: Spec, quantity: str) -> str | None:
-    have = set(study.measures.loc[study.measures.quantity == quantity, "estimator"].tolist())
+    if quantity == "phases":
+        have = set(study.phases.estimator.tolist())
+    else:
+        have = set(study.measures.loc[study.measures.quantity == quantity, "estimator"].tolist())
     if spec.estimator != "primary":
         return spec.estimator if spec.estimator in have else None
     dataset = study.networks.dataset.iat[0] if len(study.networks) else "tishby12"
@@ -201,8 +205,43 @@ def _paired_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
     return out
 
 
+def _depth_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
+    """Claim (a): per set of networks that share every setting but the hidden layers, where 2+ depths are
+    measured."""
+    nets = study.networks[~study.networks.diverged & study.networks.run_id.isin(study.phases.run_id)]
+    if nets.empty:
+        return []
+    nets = nets.assign(key=_settings_key(nets, "hidden"))
+    out = []
+    for _, g in nets.groupby("key", sort=False):
+        if g.hidden.nunique() < 2:
+            continue
+        fresh = g[~g.network_id.isin(used)]
+        used.update(fresh.network_id)
+        out.append(Unit(study, _label(study, g.iloc[0], without="hidden"), fresh.run_id.to_numpy(),
+                        repeats=len(g) - len(fresh)))
+    return out
+
+
+def _phase_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
+    """Claims (b) and (c): Shwartz-Ziv & Tishby's setting (tanh, true labels; minibatches for (c), whose
+    drift-to-diffusion transition needs minibatch noise), per cell."""
+    nets = study.networks[~study.networks.diverged & study.networks.run_id.isin(study.phases.run_id)]
+    nets = nets[(nets.activation == "tanh") & nets.label_noise.isin(TRUE_LABELS)]
+    if claim == "snr_marks_onset":
+        nets = nets[nets.steps_per_epoch > 1]
+    out = []
+    for _, g in nets.groupby("cell", sort=False):
+        fresh = g[~g.network_id.isin(used)]
+        used.update(fresh.network_id)
+        out.append(Unit(study, _label(study, g.iloc[0]), fresh.run_id.to_numpy(), repeats=len(g) - len(fresh)))
+    return out
+
+
 UNITS = {"fit_then_compress": _one_sample_units, "compression_generalizes": _one_sample_units,
-         "sgd_noise": _paired_units, "saturating_only": _paired_units, "irrelevant_compressed": _one_sample_units}
+         "sgd_noise": _paired_units, "saturating_only": _paired_units, "irrelevant_compressed": _one_sample_units,
+         "depth_speeds_generalization": _depth_units, "deeper_compress_faster": _phase_units,
+         "snr_marks_onset": _phase_units}
 
 
 def bears_on(claim: str, study: StudyTables) -> bool:
@@ -240,8 +279,51 @@ def _arm(values, excluded, policy: str, favoured: bool) -> np.ndarray:
     return _apply_exclusion(pd.Series(values), pd.Series(excluded), policy, favoured).to_numpy(float)
 
 
+def phase_values(claim: str, study: StudyTables, spec: Spec, ids: np.ndarray) -> pd.DataFrame:
+    """A phase claim's per-network quantity for the networks `ids` under the specification (its estimator,
+    compression threshold and smoothing): columns run_id, value and, for claim (a), depth. Networks without one
+    (no completing adjacent pair, a last layer that does not compress, no SNR transition) are absent."""
+    key = ("phases", claim, estimator_for(study, spec, "phases"), spec.smooth, spec.threshold)
+    if key not in study.cache:  # per network of the whole study, once per specification (the curve asks often)
+        study.cache[key] = _phase_values(claim, study, *key[2:])
+    v = study.cache[key]
+    return v[v.run_id.isin(ids)]
+
+
+def _phase_values(claim: str, study: StudyTables, est: str | None, window: int, threshold: float | None
+                  ) -> pd.DataFrame:
+    ph = study.phases
+    ph = ph[(ph.estimator == est) & (ph.smooth == window)]
+    if ph.empty:
+        return pd.DataFrame(columns=["run_id", "value", "depth"])
+    ph = ph.assign(compresses=ph.compresses.astype(bool) & (ph.fall_bits > (threshold or 0.0)))
+    if claim == "depth_speeds_generalization":
+        per_run = ph.groupby("run_id", sort=False).agg(depth=("depth", "first"), value=("generalize_epoch", "first"))
+        return per_run.reset_index()
+    values = speed_differences(ph) if claim == "deeper_compress_faster" else onset_lags(ph)
+    return pd.DataFrame({"run_id": values.index.to_numpy(), "value": values.to_numpy(float)})
+
+
+def _phase_entry(claim: str, unit: Unit, spec: Spec, confidence: float) -> Entry:
+    study = unit.study
+    est = estimator_for(study, spec, "phases")
+    v = phase_values(claim, study, spec, unit.a)
+    if claim == "depth_speeds_generalization":
+        gen = v.value.to_numpy(float)
+        # Never reaching the level ranks as the slowest (a rank correlation: any value above every finite one).
+        slowest = (np.nanmax(gen[np.isfinite(gen)]) + 1) * 2 if np.isfinite(gen).any() else np.nan
+        ok = len(v) >= MIN_CORRELATION_NETWORKS and v.depth.nunique() >= 2 and np.isfinite(slowest)
+        eff = spearman_effect(v.depth.to_numpy(float), np.where(np.isfinite(gen), gen, slowest), confidence) \
+            if ok else NO_EFFECT
+    else:
+        eff = mean_effect(v.value.to_numpy(float), confidence) if len(v) else NO_EFFECT
+    return Entry(claim, study.name, unit.label, est, eff, {}, unit.repeats)
+
+
 def unit_entry(claim: str, unit: Unit, spec: Spec, confidence: float = 0.95) -> Entry:
     """One entry's effect under a specification (Entry with NO_EFFECT when none of its networks is measured)."""
+    if claim in PHASE_CLAIMS:
+        return _phase_entry(claim, unit, spec, confidence)
     study, threshold = unit.study, spec.threshold
     if claim == "irrelevant_compressed":
         qa, qb, rel = "i_xt_irr", "i_xt_rel", True
@@ -357,8 +439,12 @@ def analyse(studies: list[StudyTables], specs: dict[str, Spec] | None = None, co
                      "n_repeats": sum(e.n_repeats for e in es),
                      "excluded": "; ".join(f"{a}: {k}" for a, k in excl.items()), "pooled": p})
     table = pd.DataFrame(rows)
-    table["p_holm"] = holm(table.p_value) if adjust else table.p_value
-    table["decision"] = [decide(r.pooled, r.p_holm, r.direction, 1 - confidence) for r in table.itertuples()]
+    # Each claim's own test enters Holm: the test of an effect in the predicted direction, or for a claim that
+    # predicts no effect (direction 0) the equivalence test (TOST).
+    primary_p = np.where(table.direction == 0, table.tost_p, table.p_value)
+    table["p_holm"] = holm(primary_p) if adjust else primary_p
+    table["decision"] = [decide(r.pooled, r.p_holm, r.direction, 1 - confidence, r.sesoi)
+                         for r in table.itertuples()]
     return entries, table.drop(columns="pooled")
 
 

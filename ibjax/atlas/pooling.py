@@ -13,6 +13,9 @@ Decision (on the claim's predicted direction, at level alpha, Holm-adjusted over
     supported      Holm-adjusted p < alpha and the estimate in the predicted direction;
     contradicted   Holm-adjusted p < alpha and the estimate in the other direction;
     inconclusive   otherwise (too few networks to say either).
+A claim that predicts *no* effect beyond its SESOI (direction 0: "coincides"): supported when TOST shows the
+effect inside +-SESOI (Holm-adjusted), contradicted when the whole interval lies beyond +SESOI or below -SESOI,
+inconclusive otherwise.
 
 References:
     Paule & Mandel (1982), Consensus values and weighting factors. J. Res. Natl. Bur. Stand. 87:377-385.
@@ -109,9 +112,17 @@ def pool(effects: list[Effect], sesoi: float, confidence: float = 0.95) -> Poole
     return Pooled(est, se, df, est - crit * se, est + crit * se, p, k, n, tau2, *pred, _tost(est, se, df, sesoi))
 
 
-def decide(pooled: Pooled, p_adjusted: float, direction: int, alpha: float = 0.05) -> str:
+def decide(pooled: Pooled, p_adjusted: float, direction: int, alpha: float = 0.05, sesoi: float = math.nan
+           ) -> str:
     """supported / contradicted / inconclusive, as the module docstring states. `direction`: +1 when the claim
-    predicts a positive effect, -1 a negative one."""
+    predicts a positive effect, -1 a negative one, 0 none beyond `sesoi` (then `p_adjusted` is the equivalence
+    test's, and the pooled interval is at level 1 - alpha)."""
+    if direction == 0:
+        if math.isfinite(p_adjusted) and p_adjusted < alpha:
+            return "supported"
+        if math.isfinite(sesoi) and (pooled.lo > sesoi or pooled.hi < -sesoi):
+            return "contradicted"
+        return "inconclusive"
     if math.isfinite(pooled.tost_p) and pooled.tost_p < alpha:
         return "contradicted"
     if math.isfinite(p_adjusted) and p_adjusted < alpha and math.isfinite(pooled.estimate):

@@ -1,11 +1,13 @@
-"""Run directories -> the network registry: two compact tables the whole atlas is computed from.
+"""Run directories -> the network registry: three compact tables the whole atlas is computed from.
 
 `networks` has one row per trained network of each study (its `network_id`, settings, accuracies and
-generalization gap). `measures` has, per network, estimator and MI quantity of the *endpoint layer* (the last
-hidden layer: never the softmax output), the levels of its trajectory that every endpoint and specification needs:
+generalization gap). `measures` has, per network, estimator and MI quantity of the *endpoint layer* (the
+network's last hidden layer: never the softmax output), the levels of its trajectory that every endpoint and specification needs:
 at the first logged epoch, at the fitting time (three anchors, defined per network below), its maximum before
 that time and its final level, raw and smoothed, with the exclusion decided from the values up to the fitting
-time only (never from the outcome).
+time only (never from the outcome). `phases` has, per network, hidden layer, estimator and smoothing, Shwartz-Ziv &
+Tishby's phase times (ibjax.report.phases: compression onset, fall, duration; the network's drift-to-diffusion
+transition and epochs to generalize), for their depth claims (a)-(c).
 
 These tables are small (kilobytes per study), so docs/results/atlas/tables commits them and
 `python -m ibjax.atlas --tables` rebuilds the published atlas from them in seconds.
@@ -22,15 +24,15 @@ Fitting anchors (all per network; the analysis picks one, the specification curv
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ibjax.mi.interface import distinct_entropy
-from ibjax.report.phases import diffusion_index
-from ibjax.report.verdicts import smooth
+from ibjax.report.phases import diffusion_index, network_phases
+from ibjax.report.verdicts import DEFAULT_SETTINGS, smooth
 from ibjax.report.write import load_finished
 from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden, is_regression
 from ibjax.rundir.layout import RunDirError
@@ -50,6 +52,13 @@ MEASURE_COLUMNS = ("study", "run_id", "layer", "estimator", "quantity", "anchor"
                    "excluded")
 # I(X;T), and where the inputs hold task-irrelevant dimensions, I(T;X_rel) and I(T;X_irr).
 QUANTITIES = ("i_xt", "i_xt_rel", "i_xt_irr")
+# Per network, hidden layer (index 1 = first, depth = hidden layers), estimator and smoothing window. `compresses`
+# is the report's rule at threshold 0 (a fall after the smoothed peak that is neither saturated nor inside the
+# final window); the analysis applies its threshold to `fall_bits`. Epochs are logged epochs; `generalize_epoch`
+# is inf where the network never reaches the test accuracy of the report's `generalize_accuracy`; `snr_epoch` is
+# NaN for full-batch networks (no minibatch noise) and where the SNR never falls below 1.
+PHASE_COLUMNS = ("study", "run_id", "estimator", "smooth", "depth", "index", "onset", "fall_bits", "compresses",
+                 "complete", "duration_decades", "snr_epoch", "generalize_epoch")
 FLOAT_FORMAT = "%.6g"
 
 
@@ -63,6 +72,7 @@ class StudyTables:
     measures: pd.DataFrame
     # What the study cost and measured on: wall_s (the sweep's wall time), n_mi_samples, the sweep file.
     about: dict = field(default_factory=dict)
+    phases: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PHASE_COLUMNS)))
     # Per-network values already derived from `measures` (ibjax.atlas.analysis.network_values): the
     # specification curve asks for the same ones many times.
     cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -141,10 +151,11 @@ def study_tables(run_dir: str | Path) -> StudyTables:
     model = str((rd.spec.get("model") or {}).get("kind", "mlp"))
     net = _networks_table(rd, name, dataset, model, n_train)
     measures = _measures_table(rd, net, name, n_samples)
+    phases = _phases_table(rd, net, name)
     wall_s = rd.manifest.wall_s
     about = {"wall_s": float("nan") if wall_s is None else float(wall_s), "n_mi_samples": n_samples,
              "spec_source": Path(rd.manifest.source).name}
-    return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures), about)
+    return StudyTables(name, str(run_dir), _as_stored(net), _as_stored(measures), about, _as_stored(phases))
 
 
 def _networks_table(rd, name: str, dataset: str, model: str, n_train: int) -> pd.DataFrame:
@@ -189,8 +200,9 @@ def _measures_table(rd, net: pd.DataFrame, name: str, n_samples: int) -> pd.Data
         med = rd.gradients.groupby(["run_id", "epoch"]).snr.median().reset_index()
         snr = {rid: g.sort_values("epoch") for rid, g in med.groupby("run_id")}
     ok = net.loc[~net.diverged]
-    layer = deepest_hidden(rd.info.layer.unique())
-    info = rd.info[(rd.info.layer == layer) & rd.info.run_id.isin(ok.run_id)]
+    # Each network's own last hidden layer (a study may vary the depth).
+    deepest = {rid: deepest_hidden(layers) for rid, layers in rd.info.groupby("run_id").layer.unique().items()}
+    info = rd.info[rd.info.run_id.isin(ok.run_id) & (rd.info.layer == rd.info.run_id.map(deepest))]
     quantities = [q for q in QUANTITIES if q in info.columns and q in distinct]
     rows = []
     steps = dict(zip(net.run_id, net.steps_per_epoch))
@@ -227,12 +239,37 @@ def _measures_table(rd, net: pd.DataFrame, name: str, n_samples: int) -> pd.Data
                     ceiling = ceiling_of(q, est) if q != "i_xt" else own[0]
                     reliable = ceiling if q != "i_xt" else own[1]
                     for anchor, fit in fits.items():
-                        rows.append({"study": name, "run_id": rid, "layer": layer, "estimator": est,
+                        rows.append({"study": name, "run_id": rid, "layer": deepest[rid], "estimator": est,
                                      "quantity": q, "anchor": anchor, "smooth": window, "budget": budget,
                                      "fit_epoch": int(e[fit]), "end_epoch": int(e[-1]), "ceiling": ceiling,
                                      "reliable": reliable, **trajectory_levels(vals, fit, window, ceiling,
                                                                                 reliable)})
     return pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
+
+
+def _phases_table(rd, net: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Every network's phases (ibjax.report.phases.network_phases) under each estimator of I(X;T) and smoothing
+    window, with the compression rule at threshold 0 (the analysis thresholds `fall_bits`). Empty for a regression
+    study (no accuracy to generalize to)."""
+    runs = rd.runs
+    if is_regression(runs) or rd.info.empty:
+        return pd.DataFrame(columns=list(PHASE_COLUMNS))
+    ceilings = {est: c for est, (c, _) in rd.manifest.limits().items()}
+    info = rd.info[np.isfinite(rd.info.i_xt.astype(float))]
+    gradients = rd.gradients if rd.gradients is not None else pd.DataFrame()
+    full_batch = set(net.run_id[net.steps_per_epoch == 1])
+    parts = []
+    for est in dict.fromkeys(info.estimator):
+        for window in SMOOTHING:
+            settings = replace(DEFAULT_SETTINGS, threshold_bits=0.0, smooth_window=window)
+            ph = network_phases(info, gradients, rd.metrics, runs, settings, ceilings, estimator=est)
+            if ph.empty:
+                continue
+            ph.loc[ph.run_id.isin(full_batch), "snr_epoch"] = np.nan
+            parts.append(ph.assign(study=name, smooth=window))
+    if not parts:
+        return pd.DataFrame(columns=list(PHASE_COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(PHASE_COLUMNS)]
 
 
 def _as_stored(df: pd.DataFrame) -> pd.DataFrame:
@@ -245,7 +282,7 @@ def _as_stored(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-# -- the committed form: one folder, two CSV files --------------------------------------------------------------
+# -- the committed form: one folder of CSV files (studies, networks, measures, phases) -------------------------------
 
 def write_tables(studies: list[StudyTables], folder: str | Path) -> list[Path]:
     from ibjax.rundir.store import atomic_write_bytes
@@ -254,9 +291,10 @@ def write_tables(studies: list[StudyTables], folder: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     nets = pd.concat([s.networks.assign(source=s.source) for s in studies], ignore_index=True)
     meas = pd.concat([s.measures for s in studies], ignore_index=True)
+    phases = pd.concat([s.phases for s in studies], ignore_index=True)
     about = pd.DataFrame([{"study": s.name, "source": s.source, **s.about} for s in studies])
-    paths = [folder / "studies.csv", folder / "networks.csv", folder / "measures.csv"]
-    for path, df in zip(paths, (about, nets, meas)):
+    paths = [folder / "studies.csv", folder / "networks.csv", folder / "measures.csv", folder / "phases.csv"]
+    for path, df in zip(paths, (about, nets, meas, phases)):
         atomic_write_bytes(path, df.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
     return paths
 
@@ -283,6 +321,15 @@ def read_tables(folder: str | Path) -> list[StudyTables]:
         if missing:
             raise RunDirError(f"{folder / name}: not an atlas table (columns missing: {', '.join(missing)})")
     meas["excluded"] = meas.excluded.fillna("")
+    phases = pd.DataFrame(columns=list(PHASE_COLUMNS))
+    if (folder / "phases.csv").is_file():  # tables written before the phases were recorded have none
+        try:
+            phases = pd.read_csv(folder / "phases.csv")
+        except (OSError, ValueError, pd.errors.ParserError) as e:
+            raise RunDirError(f"{folder / 'phases.csv'}: cannot read the atlas's phase table: {e}") from e
+        missing = [c for c in PHASE_COLUMNS if c not in phases.columns]
+        if missing:
+            raise RunDirError(f"{folder / 'phases.csv'}: not an atlas table (columns missing: {', '.join(missing)})")
     about = {}
     if (folder / "studies.csv").is_file():
         for r in pd.read_csv(folder / "studies.csv", keep_default_na=False).to_dict("records"):
@@ -291,5 +338,6 @@ def read_tables(folder: str | Path) -> list[StudyTables]:
     for (name, source), g in nets.groupby(["study", "source"], sort=False):
         out.append(StudyTables(str(name), str(source), g.drop(columns="source").reset_index(drop=True),
                                meas[(meas.study == name) & meas.run_id.isin(g.run_id)].reset_index(drop=True),
-                               about.get((name, source), {})))
+                               about.get((name, source), {}),
+                               phases[(phases.study == name) & phases.run_id.isin(g.run_id)].reset_index(drop=True)))
     return out

@@ -29,6 +29,7 @@ from ibjax.atlas.endpoints import (
 )
 from ibjax.atlas.pooling import decide
 from ibjax.atlas.registry import StudyTables
+from ibjax.atlas.studies import PHASE_CLAIMS
 
 SPEC_COLUMNS = ("claim", "spec", "primary", "estimator", "threshold", "anchor", "smooth", "exclusion", "budget",
                 "estimate", "lo", "hi", "p_value", "tost_p", "k", "n", "decision")
@@ -37,6 +38,8 @@ SPEC_COLUMNS = ("claim", "spec", "primary", "estimator", "threshold", "anchor", 
 def claim_specs(claim: str, studies: list[StudyTables]) -> list[Spec]:
     """The specifications of one claim: every estimator some study measured the claim's quantity with, crossed
     with thresholds, anchors, smoothing, exclusion policies and (SGD vs GD only) budgets. The primary one first."""
+    if claim in PHASE_CLAIMS:
+        return _phase_specs(claim, studies)
     quantity = "i_xt_irr" if claim == "irrelevant_compressed" else "i_xt"
     estimators = ["primary"] + sorted({e for s in studies for e in
                                        s.measures.loc[s.measures.quantity == quantity, "estimator"]})
@@ -48,6 +51,18 @@ def claim_specs(claim: str, studies: list[StudyTables]) -> list[Spec]:
     primary = PRIMARY_BY_CLAIM[claim]
     specs = [Spec(e, t, a, w, x, b) for e, t, a, w, x, b in
              itertools.product(estimators, thresholds, anchors, SPEC_SMOOTHING, exclusions, budgets)]
+    return [primary] + [s for s in specs if s != primary]
+
+
+def _phase_specs(claim: str, studies: list[StudyTables]) -> list[Spec]:
+    """A phase claim's specifications: every estimator with phases x the threshold that makes a layer count as
+    compressing (claim (a) has none: epochs to generalize do not depend on it) x smoothing. Phases have no fitting
+    anchor, no exclusion to vary (saturated layers never compress) and no update budget."""
+    estimators = ["primary"] + sorted({e for s in studies for e in s.phases.estimator})
+    thresholds = (0.5,) if claim == "depth_speeds_generalization" else tuple(t for t in THRESHOLDS if t is not None)
+    primary = PRIMARY_BY_CLAIM[claim]
+    specs = [replace(primary, estimator=e, threshold=t, smooth=w)
+             for e, t, w in itertools.product(estimators, thresholds, SPEC_SMOOTHING)]
     return [primary] + [s for s in specs if s != primary]
 
 
@@ -67,10 +82,18 @@ def specification_curve(studies: list[StudyTables], confidence: float = 0.95, cl
                          "smooth": spec.smooth, "exclusion": spec.exclusion, "budget": spec.budget,
                          "estimate": p.estimate, "lo": p.lo, "hi": p.hi, "p_value": p.p_value, "tost_p": p.tost_p,
                          "k": p.k, "n": p.n,
-                         # A binary quantity has its own scale (a difference of fractions): no SESOI in bits.
-                         "decision": decide(p if spec.threshold is None else replace(p, tost_p=float("nan")),
-                                            p.p_value, ep.direction, 1 - confidence)})
+                         "decision": _decision(ep, spec, p, confidence)})
     return pd.DataFrame(rows, columns=list(SPEC_COLUMNS))
+
+
+def _decision(ep, spec: Spec, p, confidence: float) -> str:
+    """A specification's decision, unadjusted (the claim's own test: equivalence for a claim of no effect)."""
+    if ep.direction == 0:
+        return decide(p, p.tost_p, 0, 1 - confidence, ep.sesoi)
+    # A binary quantity has its own scale (a difference of fractions): no SESOI in bits. (A phase claim's threshold
+    # only says which layers count; its quantity stays a time.)
+    binary = spec.threshold is not None and ep.claim not in PHASE_CLAIMS
+    return decide(replace(p, tost_p=float("nan")) if binary else p, p.p_value, ep.direction, 1 - confidence)
 
 
 def agreement(curve: pd.DataFrame, decisions: dict[str, str]) -> pd.DataFrame:

@@ -36,7 +36,20 @@ CLAIMS = (
     Claim("irrelevant_compressed", "Information about task-irrelevant inputs is what gets compressed",
           "Saxe et al. 2018",
           "I(T;X_irr) falls by more than the threshold more often than I(T;X_rel) in the same runs and layers"),
+    # Shwartz-Ziv & Tishby's depth claims (a)-(c), on the phase times of ibjax.report.phases.
+    Claim("depth_speeds_generalization", "Deeper networks generalize in fewer epochs", "Shwartz-Ziv & Tishby 2017",
+          "networks with more hidden layers reach 90 % test accuracy in fewer epochs (Spearman r < 0 among "
+          "networks that differ only in depth)"),
+    Claim("deeper_compress_faster", "Deeper layers compress faster", "Shwartz-Ziv & Tishby 2017",
+          "of two adjacent hidden layers whose compression phases both complete, the deeper one's lasts fewer "
+          "decades of epochs (mean difference deeper - shallower < 0)"),
+    Claim("snr_marks_onset", "Compression starts at the gradients' drift-to-diffusion transition",
+          "Shwartz-Ziv & Tishby 2017",
+          "the last hidden layer's compression onset lies within +-0.25 decades of the epoch where the gradient "
+          "SNR falls below 1 (the mean lag equivalent to 0 by TOST)"),
 )
+# The claims read from the phase table (registry.PHASE_COLUMNS), not from the drop of I(X;T) after the fit.
+PHASE_CLAIMS = ("depth_speeds_generalization", "deeper_compress_faster", "snr_marks_onset")
 
 
 # The claims a regression study (dataset teacher) bears on: compression vs generalization is stated for any task
@@ -85,6 +98,12 @@ STUDIES = (
     Study("stochastic_fashion_mnist", "stochastic_fashion_mnist.yaml", "Butakov et al. 2024",
           ("fit_then_compress", "saturating_only"),
           "stochastic conv net on Fashion-MNIST, compressed-kNN MI beside binning"),
+    Study("depth", "depth.yaml", "Shwartz-Ziv & Tishby 2017",
+          ("depth_speeds_generalization", "deeper_compress_faster", "snr_marks_onset", "fit_then_compress",
+           "compression_generalizes"),
+          "1 to 6 hidden layers of tanh on the 12-bit task, 24 seeds, 10 000 epochs, gradient SNR"),
+    Study("quantized_conv", "quantized_conv.yaml", "Lorenzen et al. 2022", ("fit_then_compress", "saturating_only"),
+          "quantized conv nets (8 and 4 bits) on Fashion-MNIST, exact MI beside binning, tanh vs relu"),
 )
 STUDY_NAMES = tuple(s.name for s in STUDIES)
 

@@ -27,7 +27,7 @@ from ibjax.atlas.registry import (
     write_tables,
 )
 from ibjax.atlas.sensitivity import agreement, specification_curve
-from ibjax.atlas.studies import CLAIMS, STUDIES
+from ibjax.atlas.studies import CLAIMS, PHASE_CLAIMS, STUDIES
 from ibjax.rundir.store import atomic_write_bytes
 
 COLOUR = {"supported": "tab:green", "contradicted": "tab:red", "inconclusive": "0.55"}
@@ -103,6 +103,10 @@ def _show(claim: str, v: float) -> float:
     return math.tanh(v) if ENDPOINT[claim].design == "correlation" and np.isfinite(v) else v
 
 
+def _predicted(ep) -> str:
+    return "> 0" if ep.direction > 0 else "< 0" if ep.direction < 0 else f"within ±{ep.sesoi:g}"
+
+
 def render(atlas: Atlas, figures: dict) -> str:
     """ATLAS.md: the declared endpoints, the studies, the decisions, one section per claim, how to read the
     sensitivity analysis."""
@@ -125,9 +129,8 @@ def _endpoints_section(atlas: Atlas) -> list[str]:
              "| # | claim | networks | per-study effect | predicted | smallest effect of interest |",
              "| --- | --- | --- | --- | --- | --- |"]
     for i, ep in enumerate(ENDPOINTS, 1):
-        sign = "> 0" if ep.direction > 0 else "< 0"
         lines.append(f"| {i} | {titles[ep.claim].title} | {ep.population} | {ep.contrast} ({ep.design}) | "
-                     f"{sign} | {ep.sesoi:g} {ep.units} |")
+                     f"{_predicted(ep)} | {ep.sesoi:g} {ep.units} |")
     lines += ["",
               "- Layer: the last hidden layer (never the softmax output). Estimator: "
               f"{', '.join(PRIMARY_ESTIMATORS['tishby12'])} on the 12-bit task; "
@@ -138,6 +141,13 @@ def _endpoints_section(atlas: Atlas) -> list[str]:
               f"which the smoothed training loss has made {LOSS_FALL:.0%} of its fall (per network, every layer "
               "alike). Claim 5: the fall from the first logged epoch to the final level, as a fraction of the "
               "quantity's own ceiling (log2 of the distinct relevant patterns, or of the irrelevant draws).",
+              "- Claims 6-8 (Shwartz-Ziv & Tishby's phases, per network and hidden layer, from I(X;T) of the same "
+              "estimator smoothed over 5 logged epochs): a layer's compression starts at the maximum of its I(X;T) "
+              "(the onset) and counts where I(X;T) then falls by more than 0.5 bit to its final level, the maximum "
+              "neither within 0.05 bit of the estimator's ceiling nor in the final window; its duration is "
+              "log10(epoch at 90% of the fall) - log10(onset). Epochs to generalize: the first logged epoch with "
+              "test accuracy >= 0.9 (never: the slowest rank). The SNR transition: the first logged epoch where the "
+              "median over layers of the smoothed gradient SNR is below 1 (minibatch networks).",
               "- Linear networks are in no primary endpoint: their I(X;T) is 12 bits whatever the weights (a generic "
               "linear map of the 4 096 patterns is injective), so what binning over a growing range calls their "
               "compression checks the estimator, not a claim.",
@@ -152,7 +162,9 @@ def _endpoints_section(atlas: Atlas) -> list[str]:
               f"- Decision: **supported** when the Holm-adjusted p (over the {len(ENDPOINTS)} primary tests) is "
               f"below {1 - atlas.confidence:.2g} and the effect lies on the predicted side; **contradicted** when it "
               "lies on the other side, or when TOST shows it smaller than the smallest effect of interest (90% "
-              "interval inside ±SESOI); otherwise **inconclusive**.", ""]
+              "interval inside ±SESOI); otherwise **inconclusive**. A claim of coincidence (claim 8, predicted "
+              "within ±SESOI) enters Holm with its TOST p: **supported** when that is below the level, "
+              "**contradicted** when the whole interval lies beyond ±SESOI.", ""]
     return lines
 
 
@@ -216,7 +228,7 @@ def _claim_section(atlas: Atlas, i: int, ep, figures: dict) -> list[str]:
     row = atlas.claims.set_index("claim").loc[ep.claim]
     lines += ["", f"## {i}. {c.title} — {c.source}", "",
               f"Primary endpoint: {ep.contrast} over {ep.population}; predicted "
-              f"{'> 0' if ep.direction > 0 else '< 0'}, smallest effect of interest {ep.sesoi:g} {ep.units}. "
+              f"{_predicted(ep)}, smallest effect of interest {ep.sesoi:g} {ep.units}. "
               f"Decision: **{row.decision}**.", ""]
     ent = atlas.entries[atlas.entries.claim == ep.claim]
     if ent.empty:
@@ -265,6 +277,9 @@ def _reading_section() -> list[str]:
               "- Worst / best case: each excluded network takes its arm's least / most favourable measured value.",
               "- Equal updates (SGD vs GD): a minibatch network's trajectory ends where it has taken as many "
               "steps as its full-batch twin in all its epochs.",
+              "- Claims 6-8 vary the estimator, the fall that makes a layer count as compressing (0.1 ... 1 bit) "
+              "and the smoothing; they have no fitting anchor and no exclusion to vary (a saturated layer never "
+              "counts as compressing).",
               "- Specification decisions are not Holm-adjusted: they show how the answer moves with the choices "
               "and are never counted as evidence."]
     return lines
@@ -361,7 +376,9 @@ def _curve(cur: pd.DataFrame, ep, title: str, path: Path) -> Path:
     primary one marked. (Thresholded specifications are on another scale: counted in the text, not drawn.)"""
     import matplotlib.pyplot as plt
 
-    c = cur[cur.threshold.isna() & np.isfinite(cur.estimate)].sort_values("estimate").reset_index(drop=True)
+    # A phase claim's threshold only says which layers count as compressing: its effect keeps its scale.
+    same_scale = cur.threshold.isna() | (ep.claim in PHASE_CLAIMS)
+    c = cur[same_scale & np.isfinite(cur.estimate)].sort_values("estimate").reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8, 3), dpi=110)
     x = np.arange(len(c))
     for xi, r in zip(x, c.itertuples()):
@@ -373,7 +390,8 @@ def _curve(cur: pd.DataFrame, ep, title: str, path: Path) -> Path:
         if r.primary:
             ax.plot(xi, est, "*", color="black", ms=10, label="primary")
     ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xlabel(f"{len(c)} specifications with the continuous quantity, sorted by pooled effect", fontsize=8)
+    what = "" if ep.claim in PHASE_CLAIMS else " with the continuous quantity"
+    ax.set_xlabel(f"{len(c)} specifications{what}, sorted by pooled effect", fontsize=8)
     ax.set_ylabel("r" if ep.design == "correlation" else ep.units, fontsize=8)
     ax.set_title(f"{title}\ngreen supported, red contradicted, grey inconclusive", fontsize=9)
     if c.primary.any():

@@ -79,37 +79,47 @@ def diffusion_index(median_snr_T: np.ndarray, window: int) -> int | None:
 
 
 def snr_transition(gradients: pd.DataFrame, settings: VerdictSettings) -> float:
-    """First logged epoch of the drift-to-diffusion transition (`diffusion_index`; NaN: never)."""
-    g = gradients.pivot_table(index="epoch", columns="layer", values="snr").sort_index()
-    if g.empty:
+    """First logged epoch of one run's drift-to-diffusion transition (`diffusion_index` of the median over its
+    layers of the gradient SNR at each logged epoch; NaN: never)."""
+    return _transition_epoch(gradients.groupby("epoch").snr.median(), settings)
+
+
+def _transition_epoch(median_snr_by_epoch: pd.Series, settings: VerdictSettings) -> float:
+    if median_snr_by_epoch.empty:
         return np.nan
-    i = diffusion_index(np.nanmedian(g.to_numpy(float), axis=1), settings.smooth_window)
-    return float(g.index[i]) if i is not None else np.nan
+    i = diffusion_index(median_snr_by_epoch.to_numpy(float), settings.smooth_window)
+    return float(median_snr_by_epoch.index[i]) if i is not None else np.nan
 
 
 def network_phases(info: pd.DataFrame, gradients: pd.DataFrame, metrics: pd.DataFrame, runs: pd.DataFrame,
-                   settings: VerdictSettings = DEFAULT_SETTINGS, ceilings: dict | None = None) -> pd.DataFrame:
+                   settings: VerdictSettings = DEFAULT_SETTINGS, ceilings: dict | None = None,
+                   estimator: str | None = None) -> pd.DataFrame:
     """One row per (run, hidden layer): depth, layer index (1 = first hidden), onset, end, duration, whether it
     compresses (`ceilings`: each estimator's I(X;T) ceiling in bits, for the saturation rule), and the run's SNR
     transition, epochs to generalize and lag (the same on each of its rows; NaN where its last hidden layer does
-    not compress: no onset to time)."""
+    not compress: no onset to time). `estimator`: whose I(X;T) (default 30-bin binning where measured, else the
+    first)."""
     if info.empty or is_regression(metrics):
         return pd.DataFrame()
     estimators = list(dict.fromkeys(info.estimator))
-    est = PREFERRED_ESTIMATOR if PREFERRED_ESTIMATOR in estimators else estimators[0]
+    est = estimator or (PREFERRED_ESTIMATOR if PREFERRED_ESTIMATOR in estimators else estimators[0])
     ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell"]]
     inf = info[(info.estimator == est) & info.run_id.isin(ok.run_id)]
     reached = metrics[metrics.test_acc >= settings.generalize_accuracy].groupby("run_id").epoch.min()
-    grads = dict(tuple(gradients.groupby("run_id"))) if not gradients.empty else {}
+    median_snr = {}  # per run: the median over layers of the gradient SNR at each logged epoch (one groupby)
+    if not gradients.empty:
+        med = gradients.groupby(["run_id", "epoch"]).snr.median()
+        median_snr = {rid: g.droplevel(0) for rid, g in med.groupby(level="run_id", sort=False)}
     order = layer_order(info.layer.unique())
+    ceiling = (ceilings or {}).get(est, np.inf)
     rows = []
     for run_id, g in inf.groupby("run_id", sort=False):
-        hidden = [name for name in order if name != "out" and name in set(g.layer)]
-        snr = snr_transition(grads[run_id], settings) if run_id in grads else np.nan
+        by_layer = {str(name): t for name, t in g.groupby("layer", sort=False)}
+        hidden = [name for name in order if name != "out" and name in by_layer]
+        snr = _transition_epoch(median_snr[run_id], settings) if run_id in median_snr else np.nan
         for index, name in enumerate(hidden, start=1):
-            t = g[g.layer == name].sort_values("epoch")
-            ph = layer_phase(t.epoch.to_numpy(float), t.i_xt.to_numpy(float), settings,
-                             (ceilings or {}).get(est, np.inf))
+            t = by_layer[name].sort_values("epoch")
+            ph = layer_phase(t.epoch.to_numpy(float), t.i_xt.to_numpy(float), settings, ceiling)
             rows.append({"run_id": run_id, "estimator": est, "depth": len(hidden), "layer": name, "index": index,
                          **ph, "snr_epoch": snr, "generalize_epoch": float(reached.get(run_id, np.inf))})
     out = pd.DataFrame(rows)
@@ -121,6 +131,28 @@ def network_phases(info: pd.DataFrame, gradients: pd.DataFrame, metrics: pd.Data
     with np.errstate(divide="ignore", invalid="ignore"):
         out["lag_decades"] = np.log10(out.run_id.map(last).clip(lower=1)) - np.log10(out.snr_epoch.clip(lower=1))
     return out
+
+
+def speed_differences(phases: pd.DataFrame) -> pd.Series:
+    """Claim (b)'s per-network quantity: over the adjacent pairs of hidden layers whose compression phases both
+    complete (reach END_FALL of their fall), the mean duration difference deeper - shallower, in decades; one value
+    per network that has such a pair (indexed by run_id)."""
+    out = {}
+    for run_id, g in phases[phases.compresses & phases.complete].sort_values("index").groupby("run_id"):
+        idx, dur = g["index"].to_numpy(), g.duration_decades.to_numpy(float)
+        adjacent = np.flatnonzero(np.diff(idx) == 1)
+        if len(adjacent):
+            out[run_id] = float(np.mean(dur[adjacent + 1] - dur[adjacent]))
+    return pd.Series(out, dtype=float)
+
+
+def onset_lags(phases: pd.DataFrame) -> pd.Series:
+    """Claim (c)'s per-network quantity: log10 of the last hidden layer's compression onset minus log10 of the
+    SNR transition (decades), for the networks whose last hidden layer compresses and whose SNR crosses 1
+    (indexed by run_id)."""
+    last = phases[(phases["index"] == phases.depth) & phases.compresses & np.isfinite(phases.snr_epoch)]
+    lag = np.log10(last.onset.clip(lower=1).to_numpy(float)) - np.log10(last.snr_epoch.clip(lower=1).to_numpy(float))
+    return pd.Series(lag, index=last.run_id.to_numpy(), dtype=float)
 
 
 def phase_table(phases: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTINGS
@@ -181,20 +213,14 @@ def depth_claims(phases: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTI
         rows.append({"claim": "a: deeper networks generalize in fewer epochs",
                      "statistic": "Spearman r (depth, epochs to generalize)", "predicted": "< 0",
                      "estimate": r, "lo": lo, "hi": hi, "n_networks": len(per_run)})
-    diffs = []
-    for _, g in phases[phases.compresses & phases.complete].sort_values("index").groupby("run_id"):
-        idx, dur = g["index"].to_numpy(), g.duration_decades.to_numpy(float)
-        adjacent = np.flatnonzero(np.diff(idx) == 1)
-        if len(adjacent):
-            diffs.append(float(np.mean(dur[adjacent + 1] - dur[adjacent])))
+    diffs = list(speed_differences(phases))
     if diffs:
         lo, hi = bootstrap_ci(np.asarray(diffs), **boot)
         rows.append({"claim": "b: deeper layers compress faster",
                      "statistic": "mean duration difference, deeper - shallower adjacent layer (decades)",
                      "predicted": "< 0", "estimate": float(np.mean(diffs)), "lo": lo, "hi": hi,
                      "n_networks": len(diffs)})
-    lag = per_run.lag.to_numpy(float)
-    lag = lag[np.isfinite(lag)]
+    lag = onset_lags(phases).to_numpy(float)
     if len(lag):
         med, lo, hi = median_interval(lag, settings.confidence)
         rows.append({"claim": "c: the drift-to-diffusion transition coincides with compression onset",

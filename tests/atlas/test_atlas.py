@@ -12,7 +12,15 @@ import pandas as pd
 import pytest
 
 from ibjax.atlas import CLAIMS, STUDIES, StudyTables, analyse, read_tables, study_tables, write_tables
-from ibjax.atlas.registry import MEASURE_COLUMNS, NETWORK_COLUMNS, loss_fit_index, snr_fit_index, trajectory_levels
+from ibjax.atlas.endpoints import ENDPOINT
+from ibjax.atlas.registry import (
+    MEASURE_COLUMNS,
+    NETWORK_COLUMNS,
+    PHASE_COLUMNS,
+    loss_fit_index,
+    snr_fit_index,
+    trajectory_levels,
+)
 from ibjax.rundir.contract import GRID_AXES
 from ibjax.spec import load_spec
 from tests.helpers import ROOT, run_cli
@@ -58,10 +66,38 @@ def synthetic_study(name: str, cells: list[dict], n_seeds: int, rng: np.random.G
                        pd.DataFrame(meas, columns=list(MEASURE_COLUMNS)))
 
 
+def synthetic_depth_study(rng, effect: bool, n_seeds: int) -> StudyTables:
+    """A depth study (tanh, minibatches, 1-4 hidden layers) whose phases are drawn directly. With `effect`,
+    Shwartz-Ziv & Tishby's claims hold: epochs to generalize fall with depth, each deeper layer's compression lasts
+    0.3 decades less, and the last layer's compression starts at the SNR transition (lag ~ 0); without, depth and
+    layer do not matter and the onset lags the transition by 0.6 decades."""
+    cells = [{"activation": "tanh", "batch_size": "256", "hidden": "-".join(["8"] * d),
+              "drop": (1.0 if effect else 0.0, 0.4), "gap_slope": -0.03 if effect else 0.0} for d in range(1, 5)]
+    study = synthetic_study("depth", cells, n_seeds, rng)
+    rows = []
+    for net in study.networks.itertuples():
+        depth = len(net.hidden.split("-"))
+        generalize = 400.0 / (depth if effect else 1.0) * np.exp(rng.normal(0, 0.2))
+        snr = 100.0 * np.exp(rng.normal(0, 0.2))
+        for index in range(1, depth + 1):
+            onset = snr * 10 ** rng.normal(0.0 if effect else 0.6, 0.1) if index == depth else 50.0
+            duration = 1.5 - (0.3 * index if effect else 0.0) + rng.normal(0, 0.1)
+            for estimator in ("binning30", "kde_upper"):
+                for window in (1, 5):
+                    rows.append({"study": "depth", "run_id": net.run_id, "estimator": estimator, "smooth": window,
+                                 "depth": depth, "index": index, "onset": onset, "fall_bits": 1.0,
+                                 "compresses": True, "complete": True, "duration_decades": duration,
+                                 "snr_epoch": snr, "generalize_epoch": generalize})
+    study.phases = pd.DataFrame(rows, columns=list(PHASE_COLUMNS))
+    return study
+
+
 def planted(rng, effect: bool, n_seeds: int = 32) -> list[StudyTables]:
-    """Three studies: activations (tanh vs relu), batch (minibatch vs full, tanh) and irrelevant inputs. With
+    """Four studies: activations (tanh vs relu), batch (minibatch vs full, tanh), irrelevant inputs and depth. With
     `effect`, every claim's prediction is true (tanh networks compress, more with minibatches than full batch and
-    more than relu ones; more compression, smaller gap; X_irr falls more than X_rel); without, every one is 0."""
+    more than relu ones; more compression, smaller gap; X_irr falls more than X_rel; the depth study's phases as
+    synthetic_depth_study says); without, every one is 0 (and compression starts well after the SNR
+    transition)."""
     e = 1.0 if effect else 0.0
     slope = -0.03 if effect else 0.0
     a = synthetic_study("saxe_activations", [
@@ -74,7 +110,7 @@ def planted(rng, effect: bool, n_seeds: int = 32) -> list[StudyTables]:
     c = synthetic_study("irrelevant_inputs", [
         {"activation": "tanh", "batch_size": "256", "inputs": "x", "drop": (0.8 * e, 0.4), "gap_slope": slope,
          "irr": (0.1 + 0.2 * e, 0.05), "rel": (0.1, 0.05)}], n_seeds, rng)
-    return [a, b, c]
+    return [a, b, c, synthetic_depth_study(rng, effect, n_seeds)]
 
 
 def test_planted_effects_are_supported():
@@ -89,8 +125,11 @@ def test_planted_nulls_are_never_supported_and_equivalence_contradicts():
     assert not (c.decision == "supported").any(), c[["decision", "estimate", "lo", "hi"]]
     # With 96 networks per arm the intervals are narrow enough to show the effects are below the smallest of
     # interest (TOST): the claims that predicted them are contradicted, not left open.
-    for claim in ("fit_then_compress", "sgd_noise", "saturating_only", "irrelevant_compressed"):
+    for claim in ("fit_then_compress", "sgd_noise", "saturating_only", "irrelevant_compressed",
+                  "deeper_compress_faster"):
         assert c.loc[claim, "tost_p"] < 0.05 and c.loc[claim, "decision"] == "contradicted", claim
+    # A claim of coincidence is contradicted when its interval lies beyond the SESOI (a lag of 0.6 decades).
+    assert c.loc["snr_marks_onset", "lo"] > 0.25 and c.loc["snr_marks_onset", "decision"] == "contradicted"
 
 
 def test_a_network_counts_once_however_often_it_is_given():
@@ -149,6 +188,10 @@ def test_registry_of_a_real_run_directory(tiny_run):
     assert set(s.measures.layer) == {"h5"}  # the last hidden layer: never the softmax output
     assert {"loss", "ity", "snr"} <= set(s.measures.anchor)
     assert (s.measures.fit_epoch <= s.measures.end_epoch).all()
+    # Phases of every network's hidden layers (h1..h5) under each estimator and smoothing window.
+    assert set(s.phases["index"]) == {1, 2, 3, 4, 5} and (s.phases.depth == 5).all()
+    assert s.phases.groupby(["estimator", "smooth"]).run_id.nunique().eq(8).all()
+    assert not (s.phases.compresses & (s.phases.fall_bits <= 0)).any()
 
 
 def test_atlas_cli_from_run_directories_and_from_its_tables(tiny_run, tmp_path):
@@ -198,7 +241,7 @@ def test_the_readme_states_the_committed_decisions():
         line = next(ln for ln in block.splitlines() if titles[claim] in ln)
         assert f"**{row.decision}**" in line, (claim, line)
         shown = [float(x) for x in re.findall(r"-?\d+\.\d+", line)[:3]]
-        est, lo, hi = (np.tanh(v) if claim == "compression_generalizes" else v
+        est, lo, hi = (np.tanh(v) if ENDPOINT[claim].design == "correlation" else v
                        for v in (row.estimate, row.lo, row.hi))
         assert shown == pytest.approx([est, lo, hi], abs=0.006), (claim, line)
 
