@@ -493,9 +493,15 @@ class KNNEstimatorSpec(_Estimator):
     (bias-corrected for dim >= 4; give k >= 20, up to dim 12); false: the k-th neighbour alone."""
     max_samples: int | None = Field(None, ge=2)
     """Use at most this many rows (a fixed, evenly spaced subset): the cost is O(rows^2)."""
+    inputs: Literal["pca", "autoencoder"] = "pca"
+    """How X is compressed to `dim` for I(X;T): pca (its principal components on the MI sample) or autoencoder (a
+    small autoencoder trained once on the training rows before the networks, saved in the run directory and reused
+    on resume; Butakov et al. 2024). The layers are compressed by PCA either way."""
+    autoencoder_epochs: int = Field(200, ge=1)
+    """inputs autoencoder: its training epochs (minibatches of 128, Adam 1e-3, L1 loss)."""
 
     name: str | None = None
-    """Name in info.parquet (default: knn<k>_pca<dim>, + _wkl)."""
+    """Name in info.parquet (default: knn<k>_pca<dim>, + _wkl, + _xae with inputs autoencoder)."""
 
     @model_validator(mode="after")
     def _settings_fit(self):
@@ -506,7 +512,8 @@ class KNNEstimatorSpec(_Estimator):
 
     @property
     def resolved_name(self) -> str:
-        return self.name or f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
+        return (self.name or f"knn{self.k}_pca{self.dim}" + ("_wkl" if self.weighted else "")
+                + ("_xae" if self.inputs == "autoencoder" and not self.name else ""))
 
 
 class GaussianEstimator(_Estimator):
@@ -667,6 +674,20 @@ class SweepSpec(_Frozen):
             if e.on_net_input and self.model.kind != "mlp":
                 raise ValueError(f"mi.estimators[{i}].space: net_input needs model.kind 'mlp' (the {self.model.kind} "
                                  f"family does not expose its layers' net inputs)")
+        return self
+
+    @model_validator(mode="after")
+    def _autoencoded_inputs_are_shared(self):
+        for i, e in enumerate(self.mi.estimators):
+            if getattr(e, "inputs", "pca") != "autoencoder":
+                continue
+            if self.grid.inputs or self.data.inputs != "original":
+                key = "grid.inputs" if self.grid.inputs else "data.inputs"
+                raise ValueError(f"mi.estimators[{i}].inputs: autoencoder encodes the inputs every network shares, "
+                                 f"but {key} gives networks their own random inputs; use inputs pca")
+            if self.data.irrelevant_inputs:
+                raise ValueError(f"mi.estimators[{i}].inputs: autoencoder is not for data.irrelevant_inputs (its "
+                                 f"MI sample is a product design of relevant and noise columns); use inputs pca")
         return self
 
     @model_validator(mode="after")

@@ -20,7 +20,8 @@ Tasks (X uniform over the N rows, as in the sweeps):
 - mix<d>d_<C>c: T Gaussian in d dimensions around a grid of C class means (known I(T;Y) by quadrature), for the
   label estimators: knn (KL, weighted KL), KDE with a leave-one-out bandwidth, quantile and adaptive binning.
 - images16_I<I>nats: 16 x 16 images of blobs placed by correlated 2-D Gaussian latents (Butakov et al.'s test:
-  a smooth injective map keeps I(X;T) = I), for knn with PCA to 2 and 4 dimensions.
+  a smooth injective map keeps I(X;T) = I), for knn with PCA to 2 and 4 dimensions, and with X and T compressed
+  to 2 coordinates by an autoencoder trained on other draws of the images (knn5_ae2; knn `inputs: autoencoder`).
 - linear_net_<layer>: linear networks trained by ibjax on Saxe et al.'s teacher; at every logged epoch the exact
   Gaussian MI of each layer plus N(0, 1) measurement noise (kind gaussian) is the truth, and every other estimator's
   error against it along training is reported (KDE with noise_var 1 must bound it; binning and kNN measure the
@@ -153,8 +154,9 @@ def run(repeats: int = 5, quick: bool = False, log=lambda _msg: None) -> pd.Data
     tasks = ("mix2d_16c_d2", "mix3d_64c") if quick else None
     step(f"labelled Gaussian mixtures: {len(tasks or LABEL_TASKS)} task(s), I(T;Y) estimators")
     rows += label_mixture_rows(repeats, tasks=tasks)
-    step(f"synthetic 16x16 images (Butakov et al.): kNN with PCA to 2 and 4, {len(IMAGE_MI_NATS)} MI values")
-    rows += image_rows(repeats)
+    step(f"synthetic 16x16 images (Butakov et al.): kNN with PCA to 2 and 4 and an autoencoder to 2 "
+         f"({AE_EPOCHS['quick' if quick else 'full']} epochs), {len(IMAGE_MI_NATS)} MI values")
+    rows += image_rows(repeats, quick)
     step("linear networks trained on Saxe et al.'s teacher: every estimator against the exact MI along training")
     rows += linear_trajectory_rows(quick)
     step("done")
@@ -323,8 +325,31 @@ def blob_images(latent_Nx2: np.ndarray, size: int = IMAGE_SIZE, width: float = 2
     return img.reshape(len(latent_Nx2), -1).astype(np.float32)
 
 
-def image_rows(repeats: int) -> list[dict]:
+# The same images compressed by an autoencoder (Butakov et al.'s compression; ibjax.mi.autoencoder) to 2
+# coordinates: one trained on other draws of the images (their marginal does not depend on I: a ~ N(0, I)),
+# encoding X and T, then KSG (through the k-NN estimator's encoded-inputs path). Stated range: I <= 3 nats.
+AE_EPOCHS = {"quick": 40, "full": 100}
+
+
+def image_rows(repeats: int, quick: bool = False) -> list[dict]:
+    from ibjax.mi.autoencoder import AutoencoderSettings, encode, train_autoencoder
+
     rows = []
+    train = blob_images(np.random.default_rng(10_000).standard_normal((IMAGE_N, 2)))
+    settings = AutoencoderSettings(dim=2, image_shape=(IMAGE_SIZE, IMAGE_SIZE, 1),
+                                   epochs=AE_EPOCHS["quick" if quick else "full"])
+    model, _ = train_autoencoder(train, settings)
+    est = KNNEstimator("knn5_ae2", 5, 2, n_classes=1, encoded_inputs=True)
+    for mi in IMAGE_MI_NATS:
+        vals = []
+        for rep in range(repeats):
+            a, b = gaussian_pairs(IMAGE_N, 2, mi, rep)
+            zx, zt = encode(model, blob_images(a)), encode(model, blob_images(b))
+            ctx = LayerContext(jnp.ones(2, bool), jnp.float32(0), jnp.float32(0), False,
+                               encoded_inputs={est.name: jnp.asarray(zx)})
+            vals.append(float(_estimate(est, jnp.asarray(zt), jnp.zeros(IMAGE_N, jnp.int32), ctx).i_xt))
+        rows.append(_continuous_row(f"images16_I{mi:g}nats", "I(X;T)", mi / np.log(2), est.name, vals, mi <= 3.0,
+                                    repeats))
     for dim in (2, 4):
         est = KNNEstimator(f"knn5_pca{dim}", 5, dim, n_classes=1)
         for mi in IMAGE_MI_NATS:

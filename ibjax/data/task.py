@@ -48,6 +48,9 @@ class Data(NamedTuple):
     # population (TeacherConsts) for the exact MI and generalization error. None for classification.
     targets: jnp.ndarray | None = None
     teacher: TeacherConsts | None = None
+    # {estimator name: float32 [n_mi, dim]}: the MI sample's inputs compressed by that k-NN estimator's
+    # autoencoder (knn `inputs: autoencoder`; ibjax.sweep.inputs trains it before the networks). None: none asks.
+    encoded_inputs: dict | None = None
     runs: object = None  # ibjax.data.variants.RunData: per-network training sets and labels (None: no variants)
 
 

@@ -34,6 +34,8 @@ class LayerContext(NamedTuple):
         None / False unless an estimator asks for them (`needs_linear_map`).
     teacher: a regression task's population (ibjax.data.task.TeacherConsts: Sigma_X, W_o, sigma_o^2); None for
         classification.
+    encoded_inputs: {estimator name: [N, dim]} the MI sample's inputs compressed by that estimator's autoencoder,
+        trained before the sweep (ibjax.mi.autoencoder); None where no estimator asks for one.
     """
 
     unit_mask_U: Array
@@ -46,6 +48,7 @@ class LayerContext(NamedTuple):
     linear_map_UxD: Array | None = None
     affine: Array = False
     teacher: Any = None
+    encoded_inputs: dict | None = None
 
 
 class MIEstimate(NamedTuple):

@@ -241,6 +241,9 @@ class KNNEstimator:
     # units, one fixed draw (`seed`, the same at every epoch so curves are not jittered), before compression.
     noise_std: float | None = None
     seed: int = 0
+    # X compressed by an autoencoder trained before the sweep (ctx.encoded_inputs[name], [N, dim]) instead of
+    # by PCA: Butakov et al.'s compression of images, which PCA cannot unfold (ibjax.mi.autoencoder).
+    encoded_inputs: bool = False
     needs_net_input: ClassVar[bool] = False
     batched_lapack: ClassVar[bool] = True  # the PCA of each layer and of X (eigh)
     needs_linear_map: ClassVar[bool] = False
@@ -267,7 +270,10 @@ class KNNEstimator:
         d_t = jnp.minimum(self.dim, jnp.sum(ctx.unit_mask_U))  # a padded layer's real dimension
         _, i_ty = kl_mi_with_labels(t, labels_N[keep], self.n_classes, self.k, d_t, self.weighted)
         i_xt = jnp.float64(jnp.nan)
-        if ctx.inputs_NxD is not None:
+        if self.encoded_inputs:
+            if ctx.encoded_inputs is not None and self.name in ctx.encoded_inputs:
+                i_xt = ksg_mi(jnp.asarray(ctx.encoded_inputs[self.name], jnp.float32)[keep], t, self.k)
+        elif ctx.inputs_NxD is not None:
             x = pca(ctx.inputs_NxD[keep].reshape(len(keep), -1), self.dim)
             i_xt = ksg_mi(x, t, self.k)
         nan = jnp.float64(jnp.nan)

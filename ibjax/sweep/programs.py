@@ -82,7 +82,8 @@ ESTIMATOR_FACTORIES = {
     "noisy": _noisy,
     "gaussian": lambda e, _n_classes, _: GaussianMI(e.resolved_name, e.noise_var),
     "knn": lambda e, n_classes, noise_std: KNNEstimator(e.resolved_name, e.k, e.dim, e.max_samples, n_classes,
-                                                        e.weighted, noise_std),
+                                                        e.weighted, noise_std,
+                                                        encoded_inputs=e.inputs == "autoencoder"),
 }
 
 

@@ -28,6 +28,7 @@ from ibjax.rundir.store import atomic_write_bytes, read_manifest, read_table, wr
 from ibjax.spec import SweepSpec, resolved_defaults, to_yaml
 from ibjax.sweep.checkpoints import BucketCheckpoints
 from ibjax.sweep.console import Progress, StopFlag, fmt_s
+from ibjax.sweep.inputs import with_encoded_inputs
 from ibjax.sweep.plan import expand_grid, make_buckets, mi_epochs, run_ids, shard_runs
 from ibjax.sweep.programs import (
     Programs,
@@ -85,7 +86,8 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
     if not (out / "spec.yaml").is_file() or (out / "spec.yaml").read_text() != spec_text:
         atomic_write_bytes(out / "spec.yaml", spec_text.encode())
     say(plan)
-    data = task.device_data()
+    # Autoencoders of the inputs (knn `inputs: autoencoder`) before any program: trained once, reused on resume.
+    data = with_encoded_inputs(spec, task, task.device_data(), out, say)
     write_table(out / "mi_sample.parquet", task.mi_sample_table())  # which rows every network's MI is measured on
     programs = Programs(spec, task, data)
     buckets, sizing = plan_programs(spec, runs, programs, previous, progress)
@@ -218,7 +220,7 @@ def dry_run_estimate(spec: SweepSpec, runs: list, task: Task, schedule, say) -> 
     logs MI most densely (the default schedule is log-spaced)."""
     t0 = time.perf_counter()
     n_epochs = spec.train.epochs
-    data = task.device_data()
+    data = with_encoded_inputs(spec, task, task.device_data(), None)  # no autoencoder trained: zeros stand in
     programs = Programs(spec, task, data)
     buckets, sizing = plan_programs(spec, runs, programs, None, True)
     device_bytes = sizing.get("device_bytes", [None] * len(buckets))

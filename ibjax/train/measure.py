@@ -84,11 +84,11 @@ def make_measure(prog: Program) -> Callable:
             maps, biases = _affine_maps(fam, params, consts, x_mi.shape[1])
         out_ctx = ((jnp.float32(0.0), jnp.float32(0.0), False) if p.regression
                    else (jnp.float32(0.0), jnp.float32(1.0), True))  # the logits, or the softmax's [0, 1]
-        ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z, m, a, data.teacher)
+        ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z, m, a, data.teacher, data.encoded_inputs)
                 for (mask, lo, hi, bounded), d, z, m, a in zip(fam.contexts(consts, hidden), draws, nets, maps,
                                                                affine)]
         ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), *out_ctx, None, x_mi, nets[-1], maps[-1],
-                                 affine[-1], data.teacher))
+                                 affine[-1], data.teacher, data.encoded_inputs))
         columns = mi_columns(prog, data)
 
         def estimates(est, acts, ctx):

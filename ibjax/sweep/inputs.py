@@ -1,0 +1,96 @@
+"""The inputs compressed by an autoencoder, for the k-NN estimators with `inputs: autoencoder` (Butakov et al.
+2024): one autoencoder per such estimator (its latent is the estimator's `dim`), trained once before the networks
+on the sweep's training rows, saved in the run directory (autoencoders/<estimator>.npz with its settings in
+<estimator>.json) and loaded again on resume. The MI sample's rows, encoded, reach every program through
+`Data.encoded_inputs` as constants: the compiled programs never train or run the autoencoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from ibjax.data.task import Data, Task
+from ibjax.mi.autoencoder import AutoencoderSettings, encode, train_autoencoder, weights, with_weights
+from ibjax.rundir.store import atomic_write_bytes
+from ibjax.spec import KNNEstimatorSpec, SweepSpec
+
+FOLDER = "autoencoders"
+ARCHITECTURE = 1  # ibjax.mi.autoencoder's layers: a saved autoencoder of another architecture is trained again
+
+
+def autoencoded(spec: SweepSpec) -> list[KNNEstimatorSpec]:
+    """The estimators that compress X by an autoencoder."""
+    return [e for e in spec.mi.estimators if isinstance(e, KNNEstimatorSpec) and e.inputs == "autoencoder"]
+
+
+def settings_for(e: KNNEstimatorSpec, task: Task) -> AutoencoderSettings:
+    shape = tuple(task.image_shape) if task.image_shape and not task.n_irrelevant else ()
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    return AutoencoderSettings(dim=e.dim, image_shape=shape, epochs=e.autoencoder_epochs)
+
+
+def _fingerprint(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()[:16]
+
+
+def with_encoded_inputs(spec: SweepSpec, task: Task, data: Data, out: Path | None,
+                        say: Callable[[str], None] = lambda _m: None) -> Data:
+    """`data` with the MI sample's inputs encoded by each autoencoder estimator's autoencoder (unchanged when the
+    spec has none). `out` None (a dry run) encodes nothing: zeros of the right shape stand in, so that programs
+    compile and time as the sweep's will."""
+    wanted = autoencoded(spec)
+    if not wanted:
+        return data
+    x_mi = task.x_float(task.mi_idx)
+    if out is None:
+        return data._replace(encoded_inputs={e.resolved_name: jnp.zeros((len(x_mi), e.dim), jnp.float32)
+                                             for e in wanted})
+    x_train = task.x_float(task.train_idx)
+    encoded = {}
+    for e in wanted:
+        model = _trained(e, settings_for(e, task), x_train, out / FOLDER, say)
+        encoded[e.resolved_name] = jnp.asarray(encode(model, x_mi))
+    return data._replace(encoded_inputs=encoded)
+
+
+def _trained(e: KNNEstimatorSpec, settings: AutoencoderSettings, x_train: np.ndarray, folder: Path, say):
+    """The estimator's autoencoder: loaded from the run directory where it was trained with these settings on
+    these rows, else trained (and saved)."""
+    name = e.resolved_name
+    record = {"estimator": name, "architecture": ARCHITECTURE, **asdict(settings), "image_shape": list(settings.image_shape),
+              "n_inputs": int(x_train.shape[1]), "rows": int(len(x_train)), "data": _fingerprint(x_train)}
+    meta, weights_path = folder / f"{name}.json", folder / f"{name}.npz"
+    if meta.is_file() and weights_path.is_file():
+        try:
+            saved = json.loads(meta.read_text())
+            if {k: saved.get(k) for k in record} == record:
+                with np.load(weights_path) as z:
+                    model = with_weights(x_train.shape[1], settings, [z[f"w{i}"] for i in range(len(z.files))])
+                say(f"[autoencoder] {name}: loaded from {weights_path} (trained {saved.get('epochs')} epochs, "
+                    f"final L1 loss {saved.get('final_loss', float('nan')):.4g})")
+                return model
+            say(f"[autoencoder] {name}: the saved one was trained with other settings or rows: training again")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # unreadable or truncated: the sweep can make it again
+            say(f"[autoencoder] {name}: cannot load {weights_path} ({err}): training again")
+    say(f"[autoencoder] {name}: training on {len(x_train):,} rows to a {settings.dim}-dimensional latent "
+        f"({settings.epochs} epochs) ...")
+    model, losses = train_autoencoder(x_train, settings,
+                                      log=lambda ep, loss: say(f"[autoencoder] {name}: epoch {ep}, L1 {loss:.4g}")
+                                      if ep % 50 == 0 else None)
+    buf = io.BytesIO()
+    np.savez(buf, **{f"w{i}": w for i, w in enumerate(weights(model))})
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(weights_path, buf.getvalue())
+    atomic_write_bytes(meta, json.dumps({**record, "final_loss": losses[-1], "first_loss": losses[0]},
+                                        indent=1).encode())
+    return model
