@@ -179,7 +179,10 @@ def _one_sample_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
 
 # The contrast of a paired claim: the axis, and which values are arm a (the arm the claim expects higher) and b.
 PAIRED = {"sgd_noise": ("batch_size", lambda v: v not in ("full", ""), lambda v: v == "full"),
-          "saturating_only": ("activation", lambda v: v == "tanh", lambda v: v == "relu")}
+          "saturating_only": ("activation", lambda v: v == "tanh", lambda v: v == "relu"),
+          # Zhang et al.'s random labels: completely random (p = 1) against true, one pair per seed (a 50 % arm
+          # would reuse the true-label twin, which a network counted once cannot be).
+          "random_labels_fit_later": ("label_noise", lambda v: v in ("1", "1.0"), lambda v: v in TRUE_LABELS)}
 
 
 def _paired_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
@@ -241,7 +244,7 @@ def _phase_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
 UNITS = {"fit_then_compress": _one_sample_units, "compression_generalizes": _one_sample_units,
          "sgd_noise": _paired_units, "saturating_only": _paired_units, "irrelevant_compressed": _one_sample_units,
          "depth_speeds_generalization": _depth_units, "deeper_compress_faster": _phase_units,
-         "snr_marks_onset": _phase_units}
+         "snr_marks_onset": _phase_units, "random_labels_fit_later": _paired_units}
 
 
 def bears_on(claim: str, study: StudyTables) -> bool:
@@ -320,10 +323,28 @@ def _phase_entry(claim: str, unit: Unit, spec: Spec, confidence: float) -> Entry
     return Entry(claim, study.name, unit.label, est, eff, {}, unit.repeats)
 
 
+def _fit_entry(claim: str, unit: Unit, confidence: float) -> Entry:
+    """Claim 9: per pair, log10 epochs to fit of the random-label network minus its true-label twin's (a network
+    that never fits counts its sweep's epochs: a lower bound, which shrinks the difference it would show)."""
+    nets = unit.study.networks.set_index("run_id")
+
+    def log_epochs(ids):
+        t = nets.epochs_to_fit.reindex(ids).to_numpy(float)
+        t = np.where(np.isinf(t), nets.epochs.reindex(ids).to_numpy(float), t)
+        return np.log10(np.maximum(t, 1.0))
+
+    a, b = log_epochs(unit.a), log_epochs(unit.b)
+    ok = np.isfinite(a) & np.isfinite(b)
+    eff = paired_mean_effect(a[ok], b[ok], confidence) if ok.any() else NO_EFFECT
+    return Entry(claim, unit.study.name, unit.label, "–", eff, {}, unit.repeats)
+
+
 def unit_entry(claim: str, unit: Unit, spec: Spec, confidence: float = 0.95) -> Entry:
     """One entry's effect under a specification (Entry with NO_EFFECT when none of its networks is measured)."""
     if claim in PHASE_CLAIMS:
         return _phase_entry(claim, unit, spec, confidence)
+    if claim == "random_labels_fit_later":
+        return _fit_entry(claim, unit, confidence)
     study, threshold = unit.study, spec.threshold
     if claim == "irrelevant_compressed":
         qa, qb, rel = "i_xt_irr", "i_xt_rel", True

@@ -32,6 +32,7 @@ import pandas as pd
 
 from ibjax.mi.interface import distinct_entropy
 from ibjax.report.phases import diffusion_index, network_phases
+from ibjax.report.summary import epochs_to_fit
 from ibjax.report.verdicts import DEFAULT_SETTINGS, smooth
 from ibjax.report.write import load_finished
 from ibjax.rundir.contract import GRID_AXES, cell_settings, deepest_hidden, is_regression
@@ -46,7 +47,8 @@ ITY_LEVEL = 0.95                 # ity anchor: 95 % of the final I(T;Y)
 SATURATION_EPS = 0.05            # bits from the ceiling that count as saturated (the report's verdicts)
 
 NETWORK_COLUMNS = ("study", "run_id", "network_id", "cell", "seed", *GRID_AXES, "dataset", "model", "epochs",
-                   "n_train", "steps_per_epoch", "train_acc", "test_acc", "gap", "diverged")
+                   "n_train", "steps_per_epoch", "train_acc", "test_acc", "gap", "diverged", "epochs_to_fit")
+FIT_ACCURACY = 0.99  # epochs_to_fit: the first logged epoch at this training accuracy (the report's fit_accuracy)
 MEASURE_COLUMNS = ("study", "run_id", "layer", "estimator", "quantity", "anchor", "smooth", "budget",
                    "fit_epoch", "end_epoch", "i_start", "i_fit", "i_max_pre", "i_end", "ceiling", "reliable",
                    "excluded")
@@ -180,6 +182,11 @@ def _networks_table(rd, name: str, dataset: str, model: str, n_train: int) -> pd
         net["train_acc"] = net["test_acc"] = np.nan
         net["gap"] = runs.test_loss.astype(float) - runs.train_loss.astype(float)
     net["diverged"] = runs.diverged.astype(bool)
+    # Zhang et al.'s time to fit the training labels (inf: never within the sweep; NaN for a regression task).
+    net["epochs_to_fit"] = np.nan
+    if not is_regression(runs):
+        fitted = epochs_to_fit(rd.metrics, FIT_ACCURACY)
+        net["epochs_to_fit"] = runs.run_id.map(fitted).astype(float).fillna(np.inf).to_numpy()
     net = net[list(NETWORK_COLUMNS)]
     return net
 
@@ -315,6 +322,9 @@ def read_tables(folder: str | Path) -> list[StudyTables]:
     for axis in _LATER_AXES:  # grid axes added after tables were first written: unset in older ones
         if axis not in nets.columns and "dropout" in nets.columns:
             nets.insert(nets.columns.get_loc("dropout") + 1, axis, "")
+    if "epochs_to_fit" not in nets.columns and "diverged" in nets.columns:  # tables from before it was recorded
+        nets.insert(nets.columns.get_loc("diverged") + 1, "epochs_to_fit", np.nan)
+    nets["epochs_to_fit"] = pd.to_numeric(nets.get("epochs_to_fit", np.nan), errors="coerce")
     for name, df, cols in (("networks.csv", nets, (*NETWORK_COLUMNS, "source")), ("measures.csv", meas,
                                                                                 MEASURE_COLUMNS)):
         missing = [c for c in cols if c not in df.columns]

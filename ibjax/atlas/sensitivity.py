@@ -40,6 +40,8 @@ def claim_specs(claim: str, studies: list[StudyTables]) -> list[Spec]:
     with thresholds, anchors, smoothing, exclusion policies and (SGD vs GD only) budgets. The primary one first."""
     if claim in PHASE_CLAIMS:
         return _phase_specs(claim, studies)
+    if claim == "random_labels_fit_later":  # no MI, no estimator: its one specification is the primary one
+        return [PRIMARY_BY_CLAIM[claim]]
     quantity = "i_xt_irr" if claim == "irrelevant_compressed" else "i_xt"
     estimators = ["primary"] + sorted({e for s in studies for e in
                                        s.measures.loc[s.measures.quantity == quantity, "estimator"]})

@@ -205,6 +205,12 @@ def generalization_information(info: pd.DataFrame, metrics: pd.DataFrame, runs: 
     return pd.DataFrame(rows)
 
 
+def epochs_to_fit(metrics: pd.DataFrame, accuracy: float) -> pd.Series:
+    """Per run (index run_id): its first logged epoch with training accuracy (against the labels it trains on) at
+    least `accuracy`; runs that never get there are absent."""
+    return metrics[metrics.train_acc >= accuracy].groupby("run_id").epoch.min()
+
+
 def fitting_times(metrics: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSettings = DEFAULT_SETTINGS
                   ) -> pd.DataFrame:
     """fitting.csv (classification sweeps): per cell, how long its networks took to fit their training labels.
@@ -220,8 +226,7 @@ def fitting_times(metrics: pd.DataFrame, runs: pd.DataFrame, settings: VerdictSe
         return pd.DataFrame()
     ok = runs.loc[~runs.diverged.astype(bool), ["run_id", "cell"]]
     m = metrics.merge(ok, on="run_id")
-    fitted = m[m.train_acc >= settings.fit_accuracy].groupby("run_id").epoch.min()
-    per_run = ok.set_index("run_id").assign(epochs_to_fit=fitted).reset_index()
+    per_run = ok.set_index("run_id").assign(epochs_to_fit=epochs_to_fit(m, settings.fit_accuracy)).reset_index()
     final = m.sort_values("epoch").groupby("run_id").train_acc.last()
     per_run["final_train_acc"] = per_run.run_id.map(final)
     rows = []

@@ -44,12 +44,13 @@ def synthetic_study(name: str, cells: list[dict], n_seeds: int, rng: np.random.G
         for seed in (seeds or range(n_seeds)):
             rid = f"{name}-{_net_id(settings, seed)}"
             drop = rng.normal(*cell["drop"])
+            fit = 10 ** rng.normal(*cell["fit"]) if "fit" in cell else np.nan
             gap = 0.05 + cell.get("gap_slope", 0.0) * drop + rng.normal(0, 0.01)
             nets.append({"study": name, "run_id": rid, "network_id": _net_id(settings, seed),
                          "cell": ",".join(f"{k}={v}" for k, v in settings.items() if v), "seed": seed, **settings,
                          "dataset": "tishby12", "model": "mlp", "epochs": 1000, "n_train": 3481,
                          "steps_per_epoch": 1 if settings["batch_size"] == "full" else 14, "train_acc": 1.0,
-                         "test_acc": 1.0 - gap, "gap": gap, "diverged": False})
+                         "test_acc": 1.0 - gap, "gap": gap, "diverged": False, "epochs_to_fit": fit})
             quantities = {"i_xt": (12.0, 6.0, drop)}
             if "irr" in cell:
                 quantities["i_xt_irr"] = (6.0, 3.0, 6.0 * rng.normal(*cell["irr"]))
@@ -93,11 +94,12 @@ def synthetic_depth_study(rng, effect: bool, n_seeds: int) -> StudyTables:
 
 
 def planted(rng, effect: bool, n_seeds: int = 32) -> list[StudyTables]:
-    """Four studies: activations (tanh vs relu), batch (minibatch vs full, tanh), irrelevant inputs and depth. With
+    """Five studies: activations (tanh vs relu), batch (minibatch vs full, tanh), irrelevant inputs, depth and
+    random labels. With
     `effect`, every claim's prediction is true (tanh networks compress, more with minibatches than full batch and
     more than relu ones; more compression, smaller gap; X_irr falls more than X_rel; the depth study's phases as
-    synthetic_depth_study says); without, every one is 0 (and compression starts well after the SNR
-    transition)."""
+    synthetic_depth_study says; random labels fit 0.4 decades later); without, every one is 0 (and compression
+    starts well after the SNR transition)."""
     e = 1.0 if effect else 0.0
     slope = -0.03 if effect else 0.0
     a = synthetic_study("saxe_activations", [
@@ -110,7 +112,11 @@ def planted(rng, effect: bool, n_seeds: int = 32) -> list[StudyTables]:
     c = synthetic_study("irrelevant_inputs", [
         {"activation": "tanh", "batch_size": "256", "inputs": "x", "drop": (0.8 * e, 0.4), "gap_slope": slope,
          "irr": (0.1 + 0.2 * e, 0.05), "rel": (0.1, 0.05)}], n_seeds, rng)
-    return [a, b, c, synthetic_depth_study(rng, effect, n_seeds)]
+    d = synthetic_study("memorization", [
+        {"activation": "tanh", "batch_size": "256", "label_noise": "0", "drop": (e, 0.4), "fit": (1.6, 0.1)},
+        {"activation": "tanh", "batch_size": "256", "label_noise": "1.0", "drop": (e, 0.4),
+         "fit": (1.6 + 0.4 * e, 0.1)}], n_seeds, rng)
+    return [a, b, c, synthetic_depth_study(rng, effect, n_seeds), d]
 
 
 def test_planted_effects_are_supported():
@@ -126,7 +132,7 @@ def test_planted_nulls_are_never_supported_and_equivalence_contradicts():
     # With 96 networks per arm the intervals are narrow enough to show the effects are below the smallest of
     # interest (TOST): the claims that predicted them are contradicted, not left open.
     for claim in ("fit_then_compress", "sgd_noise", "saturating_only", "irrelevant_compressed",
-                  "deeper_compress_faster"):
+                  "deeper_compress_faster", "random_labels_fit_later"):
         assert c.loc[claim, "tost_p"] < 0.05 and c.loc[claim, "decision"] == "contradicted", claim
     # A claim of coincidence is contradicted when its interval lies beyond the SESOI (a lag of 0.6 decades).
     assert c.loc["snr_marks_onset", "lo"] > 0.25 and c.loc["snr_marks_onset", "decision"] == "contradicted"
