@@ -54,11 +54,14 @@ NoiseFraction = Annotated[float, Field(ge=0.0, le=1.0)]
 class MISampleSpec(_Frozen):
     """The rows every network's MI is measured on: the same for every run, recorded in the run directory."""
 
-    split: Literal["all", "train", "test"] = "all"
-    """all: every row the sweep uses (train and test); train / test: only the shared split's rows of that part."""
+    split: Literal["all", "train", "test", "both"] = "all"
+    """all: every row the sweep uses (train and test); train / test: only the shared split's rows of that part;
+    both: two MI samples, one of the training rows and one of the test rows, each measured at every logged epoch
+    (info.parquet's `split` column: train / test; REPORT.md compares compression on the two)."""
     n: int | None = Field(None, ge=2)
     """Draw this many rows, stratified by class, with `seed`; null: every row of the split (the 12-bit task: all
-    4 096 patterns). Binning, counting and KDE cost grow with the rows: 2 000-10 000 suit image data."""
+    4 096 patterns). Binning, counting and KDE cost grow with the rows: 2 000-10 000 suit image data. With split
+    both: this many of each part (null: as many as the smaller part has, so that the two MI are comparable)."""
     seed: int = Field(0, ge=0)
 
 
@@ -195,6 +198,9 @@ class DataSpec(_Frozen):
         if self.split != "official" and self.train_fraction >= 1.0:
             raise ValueError(f"train_fraction {self.train_fraction:g}: must be below 1 with split "
                              f"'{self.split}' (the rest of the rows are the test set)")
+        if self.mi_sample.split == "both" and self.irrelevant_inputs:
+            raise ValueError("mi_sample.split: 'both' is not for irrelevant_inputs (its MI sample is a product "
+                             "design of its own); use all, train or test")
         subsets = sorted(k for k in ("train_rows", "test_rows") if getattr(self, k) is not None)
         if subsets and self.split != "official":
             raise ValueError(f"{', '.join(subsets)}: only with split 'official' (use train_fraction otherwise)")

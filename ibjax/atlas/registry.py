@@ -143,6 +143,8 @@ def study_tables(run_dir: str | Path) -> StudyTables:
     """The compact tables of one finished run directory (RunDirError names a missing or unreadable one)."""
     run_dir = Path(run_dir)
     rd = load_finished(run_dir)
+    if "split" in rd.info.columns:  # mi_sample.split both: the atlas reads the held-out sample's MI
+        rd = replace(rd, info=rd.info[rd.info.split == "test"].drop(columns="split"))
     if "network_id" not in rd.runs.columns:
         raise RunDirError(f"{run_dir}: runs.parquet has no network_id column (written before network identity "
                           "was recorded): rerun the sweep with --resume to rewrite its tables, or run it again")

@@ -54,6 +54,10 @@ class Data(NamedTuple):
     runs: object = None  # ibjax.data.variants.RunData: per-network training sets and labels (None: no variants)
 
 
+# The parts of an MI sample of split both, in the order of Task.mi_idx (info.parquet's `split` column).
+MI_PARTS = ("train", "test")
+
+
 @dataclass(frozen=True)
 class Task:
     """Host arrays of one dataset and its shared split (data.train_fraction, data.split_seed)."""
@@ -62,7 +66,10 @@ class Task:
     y: np.ndarray  # [N] int32, classes 0..C-1
     train_idx: np.ndarray  # the shared split (sorted rows)
     test_idx: np.ndarray
-    mi_idx: np.ndarray | None = None  # the MI sample (sorted rows); None: every row
+    mi_idx: np.ndarray | None = None  # the MI sample (sorted rows, per part); None: every row
+    # mi_sample.split both: the sizes of the MI sample's consecutive parts (its training rows, then its test rows);
+    # () for one sample.
+    mi_parts: tuple[int, ...] = ()
     scale: np.ndarray | None = None  # float32 [D]: x_float = x * scale + shift; None: x is used as it is
     shift: np.ndarray | None = None
     image_shape: tuple[int, ...] = ()  # one sample's shape before flattening, e.g. (28, 28, 1); () for vectors
@@ -120,8 +127,11 @@ class Task:
         src = rows if self.source_index is None else self.source_index[rows]
         split = np.full(len(rows), "all") if self.source_split is None else self.source_split[rows]
         in_train = np.isin(rows, self.train_idx)
-        return pd.DataFrame({"row": rows.astype(np.int64), "source_split": split, "source_index": src.astype(np.int64),
-                             "label": self.y[rows].astype(np.int64), "shared_train": in_train})
+        table = pd.DataFrame({"row": rows.astype(np.int64), "source_split": split, "source_index": src.astype(np.int64),
+                              "label": self.y[rows].astype(np.int64), "shared_train": in_train})
+        if self.mi_parts:  # mi_sample.split both: which of the two samples a row belongs to
+            table["sample"] = np.repeat(np.asarray(MI_PARTS[:len(self.mi_parts)]), self.mi_parts)
+        return table
 
     def split_for(self, fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """(train rows, test rows) of a run that trains on `fraction` of the pool: stratified with the sweep's
@@ -237,6 +247,15 @@ def _teacher_task(spec: DataSpec) -> Task:
 
 def _with_mi_sample(task: Task, spec: DataSpec) -> Task:
     s = spec.mi_sample
+    if s.split == "both":  # one sample of the training rows, one of the test rows, of equal size
+        n = s.n or min(len(task.train_idx), len(task.test_idx))
+        parts = []
+        for name, rows in (("train", task.train_idx), ("test", task.test_idx)):
+            if n > len(rows):
+                raise DataError(f"data.mi_sample.n: {n:,} rows asked for from each split, but the {name} split of "
+                                f"{task.description} has {len(rows):,}; give at most {len(rows):,}")
+            parts.append(stratified_subset(rows, task.y, n, s.seed))
+        return replace(task, mi_idx=np.concatenate(parts), mi_parts=(n, n))
     rows = {"all": np.arange(len(task.y)), "train": task.train_idx, "test": task.test_idx}[s.split]
     if s.n is not None and s.n > len(rows):
         raise DataError(f"data.mi_sample.n: {s.n:,} rows asked for, but the MI sample's split '{s.split}' of "

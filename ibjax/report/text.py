@@ -122,7 +122,7 @@ def render(*, name: str, manifest: Manifest, runs: pd.DataFrame, summary: pd.Dat
            settings: VerdictSettings, warnings: list[str], figures: list[str],
            label_info: pd.DataFrame | None = None, gen_info: pd.DataFrame | None = None,
            fitting: pd.DataFrame | None = None, phases: pd.DataFrame | None = None,
-           depth: pd.DataFrame | None = None) -> str:
+           depth: pd.DataFrame | None = None, samples: pd.DataFrame | None = None) -> str:
     """REPORT.md, section by section."""
     ests = sorted(summary.estimator.unique())
     L = _header(name, manifest, runs, ests, warnings) + _how_to_read(settings, is_regression(runs))
@@ -143,12 +143,16 @@ def render(*, name: str, manifest: Manifest, runs: pd.DataFrame, summary: pd.Dat
     has_phases = phases is not None and not phases.empty
     if has_phases:
         L += phase_lines(phases, depth if depth is not None else pd.DataFrame(), labels, settings)
+    has_samples = samples is not None and not samples.empty
+    if has_samples:
+        L += sample_lines(samples, labels, settings)
     L += ["## Files", "", "verdicts.parquet (per run × layer × estimator), summary.csv, comparisons.csv, "
           "correlations.csv, sensitivity.csv" + (", agreement.csv" if not agree.empty else "")
           + (", label_information.csv" if has_labels else "")
           + (", generalization_information.csv" if has_gen else "") + (", fitting.csv" if has_fitting else "")
           + (", phases.csv" if has_phases else "")
-          + (", depth_claims.csv" if depth is not None and not depth.empty else "") + "; figures:", ""]
+          + (", depth_claims.csv" if depth is not None and not depth.empty else "")
+          + (", samples.csv" if has_samples else "") + "; figures:", ""]
     L += [f"- `{f}`" for f in figures] or ["- (figures not drawn)"]
     return "\n".join(L) + "\n"
 
@@ -342,6 +346,28 @@ def fitting_lines(ft: pd.DataFrame, labels: dict[str, str], st: VerdictSettings)
             "as longer than any, so the upper bound is 'not reached' while such runs could hold the median. Zhang "
             "et al. (2017): with more random labels, fitting takes longer and ends at the same training error.",
             "", _table(t), ""]
+
+
+def sample_lines(t: pd.DataFrame, labels: dict[str, str], st: VerdictSettings) -> list[str]:
+    """Compression on the training and the held-out MI sample (mi_sample.split both; ibjax.report.samples)."""
+    pct = round(100 * st.confidence)
+    show = pd.DataFrame({
+        "cell": t.cell.map(lambda c: labels.get(c, c)), "layer": t.layer, "estimator": t.estimator,
+        "networks": t.n_networks,
+        "compressed, train": [f"{_pct(r.compressed_train)} {_ci(r.compressed_train_lo, r.compressed_train_hi)}"
+                              for r in t.itertuples()],
+        "compressed, test": [f"{_pct(r.compressed_test)} {_ci(r.compressed_test_lo, r.compressed_test_hi)}"
+                             for r in t.itertuples()],
+        "drop train / test (bits)": [f"{r.drop_bits_train:.2f} / {r.drop_bits_test:.2f}" for r in t.itertuples()],
+        f"test - train [{pct} % CI]": [f"{r.drop_diff_bits:+.2f} {_ci(r.drop_diff_lo, r.drop_diff_hi, False)}"
+                                       for r in t.itertuples()],
+    })
+    return ["## Compression on the training and the held-out sample", "",
+            "Every network measured on two MI samples of the same size (mi_sample.split both): rows it trained on "
+            "and test rows. The verdicts above list them as <estimator>@train and <estimator>@test. Here, per "
+            "cell and layer, the networks measured on both (neither at the ceiling): the fraction compressed on "
+            f"each and the paired difference of the drop from peak to final level (bootstrap over networks).", "",
+            _table(show), ""]
 
 
 def phase_lines(pt: pd.DataFrame, claims: pd.DataFrame, labels: dict[str, str], st: VerdictSettings) -> list[str]:

@@ -22,6 +22,7 @@ from ibjax.report.summary import (
     summarize,
 )
 from ibjax.report.text import render
+from ibjax.report.samples import compare_samples, per_sample, per_sample_limits
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, run_verdicts
 from ibjax.rundir.contract import is_regression, layer_order
 from ibjax.rundir.layout import RunDirError, check_complete, incompleteness
@@ -47,14 +48,16 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     run_dir = Path(run_dir)
     step(f"reading {run_dir}")
     rd = load_finished(run_dir)
+    samples = sorted(rd.info.split.unique()) if "split" in rd.info.columns else []
+    rd = per_sample(rd)  # mi_sample.split both: each estimator on each sample a series of its own
+    limits = per_sample_limits(rd.manifest.limits(), samples)
     warnings = incompleteness(rd)
     for w in warnings:
         print(f"warning: {w}", file=stream)
     runs = rd.runs
     n_traj = rd.info.groupby(["run_id", "layer", "estimator"]).ngroups
     step(f"verdicts of {n_traj:,} trajectories (runs x layers x estimators)")
-    verdicts = run_verdicts(rd.info, runs, rd.manifest.n_mi_samples, settings, rd.manifest.limits(),
-                            rd.metrics)
+    verdicts = run_verdicts(rd.info, runs, rd.manifest.n_mi_samples, settings, limits, rd.metrics)
     step("summary, comparisons, correlations, sensitivity (bootstrap intervals)")
     tables = {
         "verdicts": verdicts, "summary": summarize(verdicts, runs, settings),
@@ -74,7 +77,7 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
     if len(tables["fitting"]):
         _write_csv(run_dir / "fitting.csv", tables["fitting"])
 
-    ceilings = {est: lim[0] for est, lim in rd.manifest.limits().items()}  # the saturation rule's ceilings
+    ceilings = {est: lim[0] for est, lim in limits.items()}  # the saturation rule's ceilings
     phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings, ceilings)
     tables["phases"] = phase_table(phases, runs, settings)
     tables["depth_claims"] = depth_claims(phases, settings)
@@ -82,6 +85,9 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
         _write_csv(run_dir / "phases.csv", tables["phases"])
     if len(tables["depth_claims"]):
         _write_csv(run_dir / "depth_claims.csv", tables["depth_claims"])
+    tables["samples"] = compare_samples(verdicts, settings)
+    if len(tables["samples"]):
+        _write_csv(run_dir / "samples.csv", tables["samples"])
 
     tables["generalization_information"] = generalization_information(rd.info, rd.metrics, runs, settings)
     if len(tables["generalization_information"]):
@@ -97,7 +103,8 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
                   sens=tables["sensitivity"], agree=tables["agreement"], labels=labels, settings=settings,
                   warnings=warnings, figures=[str(p.relative_to(run_dir)) for p in fig_paths],
                   label_info=tables["label_information"], gen_info=tables["generalization_information"],
-                  fitting=tables["fitting"], phases=tables["phases"], depth=tables["depth_claims"])
+                  fitting=tables["fitting"], phases=tables["phases"], depth=tables["depth_claims"],
+                  samples=tables["samples"])
     atomic_write_bytes(run_dir / "REPORT.md", text.encode())
     return tables
 

@@ -40,6 +40,7 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
              Column("test_acc", "number", False, "a classification task"),
              Column("diverged", "bool"), Column("diverged_epoch", "any", False, "NaN or None where not diverged")),
     "info": (*_EPOCH, Column("layer", "text"), Column("estimator", "text"),
+             Column("split", "text", False, "mi_sample.split both: which MI sample, train or test"),
              Column("i_xt", "number"), Column("i_ty", "number"),
              Column("bin_lo", "number", False, "the range a binning estimator binned"),
              Column("bin_hi", "number", False, "the range a binning estimator binned"),

@@ -187,7 +187,8 @@ def bucket_program(spec: SweepSpec, b: Bucket, task: Task) -> Program:
                    n_train=n_train, batch_size=bs, estimators=build_estimators(spec, task.n_classes, b.noise_std),
                    chunk=chunk_len(spec.train.epochs, spec.train.chunk_epochs),
                    n_pool=task.pool_size if per_run else None, irrelevant=task.irrelevant_design,
-                   weight_decay=b.weight_decay, regression=task.regression, relevant_inputs=task.relevant_inputs)
+                   weight_decay=b.weight_decay, regression=task.regression, relevant_inputs=task.relevant_inputs,
+                   mi_parts=task.mi_parts or None)
 
 
 def bucket_data(spec: SweepSpec, b: Bucket, task: Task, data: Data) -> Data:

@@ -152,6 +152,8 @@ def _new_manifest(spec: SweepSpec, source: str, shard: tuple[int, int], runs: li
     every bucket pending."""
     index, count = shard
     device_bytes = sizing.pop("device_bytes", [None] * len(buckets))
+    # The rows one measurement sees: with mi_sample.split both, each of the two samples (their ceilings).
+    n_mi = task.mi_parts[0] if task.mi_parts else len(task.mi_rows)
     dataset = DatasetRecord(
         description=task.description, n_rows=len(task.y), n_features=int(task.x.shape[1]),
         image_shape=list(task.image_shape), n_classes=task.n_classes,
@@ -162,8 +164,8 @@ def _new_manifest(spec: SweepSpec, source: str, shard: tuple[int, int], runs: li
     return Manifest(
         name=spec.name, source=source, status="running", environment=environment(), n_runs=len(runs),
         mi_epochs=schedule.tolist(), n_train=len(task.train_idx), n_test=len(task.test_idx),
-        n_mi_samples=len(task.mi_rows), dataset=dataset,
-        estimators=[{"kind": type(e).__name__, **asdict(e), **estimator_limits(e, len(task.mi_rows))._asdict()}
+        n_mi_samples=n_mi, dataset=dataset,
+        estimators=[{"kind": type(e).__name__, **asdict(e), **estimator_limits(e, n_mi)._asdict()}
                     for e in estimators],
         model=ModelRecord(kind=spec.model.kind, module=spec.model.module if spec.model.kind == "flax" else None),
         shards=[ShardRecord(shard=f"{index}/{count}", status="running")], shard_index=index, shard_count=count,
@@ -207,8 +209,11 @@ def _finish(spec: SweepSpec, out: Path, manifest: Manifest, first_estimator: str
         # Imported here: matplotlib and the report's statistics (~0.8 s) only for a sweep that draws.
         from ibjax.report.figures import infoplanes
 
+        info = tables["info"]
+        if "split" in info.columns:  # mi_sample.split both: the planes of the held-out sample (REPORT.md has both)
+            info = info[info.split == "test"]
         manifest.figures = [str(p.relative_to(out)) for p in
-                            infoplanes(out, tables["info"], tables["runs"], first_estimator)]
+                            infoplanes(out, info, tables["runs"], first_estimator)]
     manifest.set_status("done")
     write_manifest(out / "manifest.json", manifest)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)

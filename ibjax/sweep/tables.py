@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from ibjax.data.task import MI_PARTS
 from ibjax.rundir.axes import AXES
 from ibjax.rundir.contract import layer_names
 from ibjax.rundir.schema import table_problems
@@ -68,6 +69,12 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     """n_train: each run's training rows; layers / grad_layers: the model family's measured layers and weight
     groups (default: an MLP's)."""
     est_names = [e.resolved_name for e in spec.mi.estimators]
+    # mi_sample.split both: the engine's estimator axis holds (part, estimator) pairs, part-major.
+    parts = MI_PARTS if spec.data.mi_sample.split == "both" else None
+    splits = None
+    if parts is not None:
+        splits = [part for part in parts for _ in est_names]
+        est_names = est_names * len(parts)
     layers = list(layers) if layers is not None else layer_names(bucket.depth)
     grad_layers = list(grad_layers) if grad_layers is not None else layers
     t, m, n_layers, n_est, n_cols = result.mi.shape
@@ -85,6 +92,8 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
         "epoch": ep.ravel().astype(np.int64),
         "layer": np.broadcast_to(np.asarray(layers)[None, None, :, None], ep.shape).ravel(),
         "estimator": np.broadcast_to(np.asarray(est_names)[None, None, None, :], ep.shape).ravel(),
+        **({} if splits is None else
+           {"split": np.broadcast_to(np.asarray(splits)[None, None, None, :], ep.shape).ravel()}),
         **{name: mi[..., k].ravel() for k, name in enumerate(result.mi_columns)},  # as the engine named them
     })
 

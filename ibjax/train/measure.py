@@ -41,6 +41,14 @@ def mi_columns(prog: Program, data: Data) -> tuple[str, ...]:
 
 
 
+def _rows_of(ctx: LayerContext, a: int, b: int) -> LayerContext:
+    """A layer's context on rows [a, b) of the MI sample (what is per row is cut; the layer's map is not)."""
+    cut = lambda v, axis=0: None if v is None else jax.lax.slice_in_dim(v, a, b, axis=axis)
+    enc = None if ctx.encoded_inputs is None else {k: v[a:b] for k, v in ctx.encoded_inputs.items()}
+    return ctx._replace(draws_KxNxU=cut(ctx.draws_KxNxU, 1), inputs_NxD=cut(ctx.inputs_NxD),
+                        net_input_NxU=cut(ctx.net_input_NxU), encoded_inputs=enc)
+
+
 def make_measure(prog: Program) -> Callable:
     """`measure(params, consts, data, key=None) -> (mi [L, E, K], metrics)` of one network (see inside)."""
     fam = prog.family
@@ -91,14 +99,17 @@ def make_measure(prog: Program) -> Callable:
                                  affine[-1], data.teacher, data.encoded_inputs))
         columns = mi_columns(prog, data)
 
-        def estimates(est, acts, ctx):
-            i_xt, i_ty, lo, hi = est(acts, y_mi, ctx)
+        fit_y = None
+        if fit_labels:
+            fit_y = runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx]
+
+        def estimates(est, acts, ctx, y=y_mi, fit_y=fit_y):
+            i_xt, i_ty, lo, hi = est(acts, y, ctx)
             if p.regression and not est.continuous_targets:  # class counts of one class: not I(T;Y) of targets
                 i_ty = jnp.full_like(i_ty, jnp.nan)
             out = {"i_xt": i_xt, "i_ty": i_ty, "bin_lo": lo, "bin_hi": hi}
             if "i_ty_trained" in columns:  # I(T;Y) against the labels this network was trained on
-                out["i_ty_trained"] = est(acts, runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx],
-                                          ctx).i_ty
+                out["i_ty_trained"] = est(acts, fit_y, ctx).i_ty
             if "i_xt_rel" in columns and p.relevant_inputs is not None:  # input blocks of a teacher's X
                 nan = jnp.full_like(i_xt, jnp.nan)
                 out["i_xt_rel"], out["i_xt_irr"] = (est.block_i_xt(acts, ctx, p.relevant_inputs)
@@ -110,8 +121,15 @@ def make_measure(prog: Program) -> Callable:
                 out["i_xt_irr"] = dataclasses.replace(est, n_classes=r)(acts, row % r, ctx).i_ty
             return jnp.stack([out[c] for c in columns]).astype(jnp.float64)
 
-        mi = jnp.stack([jnp.stack([estimates(est, acts, ctx) for est in p.estimators])
-                        for acts, ctx in zip(layers, ctxs)])
+        if p.mi_parts is None:
+            mi = jnp.stack([jnp.stack([estimates(est, acts, ctx) for est in p.estimators])
+                            for acts, ctx in zip(layers, ctxs)])
+        else:  # each part of the sample (its training rows, its test rows) measured on its own, part-major
+            bounds = [(sum(p.mi_parts[:i]), sum(p.mi_parts[:i + 1])) for i in range(len(p.mi_parts))]
+            mi = jnp.stack([jnp.stack([estimates(est, acts[a:b], _rows_of(ctx, a, b), y_mi[a:b],
+                                                 fit_y[a:b] if fit_y is not None else None)
+                                       for a, b in bounds for est in p.estimators])
+                            for acts, ctx in zip(layers, ctxs)])
         if data.mi_idx is not None:  # the MI sample is not every row: one more forward pass for the metrics
             _, logits = layers_on(read_rows(data, None))
         if p.regression:

@@ -75,6 +75,10 @@ class Program:
     # give block MI from covariances (`needs_linear_map`: kind gaussian) also give I(T;X_rel), I(T;X_irr) of the
     # input blocks [0, k) and [k, D); the others NaN there.
     relevant_inputs: int | None = None
+    # mi_sample.split both: the sizes of the MI sample's consecutive parts (training rows, then test rows); every
+    # estimator measures each part on its own, and `measure`'s estimator axis holds part-major (part, estimator)
+    # pairs. None: one sample.
+    mi_parts: tuple[int, ...] | None = None
 
     @property
     def metric_names(self) -> tuple[str, ...]:
