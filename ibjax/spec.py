@@ -568,6 +568,11 @@ LEGACY_ESTIMATOR_DEFAULTS = {"kind": "binning", "n_bins": 30, "range": "auto", "
                              "dim": 4, "weighted": False, "max_samples": None, "name": None}
 
 
+# Keys added to a kind other than the default (binning) since then, with their defaults: a spec.yaml written
+# before them lacks them, which means the default (knn: X compressed by PCA).
+ADDED_ESTIMATOR_DEFAULTS = {"inputs": "pca", "autoencoder_epochs": 200}
+
+
 def EstimatorSpec(**settings) -> _Estimator:  # noqa: N802 (reads as the configuration it returns)
     """The configuration of one estimator from its keys (kind binning when none is given); ValidationError names
     a key that does not belong to the kind."""
@@ -977,7 +982,8 @@ def resolved_defaults() -> dict:
     """The resolved spec of an empty sweep file, its estimator listing every key any estimator kind has had (with
     its default): what an earlier or the current run directory's spec.yaml holds for a key it was not given."""
     defaults = SweepSpec().model_dump(mode="json")
-    defaults["mi"]["estimators"] = [{**LEGACY_ESTIMATOR_DEFAULTS, **defaults["mi"]["estimators"][0]}]
+    defaults["mi"]["estimators"] = [{**LEGACY_ESTIMATOR_DEFAULTS, **ADDED_ESTIMATOR_DEFAULTS,
+                                     **defaults["mi"]["estimators"][0]}]
     return defaults
 
 
