@@ -16,6 +16,7 @@ import pandas as pd
 
 from ibjax.report.intervals import bootstrap_ci, wilson_interval
 from ibjax.report.verdicts import VerdictSettings
+from ibjax.rundir.contract import layer_order
 
 SEPARATOR = "@"
 
@@ -58,4 +59,8 @@ def compare_samples(verdicts: pd.DataFrame, settings: VerdictSettings) -> pd.Dat
         lo, hi = bootstrap_ci(diff, **settings.boot()) if n > 1 else (np.nan, np.nan)
         row |= {"drop_diff_bits": float(diff.mean()), "drop_diff_lo": lo, "drop_diff_hi": hi}
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    rank = {name: i for i, name in enumerate(layer_order(out.layer))}
+    cells = {c: i for i, c in enumerate(dict.fromkeys(verdicts.cell))}
+    return out.sort_values(["estimator", "cell", "layer"], key=lambda c: c.map(rank) if c.name == "layer"
+                           else c.map(cells) if c.name == "cell" else c, kind="stable").reset_index(drop=True)

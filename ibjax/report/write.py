@@ -69,29 +69,11 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
         _write_csv(run_dir / f"{name}.csv", tables[name])
     if rd.info.estimator.nunique() > 1:
         _write_csv(run_dir / "agreement.csv", tables["agreement"])
-    tables["label_information"] = label_information(rd.info, runs, settings)
-    if len(tables["label_information"]):
-        _write_csv(run_dir / "label_information.csv", tables["label_information"])
-
-    tables["fitting"] = fitting_times(rd.metrics, runs, settings)
-    if len(tables["fitting"]):
-        _write_csv(run_dir / "fitting.csv", tables["fitting"])
-
-    ceilings = {est: lim[0] for est, lim in limits.items()}  # the saturation rule's ceilings
-    phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings, ceilings)
-    tables["phases"] = phase_table(phases, runs, settings)
-    tables["depth_claims"] = depth_claims(phases, settings)
-    if len(tables["phases"]):
-        _write_csv(run_dir / "phases.csv", tables["phases"])
-    if len(tables["depth_claims"]):
-        _write_csv(run_dir / "depth_claims.csv", tables["depth_claims"])
-    tables["samples"] = compare_samples(verdicts, settings)
-    if len(tables["samples"]):
-        _write_csv(run_dir / "samples.csv", tables["samples"])
-
-    tables["generalization_information"] = generalization_information(rd.info, rd.metrics, runs, settings)
-    if len(tables["generalization_information"]):
-        _write_csv(run_dir / "generalization_information.csv", tables["generalization_information"])
+    step("label information, fitting times, phases, samples, generalization")
+    for name, table in _further_tables(rd, verdicts, settings, limits).items():
+        tables[name] = table
+        if len(table):  # written only where the sweep has what it describes
+            _write_csv(run_dir / f"{name}.csv", table)
 
     labels = cell_labels(runs)
     if figures:
@@ -107,6 +89,20 @@ def write_report(run_dir: str | Path, settings: VerdictSettings = DEFAULT_SETTIN
                   samples=tables["samples"])
     atomic_write_bytes(run_dir / "REPORT.md", text.encode())
     return tables
+
+
+def _further_tables(rd, verdicts: pd.DataFrame, settings: VerdictSettings, limits: dict) -> dict:
+    """The tables some sweeps have, by the CSV name each is written under (empty where it does not apply):
+    information about labels, time to fit, Shwartz-Ziv & Tishby's phases and depth claims, the training vs the
+    held-out MI sample, a regression task's generalization and information."""
+    runs = rd.runs
+    ceilings = {est: lim[0] for est, lim in limits.items()}  # the saturation rule's ceilings
+    phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings, ceilings)
+    return {"label_information": label_information(rd.info, runs, settings),
+            "fitting": fitting_times(rd.metrics, runs, settings),
+            "phases": phase_table(phases, runs, settings), "depth_claims": depth_claims(phases, settings),
+            "samples": compare_samples(verdicts, settings),
+            "generalization_information": generalization_information(rd.info, rd.metrics, runs, settings)}
 
 
 def load_finished(run_dir: str | Path):

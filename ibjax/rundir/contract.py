@@ -59,11 +59,6 @@ def shard_tag(index: int, count: int) -> str:
     return f"shard-{index:04d}-of-{count:04d}"
 
 
-def layer_names(depth: int) -> list[str]:
-    """The layers of an MLP with `depth` hidden layers, in order: h1..hL, then the softmax output `out`."""
-    return [f"h{i + 1}" for i in range(depth)] + ["out"]
-
-
 def hidden_index(name: str) -> int | None:
     """L for a hidden layer named hL, None for any other layer."""
     return int(name[1:]) if name.startswith("h") and name[1:].isdigit() else None

@@ -9,7 +9,6 @@ import pandas as pd
 
 from ibjax.data.task import MI_PARTS
 from ibjax.rundir.axes import AXES
-from ibjax.rundir.contract import layer_names
 from ibjax.rundir.schema import table_problems
 from ibjax.spec import SweepSpec
 from ibjax.sweep.plan import Bucket, Run, module_kwargs, network_ids
@@ -65,9 +64,9 @@ def diverged_from(result: BucketResult) -> np.ndarray:
 
 
 def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str], n_train: list[int],
-                  layers: tuple[str, ...] | None = None, grad_layers: tuple[str, ...] | None = None) -> dict:
+                  layers: tuple[str, ...], grad_layers: tuple[str, ...]) -> dict:
     """n_train: each run's training rows; layers / grad_layers: the model family's measured layers and weight
-    groups (default: an MLP's)."""
+    groups (the family names them: `ModelFamily.layer_names`, `grad_names`)."""
     est_names = [e.resolved_name for e in spec.mi.estimators]
     # mi_sample.split both: the engine's estimator axis holds (part, estimator) pairs, part-major.
     parts = MI_PARTS if spec.data.mi_sample.split == "both" else None
@@ -75,8 +74,7 @@ def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids
     if parts is not None:
         splits = [part for part in parts for _ in est_names]
         est_names = est_names * len(parts)
-    layers = list(layers) if layers is not None else layer_names(bucket.depth)
-    grad_layers = list(grad_layers) if grad_layers is not None else layers
+    layers, grad_layers = list(layers), list(grad_layers)
     t, m, n_layers, n_est, n_cols = result.mi.shape
     assert n_cols == len(result.mi_columns), (n_cols, result.mi_columns)
     div_epoch = diverged_from(result)

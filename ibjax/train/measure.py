@@ -90,63 +90,79 @@ def make_measure(prog: Program) -> Callable:
         affine = fam.affine_layers(consts)
         if p.regression or any(e.needs_linear_map for e in p.estimators):
             maps, biases = _affine_maps(fam, params, consts, x_mi.shape[1])
-        out_ctx = ((jnp.float32(0.0), jnp.float32(0.0), False) if p.regression
-                   else (jnp.float32(0.0), jnp.float32(1.0), True))  # the logits, or the softmax's [0, 1]
-        ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z, m, a, data.teacher, data.encoded_inputs)
-                for (mask, lo, hi, bounded), d, z, m, a in zip(fam.contexts(consts, hidden), draws, nets, maps,
-                                                               affine)]
-        ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), *out_ctx, None, x_mi, nets[-1], maps[-1],
-                                 affine[-1], data.teacher, data.encoded_inputs))
-        columns = mi_columns(prog, data)
-
+        ctxs = _layer_contexts(p, fam.contexts(consts, hidden), logits, draws, nets, maps, affine, x_mi, data)
         fit_y = None
         if fit_labels:
             fit_y = runs.y_fit if data.mi_idx is None else runs.y_fit[data.mi_idx]
-
-        def estimates(est, acts, ctx, y=y_mi, fit_y=fit_y):
-            i_xt, i_ty, lo, hi = est(acts, y, ctx)
-            if p.regression and not est.continuous_targets:  # class counts of one class: not I(T;Y) of targets
-                i_ty = jnp.full_like(i_ty, jnp.nan)
-            out = {"i_xt": i_xt, "i_ty": i_ty, "bin_lo": lo, "bin_hi": hi}
-            if "i_ty_trained" in columns:  # I(T;Y) against the labels this network was trained on
-                out["i_ty_trained"] = est(acts, fit_y, ctx).i_ty
-            if "i_xt_rel" in columns and p.relevant_inputs is not None:  # input blocks of a teacher's X
-                nan = jnp.full_like(i_xt, jnp.nan)
-                out["i_xt_rel"], out["i_xt_irr"] = (est.block_i_xt(acts, ctx, p.relevant_inputs)
-                                                    if est.needs_linear_map else (nan, nan))
-            elif "i_xt_rel" in columns:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
-                n_rel, r = p.irrelevant
-                row = jnp.arange(n_rel * r, dtype=jnp.int32)
-                out["i_xt_rel"] = dataclasses.replace(est, n_classes=n_rel)(acts, row // r, ctx).i_ty
-                out["i_xt_irr"] = dataclasses.replace(est, n_classes=r)(acts, row % r, ctx).i_ty
-            return jnp.stack([out[c] for c in columns]).astype(jnp.float64)
-
-        if p.mi_parts is None:
-            mi = jnp.stack([jnp.stack([estimates(est, acts, ctx) for est in p.estimators])
-                            for acts, ctx in zip(layers, ctxs)])
-        else:  # each part of the sample (its training rows, its test rows) measured on its own, part-major
-            bounds = [(sum(p.mi_parts[:i]), sum(p.mi_parts[:i + 1])) for i in range(len(p.mi_parts))]
-            mi = jnp.stack([jnp.stack([estimates(est, acts[a:b], _rows_of(ctx, a, b), y_mi[a:b],
-                                                 fit_y[a:b] if fit_y is not None else None)
-                                       for a, b in bounds for est in p.estimators])
-                            for acts, ctx in zip(layers, ctxs)])
+        mi = _mi_of_layers(p, mi_columns(prog, data), layers, ctxs, y_mi, fit_y)
         if data.mi_idx is not None:  # the MI sample is not every row: one more forward pass for the metrics
             _, logits = layers_on(read_rows(data, None))
         if p.regression:
             return mi, _regression_metrics(logits, data, maps[-1], biases[-1], affine[-1])
-        # Accuracy against the labels each row is scored on: the trained-on labels for training rows (what the
-        # network fits; Zhang et al.'s training accuracy), the true labels for test rows (never changed).
-        y_all = runs.y_fit if fit_labels else data.y
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_all)
-        correct = (jnp.argmax(logits, -1) == y_all).astype(jnp.float32)
-        own = runs is not None and runs.is_train is not None
-        tr, te = (runs.is_train, runs.is_test) if own else (data.is_train, data.is_test)
-        by_name = {"train_loss": masked_mean(ce, tr), "train_acc": masked_mean(correct, tr),
-                   "test_loss": masked_mean(ce, te), "test_acc": masked_mean(correct, te)}
-        metrics = jnp.stack([by_name[m] for m in METRICS])
-        return mi, metrics
+        return mi, _classification_metrics(logits, data)
 
     return measure
+
+
+def _layer_contexts(p: Program, hidden_ctx, logits, draws, nets, maps, affine, x_mi, data: Data
+                    ) -> list[LayerContext]:
+    """What the estimators know of each measured layer: the hidden layers' (the family's masks and ranges), then
+    the output's (the logits of a regression task, else the softmax's [0, 1])."""
+    out_ctx = ((jnp.float32(0.0), jnp.float32(0.0), False) if p.regression
+               else (jnp.float32(0.0), jnp.float32(1.0), True))
+    ctxs = [LayerContext(mask, lo, hi, bounded, d, x_mi, z, m, a, data.teacher, data.encoded_inputs)
+            for (mask, lo, hi, bounded), d, z, m, a in zip(hidden_ctx, draws, nets, maps, affine)]
+    ctxs.append(LayerContext(jnp.ones(logits.shape[-1], bool), *out_ctx, None, x_mi, nets[-1], maps[-1],
+                             affine[-1], data.teacher, data.encoded_inputs))
+    return ctxs
+
+
+def _mi_of_layers(p: Program, columns: tuple[str, ...], layers, ctxs, y_mi, fit_y):
+    """[L, E, K]: every estimator on every layer (with mi_sample.split both [L, P * E, K], part-major: each part
+    of the sample, its training rows then its test rows, measured on its own)."""
+    if p.mi_parts is None:
+        return jnp.stack([jnp.stack([_estimates(p, columns, est, acts, ctx, y_mi, fit_y) for est in p.estimators])
+                          for acts, ctx in zip(layers, ctxs)])
+    bounds = [(sum(p.mi_parts[:i]), sum(p.mi_parts[:i + 1])) for i in range(len(p.mi_parts))]
+    return jnp.stack([jnp.stack([_estimates(p, columns, est, acts[a:b], _rows_of(ctx, a, b), y_mi[a:b],
+                                            fit_y[a:b] if fit_y is not None else None)
+                                 for a, b in bounds for est in p.estimators])
+                      for acts, ctx in zip(layers, ctxs)])
+
+
+def _estimates(p: Program, columns: tuple[str, ...], est, acts, ctx: LayerContext, y, fit_y):
+    """One estimator on one layer: the quantities `columns` names, in that order (float64 [K])."""
+    i_xt, i_ty, lo, hi = est(acts, y, ctx)
+    if p.regression and not est.continuous_targets:  # class counts of one class: not I(T;Y) of targets
+        i_ty = jnp.full_like(i_ty, jnp.nan)
+    out = {"i_xt": i_xt, "i_ty": i_ty, "bin_lo": lo, "bin_hi": hi}
+    if "i_ty_trained" in columns:  # I(T;Y) against the labels this network was trained on
+        out["i_ty_trained"] = est(acts, fit_y, ctx).i_ty
+    if "i_xt_rel" in columns and p.relevant_inputs is not None:  # input blocks of a teacher's X
+        nan = jnp.full_like(i_xt, jnp.nan)
+        out["i_xt_rel"], out["i_xt_irr"] = (est.block_i_xt(acts, ctx, p.relevant_inputs)
+                                            if est.needs_linear_map else (nan, nan))
+    elif "i_xt_rel" in columns:  # I(T;X_rel), I(T;X_irr): the part's index in the product design
+        n_rel, r = p.irrelevant
+        row = jnp.arange(n_rel * r, dtype=jnp.int32)
+        out["i_xt_rel"] = dataclasses.replace(est, n_classes=n_rel)(acts, row // r, ctx).i_ty
+        out["i_xt_irr"] = dataclasses.replace(est, n_classes=r)(acts, row % r, ctx).i_ty
+    return jnp.stack([out[c] for c in columns]).astype(jnp.float64)
+
+
+def _classification_metrics(logits, data: Data):
+    """METRICS over every row: loss and accuracy against the labels each row is scored on: the trained-on labels
+    for training rows (what the network fits; Zhang et al.'s training accuracy), the true labels for test rows
+    (never changed)."""
+    runs = data.runs
+    y_all = runs.y_fit if runs is not None and runs.y_fit is not None else data.y
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_all)
+    correct = (jnp.argmax(logits, -1) == y_all).astype(jnp.float32)
+    own = runs is not None and runs.is_train is not None
+    tr, te = (runs.is_train, runs.is_test) if own else (data.is_train, data.is_test)
+    by_name = {"train_loss": masked_mean(ce, tr), "train_acc": masked_mean(correct, tr),
+               "test_loss": masked_mean(ce, te), "test_acc": masked_mean(correct, te)}
+    return jnp.stack([by_name[m] for m in METRICS])
 
 
 def _affine_maps(fam, params, consts, n_inputs: int):

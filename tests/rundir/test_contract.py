@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 import ibjax
+from ibjax.models.mlp import MLP
 from ibjax.report import write_report
-from ibjax.rundir import atomic_write, cell_name, deepest_hidden, layer_names, layer_order, part_name, shard_tag
+from ibjax.rundir import atomic_write, cell_name, deepest_hidden, layer_order, part_name, shard_tag
 from ibjax.rundir.contract import GRID_AXES, cell_settings
 from ibjax.sweep import expand_grid
 
@@ -23,7 +24,7 @@ OLD = Path(__file__).parent / "old_run_v0_1"
 def test_old_run_directory_loads_and_reports(tmp_path):
     rd = ibjax.load(OLD)
     assert len(rd.runs) == 8 and rd.manifest["status"] == "done"
-    assert set(rd.info.layer) == set(layer_names(5))
+    assert set(rd.info.layer) == set(MLP((12, 10, 7, 5, 4, 3, 2), ("tanh",) * 5).layer_names)
     d = tmp_path / "old"
     shutil.copytree(OLD, d)
     tables = write_report(d, figures=False)
@@ -65,7 +66,7 @@ def test_cell_name_leaves_out_unset_settings():
 
 
 def test_layer_names_and_order():
-    assert layer_names(3) == ["h1", "h2", "h3", "out"]
+    assert MLP((12, 10, 7, 5, 2), ("tanh",) * 3).layer_names == ("h1", "h2", "h3", "out")  # the family names them
     assert layer_order(["out", "h10", "h2", "h1", "h2"]) == ["h1", "h2", "h10", "out"]
     assert deepest_hidden(["out", "h10", "h2"]) == "h10" and deepest_hidden(["out"]) is None
     assert part_name(3) == "bucket-0003"
