@@ -63,37 +63,41 @@ def diverged_from(result: BucketResult) -> np.ndarray:
     return np.where(~result.params_finite & (first < 0), result.mi_epochs[-1], first)
 
 
-def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str], n_train: list[int],
-                  layers: tuple[str, ...], grad_layers: tuple[str, ...]) -> dict:
-    """n_train: each run's training rows; layers / grad_layers: the model family's measured layers and weight
-    groups (the family names them: `ModelFamily.layer_names`, `grad_names`)."""
+def _info_table(spec: SweepSpec, result: BucketResult, rid: np.ndarray, layers: list[str], div_epoch: np.ndarray
+                ) -> pd.DataFrame:
+    """info: the engine's MI [T, M, L, E, K] as rows in that order, NaN from a network's divergence on."""
     est_names = [e.resolved_name for e in spec.mi.estimators]
     # mi_sample.split both: the engine's estimator axis holds (part, estimator) pairs, part-major.
-    parts = MI_PARTS if spec.data.mi_sample.split == "both" else None
     splits = None
-    if parts is not None:
-        splits = [part for part in parts for _ in est_names]
-        est_names = est_names * len(parts)
-    layers, grad_layers = list(layers), list(grad_layers)
+    if spec.data.mi_sample.split == "both":
+        splits = [part for part in MI_PARTS for _ in est_names]
+        est_names = est_names * len(MI_PARTS)
     t, m, n_layers, n_est, n_cols = result.mi.shape
     assert n_cols == len(result.mi_columns), (n_cols, result.mi_columns)
-    div_epoch = diverged_from(result)
-    rid = np.asarray(run_ids)
-
-    # info: [T, M, L, E] flattened in that order.
     ep = np.broadcast_to(result.mi_epochs[:, None, None, None], (t, m, n_layers, n_est))
     mi = result.mi.copy()
     after = (div_epoch[None, :] >= 0) & (result.mi_epochs[:, None] >= div_epoch[None, :])  # [T, M]
     mi[after] = np.nan  # a diverged network's MI is meaningless: NaN, never silently numbers
-    info = pd.DataFrame({
+    along = lambda names: np.broadcast_to(np.asarray(names)[None, None, None, :], ep.shape).ravel()
+    return pd.DataFrame({
         "run_id": np.broadcast_to(rid[None, :, None, None], ep.shape).ravel(),
         "epoch": ep.ravel().astype(np.int64),
         "layer": np.broadcast_to(np.asarray(layers)[None, None, :, None], ep.shape).ravel(),
-        "estimator": np.broadcast_to(np.asarray(est_names)[None, None, None, :], ep.shape).ravel(),
-        **({} if splits is None else
-           {"split": np.broadcast_to(np.asarray(splits)[None, None, None, :], ep.shape).ravel()}),
+        "estimator": along(est_names),
+        **({} if splits is None else {"split": along(splits)}),
         **{name: mi[..., k].ravel() for k, name in enumerate(result.mi_columns)},  # as the engine named them
     })
+
+
+def bucket_tables(spec: SweepSpec, bucket: Bucket, result: BucketResult, run_ids: list[str], n_train: list[int],
+                  layers: tuple[str, ...], grad_layers: tuple[str, ...]) -> dict:
+    """n_train: each run's training rows; layers / grad_layers: the model family's measured layers and weight
+    groups (the family names them: `ModelFamily.layer_names`, `grad_names`)."""
+    t, m = result.mi.shape[:2]
+    div_epoch = diverged_from(result)
+    rid = np.asarray(run_ids)
+    info = _info_table(spec, result, rid, list(layers), div_epoch)
+    grad_layers = list(grad_layers)
 
     met = result.metrics
     metrics = pd.DataFrame({
