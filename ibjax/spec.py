@@ -688,6 +688,15 @@ class SweepSpec(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _two_samples_need_the_shared_split(self):
+        if self.data.mi_sample.split == "both" and self.grid.train_fraction:
+            raise ValueError("data.mi_sample.split: 'both' draws its training and test samples from the shared "
+                             "split, but grid.train_fraction gives networks training sets of their own (rows of "
+                             "the 'train' sample would be untrained on, or 'test' rows trained on); use all, "
+                             "train or test")
+        return self
+
+    @model_validator(mode="after")
     def _autoencoded_inputs_are_shared(self):
         for i, e in enumerate(self.mi.estimators):
             if getattr(e, "inputs", "pca") != "autoencoder":

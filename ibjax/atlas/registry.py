@@ -264,11 +264,12 @@ def _phases_table(rd, net: pd.DataFrame, name: str) -> pd.DataFrame:
     if is_regression(runs) or rd.info.empty:
         return pd.DataFrame(columns=list(PHASE_COLUMNS))
     ceilings = {est: c for est, (c, _) in rd.manifest.limits().items()}
-    info = rd.info[np.isfinite(rd.info.i_xt.astype(float))]
+    info = rd.info  # every measured layer, finite or not: a network's depth counts all its hidden layers
     gradients = rd.gradients if rd.gradients is not None else pd.DataFrame()
     full_batch = set(net.run_id[net.steps_per_epoch == 1])
     parts = []
-    for est in dict.fromkeys(info.estimator):
+    measured = info[np.isfinite(info.i_xt.astype(float))]  # estimators with some I(X;T) (kNN without X has none)
+    for est in dict.fromkeys(measured.estimator):
         for window in SMOOTHING:
             settings = replace(DEFAULT_SETTINGS, threshold_bits=0.0, smooth_window=window)
             ph = network_phases(info, gradients, rd.metrics, runs, settings, ceilings, estimator=est)

@@ -149,7 +149,9 @@ def _endpoints_section(atlas: Atlas) -> list[str]:
               "test accuracy >= 0.9 (never: the slowest rank). The SNR transition: the first logged epoch where the "
               "median over layers of the smoothed gradient SNR is below 1 (minibatch networks).",
               "- Claim 9 reads no MI: a network's epochs to fit are the first logged epoch with training "
-              "accuracy >= 0.99 against the labels it trains on (never: its sweep's epochs, a lower bound).",
+              "accuracy >= 0.99 against the labels it trains on. A pair counts where both networks fit; the "
+              "excluded column counts random-label networks that never fit (a: the claim's 'fitted' half fails "
+              "there) and true-label twins that never fit (b).",
               "- Linear networks are in no primary endpoint: their I(X;T) is 12 bits whatever the weights (a generic "
               "linear map of the 4 096 patterns is injective), so what binning over a growing range calls their "
               "compression checks the estimator, not a claim.",

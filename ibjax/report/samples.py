@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ibjax.report.intervals import bootstrap_ci, wilson_interval
+from ibjax.report.phases import PREFERRED_ESTIMATOR
 from ibjax.report.verdicts import VerdictSettings
 from ibjax.rundir.contract import layer_order
 
@@ -28,6 +29,17 @@ def per_sample(rd):
         return rd
     info = info.assign(estimator=info.estimator.astype(str) + SEPARATOR + info.split.astype(str))
     return dataclasses.replace(rd, info=info.drop(columns="split"))
+
+
+def held_out_estimator(names) -> str | None:
+    """With two samples, the phases' estimator: 30-bin binning on the test sample where measured, else the first
+    estimator's test-sample series (as the sweep's planes and the atlas read the held-out sample); None without
+    samples (the phases pick their own)."""
+    test = [str(n) for n in names if str(n).endswith(f"{SEPARATOR}test")]
+    if not test:
+        return None
+    preferred = f"{PREFERRED_ESTIMATOR}{SEPARATOR}test"
+    return preferred if preferred in test else test[0]
 
 
 def per_sample_limits(limits: dict, samples) -> dict:

@@ -22,7 +22,7 @@ from ibjax.report.summary import (
     summarize,
 )
 from ibjax.report.text import render
-from ibjax.report.samples import compare_samples, per_sample, per_sample_limits
+from ibjax.report.samples import compare_samples, held_out_estimator, per_sample, per_sample_limits
 from ibjax.report.verdicts import DEFAULT_SETTINGS, VerdictSettings, run_verdicts
 from ibjax.rundir.contract import is_regression, layer_order
 from ibjax.rundir.layout import RunDirError, check_complete, incompleteness
@@ -97,7 +97,8 @@ def _further_tables(rd, verdicts: pd.DataFrame, settings: VerdictSettings, limit
     held-out MI sample, a regression task's generalization and information."""
     runs = rd.runs
     ceilings = {est: lim[0] for est, lim in limits.items()}  # the saturation rule's ceilings
-    phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings, ceilings)
+    phases = network_phases(rd.info, rd.gradients, rd.metrics, runs, settings, ceilings,
+                            held_out_estimator(rd.info.estimator.unique()))
     return {"label_information": label_information(rd.info, runs, settings),
             "fitting": fitting_times(rd.metrics, runs, settings),
             "phases": phase_table(phases, runs, settings), "depth_claims": depth_claims(phases, settings),

@@ -51,6 +51,10 @@ def incompleteness(rd) -> list[str]:
     for s in m.shards:
         if s.status != "done":
             out.append(f"shard {s.shard} is '{s.status}': its part files are missing.")
+    for name, fingerprint in m.autoencoders.items():
+        if "|" in fingerprint:
+            out.append(f"the shards measured {name} with different autoencoders (weights {fingerprint}: trained "
+                       f"on different machines?): its I(X;T) is not comparable across shards.")
     no_info = sorted(set(rd.runs.run_id) - set(rd.info.run_id))
     if no_info:
         out.append(f"{len(no_info)} runs in runs.parquet have no rows in info.parquet (e.g. {', '.join(no_info[:3])}).")

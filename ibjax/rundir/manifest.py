@@ -117,6 +117,8 @@ class Manifest(Record):
     wall_s: float | None = None
     n_diverged: int | None = None
     figures: list[str] = []
+    # knn inputs autoencoder: each estimator's autoencoder weights fingerprint (a resume must measure with it)
+    autoencoders: dict[str, str] = {}
     # Returned by run_sweep for a directory that was already done; never written.
     nothing_to_do: bool = Field(False, exclude=True)
 
@@ -168,8 +170,12 @@ def merge_shards(parts: list[Manifest]) -> Manifest:
               for i in range(count)]
     buckets = [b.model_copy(update={"shard": f"{p.shard_index}/{count}"}) for p in parts for b in p.buckets]
     status = "done" if all(s.status == "done" for s in shards) else "incomplete"
+    # Each shard trains the inputs' autoencoders itself (identical on identical machines); where two shards
+    # disagree, the merge keeps every fingerprint ("a|b") so that the report can say so.
+    autoencoders = {name: "|".join(sorted({p.autoencoders[name] for p in parts if name in p.autoencoders}))
+                    for name in dict.fromkeys(n for p in parts for n in p.autoencoders)}
     return parts[0].model_copy(update={"shards": shards, "buckets": buckets, "n_runs": sum(p.n_runs for p in parts),
-                                       "status": status, "wall_s": None})
+                                       "status": status, "wall_s": None, "autoencoders": autoencoders})
 
 
 def read_manifest_file(path: Path) -> Manifest:

@@ -1,7 +1,8 @@
 """The inputs compressed by an autoencoder, for the k-NN estimators with `inputs: autoencoder` (Butakov et al.
 2024): one autoencoder per such estimator (its latent is the estimator's `dim`), trained once before the networks
-on the sweep's training rows, saved in the run directory (autoencoders/<estimator>.npz with its settings in
-<estimator>.json) and loaded again on resume. The MI sample's rows, encoded, reach every program through
+on the sweep's training rows, saved in the run directory (autoencoders/<estimator>.npz: weights and settings in
+one file; <estimator>.json a readable copy) and loaded again on resume; the manifest records each one's weights
+fingerprint, and a resume that would measure with another autoencoder than its finished buckets is refused. The MI sample's rows, encoded, reach every program through
 `Data.encoded_inputs` as constants: the compiled programs never train or run the autoencoder.
 """
 
@@ -43,54 +44,68 @@ def _fingerprint(x: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()[:16]
 
 
+def weights_fingerprint(model) -> str:
+    """A hash of the trained parameters: equal for the same autoencoder, recorded in the manifest."""
+    h = hashlib.sha256()
+    for w in weights(model):
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
+
+
 def with_encoded_inputs(spec: SweepSpec, task: Task, data: Data, out: Path | None,
-                        say: Callable[[str], None] = lambda _m: None) -> Data:
+                        say: Callable[[str], None] = lambda _m: None) -> tuple[Data, dict[str, str]]:
     """`data` with the MI sample's inputs encoded by each autoencoder estimator's autoencoder (unchanged when the
-    spec has none). `out` None (a dry run) encodes nothing: zeros of the right shape stand in, so that programs
-    compile and time as the sweep's will."""
+    spec has none), and each autoencoder's weights fingerprint by estimator name (for the manifest: a resumed
+    sweep must measure with the autoencoder its finished buckets used). `out` None (a dry run) encodes nothing:
+    zeros of the right shape stand in, so that programs compile and time as the sweep's will."""
     wanted = autoencoded(spec)
     if not wanted:
-        return data
-    x_mi = task.x_float(task.mi_idx)
+        return data, {}
     if out is None:
-        return data._replace(encoded_inputs={e.resolved_name: jnp.zeros((len(x_mi), e.dim), jnp.float32)
-                                             for e in wanted})
+        return data._replace(encoded_inputs={e.resolved_name: jnp.zeros((len(task.mi_rows), e.dim), jnp.float32)
+                                             for e in wanted}), {}
+    x_mi = task.x_float(task.mi_idx)
     x_train = task.x_float(task.train_idx)
-    encoded = {}
+    encoded, prints = {}, {}
     for e in wanted:
         model = _trained(e, settings_for(e, task), x_train, out / FOLDER, say)
         encoded[e.resolved_name] = jnp.asarray(encode(model, x_mi))
-    return data._replace(encoded_inputs=encoded)
+        prints[e.resolved_name] = weights_fingerprint(model)
+    return data._replace(encoded_inputs=encoded), prints
 
 
 def _trained(e: KNNEstimatorSpec, settings: AutoencoderSettings, x_train: np.ndarray, folder: Path, say):
     """The estimator's autoencoder: loaded from the run directory where it was trained with these settings on
-    these rows, else trained (and saved)."""
+    these rows, else trained (and saved: weights and settings in one file, <name>.npz, written atomically; a copy
+    of the settings and losses in <name>.json for reading)."""
     name = e.resolved_name
-    record = {"estimator": name, "architecture": ARCHITECTURE, **asdict(settings), "image_shape": list(settings.image_shape),
-              "n_inputs": int(x_train.shape[1]), "rows": int(len(x_train)), "data": _fingerprint(x_train)}
-    meta, weights_path = folder / f"{name}.json", folder / f"{name}.npz"
-    if meta.is_file() and weights_path.is_file():
+    record = {"estimator": name, "architecture": ARCHITECTURE, **asdict(settings),
+              "image_shape": list(settings.image_shape), "n_inputs": int(x_train.shape[1]), "rows": int(len(x_train)),
+              "data": _fingerprint(x_train)}
+    path = folder / f"{name}.npz"
+    if path.is_file():
         try:
-            saved = json.loads(meta.read_text())
-            if {k: saved.get(k) for k in record} == record:
-                with np.load(weights_path) as z:
-                    model = with_weights(x_train.shape[1], settings, [z[f"w{i}"] for i in range(len(z.files))])
-                say(f"[autoencoder] {name}: loaded from {weights_path} (trained {saved.get('epochs')} epochs, "
-                    f"final L1 loss {saved.get('final_loss', float('nan')):.4g})")
-                return model
+            with np.load(path) as z:
+                saved = json.loads(bytes(z["settings"]).decode())
+                if {k: saved.get(k) for k in record} == record:
+                    n = sum(1 for f in z.files if f.startswith("w"))
+                    model = with_weights(x_train.shape[1], settings, [z[f"w{i}"] for i in range(n)])
+                    say(f"[autoencoder] {name}: loaded from {path} (trained {saved.get('epochs')} epochs, final L1 "
+                        f"loss {saved.get('final_loss', float('nan')):.4g})")
+                    return model
             say(f"[autoencoder] {name}: the saved one was trained with other settings or rows: training again")
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # unreadable or truncated: the sweep can make it again
-            say(f"[autoencoder] {name}: cannot load {weights_path} ({err}): training again")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # unreadable or truncated
+            say(f"[autoencoder] {name}: cannot load {path} ({err}): training again")
     say(f"[autoencoder] {name}: training on {len(x_train):,} rows to a {settings.dim}-dimensional latent "
         f"({settings.epochs} epochs) ...")
     model, losses = train_autoencoder(x_train, settings,
                                       log=lambda ep, loss: say(f"[autoencoder] {name}: epoch {ep}, L1 {loss:.4g}")
                                       if ep % 50 == 0 else None)
+    about = {**record, "final_loss": losses[-1], "first_loss": losses[0], "weights": weights_fingerprint(model)}
     buf = io.BytesIO()
-    np.savez(buf, **{f"w{i}": w for i, w in enumerate(weights(model))})
+    np.savez(buf, settings=np.frombuffer(json.dumps(about).encode(), np.uint8),
+             **{f"w{i}": w for i, w in enumerate(weights(model))})
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(weights_path, buf.getvalue())
-    atomic_write_bytes(meta, json.dumps({**record, "final_loss": losses[-1], "first_loss": losses[0]},
-                                        indent=1).encode())
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(folder / f"{name}.json", json.dumps(about, indent=1).encode())
     return model

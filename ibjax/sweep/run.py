@@ -87,7 +87,8 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
         atomic_write_bytes(out / "spec.yaml", spec_text.encode())
     say(plan)
     # Autoencoders of the inputs (knn `inputs: autoencoder`) before any program: trained once, reused on resume.
-    data = with_encoded_inputs(spec, task, task.device_data(), out, say)
+    data, autoencoders = with_encoded_inputs(spec, task, task.device_data(), out, say)
+    _check_autoencoders(previous, autoencoders, manifest_path)
     write_table(out / "mi_sample.parquet", task.mi_sample_table())  # which rows every network's MI is measured on
     programs = Programs(spec, task, data)
     buckets, sizing = plan_programs(spec, runs, programs, previous, progress)
@@ -95,6 +96,7 @@ def _run_sweep(spec: SweepSpec, out: Path, *, progress: bool, source: str, repor
         f"networks, sized in {time.perf_counter() - t_start:.1f} s from the start")
     estimators = build_estimators(spec, task.n_classes)
     manifest = _new_manifest(spec, source, shard, runs, task, data, schedule, estimators, buckets, programs, sizing)
+    manifest.autoencoders = autoencoders
     if previous is not None:  # keep what the finished buckets recorded
         if [b.n_runs for b in previous.buckets] != [b.size for b in buckets]:
             raise RunDirError(f"{manifest_path} records buckets of {[b.n_runs for b in previous.buckets]} "
@@ -138,7 +140,8 @@ def _plan(spec: SweepSpec, shard: tuple[int, int], t_start: float) -> tuple[list
         if shape not in n_layers:
             n_layers[shape] = len(layer_names(spec, task, r))
     need, avail, memory_source = check_results_fit([n_layers[r.bucket_key()] for r in runs], len(schedule),
-                                                   len(spec.mi.estimators), f"sweep {spec.name!r}")
+                                                   len(spec.mi.estimators) * max(1, len(task.mi_parts)),
+                                                   f"sweep {spec.name!r}")
     plan = (f"[plan] {len(runs):,} networks x {n_epochs:,} epochs ({len(runs) * n_epochs:.3g} net-epochs), MI at "
             f"{len(schedule)} epochs; results ~{fmt_bytes(need)} of host memory ({fmt_bytes(avail)} available, "
             f"{memory_source}); planned in {time.perf_counter() - t_start:.1f} s")
@@ -198,6 +201,18 @@ def _train_buckets(spec: SweepSpec, buckets: list, task: Task, data, programs: P
             raise
 
 
+def _check_autoencoders(previous: Manifest | None, now: dict[str, str], manifest_path: Path) -> None:
+    """A resumed sweep whose finished buckets measured with other autoencoders (the saved one deleted or damaged,
+    then trained again to other weights) cannot be continued: its MI would mix two encodings of X."""
+    if previous is None or not any(b.status == "done" for b in previous.buckets):
+        return
+    for name, fingerprint in previous.autoencoders.items():
+        if now.get(name) != fingerprint:
+            raise RunDirError(f"{manifest_path}: its finished buckets measured {name} with the autoencoder of weights "
+                              f"{fingerprint}, but this run has {now.get(name, 'none')} (autoencoders/{name}.npz was "
+                              f"removed or trained again): it cannot be resumed; use --force to start over")
+
+
 def _finish(spec: SweepSpec, out: Path, manifest: Manifest, first_estimator: str, t_start: float) -> None:
     """An unsharded sweep's end: its part files merged into single tables, the information planes drawn, the
     manifest marked done and the checkpoints removed."""
@@ -225,7 +240,7 @@ def dry_run_estimate(spec: SweepSpec, runs: list, task: Task, schedule, say) -> 
     logs MI most densely (the default schedule is log-spaced)."""
     t0 = time.perf_counter()
     n_epochs = spec.train.epochs
-    data = with_encoded_inputs(spec, task, task.device_data(), None)  # no autoencoder trained: zeros stand in
+    data, _ = with_encoded_inputs(spec, task, task.device_data(), None)  # no autoencoder trained: zeros stand in
     programs = Programs(spec, task, data)
     buckets, sizing = plan_programs(spec, runs, programs, None, True)
     device_bytes = sizing.get("device_bytes", [None] * len(buckets))

@@ -4,11 +4,13 @@ inputs. (Its accuracy against known MI is ibjax.validate's images16 rows, checke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from tests.helpers import run_cli
@@ -59,3 +61,29 @@ def test_networks_with_their_own_inputs_are_refused(tmp_path):
     proc = run_cli("ibjax.sweep", _spec(tmp_path, inputs=["original", "gaussian"]), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "mi.estimators[1].inputs" in proc.stderr and "grid.inputs" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_resume_must_measure_with_the_autoencoder_its_finished_buckets_used(tmp_path):
+    """The manifest records each autoencoder's weights; a resume with other weights (the saved file removed, then
+    trained again to other weights) is refused; shards that trained different ones are reported."""
+    from ibjax.rundir import RunDirError, ShardRecord
+    from ibjax.rundir.layout import incompleteness
+    from ibjax.rundir.manifest import merge_shards
+    from ibjax.rundir.store import load
+    from ibjax.sweep.run import _check_autoencoders
+    from tests.rundir.test_contract import OLD
+
+    rd = load(OLD)
+    done = rd.manifest.model_copy(update={"autoencoders": {"knn5_pca2_xae": "aaaa"}})
+    _check_autoencoders(done, {"knn5_pca2_xae": "aaaa"}, tmp_path / "manifest.json")  # the same: fine
+    with pytest.raises(RunDirError, match="knn5_pca2_xae.*aaaa.*bbbb.*--force"):
+        _check_autoencoders(done, {"knn5_pca2_xae": "bbbb"}, tmp_path / "manifest.json")
+    nothing_done = done.model_copy(update={"buckets": [b.model_copy(update={"status": "pending"})
+                                                       for b in done.buckets]})
+    _check_autoencoders(nothing_done, {"knn5_pca2_xae": "bbbb"}, tmp_path / "manifest.json")  # nothing to mix
+    shard = lambda i, fp: done.model_copy(update={"shard_index": i, "shard_count": 2, "autoencoders": {"x": fp},
+                                                  "shards": [ShardRecord(shard=f"{i}/2", status="done")]})
+    merged = merge_shards([shard(0, "aaaa"), shard(1, "bbbb")])
+    assert merged.autoencoders == {"x": "aaaa|bbbb"}
+    assert any("different autoencoders" in w for w in incompleteness(dataclasses.replace(rd, manifest=merged)))
+    assert merge_shards([shard(0, "aaaa"), shard(1, "aaaa")]).autoencoders == {"x": "aaaa"}
