@@ -61,3 +61,12 @@ def test_a_sample_that_does_not_fit_names_the_key(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     proc = run_cli("ibjax.sweep", str(path), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "mi_sample.split" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_two_samples_need_the_shared_split(tmp_path):
+    """With per-run training sets the shared split's samples would hold untrained 'train' rows: refused."""
+    spec = small_spec(**{"data.mi_sample": {"split": "both", "n": 256}, "grid.train_fraction": [0.5, 0.85]})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    proc = run_cli("ibjax.sweep", str(path), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "grid.train_fraction" in proc.stderr and "Traceback" not in proc.stderr
