@@ -108,18 +108,21 @@ def _network_values(study: StudyTables, spec: Spec, quantity: str, relative: boo
                          "excluded": (sel.excluded != "").to_numpy()}).assign(estimator=est)
 
 
-def _apply_exclusion(values: pd.Series, excluded: pd.Series, policy: str, favoured: bool) -> pd.Series:
+def _apply_exclusion(values, excluded, policy: str, favoured: bool) -> np.ndarray:
     """The exclusion policy on one arm: exclude -> NaN; include -> as measured; worst / best -> the arm's least /
-    most favourable measured value (`favoured`: the claim predicts this arm's values high)."""
-    v = values.astype(float).copy()
-    if policy == "include" or not excluded.any():
+    most favourable measured value (`favoured`: the claim predicts this arm's values high). NumPy, not pandas: the
+    specification curve calls it tens of thousands of times."""
+    v = np.array(values, dtype=float)
+    x = np.asarray(excluded, dtype=bool)
+    if policy == "include" or not x.any():
         return v
-    kept = v[~excluded]
-    if policy == "exclude" or kept.empty:
-        v[excluded] = np.nan
+    kept = v[~x]
+    kept = kept[~np.isnan(kept)]
+    if policy == "exclude" or kept.size == 0:
+        v[x] = np.nan
         return v
     low = (policy == "worst") == favoured
-    v[excluded] = kept.min() if low else kept.max()
+    v[x] = kept.min() if low else kept.max()
     return v
 
 
@@ -159,6 +162,13 @@ class Unit:
     b: np.ndarray | None = None
     gap: np.ndarray | None = None
     repeats: int = 0
+
+    def __post_init__(self):
+        # Plain Python strings: the run ids key the study's cache under every specification, and iterating an
+        # Arrow-backed string array element by element costs ~10x more (a third of the specification curve).
+        self.a = np.asarray([str(r) for r in self.a], dtype=object)
+        if self.b is not None:
+            self.b = np.asarray([str(r) for r in self.b], dtype=object)
 
 
 def _one_sample_units(claim: str, study: StudyTables, used: set) -> list[Unit]:
@@ -263,6 +273,17 @@ def claim_units(claim: str, studies: list[StudyTables]) -> list[Unit]:
     return [u for s in study_order(studies) if bears_on(claim, s) for u in UNITS[claim](claim, s, used)]
 
 
+def _indexed_values(study: StudyTables, spec: Spec, quantity: str, relative: bool):
+    """network_values as (run_id index, values, excluded flags), once per specification: every unit then looks
+    its networks up by position (a pandas reindex per unit and specification was most of the curve's time)."""
+    key = ("indexed", spec.estimator, spec.threshold, spec.anchor, spec.smooth, spec.budget, quantity, relative)
+    if key not in study.cache:
+        v = network_values(study, spec, quantity, relative)
+        study.cache[key] = (pd.Index([str(r) for r in v.run_id], dtype=object), v.value.to_numpy(float),
+                            v.excluded.fillna(False).to_numpy(bool))
+    return study.cache[key]
+
+
 def _values(study: StudyTables, spec: Spec, quantity: str, relative: bool, ids: np.ndarray):
     """(values, excluded, measured) of the networks `ids` under the specification, aligned to `ids`. The
     continuous levels are looked up once per set of networks and kept in the study's cache; a threshold is
@@ -271,9 +292,13 @@ def _values(study: StudyTables, spec: Spec, quantity: str, relative: bool, ids: 
     rel = relative and spec.threshold is None
     key = ("unit", tuple(ids), base.estimator, base.anchor, base.smooth, base.budget, quantity, rel)
     if key not in study.cache:
-        v = network_values(study, base, quantity, rel).set_index("run_id").reindex(ids)
-        study.cache[key] = (v.value.to_numpy(float), v.excluded.fillna(False).to_numpy(bool),
-                            v.value.notna().to_numpy())
+        index, values, flags = _indexed_values(study, base, quantity, rel)
+        pos = index.get_indexer(ids) if len(index) else np.full(len(ids), -1)  # -1: no measure under the spec
+        found = pos >= 0
+        at = np.where(found, pos, 0)
+        value = np.where(found, values[at], np.nan) if len(index) else np.full(len(ids), np.nan)
+        excluded = found & flags[at] if len(index) else np.zeros(len(ids), bool)
+        study.cache[key] = (value, excluded, ~np.isnan(value))
     value, excluded, measured = study.cache[key]
     if spec.threshold is not None:
         value = np.where(measured, (value > spec.threshold).astype(float), np.nan)
@@ -281,7 +306,7 @@ def _values(study: StudyTables, spec: Spec, quantity: str, relative: bool, ids: 
 
 
 def _arm(values, excluded, policy: str, favoured: bool) -> np.ndarray:
-    return _apply_exclusion(pd.Series(values), pd.Series(excluded), policy, favoured).to_numpy(float)
+    return _apply_exclusion(values, excluded, policy, favoured)
 
 
 def phase_values(claim: str, study: StudyTables, spec: Spec, ids: np.ndarray) -> pd.DataFrame:
@@ -291,8 +316,11 @@ def phase_values(claim: str, study: StudyTables, spec: Spec, ids: np.ndarray) ->
     key = ("phases", claim, estimator_for(study, spec, "phases"), spec.smooth, spec.threshold)
     if key not in study.cache:  # per network of the whole study, once per specification (the curve asks often)
         study.cache[key] = _phase_values(claim, study, *key[2:])
-    v = study.cache[key]
-    return v[v.run_id.isin(ids)]
+    unit_key = (*key, tuple(ids))
+    if unit_key not in study.cache:
+        v = study.cache[key]
+        study.cache[unit_key] = v[v.run_id.isin(ids)]
+    return study.cache[unit_key]
 
 
 def _phase_values(claim: str, study: StudyTables, est: str | None, window: int, threshold: float | None

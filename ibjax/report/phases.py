@@ -137,13 +137,14 @@ def speed_differences(phases: pd.DataFrame) -> pd.Series:
     """Claim (b)'s per-network quantity: over the adjacent pairs of hidden layers whose compression phases both
     complete (reach END_FALL of their fall), the mean duration difference deeper - shallower, in decades; one value
     per network that has such a pair (indexed by run_id)."""
-    out = {}
-    for run_id, g in phases[phases.compresses & phases.complete].sort_values("index").groupby("run_id"):
-        idx, dur = g["index"].to_numpy(), g.duration_decades.to_numpy(float)
-        adjacent = np.flatnonzero(np.diff(idx) == 1)
-        if len(adjacent):
-            out[run_id] = float(np.mean(dur[adjacent + 1] - dur[adjacent]))
-    return pd.Series(out, dtype=float)
+    c = phases[phases.compresses & phases.complete].sort_values(["run_id", "index"], kind="stable")
+    run = c.run_id.to_numpy()
+    idx, dur = c["index"].to_numpy(), c.duration_decades.to_numpy(float)
+    adjacent = (run[1:] == run[:-1]) & (np.diff(idx) == 1)  # each layer and the next one of the same network
+    if not adjacent.any():
+        return pd.Series(dtype=float)
+    diffs = pd.Series((dur[1:] - dur[:-1])[adjacent], index=run[1:][adjacent])
+    return diffs.groupby(level=0, sort=True).mean().astype(float)
 
 
 def onset_lags(phases: pd.DataFrame) -> pd.Series:
