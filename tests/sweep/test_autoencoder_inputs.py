@@ -17,7 +17,7 @@ from tests.helpers import run_cli
 
 
 def _spec(tmp_path, **grid) -> str:
-    spec = {"name": "ae", "data": {"dataset": "digits"},
+    spec = {"name": "ae", "data": {"dataset": "digits", "mi_sample": {"split": "all", "n": 512}},
             "model": {"kind": "mlp", "hidden": [16, 8], "activation": "tanh"},
             "train": {"epochs": 10, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adam"},
             "mi": {"schedule": {"every": 5}, "estimators": [

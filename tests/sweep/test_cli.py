@@ -184,12 +184,12 @@ def test_validate_command(tmp_path):
     assert len(rank2) == 1 and rank2.ok.all() and rank2.in_range.all()
     img = table[table.task.str.startswith("images16")]
     assert img[img.estimator == "knn5_pca4"].in_range.sum() >= 4 and not img[img.estimator == "knn5_pca2"].ok.all()
-    # An autoencoder to 2 coordinates (knn inputs: autoencoder) unfolds what PCA to 2 cannot: it passes up to 3
-    # nats, and at 2 nats its error is a third of PCA's or less.
+    # An autoencoder to 2 coordinates (knn inputs: autoencoder) unfolds what PCA to 2 cannot: it passes up to 2
+    # nats, and at 2 nats its error is under half of PCA's (across training seeds: 0.08-0.36 of it).
     ae = img[img.estimator == "knn5_ae2"].set_index("task")
-    assert ae.in_range.sum() == 5 and ae[ae.in_range].ok.all()
+    assert ae.in_range.sum() == 4 and ae[ae.in_range].ok.all()
     pca2 = img[img.estimator == "knn5_pca2"].set_index("task")
-    assert abs(ae.loc["images16_I2nats", "bias"]) < abs(pca2.loc["images16_I2nats", "bias"]) / 3
+    assert abs(ae.loc["images16_I2nats", "bias"]) < abs(pca2.loc["images16_I2nats", "bias"]) / 2
 
 
 def test_dry_run_plans_sizes_and_times_without_writing(tmp_path, capsys):
