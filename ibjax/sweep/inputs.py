@@ -23,6 +23,7 @@ from ibjax.data.task import Data, Task
 from ibjax.mi.autoencoder import AutoencoderSettings, encode, train_autoencoder, weights, with_weights
 from ibjax.rundir.store import atomic_write_bytes
 from ibjax.spec import KNNEstimatorSpec, SweepSpec
+from ibjax.sweep.programs import image_shape
 
 FOLDER = "autoencoders"
 ARCHITECTURE = 1  # ibjax.mi.autoencoder's layers: a saved autoencoder of another architecture is trained again
@@ -34,22 +35,23 @@ def autoencoded(spec: SweepSpec) -> list[KNNEstimatorSpec]:
 
 
 def settings_for(e: KNNEstimatorSpec, task: Task) -> AutoencoderSettings:
-    shape = tuple(task.image_shape) if task.image_shape and not task.n_irrelevant else ()
-    if len(shape) == 2:
-        shape = (*shape, 1)
+    """A convolutional autoencoder for image rows (their (H, W, C), as the conv family reads them), a dense one
+    for vectors."""
+    shape = image_shape(task, "knn inputs autoencoder") if task.image_shape and not task.n_irrelevant else ()
     return AutoencoderSettings(dim=e.dim, image_shape=shape, epochs=e.autoencoder_epochs)
 
 
-def _fingerprint(x: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()[:16]
+def _fingerprint(*arrays: np.ndarray) -> str:
+    """A short SHA-256 of arrays' bytes (the training rows; an autoencoder's parameters)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def weights_fingerprint(model) -> str:
     """A hash of the trained parameters: equal for the same autoencoder, recorded in the manifest."""
-    h = hashlib.sha256()
-    for w in weights(model):
-        h.update(np.ascontiguousarray(w).tobytes())
-    return h.hexdigest()[:16]
+    return _fingerprint(*weights(model))
 
 
 def with_encoded_inputs(spec: SweepSpec, task: Task, data: Data, out: Path | None,
@@ -81,7 +83,7 @@ def _trained(e: KNNEstimatorSpec, settings: AutoencoderSettings, x_train: np.nda
     name = e.resolved_name
     record = {"estimator": name, "architecture": ARCHITECTURE, **asdict(settings),
               "image_shape": list(settings.image_shape), "n_inputs": int(x_train.shape[1]), "rows": int(len(x_train)),
-              "data": _fingerprint(x_train)}
+              "data": _fingerprint(np.asarray(x_train, np.float32))}
     path = folder / f"{name}.npz"
     if path.is_file():
         try:
