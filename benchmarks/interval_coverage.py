@@ -1,7 +1,9 @@
 """Coverage, by simulation, of the intervals the report's phases and depth claims use (ibjax.report.phases):
 the percentile bootstrap of a mean over 40 skewed per-network differences (claim b), the bootstrap Spearman
 interval over 144 networks in 6 tied depth levels (claim a), and the order-statistic median interval over 93
-networks (claim c, onsets, epochs to generalize). Prints each coverage at the 95 % level (about a minute).
+networks (claim c, onsets, epochs to generalize); and of the atlas's entry intervals for its claims 6-9
+(ibjax.atlas.effects): Fisher-z Spearman with the same 6 tied depths, Student t over 15 and 40 skewed
+per-network differences and over 8 skewed paired log-time differences. Prints each coverage at the 95 % level.
 
     python benchmarks/interval_coverage.py
 """
@@ -14,6 +16,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/interval_coverage.py`
 
+from ibjax.atlas.effects import mean_effect, spearman_effect  # noqa: E402
 from ibjax.report.intervals import bootstrap_ci, median_interval, spearman_ci  # noqa: E402
 
 
@@ -43,6 +46,18 @@ def main() -> None:
         hits += lo <= true <= hi
     print(f"bootstrap Spearman, 144 networks, 6 depths (true r {true:.3f}): coverage {hits / reps:.3f} "
           f"({reps} draws)")
+
+    reps, hits = 2000, 0
+    for _ in range(reps):
+        e = spearman_effect(*depths_and_times(rng, 144))
+        hits += e.lo <= true <= e.hi
+    print(f"atlas Fisher-z Spearman, 144 networks, 6 depths: coverage {hits / reps:.3f} ({reps} draws)")
+    for n in (8, 15, 40):
+        reps, hits = 4000, 0
+        for _ in range(reps):
+            e = mean_effect(rng.gamma(2.0, 0.3, n) - 0.6)  # skewed, true mean 0
+            hits += e.lo <= 0.0 <= e.hi
+        print(f"atlas t interval, {n} gamma(2) differences: coverage {hits / reps:.3f} ({reps} draws)")
 
     reps, hits = 2000, 0
     for _ in range(reps):
