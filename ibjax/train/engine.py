@@ -22,6 +22,7 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +59,7 @@ class CompiledChunk:
 
     executable: object  # jax.stages.Compiled
     compile_s: float  # tracing + XLA compilation
+    options: tuple = ()  # the XLA compiler options it was compiled with, as (name, value) pairs
 
     @property
     def device_bytes(self) -> int:
@@ -69,6 +71,13 @@ class CompiledChunk:
         return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
                    - m.alias_size_in_bytes)
 
+
+# A chunk whose training step is the native kernel (ibjax.native.mlp) leaves XLA only the MI measurement and the
+# bookkeeping around the kernel calls. For those programs XLA:CPU's legacy loop emitters compile ~40 % faster than
+# its MLIR fusion emitters (2.3 -> 1.4 s for the tests' 6-layer MLP chunk), and the chunk runs as fast (12-bit task,
+# N = 16 and 256, MI every epoch and every 10th: within 2 %; BUILD_NOTES.md, "Suite time"). Not for programs XLA
+# trains: there the legacy emitters ran the MLP's epoch 16 % slower, and a conv net's 2.5x slower.
+NATIVE_TRAINING_CPU_OPTIONS = MappingProxyType({"xla_cpu_use_fusion_emitters": False})
 
 # Environment switches read while a chunk is traced (the native kernels, the model loop): a compiled program is
 # reused only under the switches it was traced with.
@@ -165,13 +174,15 @@ class Engine:
             # Each family's own options, measured on its programs (the MLP's would double a conv net's epoch).
             cpu = mesh.devices.flat[0].platform == "cpu"
             options = dict(self.family.cpu_compiler_options) if cpu else {}
+            if cpu and self.family.native_kernel and native.TRAINING_CALL in lowered.as_text():
+                options.update(NATIVE_TRAINING_CPU_OPTIONS)
             try:
                 executable = lowered.compile(compiler_options=options) if options else lowered.compile()
             except Exception as e:  # an XLA without these options: compile as it comes
                 if "No such compile option" not in str(e):
                     raise
-                executable = lowered.compile()
-            self._compiled[key] = CompiledChunk(executable, time.perf_counter() - t)
+                executable, options = lowered.compile(), {}
+            self._compiled[key] = CompiledChunk(executable, time.perf_counter() - t, tuple(sorted(options.items())))
         return self._compiled[key]
 
     def abstract_chunk_args(self, consts: ModelConsts, data: Data, n_log: int):

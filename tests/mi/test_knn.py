@@ -151,18 +151,6 @@ def test_knn_settings_are_checked():
     assert EstimatorSpec(kind="knn", k=3, dim=2).resolved_name == "knn3_pca2"
 
 
-def test_validate_knn_rows_pass_in_their_stated_range_and_say_where_they_fail():
-    import pandas as pd
-
-    from ibjax.validate import knn_gaussian_rows, to_markdown
-
-    df = pd.DataFrame(knn_gaussian_rows(repeats=1, sizes=(1024,)))  # the CLI test runs N = 4096 too
-    assert df[df.in_range].ok.all(), df[df.in_range]
-    high = df[df.task.str.contains("_I10nats")]
-    assert not high.ok.any() and not high.in_range.any()  # KSG's ceiling near psi(N) - psi(k): said, not hidden
-    assert "NO (outside its stated range)" in to_markdown(df)
-
-
 def test_stochastic_layer_is_measured_with_its_noise():
     """A stochastic network's layer T = h(X) + N(0, s^2): the estimator adds the network's noise (one fixed draw)
     before compressing; more noise, less I(X;T), and the same value at every call."""

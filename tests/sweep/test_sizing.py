@@ -235,13 +235,25 @@ def test_cpu_compile_options_apply_and_an_unknown_option_falls_back(monkeypatch)
     """On the CPU the MLP's chunk program is compiled with its family's cpu_compiler_options (YNNPACK fusions off:
     they ran the MI pass's softmax ~3x slower, BUILD_NOTES.md issue 6); an XLA that does not know an option
     compiles without it instead of failing the sweep."""
+    from ibjax import native
     from ibjax.models.mlp import MLP
+    from ibjax.train.engine import NATIVE_TRAINING_CPU_OPTIONS
 
     eng, consts, task = mlp_copies(2)
     prog = eng.prog
     mesh, args = eng.abstract_chunk_args(consts, task.device_data(), 8)
-    hlo = lambda: Engine(prog).compiled_chunk(mesh, *args).executable.as_text()
-    assert "__ynn_fusion" not in hlo()
+    compiled = lambda: Engine(prog).compiled_chunk(mesh, *args)
+    hlo = lambda: compiled().executable.as_text()
+    chunk = compiled()
+    assert "__ynn_fusion" not in chunk.executable.as_text()
+    # A chunk the native kernel trains is compiled with XLA's legacy emitters too (faster to compile, as fast to
+    # run); one that XLA trains (the kernel switched off) is not.
+    native_training = native.use("mlp")
+    assert dict(chunk.options) == {**MLP.cpu_compiler_options,
+                                   **(NATIVE_TRAINING_CPU_OPTIONS if native_training else {})}
+    monkeypatch.setenv("IBJAX_NATIVE_TRAIN", "0")
+    assert dict(compiled().options) == dict(MLP.cpu_compiler_options)
+    monkeypatch.delenv("IBJAX_NATIVE_TRAIN")
     monkeypatch.setattr(MLP, "cpu_compiler_options", {})
     assert "__ynn_fusion" in hlo()  # why the option is set (if XLA stops fusing this way, it can go)
     monkeypatch.setattr(MLP, "cpu_compiler_options", {"xla_cpu_no_such_option": ""})
