@@ -32,7 +32,7 @@ def spec_file(tmp_path: Path, kind: str = "mlp") -> Path:
         raw["data"] = {"dataset": "digits", "train_fraction": 0.8}
         raw["model"] = {"kind": "conv", "channels": [4, 8], "kernel_size": 3, "pool": 2, "padding": "same",
                         "hidden": [8], "activation": "tanh"}
-        raw["train"].update(epochs=60, chunk_epochs=4, batch_size=128, learning_rate=3e-3)
+        raw["train"].update(epochs=32, chunk_epochs=4, batch_size=128, learning_rate=3e-3)
         raw["grid"] = {"seed": 1, "dropout": [0.0, 0.1]}
     raw["output"] = {"plots": False}
     path = tmp_path / "resume.yaml"
