@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 TRAINING_CALL = "ibjax_mlp_grads"  # the custom call of the native training step, as a lowered program names it
-TARGETS = {"ibjax_symbol_entropies": "IbjaxSymbolEntropies", "ibjax_mlp_grads": "IbjaxMlpGrads",
+TARGETS = {"ibjax_symbol_entropies": "IbjaxSymbolEntropies", TRAINING_CALL: "IbjaxMlpGrads",
            "ibjax_mlp_forward": "IbjaxMlpForward", "ibjax_compact_below": "IbjaxCompactBelow"}
 # Each kernel's own switch (0: off). Read when a program is traced, so a test or an A/B benchmark can trace
 # the same function both ways in one process; IBJAX_NATIVE=0 (read the same way) turns all off.

@@ -26,7 +26,7 @@ def kernel_grads(params: dict, act_code, masks, x_NxD, y_N, idx_S, w_S) -> dict:
     ws, bs = params["w"], params["b"]
     flat = [a for pair in zip(ws, bs) for a in pair]
     mask_all = jnp.concatenate(masks) if masks else jnp.zeros((0,), jnp.float32)
-    out = jax.ffi.ffi_call("ibjax_mlp_grads", [jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in flat],
+    out = jax.ffi.ffi_call(native.TRAINING_CALL, [jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in flat],
                            vmap_method="expand_dims")(
         x_NxD.astype(jnp.float32), y_N.astype(jnp.int32), idx_S.astype(jnp.int32), w_S.astype(jnp.float32),
         jnp.asarray(act_code, jnp.int32), mask_all.astype(jnp.float32), *flat)
