@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibjax.mi.binning import layer_range, mi_from_bins
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.interface import LayerContext, MIEstimate
 from ibjax.mi.quantile_bins import sortable_bits
 
@@ -54,6 +55,7 @@ class AdaptiveBinning:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = adaptive_bin_indices(acts_NxU, self.n_bins, ctx.unit_mask_U)
         i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_bins, self.n_classes, self.correction)

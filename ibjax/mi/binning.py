@@ -12,12 +12,15 @@ References: Shwartz-Ziv & Tishby 2017 (IDNNs); Saxe et al. 2018; Lorenzen et al.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.entropy import mi_from_codes
 from ibjax.mi.interface import LayerContext, MIEstimate
 
@@ -65,12 +68,14 @@ def mi_from_bins(bins_NxU: jnp.ndarray, labels_N: jnp.ndarray, n_bins: int,
     return mi_from_codes(codes, labels_N, radix=radix, n_classes=n_classes, correction=correction)
 
 
+@functools.partial(jax.jit, static_argnames=("n_bins", "n_classes"))
 def binning_mi(acts, labels, *, n_bins: int = 30, lo=-1.0, hi=1.0,
                n_classes: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Binning estimate of (I(X;T), I(T;Y)) in bits for plain arrays acts [N, U] and labels [N].
 
     jit- and vmap-compatible; `n_bins` and `n_classes` (a bound on the integer labels, default N) are static,
     `lo`/`hi` may be traced. Passing the true class count lets symbol and label share one exact 64-bit key.
+    Compiled as one program per shape (ibjax.mi.compiled says why).
     """
     acts = jnp.asarray(acts)
     if acts.ndim == 1:
@@ -126,6 +131,7 @@ class Binning:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         if self.range_mode == "fixed":
             lo, hi = jnp.float64(self.lo), jnp.float64(self.hi)
@@ -187,6 +193,7 @@ class IdnnsBinning:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = idnns_bin_indices(acts_NxU, self.n_edges, self.lo, self.hi)
         i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_edges, self.n_classes, self.correction)

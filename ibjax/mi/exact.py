@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ibjax.mi.binning import layer_range
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.entropy import mi_from_codes
 from ibjax.mi.interface import LayerContext, MIEstimate
 
@@ -48,6 +49,7 @@ class ExactCounting:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)
         i_xt, i_ty = mi_from_codes(float_row_codes(acts), labels_N, radix=None, n_classes=self.n_classes,

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.entropy import require_x64
 from ibjax.mi.interface import LayerContext, MIEstimate
 
@@ -119,6 +120,7 @@ class GaussianMI:
         return tuple(gaussian_mi_bits(cov_t, cov_x[s, s], cov_tx[:, s])
                      for s in (slice(0, split), slice(split, None)))
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         cov_t, cov_tx, cov_x = self._covariances(acts_NxU, ctx)
         units = cov_t.shape[0]

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.interface import LayerContext, MIEstimate
 
 KDE_BLOCK = 32
@@ -158,6 +159,7 @@ class KDEBound:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]
         acts = jnp.where(ctx.unit_mask_U[None, :], acts_NxU, 0.0)  # padded units: no distance
@@ -217,6 +219,7 @@ class NoisyMixture:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         nan = jnp.float64(jnp.nan)
         if self.noise_var is None:  # a deterministic network: this estimator has nothing to measure

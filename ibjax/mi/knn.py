@@ -31,6 +31,7 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import digamma, gammaln
 
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.compress import pca
 from ibjax.mi.entropy import require_x64
 from ibjax.mi.interface import LayerContext, MIEstimate
@@ -259,6 +260,7 @@ class KNNEstimator:
         reliable = ksg_reliable_nats(n, self.dim) / _LN2 if self.k == 5 else 0.0
         return ceiling, min(reliable, ceiling)
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         n = acts_NxU.shape[0]
         keep = sample_rows(n, self.max_samples)

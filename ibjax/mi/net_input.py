@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.interface import LayerContext, MIEstimate, estimator_limits
 
 
@@ -36,6 +37,7 @@ class OnNetInput:
     def limits(self, n_samples: int):
         return estimator_limits(self.inner, n_samples)
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         if ctx.net_input_NxU is None:
             raise ValueError(f"estimator {self.name!r} bins net inputs, but the model family gave none")

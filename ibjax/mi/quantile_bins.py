@@ -15,6 +15,7 @@ import numpy as np
 from jax import lax
 
 from ibjax.mi.binning import layer_range, mi_from_bins
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.interface import LayerContext, MIEstimate
 
 
@@ -52,6 +53,7 @@ class QuantileBinning:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = quantile_bin_indices(acts_NxU, self.n_bins)
         i_xt, i_ty = mi_from_bins(bins, labels_N, self.n_bins, self.n_classes, self.correction)

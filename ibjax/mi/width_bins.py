@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
+from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.entropy import hash_words, mi_from_codes
 from ibjax.mi.interface import LayerContext, MIEstimate
 
@@ -57,6 +58,7 @@ class FixedWidthBinning:
     needs_linear_map: ClassVar[bool] = False
     continuous_targets: ClassVar[bool] = False
 
+    @compiled_when_eager
     def __call__(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         bins = width_bin_indices(acts_NxU, self.width)
         i_xt, i_ty = mi_from_codes(width_keys(bins, ctx.unit_mask_U), labels_N, radix=None, n_classes=self.n_classes,
