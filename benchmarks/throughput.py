@@ -47,13 +47,18 @@ def worker_baseline(epochs: int, mi_every: int) -> dict:
     tr, _ = stratified_split(y, 0.85, 0)
     xt, yt = x[tr], y[tr]
     rng = np.random.default_rng(0)
-    key = jax.random.PRNGKey(0)
     dims = (12, *HIDDEN, 2)
-    params = []
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
-        key, k = jax.random.split(key)
-        w = jax.random.truncated_normal(k, -2, 2, (d_in, d_out), jnp.float32) / np.sqrt(d_in)
-        params.append((w, jnp.zeros(d_out, jnp.float32)))
+
+    @jax.jit  # one program for every layer's draw (op by op, each layer's truncated normal compiles anew)
+    def init(key):
+        params = []
+        for d_in, d_out in zip(dims[:-1], dims[1:]):
+            key, k = jax.random.split(key)
+            w = jax.random.truncated_normal(k, -2, 2, (d_in, d_out), jnp.float32) / np.sqrt(d_in)
+            params.append((w, jnp.zeros(d_out, jnp.float32)))
+        return params
+
+    params = init(jax.random.PRNGKey(0))
     tx = optax.adam(4e-4)
     opt = tx.init(params)
 

@@ -255,6 +255,14 @@ def assert_took_path(eng, path: str) -> None:
         assert "ibjax_mlp_grads" in calls, calls
 
 
+def network(tree, m: int):
+    """Network m of a stacked tree (states, parameters, constants), sliced on the host: slicing device arrays
+    compiles an XLA program per leaf shape (a few seconds of a test that looks at every layer)."""
+    import jax
+
+    return jax.tree.map(lambda a: np.asarray(a)[m], tree)
+
+
 def states_at_logged_epochs(run, res) -> list:
     """The trained states after each logged epoch of `res` = run(n_epochs): shorter runs `run(e)` of the same
     deterministic training (through the same compiled program when one chunk covers every length), the last
@@ -299,16 +307,14 @@ def assert_trajectories_bin_alike(a, b, n_bins, what: str = "") -> int:
     each of the T logged epochs). Every layer under every estimator (`n_bins`: the bin count of each, equal
     bins over the range the MI array records) must agree as `assert_layers_bin_alike` says. Returns the rows
     near an edge, summed."""
-    import jax
 
     near = 0
     eng_a, consts_a, data_a, mi_a, states_a = a
     eng_b, consts_b, data_b, mi_b, states_b = b
     for t in range(mi_a.shape[0]):
         for m in range(mi_a.shape[1]):
-            one = lambda tree: jax.tree.map(lambda v: v[m], tree)
-            la = measured_layers(eng_a, one(consts_a), one(states_a[t].params), data_a)
-            lb = measured_layers(eng_b, one(consts_b), one(states_b[t].params), data_b)
+            la = measured_layers(eng_a, network(consts_a, m), network(states_a[t].params, m), data_a)
+            lb = measured_layers(eng_b, network(consts_b, m), network(states_b[t].params, m), data_b)
             for layer in range(mi_a.shape[2]):
                 for e, bins in enumerate(n_bins):
                     near += assert_layers_bin_alike(la[layer], lb[layer], mi_a[t, m, layer, e], mi_b[t, m, layer, e],
@@ -322,7 +328,7 @@ def assert_same_network_mi(a, i: int, b, j: int, n_bins) -> int:
     after each logged epoch)), the same network computed two ways: `assert_trajectories_bin_alike` on the two."""
     import jax
 
-    pick = lambda tree, k: jax.tree.map(lambda v: v[k:k + 1], tree)
+    pick = lambda tree, k: jax.tree.map(lambda v: np.asarray(v)[k:k + 1], tree)  # on the host, as `network`
     sub = lambda run, k: (run[0], pick(run[1], k), run[2], run[3][:, k:k + 1], [pick(s, k) for s in run[4]])
     return assert_trajectories_bin_alike(sub(a, i), sub(b, j), n_bins)
 

@@ -10,7 +10,7 @@ import pytest
 from ibjax.mi import ExactCounting, LayerContext
 from ibjax.models.mlp import fake_quantize, forward
 from ibjax.train import Networks
-from tests.helpers import small_spec, sweep_to_run_dir, tiny_bucket, tishby_task
+from tests.helpers import network, small_spec, sweep_to_run_dir, tiny_bucket, tishby_task
 from tests.reference import symbol_mi
 
 
@@ -34,9 +34,9 @@ def test_exact_estimator_on_the_engines_quantized_layers_equals_brute_force():
         eng, consts = tiny_bucket([((10, 7, 5, 4, 3), "tanh")], estimators=(ExactCounting(n_classes=2),),
                                   quantize_bits=bits)
         st = eng.init_state(Networks.of([3], 1e-3), consts)
-        params, c0 = jax.tree.map(lambda a: a[0], st.params), jax.tree.map(lambda a: a[0], consts)
-        mi, _ = eng.measure(params, c0, data)
-        layers, logits = forward(params, c0, data.x, ("tanh",), bits)
+        params, c0 = network(st.params, 0), network(consts, 0)
+        mi, _ = jax.jit(eng.measure)(params, c0, data)  # as the chunk runs it, not op by op
+        layers, logits = jax.jit(forward, static_argnums=(3, 4))(params, c0, data.x, ("tanh",), bits)
         y = np.asarray(data.y)
         for layer, acts in enumerate(layers):
             acts = np.asarray(acts)

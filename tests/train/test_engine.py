@@ -15,11 +15,12 @@ from ibjax.sweep.plan import mi_epochs
 from ibjax.train import Engine, Networks, run_program
 from tests.helpers import (
     TISHBY_TEST_ROWS,
-    assert_took_path,
     assert_layers_bin_alike,
     assert_metrics_alike,
     assert_same_network_mi,
+    assert_took_path,
     measured_layers,
+    network,
     states_at_logged_epochs,
     tiny_bucket,
     tiny_program,
@@ -92,7 +93,7 @@ def test_padded_network_equals_unpadded(code_path):
     eng_w = Engine(tiny_program((20, 14, 10, 8, 6), ("sigmoid",), estimators=EST))
     st_t = eng_t.init_state(Networks.of([7], 1.0, 1.0), c_tight)
     st_w = eng_w.init_state(Networks.of([7], 1.0, 1.0), c_wide)
-    first = lambda t: jax.tree.map(lambda a: a[0], t)
+    first = lambda t: network(t, 0)
     for w_t, w_w in zip(first(st_t.params)["w"], first(st_w.params)["w"]):
         np.testing.assert_array_equal(np.asarray(w_w)[: w_t.shape[0], : w_t.shape[1]], np.asarray(w_t))
         outside = np.asarray(w_w).copy()
@@ -138,9 +139,9 @@ def test_minibatch_gradient_stats_match_a_plain_loop():
     """Recompute epoch 1's per-batch gradients in plain JAX with the engine's own batches."""
     eng, res, consts = train([dict(MODELS[0], lr=0.05)], epochs=1, every=1, optimizer="sgd")
     prog = eng.prog
-    c0 = jax.tree.map(lambda a: a[0], consts)
+    c0 = network(consts, 0)
     st = eng.init_state(Networks.of([0], 0.05), consts)
-    st = jax.tree.map(lambda a: a[0], st)
+    st = network(st, 0)
     from ibjax.train.shuffle import feistel_permutation
 
     _, k_perm = jax.random.split(st.key)
@@ -198,7 +199,7 @@ def test_net_input_binning_bins_the_pre_activations():
     st = eng.init_state(Networks.of(np.arange(n), 3.0, 1.0), consts)  # lr: unused
     measure = jax.jit(eng.measure)  # as the chunk runs it (op by op it compiled every small op anew)
     for m in range(n):
-        params, c = jax.tree.map(lambda a: a[m], st.params), jax.tree.map(lambda a: a[m], consts)
+        params, c = network(st.params, m), network(consts, m)
         mi, _ = measure(params, c, DATA)
         nets = measured_layers(eng, c, params, DATA, net_inputs=True)
         h = DATA.x

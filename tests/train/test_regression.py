@@ -109,11 +109,11 @@ def test_gaussian_mi_in_the_step_is_exact_for_linear_layers_and_the_sample_appro
 
 
 def test_the_gaussian_estimator_on_a_classification_task_gives_its_approximate_i_xt_and_no_i_ty():
-    from tests.helpers import tiny_bucket, tishby_task
+    from tests.helpers import network, tiny_bucket, tishby_task
 
     eng, consts = tiny_bucket([((10, 7, 5, 4, 3), "tanh")], estimators=(GaussianMI("gaussian", 0.1),))
     state = eng.init_state(Networks.of([0], 1.0), consts)
-    one = lambda tree: jax.tree.map(lambda a: a[0], tree)
+    one = lambda tree: network(tree, 0)
     mi, _ = jax.jit(eng.measure)(one(state.params), one(consts), tishby_task().device_data())
     assert np.all(np.isfinite(mi[:, 0, 0])) and np.all(mi[:, 0, 0] > 0)
     assert np.all(np.isnan(mi[:, 0, 1]))
