@@ -45,7 +45,7 @@ def test_stacked_constants_are_each_models_own():
 def test_the_engines_initial_state_program_draws_what_the_default_compile_draws():
     """The engine compiles its initial-state program with INIT_CPU_OPTIONS on the CPU (faster to compile): the
     weights, optimizer states and keys must be bit-identical to the same program compiled with XLA's defaults,
-    alone and in a stack (the MLP here; a conv net and a Flax module were checked the same way, BUILD_NOTES.md)."""
+    in a stack (the MLP here; a conv net and a Flax module were checked the same way, BUILD_NOTES.md)."""
     from ibjax.train import Engine, Networks
     from ibjax.train.engine import INIT_CPU_OPTIONS
     from tests.helpers import tiny_program
@@ -53,9 +53,9 @@ def test_the_engines_initial_state_program_draws_what_the_default_compile_draws(
     names = ("relu", "sigmoid", "tanh")
     eng = Engine(tiny_program((12, 8, 5, 4, 3), names))
     assert eng.init_options == (dict(INIT_CPU_OPTIONS) if jax.default_backend() == "cpu" else {})
-    for n in (1, 5):
-        consts = stack_consts([((10, 7, 5, 4, 3), names[k % 3]) for k in range(n)], names, 12, (12, 8, 5, 4, 3))
-        nets = Networks.of(list(range(7, 7 + n)), [1e-3] * n, 0.9)
-        got = jax.tree.leaves(jax.device_get(eng.init_state(nets, consts)))
-        want = jax.tree.leaves(jax.device_get(jax.jit(jax.vmap(eng.init_one))(nets, consts)))
-        assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+    n = 4
+    consts = stack_consts([((10, 7, 5, 4, 3), names[k % 3]) for k in range(n)], names, 12, (12, 8, 5, 4, 3))
+    nets = Networks.of(list(range(7, 7 + n)), [1e-3] * n, 0.9)
+    got = jax.tree.leaves(jax.device_get(eng.init_state(nets, consts)))
+    want = jax.tree.leaves(jax.device_get(jax.jit(jax.vmap(eng.init_one))(nets, consts)))
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
