@@ -14,22 +14,19 @@ import jax
 
 from ibjax.mi.interface import LayerContext, MIEstimate
 
-_PYTHON_SCALARS = (bool, int, float)
-
 
 def compiled_when_eager(call):
     """Decorate an estimator's `__call__(self, acts, labels, ctx)`: compiled as a whole when no argument is being
-    traced. The context's Python scalars (e.g. `bounded=True`, which an estimator may test with `is True` to skip
-    work) stay Python values in the compiled program; its arrays are its arguments."""
+    traced. The context's Python bools (e.g. `bounded=True`, which an estimator may test with `is True` to skip
+    work) stay Python values in the compiled program; everything else (arrays, Python numbers) is its argument."""
 
     @functools.wraps(call)
     def wrapper(self, acts_NxU, labels_N, ctx: LayerContext) -> MIEstimate:
         leaves, tree = jax.tree.flatten(ctx)
         if any(isinstance(v, jax.core.Tracer) for v in (*leaves, *jax.tree.leaves((acts_NxU, labels_N)))):
             return call(self, acts_NxU, labels_N, ctx)
-        python = [isinstance(v, _PYTHON_SCALARS) for v in leaves]
-        # The type as well as the value: True == 1, and `bounded is True` must not see a 1.
-        static = tuple((type(v), v) if p else None for v, p in zip(leaves, python))
+        python = [type(v) is bool for v in leaves]
+        static = tuple((v,) if p else None for v, p in zip(leaves, python))
         arrays = [v for v, p in zip(leaves, python) if not p]
         try:
             compiled = _compiled(call, self, tree, static)
@@ -46,7 +43,7 @@ def _compiled(call, est, tree, static):
 
     def run(acts_NxU, labels_N, arrays):
         it = iter(arrays)
-        leaves = [s[1] if s is not None else next(it) for s in static]
+        leaves = [s[0] if s is not None else next(it) for s in static]
         return call(est, acts_NxU, labels_N, jax.tree.unflatten(tree, leaves))
 
     return jax.jit(run)

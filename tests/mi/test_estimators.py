@@ -244,3 +244,27 @@ def test_pairwise_distances_of_wide_layers_equal_numpy(units):
     q, a = rng.normal(size=(5, units)).astype(np.float32), rng.normal(size=(300, units)).astype(np.float32)
     ref = ((q.astype(np.float64)[:, None, :] - a.astype(np.float64)[None, :, :]) ** 2).sum(-1)
     np.testing.assert_allclose(np.asarray(pairwise_sq_dists(jnp.asarray(q), jnp.asarray(a))), ref, rtol=2e-6)
+
+
+def test_an_estimator_called_eagerly_is_one_compiled_program_with_the_traced_result():
+    """Outside a trace an estimator runs as one compiled program (ibjax.mi.compiled), not op by op, and gives the
+    numbers it gives traced into a caller's jit; the context's Python bool stays static (`bounded=True`: the
+    activation's natural range, no min/max pass)."""
+    rng = np.random.default_rng(3)
+    acts = jnp.asarray(rng.uniform(-1, 1, (257, 5)).astype(np.float32))  # shapes no other test uses
+    y = jnp.asarray(rng.integers(0, 2, 257).astype(np.int32))
+    ctx = LayerContext(jnp.ones(5, bool), jnp.float32(-1), jnp.float32(1), True)
+    compiles = []
+    listener = lambda event, secs, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else 0
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for est in (Binning(n_classes=2), QuantileBinning(n_classes=2), KDEBound(n_classes=2)):
+            before = len(compiles)
+            eager = est(acts, y, ctx)
+            assert len(compiles) - before == 1, (est.name, len(compiles) - before)
+            traced = jax.jit(lambda a, labels, est=est: est(a, labels, ctx))(acts, y)
+            np.testing.assert_allclose([float(v) for v in eager], [float(v) for v in traced], rtol=1e-12,
+                                       equal_nan=True)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert float(Binning(n_classes=2)(acts, y, ctx).lo) == -1.0  # bounded stayed the Python True
