@@ -40,10 +40,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -62,13 +60,6 @@ from ibjax.mi import (
 )
 from ibjax.mi.knn import ksg_reliable_nats
 from ibjax.rundir.store import atomic_write_bytes
-
-
-@partial(jax.jit, static_argnums=0)
-def _estimate(est, acts, labels, ctx: LayerContext):
-    """One estimator call compiled whole, once per estimator and shape: run eagerly, each of an estimator's many
-    small operations is dispatched on its own (a 1 024-row kNN call: 0.46 s eager, 0.01 s compiled)."""
-    return est(acts, labels, ctx)
 
 
 def _ctx(u: int) -> LayerContext:
@@ -111,7 +102,7 @@ def run(repeats: int = 5, quick: bool = False, log=lambda _msg: None) -> pd.Data
     y_three = (grid.sum(1) % 2).astype(np.int32)
     for task, acts, y, t_xt, t_ty in (("levels16", one, y_one, 4.0, 1.0), ("levels16x3", three, y_three, 12.0, 1.0)):
         for est in discrete_estimators():
-            r = _estimate(est, jnp.asarray(acts), jnp.asarray(y), _ctx(acts.shape[1]))
+            r = est(jnp.asarray(acts), jnp.asarray(y), _ctx(acts.shape[1]))
             for q, truth, v in (("I(X;T)", t_xt, float(r.i_xt)), ("I(T;Y)", t_ty, float(r.i_ty))):
                 rows.append(dict(task=task, quantity=q, truth=truth, limit=np.nan, estimator=est.name,
                                  estimate=v, bias=v - truth, std=0.0, repeats=1, check="exact (1e-9)",
@@ -128,7 +119,7 @@ def run(repeats: int = 5, quick: bool = False, log=lambda _msg: None) -> pd.Data
             truths.append(gaussian_mixture_mi(x, var))
             acts = jnp.asarray(x[:, None].astype(np.float32))
             for e in [*ests, NoisyMixture("noisy", var, seed=rep)]:
-                est_vals[e.name].append(float(_estimate(e, acts, jnp.zeros(n, jnp.int32), _ctx(1)).i_xt))
+                est_vals[e.name].append(float(e(acts, jnp.zeros(n, jnp.int32), _ctx(1)).i_xt))
         truths = np.asarray(truths)
         for e in ests:
             v = np.asarray(est_vals[e.name])
@@ -199,7 +190,7 @@ def ksg_estimates(est, draw, n: int, dims: int, mi_nats: float, repeats: int) ->
     for rep in range(repeats):
         x, t = draw(n, dims, mi_nats, rep)
         ctx = LayerContext(jnp.ones(dims, bool), jnp.float32(0), jnp.float32(0), False, None, jnp.asarray(x))
-        vals.append(float(_estimate(est, jnp.asarray(t), jnp.zeros(n, jnp.int32), ctx).i_xt))
+        vals.append(float(est(jnp.asarray(t), jnp.zeros(n, jnp.int32), ctx).i_xt))
     return vals
 
 
@@ -300,7 +291,7 @@ def label_mixture_rows(repeats: int, tasks: tuple[str, ...] | None = None) -> li
             t, y = label_mixture(n, d, m, c, delta, rep)
             ctx = LayerContext(jnp.ones(d, bool), jnp.float32(0), jnp.float32(0), jnp.bool_(False))
             for e, _ in ests:
-                vals[e.name].append(float(_estimate(e, jnp.asarray(t), jnp.asarray(y), ctx).i_ty))
+                vals[e.name].append(float(e(jnp.asarray(t), jnp.asarray(y), ctx).i_ty))
         for e, in_range in ests:
             rows.append(_continuous_row(name, "I(T;Y)", truth, e.name, vals[e.name], in_range(n / n_classes),
                                         repeats))
@@ -350,7 +341,7 @@ def image_rows(repeats: int, quick: bool = False) -> list[dict]:
             zx, zt = encode(model, blob_images(a)), encode(model, blob_images(b))
             ctx = LayerContext(jnp.ones(2, bool), jnp.float32(0), jnp.float32(0), False,
                                encoded_inputs={est.name: jnp.asarray(zx)})
-            vals.append(float(_estimate(est, jnp.asarray(zt), jnp.zeros(IMAGE_N, jnp.int32), ctx).i_xt))
+            vals.append(float(est(jnp.asarray(zt), jnp.zeros(IMAGE_N, jnp.int32), ctx).i_xt))
         rows.append(_continuous_row(f"images16_I{mi:g}nats", "I(X;T)", mi / np.log(2), est.name, vals, mi <= 2.0,
                                     repeats))
     for dim in (2, 4):
@@ -362,7 +353,7 @@ def image_rows(repeats: int, quick: bool = False) -> list[dict]:
                 x, t = blob_images(a), blob_images(b)
                 ctx = LayerContext(jnp.ones(t.shape[1], bool), jnp.float32(0), jnp.float32(0), False, None,
                                    jnp.asarray(x))
-                vals.append(float(_estimate(est, jnp.asarray(t), jnp.zeros(IMAGE_N, jnp.int32), ctx).i_xt))
+                vals.append(float(est(jnp.asarray(t), jnp.zeros(IMAGE_N, jnp.int32), ctx).i_xt))
             rows.append(_continuous_row(f"images16_I{mi:g}nats", "I(X;T)", mi / np.log(2), est.name, vals,
                                         dim >= 4 and mi <= 3.0, repeats))
     return rows

@@ -93,14 +93,13 @@ def test_padded_network_equals_unpadded(code_path):
     eng_w = Engine(tiny_program((20, 14, 10, 8, 6), ("sigmoid",), estimators=EST))
     st_t = eng_t.init_state(Networks.of([7], 1.0, 1.0), c_tight)
     st_w = eng_w.init_state(Networks.of([7], 1.0, 1.0), c_wide)
-    first = lambda t: network(t, 0)
-    for w_t, w_w in zip(first(st_t.params)["w"], first(st_w.params)["w"]):
+    for w_t, w_w in zip(network(st_t.params, 0)["w"], network(st_w.params, 0)["w"]):
         np.testing.assert_array_equal(np.asarray(w_w)[: w_t.shape[0], : w_t.shape[1]], np.asarray(w_t))
         outside = np.asarray(w_w).copy()
         outside[: w_t.shape[0], : w_t.shape[1]] = 0
         assert not outside.any()  # padded weights are 0
-    h_t, _ = forward(first(st_t.params), first(c_tight), DATA.x, ("sigmoid",))
-    h_w, _ = forward(first(st_w.params), first(c_wide), DATA.x, ("sigmoid",))
+    h_t, _ = forward(network(st_t.params, 0), network(c_tight, 0), DATA.x, ("sigmoid",))
+    h_w, _ = forward(network(st_w.params, 0), network(c_wide, 0), DATA.x, ("sigmoid",))
     for a, b, width in zip(h_t, h_w, (10, 7, 5, 4, 3)):
         np.testing.assert_allclose(np.asarray(b[:, :width]), np.asarray(a), rtol=1e-6, atol=1e-7)
         assert float(jnp.abs(b[:, width:]).max()) == 0.0

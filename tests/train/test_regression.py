@@ -113,8 +113,7 @@ def test_the_gaussian_estimator_on_a_classification_task_gives_its_approximate_i
 
     eng, consts = tiny_bucket([((10, 7, 5, 4, 3), "tanh")], estimators=(GaussianMI("gaussian", 0.1),))
     state = eng.init_state(Networks.of([0], 1.0), consts)
-    one = lambda tree: network(tree, 0)
-    mi, _ = jax.jit(eng.measure)(one(state.params), one(consts), tishby_task().device_data())
+    mi, _ = jax.jit(eng.measure)(network(state.params, 0), network(consts, 0), tishby_task().device_data())
     assert np.all(np.isfinite(mi[:, 0, 0])) and np.all(mi[:, 0, 0] > 0)
     assert np.all(np.isnan(mi[:, 0, 1]))
 
