@@ -60,10 +60,12 @@ def assert_same_mi(a, i, b, j):
     np.testing.assert_allclose(res_a.mi[:, i, ..., 2:], res_b.mi[:, j, ..., 2:], rtol=1e-5, atol=1e-6)
 
 
+# Three hidden layers: what these invariants hold for does not depend on depth, and each layer adds every
+# estimator's code to the chunk (5 hidden layers compiled ~35 % slower on the accelerator's path).
 MODELS = [
-    {"seed": 0, "hidden": (10, 7, 5, 4, 3), "activation": "tanh", "lr": 4e-4},
-    {"seed": 1, "hidden": (12, 8, 5, 4, 3), "activation": "relu", "lr": 1e-3},
-    {"seed": 2, "hidden": (10, 7, 5, 4, 3), "activation": "sigmoid", "lr": 2e-3},
+    {"seed": 0, "hidden": (10, 7, 5), "activation": "tanh", "lr": 4e-4},
+    {"seed": 1, "hidden": (12, 8, 5), "activation": "relu", "lr": 1e-3},
+    {"seed": 2, "hidden": (10, 7, 5), "activation": "sigmoid", "lr": 2e-3},
 ]
 
 
@@ -72,25 +74,25 @@ def test_vmapped_equals_each_trained_alone(code_path):
     assert_took_path(together[0], code_path)
     names = sorted({m["activation"] for m in MODELS})  # one program for the three networks alone
     for i, m in enumerate(MODELS):
-        alone = trajectory([m], pad=(12, 8, 5, 4, 3), names=names)
+        alone = trajectory([m], pad=(12, 8, 5), names=names)
         assert_metrics_alike(together[1].metrics[:, i], alone[1].metrics[:, 0], TISHBY_TEST_ROWS)
         np.testing.assert_allclose(together[1].grads[:, i], alone[1].grads[:, 0], rtol=1e-4, atol=1e-7)
         assert_same_mi(together, i, alone, 0)
 
 
 def test_padded_network_equals_unpadded(code_path):
-    m = {"seed": 7, "hidden": (10, 7, 5, 4, 3), "activation": "sigmoid"}  # sigmoid(0) != 0: masking matters
-    tight = trajectory([m], pad=(10, 7, 5, 4, 3))
+    m = {"seed": 7, "hidden": (10, 7, 5), "activation": "sigmoid"}  # sigmoid(0) != 0: masking matters
+    tight = trajectory([m], pad=(10, 7, 5))
     assert_took_path(tight[0], code_path)
-    wide = trajectory([m], pad=(20, 14, 10, 8, 6))
+    wide = trajectory([m], pad=(20, 14, 10))
     c_tight, c_wide = tight[2], wide[2]
     assert_metrics_alike(wide[1].metrics, tight[1].metrics, TISHBY_TEST_ROWS)
     assert_same_mi(wide, 0, tight, 0)
     np.testing.assert_allclose(wide[1].grads, tight[1].grads, rtol=1e-4, atol=1e-7)
     # At init the weights are identical; the real activations agree to float32 rounding (the padded matmul
     # sums in another order) and the padded units are exactly 0.
-    eng_t = Engine(tiny_program((10, 7, 5, 4, 3), ("sigmoid",), estimators=EST))
-    eng_w = Engine(tiny_program((20, 14, 10, 8, 6), ("sigmoid",), estimators=EST))
+    eng_t = Engine(tiny_program((10, 7, 5), ("sigmoid",), estimators=EST))
+    eng_w = Engine(tiny_program((20, 14, 10), ("sigmoid",), estimators=EST))
     st_t = eng_t.init_state(Networks.of([7], 1.0, 1.0), c_tight)
     st_w = eng_w.init_state(Networks.of([7], 1.0, 1.0), c_wide)
     for w_t, w_w in zip(network(st_t.params, 0)["w"], network(st_w.params, 0)["w"]):
@@ -100,7 +102,7 @@ def test_padded_network_equals_unpadded(code_path):
         assert not outside.any()  # padded weights are 0
     h_t, _ = forward(network(st_t.params, 0), network(c_tight, 0), DATA.x, ("sigmoid",))
     h_w, _ = forward(network(st_w.params, 0), network(c_wide, 0), DATA.x, ("sigmoid",))
-    for a, b, width in zip(h_t, h_w, (10, 7, 5, 4, 3)):
+    for a, b, width in zip(h_t, h_w, (10, 7, 5)):
         np.testing.assert_allclose(np.asarray(b[:, :width]), np.asarray(a), rtol=1e-6, atol=1e-7)
         assert float(jnp.abs(b[:, width:]).max()) == 0.0
 
@@ -109,8 +111,9 @@ def test_no_recompilation_after_first_chunk():
     eng, res, _ = train(MODELS[:2], epochs=20, chunk=5)  # 5 chunks through one ahead-of-time executable
     assert eng.trace_count == 1
     assert res.mi_epochs.tolist() == list(range(0, 21, 2))
-    # The jitted chunk fed its own output state: a dtype, weak-type or sharding drift would retrace here.
-    eng, _, consts = train(MODELS[:2], epochs=1, chunk=5)
+    # The jitted chunk fed its own output state: a dtype, weak-type or sharding drift would retrace here (a fresh
+    # engine: the chunks above ran through the ahead-of-time executable, not the jitted function).
+    eng, consts = tiny_bucket([(m["hidden"], m["activation"]) for m in MODELS[:2]], estimators=EST, chunk=5)
     n = len(MODELS[:2])
     state = eng.init_state(Networks.of(np.arange(n), 1e-3), consts)
     # Placed as run_program places it: the model axis split over the local devices.
@@ -119,7 +122,7 @@ def test_no_recompilation_after_first_chunk():
     mask = jnp.ones(15, bool)
     for start in (0, 5, 10):
         state, _ = eng.run_chunk(state, consts, DATA, mask, jnp.int32(15), jnp.int32(start))
-    assert eng.trace_count == 2  # one for the AOT compile above, one for the jitted calls
+    assert eng.trace_count == 1  # one trace for the three jitted calls
 
 
 def test_learning_rate_varies_without_recompiling_and_matters():
@@ -153,14 +156,14 @@ def test_minibatch_gradient_stats_match_a_plain_loop():
         g = grad(params, c0, DATA.x[DATA.train_idx[idx]], DATA.y[DATA.train_idx[idx]], jnp.ones(len(idx)))
         grads.append([np.asarray(w) for w in g["w"]])
         params = sgd(params, g)
-    for layer in range(6):
+    for layer in range(len(grads[0])):
         stack = np.stack([g[layer] for g in grads])
         assert np.isclose(res.grads[0, 0, layer, 0], np.linalg.norm(stack.mean(0)), rtol=1e-4)
         assert np.isclose(res.grads[0, 0, layer, 1], np.linalg.norm(stack.std(0)), rtol=1e-3)
 
 
 def test_diverging_network_does_not_poison_the_others():
-    good = {"seed": 0, "hidden": (10, 7, 5, 4, 3), "activation": "linear", "lr": 1e-2}
+    good = {"seed": 0, "hidden": (10, 7, 5), "activation": "linear", "lr": 1e-2}
     bad = dict(good, seed=1, lr=1e6)
     both_run = trajectory([good, bad], optimizer="sgd")
     alone_run = trajectory([good], optimizer="sgd")
@@ -196,7 +199,7 @@ def test_net_input_binning_bins_the_pre_activations():
 
     ests = (OnNetInput("binning30_layer_net", Binning("b", 30, "layer", n_classes=2), 2),
             Binning("binning30_layer", 30, "layer", n_classes=2))
-    models = [((10, 7, 5, 4, 3), "tanh"), ((12, 8, 5, 4, 3), "tanh"), ((12, 8, 5, 4, 3), "relu")]
+    models = [((10, 7, 5), "tanh"), ((12, 8, 5), "tanh"), ((12, 8, 5), "relu")]
     eng, consts = tiny_bucket(models, estimators=ests)
     n = len(models)
     st = eng.init_state(Networks.of(np.arange(n), 3.0, 1.0), consts)  # lr: unused
