@@ -37,13 +37,25 @@ def code_path(request, monkeypatch) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A run directory from `python -m ibjax.sweep` on the shrunk default spec."""
-    d = tmp_path_factory.mktemp("tiny")
-    spec = d / "tiny.yaml"
-    spec.write_text(yaml.safe_dump(small_spec()))
+    """A run directory from `python -m ibjax.sweep` on the shrunk default spec, made once for the whole session:
+    the xdist workers share one (the first to get the lock makes it; tests only read it, and copy it to change
+    it), where each had made its own (~6-9 s)."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    d = root / "tiny-shared"
+    d.mkdir(exist_ok=True)
     out = d / "run"
-    proc = run_cli("ibjax.sweep", str(spec), "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
+    with open(root / "tiny-shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (d / "made").exists():
+            spec = d / "tiny.yaml"
+            spec.write_text(yaml.safe_dump(small_spec()))
+            proc = run_cli("ibjax.sweep", str(spec), "--out", str(out))
+            assert proc.returncode == 0, proc.stderr
+            (d / "made").touch()
     return out
 
 
