@@ -270,7 +270,10 @@ class KNNEstimator:
             acts = acts + self.noise_std * noise * ctx.unit_mask_U[None, :]
         t = pca(acts, self.dim, ctx.unit_mask_U)
         d_t = jnp.minimum(self.dim, jnp.sum(ctx.unit_mask_U))  # a padded layer's real dimension
-        _, i_ty = kl_mi_with_labels(t, labels_N[keep], self.n_classes, self.k, d_t, self.weighted)
+        if self.n_classes == 1:  # one class (I(X;T)-only tasks): I(T;Y) is 0, no need for two neighbour searches
+            i_ty = jnp.float64(0.0)
+        else:
+            _, i_ty = kl_mi_with_labels(t, labels_N[keep], self.n_classes, self.k, d_t, self.weighted)
         i_xt = jnp.float64(jnp.nan)
         if self.encoded_inputs:
             if ctx.encoded_inputs is not None and self.name in ctx.encoded_inputs:

@@ -63,6 +63,18 @@ def test_label_mi_matches_the_reference():
     assert float(i_ty) == pytest.approx(kl_label_mi_ref(pts, labels), rel=1e-4, abs=1e-4)
 
 
+def test_one_class_has_no_label_information_and_the_same_i_xt():
+    """n_classes = 1 (validate's I(X;T) tasks): I(T;Y) is 0 without the two neighbour searches it would take;
+    I(X;T) is what the estimator gives with labels it does measure."""
+    x, t = correlated_pairs(300, 2, 1.0, seed=3)
+    ctx = LayerContext(jnp.ones(2, bool), jnp.float32(0), jnp.float32(0), False, None, jnp.asarray(x))
+    zeros = jnp.zeros(300, jnp.int32)
+    one = KNNEstimator("knn", 5, 2, n_classes=1)(jnp.asarray(t), zeros, ctx)
+    two = KNNEstimator("knn", 5, 2, n_classes=2)(jnp.asarray(t), zeros, ctx)
+    assert float(one.i_ty) == 0.0 and float(two.i_ty) == pytest.approx(0.0, abs=1e-9)
+    assert float(one.i_xt) == float(two.i_xt) and float(one.i_xt) > 0.5
+
+
 @pytest.mark.parametrize("dims,mi", [(1, 0.0), (1, 1.0), (2, 2.0)])
 def test_ksg_matches_the_reference_and_the_truth(dims, mi):
     x, t = correlated_pairs(700, dims, mi, seed=dims)
