@@ -125,7 +125,8 @@ NAMES = {"binning30", "idnns30", "binning30_fixed", "binning30_neuron", "width0.
 @pytest.fixture(scope="module")
 def estimator_run(tmp_path_factory):
     raw = small_spec(**{"mi.estimators": ESTIMATORS, "output.plots": False})
-    raw["grid"] = {"seed": 1, "activation": ["tanh", "relu"]}
+    # Three hidden layers: each layer adds all eight estimators' code to the program (compile time).
+    raw["grid"] = {"seed": 1, "activation": ["tanh", "relu"], "hidden": [[10, 7, 5]]}
     raw["train"].update(epochs=6, chunk_epochs=7)  # MI at epochs 0, 3, 6: every estimator on trained layers
     d = tmp_path_factory.mktemp("estimators")
     spec = d / "e.yaml"
