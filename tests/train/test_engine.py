@@ -243,3 +243,14 @@ def test_a_process_reuses_the_engine_of_an_equal_program(monkeypatch):
     for chunk in range(10, 10 + engine_module.ENGINES_KEPT):
         engine_module.engine_for(tiny_program(chunk=chunk))
     assert engine_module.engine_for(a) is not eng  # dropped, least recently used
+
+
+def test_programs_that_initialize_alike_share_one_initial_state_program():
+    """The initial state depends on the family, the optimizer and the weight-decay switch only: Programs that differ
+    elsewhere (chunk length, estimators) share its jitted program (one compile per argument shapes); another
+    optimizer or family gets its own."""
+    a = Engine(tiny_program(chunk=3))
+    b = Engine(tiny_program(chunk=5, estimators=EST))
+    assert a.init_state is b.init_state
+    assert Engine(tiny_program(chunk=3, optimizer="sgd")).init_state is not a.init_state
+    assert Engine(tiny_program((12, 8, 5), chunk=3)).init_state is not a.init_state
