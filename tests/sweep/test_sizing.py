@@ -110,7 +110,7 @@ def test_split_fails_clearly_when_one_network_is_too_large():
 
 
 def test_compiled_once_for_sizing_and_training():
-    eng, consts, task = mlp_copies(3)
+    eng, consts, task = mlp_copies(3, (10, 7, 5))  # three hidden layers: less to compile, the same sizing
     data = task.device_data()
     mesh, args = eng.abstract_chunk_args(consts, data, 8)  # epochs 0..6 in chunks of 4
     sized = eng.compiled_chunk(mesh, *args)
@@ -239,7 +239,7 @@ def test_cpu_compile_options_apply_and_an_unknown_option_falls_back(monkeypatch)
     from ibjax.models.mlp import MLP
     from ibjax.train.engine import NATIVE_TRAINING_CPU_OPTIONS
 
-    eng, consts, task = mlp_copies(2)
+    eng, consts, task = mlp_copies(2, (10, 7, 5))  # three hidden layers: four compiles below, each cheaper
     prog = eng.prog
     mesh, args = eng.abstract_chunk_args(consts, task.device_data(), 8)
     compiled = lambda: Engine(prog).compiled_chunk(mesh, *args)
