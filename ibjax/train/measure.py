@@ -78,8 +78,10 @@ def make_measure(prog: Program) -> Callable:
         if noisy:
             # More passes with other noise draws: samples of each layer's pre-noise values given X, for the
             # noisy estimator's H(T|X) (Goldfeld et al.'s sample propagation). Draw 0 is `hidden` itself.
-            more = [fam.apply(params, consts, x_mi, jax.random.fold_in(key, k))[0] for k in range(1, NOISE_DRAWS)]
-            draws = [jnp.stack([h, *(m[i] for m in more)]) for i, h in enumerate(hidden)]
+            # One vmapped pass over the draws' keys, not NOISE_DRAWS - 1 copies of the network in the program.
+            more = jax.vmap(lambda k: fam.apply(params, consts, x_mi, jax.random.fold_in(key, k))[0])(
+                jnp.arange(1, NOISE_DRAWS))
+            draws = [jnp.concatenate([h[None], m]) for h, m in zip(hidden, more)]
         # Net inputs (pre-activations) only where an estimator bins them: one matmul per layer from the layers.
         nets = [None] * len(layers)
         if any(e.needs_net_input for e in p.estimators):
