@@ -26,6 +26,7 @@ from ibjax.atlas.effects import (
     spearman_effect,
 )
 from ibjax.atlas.endpoints import ENDPOINT, ENDPOINTS, PRIMARY_BY_CLAIM, PRIMARY_ESTIMATORS, Spec
+from ibjax.atlas.memo import by_content
 from ibjax.atlas.pooling import Pooled, decide, holm, pool
 from ibjax.atlas.registry import StudyTables
 from ibjax.atlas.studies import PHASE_CLAIMS, REGRESSION_CLAIMS, REGRESSION_DATASETS, STUDY_NAMES
@@ -126,6 +127,7 @@ def _apply_exclusion(values, excluded, policy: str, favoured: bool) -> np.ndarra
     return v
 
 
+@by_content
 def _proportion_effect(values: np.ndarray, confidence: float) -> Effect:
     """Fraction of networks compressed minus 1/2 ("most networks"), with the Wilson interval and its score test;
     the standard error (for pooling) uses (k + 1/2) / (n + 1) so that a unanimous study keeps a finite weight."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ibjax.atlas.memo import by_content
 from ibjax.report.intervals import tango_interval, tango_score
 
 
@@ -57,6 +58,7 @@ class Effect:
 NO_EFFECT = Effect(math.nan, math.nan, math.nan, math.nan, math.nan, 0, math.nan)
 
 
+@by_content
 def mean_effect(values, confidence: float = 0.95) -> Effect:
     """Mean of per-network values (or of paired differences) with the Student t interval and test of mean 0.
 
@@ -82,6 +84,7 @@ def paired_mean_effect(a, b, confidence: float = 0.95) -> Effect:
 SPEARMAN_Z_VARIANCE = 1.06
 
 
+@by_content
 def spearman_effect(x, y, confidence: float = 0.95) -> Effect:
     """Spearman r of per-network x and y, with the interval and test on Fisher's z (n >= 4, both varying)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -98,6 +101,7 @@ def spearman_effect(x, y, confidence: float = 0.95) -> Effect:
     return Effect(r, se, math.tanh(z - crit * se), math.tanh(z + crit * se), p, n, math.inf, z)
 
 
+@by_content
 def paired_binary_effect(a, b, confidence: float = 0.95) -> Effect:
     """Fraction of pairs with the outcome in arm a minus in arm b: Tango's interval and score test of 0.
 
@@ -117,6 +121,7 @@ def paired_binary_effect(a, b, confidence: float = 0.95) -> Effect:
     return Effect(d, se, lo, hi, p, n, math.inf)
 
 
+@by_content
 def average_effect(effects: list[Effect], confidence: float = 0.95) -> Effect:
     """One study's effect from its strata (independent sets of networks, e.g. its tanh and relu cells): the
     equally weighted mean of their effects, with the standard error of that mean and a t interval on the

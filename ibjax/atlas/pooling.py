@@ -38,6 +38,7 @@ from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 from ibjax.atlas.effects import Effect
+from ibjax.atlas.memo import by_content
 from ibjax.report.intervals import holm  # noqa: F401  (the decision's family correction, re-exported)
 
 
@@ -77,6 +78,7 @@ def _tost(estimate: float, se: float, df: float, sesoi: float) -> float:
     return float(max(p_low, p_high))
 
 
+@by_content
 def pool(effects: list[Effect], sesoi: float, confidence: float = 0.95) -> Pooled:
     """Random-effects pooling (Paule-Mandel tau^2, Hartung-Knapp interval) of effects on their pooling scale."""
     usable = [e for e in effects if math.isfinite(e.scale_estimate) and math.isfinite(e.se) and e.se > 0]

@@ -105,3 +105,16 @@ def test_spearman_interval_covers_the_population_value_by_simulation(n):
         e = spearman_effect(x, y)
         hits += e.lo <= truth <= e.hi
     assert hits / 600 >= 0.93, hits / 600
+
+
+def test_effects_are_looked_up_by_the_contents_of_their_values():
+    """The specification curve asks for the same effect many times: equal values give the stored result, other
+    values their own, and an argument that cannot be a key (a pandas Series) is computed as before."""
+    import pandas as pd
+
+    v = np.array([0.1, 0.3, 0.2, 0.5])
+    first = mean_effect(v, 0.95)
+    assert mean_effect(v.copy(), 0.95) is first
+    assert mean_effect(v + 1e-9, 0.95) is not first and mean_effect(v + 1e-9, 0.95).estimate != first.estimate
+    assert mean_effect(v, 0.9) is not first and mean_effect(v, 0.9).lo > first.lo
+    assert mean_effect(pd.Series(v), 0.95) == first
