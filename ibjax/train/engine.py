@@ -224,9 +224,12 @@ class Engine:
             options = dict(self.family.cpu_compiler_options) if cpu else {}
             if cpu and self.family.native_kernel and native.TRAINING_CALL in lowered.as_text():
                 options.update(NATIVE_TRAINING_CPU_OPTIONS)
+            # Only the options this XLA knows: jax 0.11's has no legacy emitters, and dropping every option for
+            # that one had compiled its MLP chunks with the YNNPACK fusions the family turns off.
+            options = known_cpu_options(options) if cpu else options
             try:
                 executable = lowered.compile(compiler_options=options) if options else lowered.compile()
-            except Exception as e:  # an XLA without these options: compile as it comes
+            except Exception as e:  # an option this XLA knows but refuses here: compile as it comes
                 if "No such compile option" not in str(e):
                     raise
                 executable, options = lowered.compile(), {}

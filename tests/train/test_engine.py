@@ -254,3 +254,17 @@ def test_programs_that_initialize_alike_share_one_initial_state_program():
     assert a.init_state is b.init_state
     assert Engine(tiny_program(chunk=3, optimizer="sgd")).init_state is not a.init_state
     assert Engine(tiny_program((12, 8, 5), chunk=3)).init_state is not a.init_state
+
+
+def test_the_chunk_keeps_its_familys_options_where_xla_lacks_another():
+    """Only the compiler options this XLA knows are passed (jax 0.11's XLA has no legacy emitters): the MLP
+    family's own (YNNPACK fusions off: the MI pass's softmax ran ~3x slower with them) still apply to its chunk,
+    where an all-or-nothing fallback had dropped them with the unknown one."""
+    from ibjax.models.mlp import MLP
+
+    eng, consts = tiny_bucket([((10, 7, 5), "tanh")], chunk=2)
+    mesh, args = eng.abstract_chunk_args(consts, DATA, 4)
+    chunk = eng.compiled_chunk(mesh, *args)
+    if jax.default_backend() == "cpu":
+        assert dict(MLP.cpu_compiler_options).items() <= dict(chunk.options).items()
+        assert "__ynn_fusion" not in chunk.executable.as_text()
