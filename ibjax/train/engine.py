@@ -82,13 +82,16 @@ NATIVE_TRAINING_CPU_OPTIONS = MappingProxyType({"xla_cpu_use_fusion_emitters": F
 # The initial-state program (every network's weights drawn from its seed: threefry and truncated normals, run once
 # per bucket) compiles 3-6x faster on the CPU with LLVM at optimization level 1 (a conv net's 3.0-6.1 s -> 1.0-1.2 s,
 # a user Flax module's 1.3-2.5 -> 0.5 s, the MLP's 0.6-0.9 -> 0.5 s, at 1-32 networks), and another third faster
-# with XLA's legacy loop emitters (0.46-0.74 -> 0.32-0.43 s for the three families), and draws bit-identical
-# weights (every leaf compared; BUILD_NOTES.md, "Suite time"). The chunks keep the default: at level 1 a conv
-# chunk compiled no faster and its metrics moved by float rounding.
+# with XLA's legacy loop emitters (0.46-0.74 -> 0.32-0.43 s for the three families; jax 0.11's XLA has no legacy
+# emitters, and level 1 alone applies there), and draws bit-identical weights (every leaf compared; BUILD_NOTES.md,
+# "Suite time"). The chunks keep the default: at level 1 a conv chunk compiled no faster and its metrics moved by
+# float rounding.
 INIT_CPU_OPTIONS = MappingProxyType({"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False})
+
 
 @functools.cache
 def _accepts(name: str, value) -> bool:
+    """Whether this process's XLA knows the compiler option (a one-op program compiled with it)."""
     try:
         jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.float32(0)).compile()
     except Exception as e:  # noqa: BLE001 - XLA raises a plain XlaRuntimeError
