@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def tiny_run(tmp_path_factory) -> Path:
     with open(root / "tiny-shared.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (d / "made").exists():
+            shutil.rmtree(out, ignore_errors=True)  # what a worker that failed while making it left
             spec = d / "tiny.yaml"
             spec.write_text(yaml.safe_dump(small_spec()))
             proc = run_cli("ibjax.sweep", str(spec), "--out", str(out))
