@@ -21,6 +21,7 @@ import functools
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -111,12 +112,13 @@ INIT_PROGRAMS_KEPT = 32
 _INIT_PROGRAMS: OrderedDict = OrderedDict()
 
 
-def _init_program(prog: Program, options: dict):
-    """The jitted initial-state program of `prog`, shared by every Program with the same family, optimizer and
-    weight-decay switch (all that the initial state depends on): Programs that differ only in their estimators,
-    chunk length or training-set size reuse its traces and compiled executables (jax.jit keeps them per argument
-    shapes) instead of compiling the same program again (the test suite made ~120 of them, ~0.4 s each)."""
-    make = lambda: jax.jit(jax.vmap(make_init(prog)), compiler_options=options or None)
+def _init_program(prog: Program, init_one: Callable, options: dict):
+    """The jitted initial-state program of `prog` (`init_one`: its one-network initializer), shared by every
+    Program with the same family, optimizer and weight-decay switch (all that the initial state depends on):
+    Programs that differ only in their estimators, chunk length or training-set size reuse its traces and compiled
+    executables (jax.jit keeps them per argument shapes) instead of compiling the same program again (the test
+    suite made ~120 of them, ~0.4 s each)."""
+    make = lambda: jax.jit(jax.vmap(init_one), compiler_options=options or None)
     key = (prog.family, prog.optimizer, prog.weight_decay, tuple(sorted(options.items())))
     try:
         fn = _INIT_PROGRAMS.pop(key, None)
@@ -166,7 +168,7 @@ class Engine:
         self.measure = make_measure(prog)
         self.init_one = make_init(prog)
         self.init_options = known_cpu_options(INIT_CPU_OPTIONS) if jax.default_backend() == "cpu" else {}
-        self.init_state = _init_program(prog, self.init_options)
+        self.init_state = _init_program(prog, self.init_one, self.init_options)
         self._chunk_programs: dict = {}
         self._compiled: dict = {}  # argument signature -> CompiledChunk
 
@@ -230,12 +232,7 @@ class Engine:
             # Only the options this XLA knows: jax 0.11's has no legacy emitters, and dropping every option for
             # that one had compiled its MLP chunks with the YNNPACK fusions the family turns off.
             options = known_cpu_options(options) if cpu else options
-            try:
-                executable = lowered.compile(compiler_options=options) if options else lowered.compile()
-            except Exception as e:  # an option this XLA knows but refuses here: compile as it comes
-                if "No such compile option" not in str(e):
-                    raise
-                executable, options = lowered.compile(), {}
+            executable = lowered.compile(compiler_options=options) if options else lowered.compile()
             self._compiled[key] = CompiledChunk(executable, time.perf_counter() - t, tuple(sorted(options.items())))
         return self._compiled[key]
 
