@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibjax.mi.compiled import compiled_when_eager
-from ibjax.mi.entropy import mi_from_codes
+from ibjax.mi.entropy import UNROLL_WORDS, mi_from_codes
 from ibjax.mi.interface import LayerContext, MIEstimate
 
 
@@ -46,6 +46,16 @@ def pack_symbols(bins_NxU: jnp.ndarray, n_bins: int) -> jnp.ndarray:
     n, u = bins_NxU.shape
     per = units_per_word(n_bins)
     bins = bins_NxU.astype(jnp.uint64)
+    if u > UNROLL_WORDS * per:
+        # A wide layer: Horner's rule on all words at once ([N, K, per], the last word's missing units 0 at its
+        # highest digits, which leaves its value unchanged). Unit by unit, a conv layer's 5 408 units were one
+        # chain of ~11 000 operations: 9.8 s of XLA compile (0.1 s this way, and faster: 0.39 against 1.1 ms).
+        k = -(-u // per)
+        bins = jnp.pad(bins, ((0, 0), (0, k * per - u))).reshape(n, k, per)
+        word = jnp.zeros((n, k), jnp.uint64)
+        for j in reversed(range(per)):
+            word = word * jnp.uint64(n_bins) + bins[:, :, j]
+        return word
     words = []
     for start in range(0, max(u, 1), per):
         # Horner's rule over the word's units, sum_j bins[:, start + j] * n_bins**j: one elementwise chain

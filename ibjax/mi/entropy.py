@@ -121,9 +121,17 @@ def symbol_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: in
     return native.dispatch("counting", count, sort, codes_NxK, labels_N)
 
 
+# Up to this many words a row's hash is an unrolled chain (fused with what makes the words); more words are
+# hashed by a loop. Unrolled, a conv layer's 1 352 words were ~20 000 operations in one fused kernel: 5.4 s of XLA
+# compile for the hash alone (0.05 s as a loop, which also ran faster: 0.23 against 0.92 ms for 256 rows).
+UNROLL_WORDS = 8
+
+
 def hash_words(codes_NxK: jnp.ndarray) -> jnp.ndarray:
-    """One 64-bit splitmix64 hash per row of uint64 words."""
+    """One 64-bit splitmix64 hash per row of uint64 words, chained over the words in order."""
     h = jnp.zeros(codes_NxK.shape[0], jnp.uint64)
+    if codes_NxK.shape[1] > UNROLL_WORDS:  # the same chain, rolled
+        return lax.scan(lambda h, w: (_splitmix64(h ^ w), None), h, codes_NxK.T)[0]
     for j in range(codes_NxK.shape[1]):
         h = _splitmix64(h ^ codes_NxK[:, j])
     return h

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import jax.numpy as jnp
+from jax import lax
 
 from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.entropy import hash_words, mi_from_codes
@@ -29,6 +30,9 @@ def width_bin_indices(acts_NxU: jnp.ndarray, width: float) -> jnp.ndarray:
     return jnp.clip(jnp.floor(scaled), -_MAX_BIN, _MAX_BIN).astype(jnp.int64)
 
 
+UNROLL_UNITS = 64  # wider layers' keys are chained by a loop (ibjax.mi.entropy.UNROLL_WORDS says why)
+
+
 def width_keys(bins_NxU: jnp.ndarray, unit_mask_U: jnp.ndarray) -> jnp.ndarray:
     """One uint64 key per row: exact mixed radix when it fits, a hash of the bins otherwise. [N, 1]."""
     n, u = bins_NxU.shape
@@ -40,8 +44,11 @@ def width_keys(bins_NxU: jnp.ndarray, unit_mask_U: jnp.ndarray) -> jnp.ndarray:
     radix = jnp.max(shifted) + jnp.uint64(1)
     exact = u * jnp.log2(radix.astype(jnp.float64)) <= 63.0  # leave a bit of margin for rounding of the log
     key = jnp.zeros(n, jnp.uint64)
-    for j in range(u):
-        key = key * radix + shifted[:, j]
+    if u > UNROLL_UNITS:  # the same chain over the units, rolled: unrolled, a wide layer's is one huge kernel
+        key = lax.scan(lambda key, b: (key * radix + b, None), key, shifted.T)[0]
+    else:
+        for j in range(u):
+            key = key * radix + shifted[:, j]
     return jnp.where(exact, key, hash_words(shifted))[:, None]
 
 

@@ -17,7 +17,7 @@ def partial_collisions(rng, n, u):
     return np.where(flip, np.round(rng.uniform(-1, 1, (n, u)) * 4) / 4, acts).astype(np.float32)
 
 
-@pytest.mark.parametrize("units", [1, 2, 5, 12, 13, 20, 40])
+@pytest.mark.parametrize("units", [1, 2, 5, 12, 13, 20, 40, 300])  # 300: wider than UNROLL_WORDS words
 @pytest.mark.parametrize("n_classes", [None, 2, 3])
 def test_equals_numpy_reference(units, n_classes, code_path):  # counted natively on the CPU, sorted elsewhere
     rng = np.random.default_rng(units)
@@ -25,6 +25,24 @@ def test_equals_numpy_reference(units, n_classes, code_path):  # counted nativel
     labels = rng.integers(0, n_classes or 2, 2048)
     got = binning_mi(acts, labels, n_classes=n_classes)
     want = symbol_mi(uniform_bins(acts), labels)
+    assert abs(float(got[0]) - want[0]) < 1e-9 and abs(float(got[1]) - want[1]) < 1e-9
+
+
+def test_wide_layers_tell_apart_rows_that_differ_in_one_unit(code_path):
+    """300 units (24 words at 30 bins: packed all at once and hashed by a loop, not unrolled): rows that differ
+    from another in a single unit, first, last or at a word's edge, are other symbols."""
+    rng = np.random.default_rng(0)
+    base = np.round(rng.uniform(-1, 1, (16, 300)) * 4) / 4  # 16 patterns on multiples of 1/4
+    variants = [base]
+    for unit in (0, 1, 12, 13, 150, 298, 299):  # units_per_word(30) = 13: words start at 0, 13, ...; 299 alone
+        v = base.copy()
+        v[:, unit] = np.where(base[:, unit] > 0, -0.9, 0.9)  # another bin than any multiple of 1/4
+        variants.append(v)
+    acts = np.concatenate(variants * 3).astype(np.float32)  # 8 x 16 symbols, each 3 times
+    labels = rng.integers(0, 3, len(acts))
+    got = jax.jit(lambda a, y: binning_mi(a, y, n_classes=3))(acts, labels)
+    want = symbol_mi(uniform_bins(acts), labels)
+    assert abs(float(got[0]) - np.log2(8 * 16)) < 1e-9  # every variant its own symbol
     assert abs(float(got[0]) - want[0]) < 1e-9 and abs(float(got[1]) - want[1]) < 1e-9
 
 

@@ -51,7 +51,7 @@ def test_per_neuron_ignores_padded_units():
 
 
 @pytest.mark.parametrize("width", [0.07, 0.5])
-@pytest.mark.parametrize("u", [2, 5, 12])
+@pytest.mark.parametrize("u", [2, 5, 12, 100])  # 100: keys chained by a loop (width_bins.UNROLL_UNITS)
 def test_fixed_width_equals_ibsgd(width, u, code_path):
     """ibsgd's bin_calc_information2: floor(a / binsize), no range; relu-like values grow unbounded."""
     rng = np.random.default_rng(u)
