@@ -64,20 +64,21 @@ def tiny_run(tmp_path_factory) -> Path:
 # The heaviest files first. `--dist loadfile` hands whole files to the two workers in collection order, so a heavy
 # file collected last (tests/train sorts after tests/test_*.py) ran alone while the other worker idled; longest
 # first packs them. Worker seconds, cold compilation cache, 2-core AMD EPYC VM with AVX-512 (BUILD_NOTES.md,
-# "Suite time", session 23).
+# "Suite time", session 24).
 HEAVIEST_FIRST = (
-    "tests/test_benchmarks.py",  # 97 s
-    "tests/sweep/test_cli.py",  # 86 s
-    "tests/train/test_engine.py",  # 74 s
-    "tests/sweep/test_resume.py",  # 72 s
-    "tests/models/test_families.py",  # 62 s
-    "tests/sweep/test_slurm.py",  # 42 s
-    "tests/test_accelerator.py",  # 40 s
-    "tests/train/test_variants.py",  # 36 s
-    "tests/mi/test_knn.py",  # 35 s
-    "tests/atlas/test_atlas.py",  # 35 s
-    "tests/mi/test_estimators.py",  # 32 s
-    "tests/models/test_quantized.py",  # 27 s
+    "tests/sweep/test_cli.py",  # 81 s
+    "tests/test_benchmarks.py",  # 78 s
+    "tests/train/test_engine.py",  # 64 s
+    "tests/sweep/test_resume.py",  # 64 s
+    "tests/models/test_families.py",  # 58 s
+    "tests/sweep/test_slurm.py",  # 43 s
+    "tests/train/test_variants.py",  # 32 s
+    "tests/mi/test_knn.py",  # 32 s
+    "tests/test_accelerator.py",  # 29 s
+    "tests/mi/test_estimators.py",  # 29 s
+    "tests/atlas/test_atlas.py",  # 28 s
+    "tests/test_import.py",  # 23 s
+    "tests/models/test_quantized.py",  # 21 s
 )
 
 
