@@ -87,7 +87,8 @@ def dropout(h, rate: float | None, key, train: bool):
         return h
     # 32 random bits per unit against the keep probability's share of 2^32 (bernoulli would draw 64 bits per
     # unit in a 64-bit process, for a float64 uniform).
-    keep = jax.random.bits(dropout_key(key), h.shape, jnp.uint32) < np.uint32(round((1.0 - rate) * 2.0**32))
+    threshold = np.uint32(min(round((1.0 - rate) * 2.0**32), 2**32 - 1))  # a rate near 0: not past uint32
+    keep = jax.random.bits(dropout_key(key), h.shape, jnp.uint32) < threshold
     return jnp.where(keep, h / (1.0 - rate), 0.0)
 
 

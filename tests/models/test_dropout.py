@@ -33,6 +33,7 @@ def test_dropout_keeps_units_at_the_rate_and_scales_them():
     assert lo <= kept.sum() <= hi
     np.testing.assert_array_equal(dropout(h, rate, jax.random.PRNGKey(1), False), h)  # measured: no dropout
     np.testing.assert_array_equal(dropout(h, None, jax.random.PRNGKey(1), True), h)
+    assert np.count_nonzero(dropout(h, 1e-12, jax.random.PRNGKey(1), True)) == h.size  # a rate near 0: all kept
 
 
 def test_stacked_networks_draw_what_each_draws_alone():
