@@ -23,7 +23,6 @@ Families: `ibjax.models.mlp.MLP` (padded widths, native CPU kernels), `ibjax.mod
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -93,16 +92,10 @@ def dropout(h, rate: float | None, key, train: bool):
 
 
 def _counter_bits(key, bit_width: int, shape):
-    """Threefry-2x32 of the counters 0..n-1 (two counters per hash): JAX's original random-bits layout, which
-    `jax.threefry_partitionable(False)` selects process-wide; 64-bit values from two 32-bit halves, as there."""
-    n = math.prod(shape)
-    if bit_width not in (32, 64) or n >= 2**31:  # as the default layout draws them
+    """JAX's own Threefry random bits in its original counter layout (two counters per hash), the layout
+    `jax.threefry_partitionable(False)` selects process-wide: selected here for these keys alone."""
+    with jax.threefry_partitionable(False):
         return jxr.threefry_prng_impl.random_bits(key, bit_width, shape)
-    bits = jxr.threefry_2x32(key, jax.lax.iota(np.uint32, n * bit_width // 32))
-    if bit_width == 64:
-        hi, lo = (b.astype(np.uint64) for b in jnp.split(bits, 2))
-        bits = (hi << np.uint64(32)) | lo
-    return bits.reshape(shape)
 
 
 # Threefry-2x32 keys (the same seeds, splits and fold-ins) whose random bits use the counter layout above.
