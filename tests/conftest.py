@@ -22,6 +22,25 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       str(Path(tempfile.gettempdir()) / f"ibjax-tests-{os.getuid()}" / "xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+
+def _jaxlib_before(major: int, minor: int) -> bool:
+    from importlib.metadata import version
+
+    return tuple(int(p) for p in version("jaxlib").split(".")[:2]) < (major, minor)
+
+
+# XLA:CPU's legacy loop emitters for every program the test processes and the processes they start compile without
+# options of their own (the chunks of the native MLP kernel and the initial states already use them: ibjax/train/
+# engine.py). Most of the suite's ~2 000 compiles are small programs (eager operations, estimator calls), and XLA's
+# MLIR fusion emitters spend most of such a compile making an MLIR context per fusion (33 -> 19 ms per one-op
+# program; the suite 507 -> 404 s, BUILD_NOTES.md "Suite time", session 25). Test processes only: the legacy
+# emitters run a k-NN estimator's program about 2x slower (benchmarks/knn.py), so user processes keep XLA's default.
+# What the tests prove does not depend on how XLA emits a fusion (the cross-path comparisons are robust to float
+# rounding). jax 0.11's XLA has no legacy emitters and stops at an unknown flag in XLA_FLAGS: there, the default.
+_LEGACY_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+if _jaxlib_before(0, 11) and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _LEGACY_EMITTERS).strip()
+
 # The tests call the engine and the estimators directly, in the process set-up the command lines make (one XLA
 # CPU device per core, 64-bit types); importing ibjax does not make it (tests/test_import.py checks that).
 import ibjax  # noqa: E402
