@@ -28,6 +28,7 @@ from jax import lax
 
 from ibjax.mi.compiled import compiled_when_eager
 from ibjax.mi.interface import LayerContext, MIEstimate
+from ibjax.threefry import flat_counter_key
 
 KDE_BLOCK = 32
 _LN2 = float(np.log(2.0))
@@ -184,7 +185,7 @@ def noisy_layer_mi(centers_NxU: jnp.ndarray, labels_N: jnp.ndarray, unit_mask_U:
     mixture of x (Goldfeld et al. 2019's sample propagation). I(T;Y) from the class-conditional mixtures.
     """
     n = centers_NxU.shape[0]
-    noise = jax.random.normal(key, centers_NxU.shape, jnp.float32) * jnp.sqrt(jnp.float32(noise_var))
+    noise = jax.random.normal(flat_counter_key(key), centers_NxU.shape, jnp.float32) * jnp.sqrt(jnp.float32(noise_var))
     queries = centers_NxU + noise * unit_mask_U[None, :]
     lse_all, lse_cls, n_cls = kde_log_mixture(centers_NxU, labels_N, 2.0 * noise_var, queries)
     h_rel = jnp.log(n) - jnp.mean(lse_all.astype(jnp.float64))  # H(T) - (d/2) log(2 pi s^2)

@@ -36,6 +36,7 @@ from ibjax.mi.compress import pca
 from ibjax.mi.entropy import require_x64
 from ibjax.mi.interface import LayerContext, MIEstimate
 from ibjax.mi.kde import sample_rows
+from ibjax.threefry import flat_counter_key
 
 KNN_BLOCK = 64
 _TINY = 1e-30
@@ -266,7 +267,7 @@ class KNNEstimator:
         keep = sample_rows(n, self.max_samples)
         acts = acts_NxU[keep]
         if self.noise_std is not None:
-            noise = jax.random.normal(jax.random.PRNGKey(self.seed), acts.shape, jnp.float32)
+            noise = jax.random.normal(flat_counter_key(jax.random.PRNGKey(self.seed)), acts.shape, jnp.float32)
             acts = acts + self.noise_std * noise * ctx.unit_mask_U[None, :]
         t = pca(acts, self.dim, ctx.unit_mask_U)
         d_t = jnp.minimum(self.dim, jnp.sum(ctx.unit_mask_U))  # a padded layer's real dimension

@@ -32,6 +32,7 @@ from ibjax.models.activations import BOUNDED_RANGES, activate
 from ibjax.models.family import ModelError, dropout
 from ibjax.models.mlp import DROPOUT_STREAM, ModelConsts, fake_quantize
 from ibjax.models.nnx_adapter import NNXNetwork
+from ibjax.threefry import flat_counter_key
 
 
 def _spatial(size: int, kernel: int, padding: str, pool: int) -> int:
@@ -140,7 +141,8 @@ class Conv:
         x = x_NxD.reshape(x_NxD.shape[0], *self.image_shape)
         noise = drop = None
         if self.noise_std is not None:
-            noise = lambda h, i: h + self.noise_std * jax.random.normal(jax.random.fold_in(key, i), h.shape, h.dtype)
+            noise = lambda h, i: h + self.noise_std * jax.random.normal(
+                flat_counter_key(jax.random.fold_in(key, i)), h.shape, h.dtype)
         if train and self.dropout:
             drop = lambda h, i: dropout(h, self.dropout, jax.random.fold_in(key, DROPOUT_STREAM + i), True)
         act = lambda z: activate(z, consts.act_id, self.activations)

@@ -29,6 +29,7 @@ from ibjax import native
 from ibjax.models.activations import BOUNDED_RANGES, activate
 from ibjax.models.family import dropout as drop_units
 from ibjax.native.mlp import ACTIVATION_CODES, kernel_forward, kernel_grads
+from ibjax.threefry import flat_counter_key
 
 DROPOUT_STREAM = 1 << 20  # dropout masks fold the key with this + layer (the noise folds it with the layer)
 
@@ -128,7 +129,8 @@ def forward(params: dict, consts: ModelConsts, x_NxD, names: tuple[str, ...], qu
         h = h * mask
         hidden.append(h)
         if noise_std is not None:
-            h = h + noise_std * jax.random.normal(jax.random.fold_in(key, layer), h.shape, h.dtype) * mask
+            noise = jax.random.normal(flat_counter_key(jax.random.fold_in(key, layer)), h.shape, h.dtype)
+            h = h + noise_std * noise * mask
         if dropout is not None:
             h = drop_units(h, dropout, jax.random.fold_in(key, DROPOUT_STREAM + layer), True)
     logits = h @ params["w"][-1] + params["b"][-1]
