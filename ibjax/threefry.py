@@ -1,4 +1,6 @@
-"""Threefry keys whose random bits are JAX's own default draws, hashed over a flat counter: compile time on the CPU.
+"""Threefry keys (the same seeds, splits and fold-ins) whose random bits compile to smaller CPU programs.
+
+`flat_counter_key`: JAX's own default draws, hashed over a flat counter.
 
 JAX's default ("partitionable") Threefry layout hashes, for an array of shape S, the pair (0, i) for each element's
 row-major index i (while the array has fewer than 2^32 elements). It builds i from one iota per dimension, and
@@ -9,7 +11,12 @@ change: `flat_counter_key(key)` is the key to draw with where a program draws la
 noise, the noisy estimators' draws); tests/test_threefry.py compares every bit width with JAX's own bits.
 
 Where JAX would not use that layout (`jax_threefry_partitionable` off, 2^32 elements or more), the bits are JAX's
-own implementation's; a key of another implementation (rbg) is returned as it is.
+own implementation's.
+
+`original_layout_key`: the bits of JAX's original counter layout (`jax.threefry_partitionable(False)`, selected for
+these keys alone): other draws of the same distribution, for dropout masks (ibjax.models.family.dropout_key).
+
+A key of another implementation (rbg) is returned as it is by both.
 """
 
 from __future__ import annotations
@@ -46,11 +53,31 @@ _FLAT_COUNTER_THREEFRY = jxr.define_prng_impl(
     tag="fft")
 
 
-def flat_counter_key(key):
-    """`key` (a Threefry key, typed or raw uint32[2]) as a typed key with the same draws, hashed over a flat
-    counter (module docstring). Another key implementation is returned unchanged."""
+def _original_layout_bits(key, bit_width: int, shape):
+    with jax.threefry_partitionable(False):
+        return jxr.threefry_prng_impl.random_bits(key, bit_width, shape)
+
+
+_ORIGINAL_LAYOUT_THREEFRY = jxr.define_prng_impl(
+    key_shape=(2,), seed=jxr.threefry_prng_impl.seed, split=jxr.threefry_prng_impl.split,
+    random_bits=_original_layout_bits, fold_in=jxr.threefry_prng_impl.fold_in, name="threefry2x32_counters",
+    tag="frc")
+
+
+def _rewrapped(key, impl):
+    """`key` (a Threefry key, typed or raw uint32[2]) as a typed key of `impl`; another implementation unchanged."""
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    impl = str(jax.random.key_impl(key)) if typed else jax.config.jax_default_prng_impl  # a raw key: the default's
-    if impl != "threefry2x32":
+    name = str(jax.random.key_impl(key)) if typed else jax.config.jax_default_prng_impl  # a raw key: the default's
+    if name != "threefry2x32":
         return key
-    return jax.random.wrap_key_data(jax.random.key_data(key) if typed else key, impl=_FLAT_COUNTER_THREEFRY)
+    return jax.random.wrap_key_data(jax.random.key_data(key) if typed else key, impl=impl)
+
+
+def flat_counter_key(key):
+    """`key` with the same draws, hashed over a flat counter (module docstring)."""
+    return _rewrapped(key, _FLAT_COUNTER_THREEFRY)
+
+
+def original_layout_key(key):
+    """`key` with the draws of JAX's original counter layout (module docstring)."""
+    return _rewrapped(key, _ORIGINAL_LAYOUT_THREEFRY)

@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import jax
-import jax.extend.random as jxr
 import jax.numpy as jnp
 import numpy as np
+
+from ibjax.threefry import original_layout_key
 
 Array = Any
 
@@ -91,19 +92,6 @@ def dropout(h, rate: float | None, key, train: bool):
     return jnp.where(keep, h / (1.0 - rate), 0.0)
 
 
-def _counter_bits(key, bit_width: int, shape):
-    """JAX's own Threefry random bits in its original counter layout (two counters per hash), the layout
-    `jax.threefry_partitionable(False)` selects process-wide: selected here for these keys alone."""
-    with jax.threefry_partitionable(False):
-        return jxr.threefry_prng_impl.random_bits(key, bit_width, shape)
-
-
-# Threefry-2x32 keys (the same seeds, splits and fold-ins) whose random bits use the counter layout above.
-_COUNTER_THREEFRY = jxr.define_prng_impl(
-    key_shape=(2,), seed=jxr.threefry_prng_impl.seed, split=jxr.threefry_prng_impl.split,
-    random_bits=_counter_bits, fold_in=jxr.threefry_prng_impl.fold_in, name="threefry2x32_counters", tag="frc")
-
-
 def dropout_key(key):
     """`key` (a Threefry key) as the key ibjax's dropout masks are drawn from: the same key data, random bits in
     JAX's original counter layout. JAX's default (partitionable) layout hashes a multi-dimensional counter per
@@ -112,11 +100,7 @@ def dropout_key(key):
     partitioned. They are the masks of `jax.threefry_partitionable(False)`: other draws of the same distribution
     than the default layout's. A user's Flax module draws its own masks as JAX does (its dropout on small dense
     layers cost no measurable compile). Another key implementation (rbg keys) is used as it is."""
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    impl = str(jax.random.key_impl(key)) if typed else jax.config.jax_default_prng_impl  # a raw key: the default's
-    if impl != "threefry2x32":
-        return key
-    return jax.random.wrap_key_data(jax.random.key_data(key) if typed else key, impl=_COUNTER_THREEFRY)
+    return original_layout_key(key)
 
 
 class ModelError(ValueError):
