@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ibjax.threefry import flat_counter_key
+from ibjax.threefry import flat_counter_key, row_normals
 
 SHAPES = [(1,), (5,), (3, 4), (2, 3, 5), (7, 64, 6), (0, 3)]
 
@@ -45,3 +45,21 @@ def test_the_original_layout_when_jax_is_set_to_it():
 def test_another_key_implementation_is_left_as_it_is():
     key = jax.random.key(1, impl="rbg")
     assert flat_counter_key(key) is key
+
+
+def test_row_normals_are_the_vmapped_fold_in_draws():
+    """Gaussian images per row (data variants): each row's draw from the key folded in with the row's index."""
+    def vmapped(key, rows, width):
+        return jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (width,), jnp.float32))(rows)
+
+    rows = jnp.asarray(np.random.default_rng(0).integers(0, 70_000, 257), jnp.int32)
+    for key in (jax.random.PRNGKey(jnp.uint32(2**31 + 5)), jax.random.key(7)):
+        for width in (1, 12, 784):
+            mine = jax.jit(row_normals, static_argnums=2)(key, rows, width)
+            assert mine.dtype == jnp.float32 and mine.shape == (257, width)
+            np.testing.assert_array_equal(mine, vmapped(key, rows, width), err_msg=str((key, width)))
+    # inside a vmap over networks' seeds, as the training program draws them
+    seeds = jnp.arange(4, dtype=jnp.uint32)
+    mine = jax.jit(jax.vmap(lambda s: row_normals(jax.random.PRNGKey(s), rows, 12)))(seeds)
+    np.testing.assert_array_equal(mine, jax.vmap(lambda s: vmapped(jax.random.PRNGKey(s), rows, 12))(seeds))
+    assert abs(float(mine.mean())) < 0.05 and abs(float(mine.std()) - 1) < 0.05

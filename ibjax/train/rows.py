@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from ibjax.data.task import Data
+from ibjax.threefry import row_normals
 
 # The native kernel copies x whole (transposed) on every call: worth it only for small inputs like the 12-bit
 # task's 4 096 x 12; image data goes through XLA's matmuls.
@@ -35,9 +36,9 @@ def read_rows(data: Data, rows):
         return x
     x = x[:, runs.pixel_perm]
     rows = jnp.arange(data.x.shape[0]) if rows is None else rows
-    # A fixed Gaussian image per stored row: its draw depends on the network's seed and the row only.
-    key = jax.random.PRNGKey(runs.gaussian_seed)
-    noise = jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (x.shape[1],)))(rows)
+    # A fixed Gaussian image per stored row: its draw depends on the network's seed and the row only. float32, as
+    # every other input (a float64 draw made the whole network train in float64).
+    noise = row_normals(jax.random.PRNGKey(runs.gaussian_seed), rows, x.shape[1])
     return jnp.where(runs.gaussian, runs.gaussian_mean + runs.gaussian_std * noise, x)
 
 

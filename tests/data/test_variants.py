@@ -74,6 +74,7 @@ def test_random_inputs_as_the_network_reads_them():
     read = jax.vmap(read_rows, in_axes=(data_axes(), None))
     rows = np.arange(0, 1797, 7)
     x = np.asarray(read(data, rows))
+    assert x.dtype == np.float32  # every variant is read as float32: a network trains in float32 whatever it reads
     base = task.x_float(rows)
     np.testing.assert_array_equal(x[0], base)
     perm = rd.pixel_perm[1]
