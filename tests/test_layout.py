@@ -24,7 +24,8 @@ ALLOWED = {
     "ibjax.models": ("ibjax.models", "ibjax.native", "ibjax.threefry"),
     "ibjax.spec": ("ibjax.models.activations",),
     "ibjax.data": ("ibjax.data", "ibjax.spec"),
-    "ibjax.train": ("ibjax.train", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native", "ibjax.spec"),
+    "ibjax.train": ("ibjax.train", "ibjax.data", "ibjax.models", "ibjax.mi", "ibjax.native", "ibjax.spec",
+                    "ibjax.threefry"),
     "ibjax.report": ("ibjax.report", "ibjax.rundir"),
     # ibjax.mi.interface imports nothing: the atlas reads an estimator's ceiling under its bias correction there.
     "ibjax.atlas": ("ibjax.atlas", "ibjax.report", "ibjax.rundir", "ibjax.mi.interface"),

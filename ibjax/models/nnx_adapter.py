@@ -14,6 +14,7 @@ import jax
 from flax import nnx
 
 from ibjax.models.family import ModelError
+from ibjax.threefry import flat_counter_key
 
 
 class NNXNetwork:
@@ -44,8 +45,9 @@ class NNXNetwork:
             raise ModelError(f"{label}: the module has no nnx.Param to train")
 
     def init(self, key) -> dict:
-        """One network's parameters, drawn from `key` (the module's own initialisers), as a nested dict."""
-        return nnx.to_pure_dict(nnx.state(self.make(nnx.Rngs(key)), nnx.Param))
+        """One network's parameters, drawn from `key` (the module's own initialisers), as a nested dict. The key's
+        bits are hashed over a flat counter (ibjax.threefry): the same parameters from a smaller program."""
+        return nnx.to_pure_dict(nnx.state(self.make(nnx.Rngs(flat_counter_key(key))), nnx.Param))
 
     def module(self, params: dict) -> nnx.Module:
         """The module with these parameters (traced arrays inside the engine)."""

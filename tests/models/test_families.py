@@ -298,3 +298,24 @@ def test_conv_sweep_report_reads_its_layers(tmp_path):
         layers = [line.split("|")[2].strip() for line in report.splitlines() if line.startswith(f"| {cell} |")]
         assert layers[:4] == ["conv1", "conv2", "dense1", "out"], layers  # the all-layers table
         assert f"**{cell}, dense1**" in report  # the deepest hidden layer is the model's, not an MLP's hN
+
+
+def test_a_flax_models_initial_parameters_are_its_initialisers_draws_from_the_key():
+    """NNXNetwork.init hashes the key's bits over a flat counter (a smaller program): the parameters must be the
+    ones the module's own initialisers draw from nnx.Rngs(key), raw or typed key, vmapped over networks."""
+    from flax import nnx
+
+    from ibjax.models.conv import ConvNet
+    from ibjax.models.nnx_adapter import NNXNetwork
+
+    def make(rngs):
+        return ConvNet((12, 12, 1), (4, 8), 3, (2, 2), "SAME", (16,), 10, rngs=rngs)
+
+    net = NNXNetwork(make, "conv")
+    plain = lambda k: nnx.to_pure_dict(nnx.state(make(nnx.Rngs(k)), nnx.Param))  # noqa: E731
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    for mine, own in ((jax.jit(jax.vmap(net.init))(keys), jax.jit(jax.vmap(plain))(keys)),
+                      (jax.jit(net.init)(jax.random.key(5)), jax.jit(plain)(jax.random.key(5)))):
+        assert len(jax.tree.leaves(mine)) == 8  # two conv blocks, a dense layer, the output: kernels and biases
+        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(own), strict=True):
+            np.testing.assert_array_equal(a, b)
