@@ -53,13 +53,12 @@ def test_row_normals_are_the_vmapped_fold_in_draws():
         return jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (width,), jnp.float32))(rows)
 
     rows = jnp.asarray(np.random.default_rng(0).integers(0, 70_000, 257), jnp.int32)
-    for key in (jax.random.PRNGKey(jnp.uint32(2**31 + 5)), jax.random.key(7)):
-        for width in (1, 12, 784):
-            mine = jax.jit(row_normals, static_argnums=2)(key, rows, width)
-            assert mine.dtype == jnp.float32 and mine.shape == (257, width)
-            np.testing.assert_array_equal(mine, vmapped(key, rows, width), err_msg=str((key, width)))
+    for key, width in ((jax.random.PRNGKey(jnp.uint32(2**31 + 5)), 13), (jax.random.key(7), 1)):
+        mine = jax.jit(row_normals, static_argnums=2)(key, rows, width)
+        assert mine.dtype == jnp.float32 and mine.shape == (257, width)
+        np.testing.assert_array_equal(mine, jax.jit(vmapped, static_argnums=2)(key, rows, width), err_msg=str(key))
     # inside a vmap over networks' seeds, as the training program draws them
     seeds = jnp.arange(4, dtype=jnp.uint32)
     mine = jax.jit(jax.vmap(lambda s: row_normals(jax.random.PRNGKey(s), rows, 12)))(seeds)
-    np.testing.assert_array_equal(mine, jax.vmap(lambda s: vmapped(jax.random.PRNGKey(s), rows, 12))(seeds))
+    np.testing.assert_array_equal(mine, jax.jit(jax.vmap(lambda s: vmapped(jax.random.PRNGKey(s), rows, 12)))(seeds))
     assert abs(float(mine.mean())) < 0.05 and abs(float(mine.std()) - 1) < 0.05
