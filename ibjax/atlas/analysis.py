@@ -144,7 +144,11 @@ def _proportion_effect(values: np.ndarray, confidence: float) -> Effect:
 
 def _settings_key(nets: pd.DataFrame, without: str) -> pd.Series:
     cols = ["dataset", "model", *[a for a in GRID_AXES if a != without]]
-    return nets[cols].astype(str).agg("|".join, axis=1)
+    text = nets[cols].astype(str)
+    key = text[cols[0]]
+    for c in cols[1:]:  # column by column, not a Python join per row (15 ms per call, ~90 calls per atlas)
+        key = key + "|" + text[c]
+    return key
 
 
 def _label(study: StudyTables, row, without: str | None = None) -> str:
