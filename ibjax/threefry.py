@@ -20,7 +20,8 @@ of ~50 000 lines of LLVM IR (a data variant's Gaussian inputs: 5 s of a chunk pr
 `original_layout_key`: the bits of JAX's original counter layout (`jax.threefry_partitionable(False)`, selected for
 these keys alone): other draws of the same distribution, for dropout masks (ibjax.models.family.dropout_key).
 
-A key of another implementation (rbg) is returned as it is by both.
+A key of another implementation (rbg) is returned as it is by both keys' functions, and `row_normals` then
+draws with it as JAX does.
 """
 
 from __future__ import annotations
@@ -57,16 +58,24 @@ _FLAT_COUNTER_THREEFRY = jxr.define_prng_impl(
     tag="fft")
 
 
+def _threefry_data(key):
+    """The uint32[2] data of a Threefry key (typed, or raw: then of the default implementation), None for a key of
+    another implementation."""
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    name = str(jax.random.key_impl(key)) if typed else jax.config.jax_default_prng_impl  # a raw key: the default's
+    if name != "threefry2x32":
+        return None
+    return jax.random.key_data(key) if typed else key
+
+
 def row_normals(key, rows, width: int):
     """`jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (width,), jnp.float32))(rows)`: the same
     numbers (tests/test_threefry.py), computed as one flat [rows * width] hash for the rows' keys and one for their
     draws. `key`: a Threefry key, raw (uint32[2]) or typed; `rows`: int [N], non-negative."""
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    name = str(jax.random.key_impl(key)) if typed else jax.config.jax_default_prng_impl
+    data = _threefry_data(key)
     n = rows.shape[0] * width
-    if name != "threefry2x32" or not jax.config.jax_threefry_partitionable or n >= 2**32:
+    if data is None or not jax.config.jax_threefry_partitionable or n >= 2**32:
         return jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (width,), jnp.float32))(rows)
-    data = jax.random.key_data(key) if typed else key
     # fold_in(key, r): the key's hash of the counter pair (0, r).
     k1, k2 = jxr.threefry2x32_p.bind(data[0], data[1], jnp.zeros(rows.shape, np.uint32), rows.astype(np.uint32))
     # random_bits(key_r, 32, (width,)): key_r's hash of (0, j) for j < width, the two words xor-ed.
@@ -93,11 +102,8 @@ _ORIGINAL_LAYOUT_THREEFRY = jxr.define_prng_impl(
 
 def _rewrapped(key, impl):
     """`key` (a Threefry key, typed or raw uint32[2]) as a typed key of `impl`; another implementation unchanged."""
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    name = str(jax.random.key_impl(key)) if typed else jax.config.jax_default_prng_impl  # a raw key: the default's
-    if name != "threefry2x32":
-        return key
-    return jax.random.wrap_key_data(jax.random.key_data(key) if typed else key, impl=impl)
+    data = _threefry_data(key)
+    return key if data is None else jax.random.wrap_key_data(data, impl=impl)
 
 
 def flat_counter_key(key):

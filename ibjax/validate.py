@@ -423,7 +423,7 @@ def _expected(quick: bool) -> str:
 
 
 # Measured with `time python -m ibjax.validate [--quick] [--repeats 1]` (default 5 draws).
-EXPECTED_S = {"quick": "70 s (35 s with --repeats 1)", "full": "3 min 35 s"}
+EXPECTED_S = {"quick": "71 s (34 s with --repeats 1)", "full": "3 min 35 s"}
 
 
 def main(argv=None) -> int:
