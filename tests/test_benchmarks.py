@@ -1,9 +1,11 @@
-"""The throughput benchmark runs in its quick mode and produces its table (no timing assertions)."""
+"""Each benchmark runs in its quick mode and produces its table (no timing assertions)."""
 
 import json
+import os
 
 import pytest
 
+from benchmarks.slow_machine import CGROUP_V1_CPU
 from tests.helpers import run_cli
 
 
@@ -72,3 +74,18 @@ def test_knn_benchmark_quick_produces_the_table(tmp_path):
     # Blocked: temporaries grow like S (ratio 2), never like S^2 (ratio 4), for every estimator.
     assert 0 < table["temp_growth"] < 3 and all(0 < g < 3 for g in table["temp_growth_by_estimator"].values())
 
+
+
+def test_slow_machine_runs_the_command_inside_a_cpu_quota_and_measures_its_slowdown(tmp_path):
+    bad = run_cli("benchmarks.slow_machine", "--slowdown", "0.5", "--", "true")
+    assert bad.returncode == 2 and "--slowdown 0.5: must be at least 1" in bad.stderr
+    if not os.access(CGROUP_V1_CPU, os.W_OK):
+        pytest.skip(f"no writable cgroup-v1 cpu controller at {CGROUP_V1_CPU} (needs root)")
+    out, seen = tmp_path / "s.json", tmp_path / "cgroup"
+    proc = run_cli("benchmarks.slow_machine", "--slowdown", "2", "--reference-programs", "2", "--json", str(out),
+                   "--", "sh", "-c", f"cat /proc/self/cgroup > {seen}; exit 3")
+    assert proc.returncode == 3, proc.stderr  # the command's own exit code
+    assert "ibjax-slow-" in seen.read_text()  # it ran inside the quota's group
+    table = json.loads(out.read_text())
+    assert table["returncode"] == 3 and table["slowdown_asked"] == 2 and table["slowdown_measured"] > 0
+    assert not list(CGROUP_V1_CPU.glob("ibjax-slow-*"))  # the group is removed afterwards
