@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slowdown", type=float, default=2.3,
                     help="how many times slower than this machine's cores (default 2.3: the laptop-class AMD EPYC "
                          "VM's suite time over an AVX-512 Xeon VM's, README)")
-    ap.add_argument("--cores", type=int, default=os.cpu_count(), help="cores of the emulated machine (default all)")
+    ap.add_argument("--cores", type=int, default=os.cpu_count(),
+                    help="cores of the emulated machine (default all of this one's): the quota is cores/slowdown in "
+                         "all; the command's threads may still spread over every core here")
     ap.add_argument("--avx2", action="store_true", help="XLA and the native kernels limited to AVX2")
     ap.add_argument("--reference-programs", type=int, default=40,
                     help="programs each reference process compiles (default 40: ~8 s on a 2-core AVX-512 VM)")
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--slowdown {args.slowdown}: must be at least 1")
     if args.cores < 1 or args.reference_programs < 1:
         ap.error("--cores and --reference-programs must be at least 1")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        ap.error(f"--json {args.json}: its folder does not exist")
     env = dict(os.environ)
     if args.avx2:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=AVX2").strip()
