@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         throttled = quota.throttled_s() - throttled_before
     finally:
         quota.remove()
-    result = {"cpu": cpu_name(), "cores": args.cores, "slowdown_asked": args.slowdown,
+    result = {"cpu": cpu_name(), "cores": args.cores, "slowdown_asked": args.slowdown, "cgroup": str(quota.path),
               "reference_s": fast, "reference_slow_s": slow, "slowdown_measured": slow / fast,
               "avx2_only": args.avx2, "command": command, "returncode": proc.returncode, "wall_s": wall,
               "throttled_s": throttled}
