@@ -27,11 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/slow_machine.py` from the root
+from benchmarks.throughput import cpu_info  # noqa: E402
 
 PERIOD_US = 100_000
 CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
@@ -55,16 +57,6 @@ def fail(message: str):
     """Stop with exit code 2 and one line on stderr (nothing has been run yet, or the command already ran)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 class Quota:
@@ -159,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         throttled = quota.throttled_s() - throttled_before
     finally:
         quota.remove()
-    result = {"cpu": cpu_name(), "cores": args.cores, "slowdown_asked": args.slowdown, "cgroup": str(quota.path),
-              "reference_s": fast, "reference_slow_s": slow, "slowdown_measured": slow / fast,
+    result = {"cpu": cpu_info()["model"], "cores": args.cores, "slowdown_asked": args.slowdown,
+              "cgroup": str(quota.path), "reference_s": fast, "reference_slow_s": slow,
+              "slowdown_measured": slow / fast,
               "avx2_only": args.avx2, "command": command, "returncode": proc.returncode, "wall_s": wall,
               "throttled_s": throttled}
     print(f"{' '.join(command)}: exit {proc.returncode}, {wall:.0f} s ({wall / 60:.1f} min) on {args.cores} cores of "

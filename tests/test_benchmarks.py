@@ -76,7 +76,6 @@ def test_knn_benchmark_quick_produces_the_table(tmp_path):
     assert 0 < table["temp_growth"] < 3 and all(0 < g < 3 for g in table["temp_growth_by_estimator"].values())
 
 
-
 def test_slow_machine_runs_the_command_inside_a_cpu_quota_and_measures_its_slowdown(tmp_path):
     bad = run_cli("benchmarks.slow_machine", "--slowdown", "0.5", "--", "true")
     assert bad.returncode == 2 and "--slowdown 0.5: must be at least 1" in bad.stderr
