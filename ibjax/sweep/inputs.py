@@ -2,8 +2,9 @@
 2024): one autoencoder per such estimator (its latent is the estimator's `dim`), trained once before the networks
 on the sweep's training rows, saved in the run directory (autoencoders/<estimator>.npz: weights and settings in
 one file; <estimator>.json a readable copy) and loaded again on resume; the manifest records each one's weights
-fingerprint, and a resume that would measure with another autoencoder than its finished buckets is refused. The MI sample's rows, encoded, reach every program through
-`Data.encoded_inputs` as constants: the compiled programs never train or run the autoencoder.
+fingerprint, and a resume that would measure with another autoencoder than its finished buckets is refused. The
+MI sample's rows, encoded, reach every program through `Data.encoded_inputs` as constants: the compiled programs
+never train or run the autoencoder.
 """
 
 from __future__ import annotations
@@ -15,15 +16,21 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 import numpy as np
 
 from ibjax.data.task import Data, Task
-from ibjax.mi.autoencoder import AutoencoderSettings, encode, train_autoencoder, weights, with_weights
 from ibjax.rundir.store import atomic_write_bytes
 from ibjax.spec import KNNEstimatorSpec, SweepSpec
 from ibjax.sweep.programs import image_shape
+
+if TYPE_CHECKING:
+    from ibjax.mi.autoencoder import AutoencoderSettings
+
+# ibjax.mi.autoencoder (Flax NNX, ~0.7 s to import) is imported by the functions below, when a spec has an
+# autoencoder estimator: every other sweep starts without it.
 
 FOLDER = "autoencoders"
 ARCHITECTURE = 1  # ibjax.mi.autoencoder's layers: a saved autoencoder of another architecture is trained again
@@ -37,6 +44,8 @@ def autoencoded(spec: SweepSpec) -> list[KNNEstimatorSpec]:
 def settings_for(e: KNNEstimatorSpec, task: Task) -> AutoencoderSettings:
     """A convolutional autoencoder for image rows (their (H, W, C), as the conv family reads them), a dense one
     for vectors."""
+    from ibjax.mi.autoencoder import AutoencoderSettings
+
     shape = image_shape(task, "knn inputs autoencoder") if task.image_shape and not task.n_irrelevant else ()
     return AutoencoderSettings(dim=e.dim, image_shape=shape, epochs=e.autoencoder_epochs)
 
@@ -51,6 +60,8 @@ def _fingerprint(*arrays: np.ndarray) -> str:
 
 def weights_fingerprint(model) -> str:
     """A hash of the trained parameters: equal for the same autoencoder, recorded in the manifest."""
+    from ibjax.mi.autoencoder import weights
+
     return _fingerprint(*weights(model))
 
 
@@ -66,6 +77,8 @@ def with_encoded_inputs(spec: SweepSpec, task: Task, data: Data, out: Path | Non
     if out is None:
         return data._replace(encoded_inputs={e.resolved_name: jnp.zeros((len(task.mi_rows), e.dim), jnp.float32)
                                              for e in wanted}), {}
+    from ibjax.mi.autoencoder import encode
+
     x_mi = task.x_float(task.mi_idx)
     x_train = task.x_float(task.train_idx)
     encoded, prints = {}, {}
@@ -80,6 +93,8 @@ def _trained(e: KNNEstimatorSpec, settings: AutoencoderSettings, x_train: np.nda
     """The estimator's autoencoder: loaded from the run directory where it was trained with these settings on
     these rows, else trained (and saved: weights and settings in one file, <name>.npz, written atomically; a copy
     of the settings and losses in <name>.json for reading)."""
+    from ibjax.mi.autoencoder import train_autoencoder, weights, with_weights
+
     name = e.resolved_name
     record = {"estimator": name, "architecture": ARCHITECTURE, **asdict(settings),
               "image_shape": list(settings.image_shape), "n_inputs": int(x_train.shape[1]), "rows": int(len(x_train)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 
@@ -26,15 +27,17 @@ from ibjax.mi import (
     OnNetInput,
     QuantileBinning,
 )
-from ibjax.models.conv import Conv
 from ibjax.models.family import ModelError, ModelFamily
-from ibjax.models.flax_module import FlaxModule
 from ibjax.models.mlp import MLP, ModelConsts, stack_consts
 from ibjax.spec import SpecError, SweepSpec
 from ibjax.sweep.plan import Bucket, Run, group_runs, module_kwargs, split_group
 from ibjax.sweep.sizing import Budget, ProgramMemory, device_budget, fmt_bytes, parts_that_fit
 from ibjax.train.engine import Engine, engine_for
 from ibjax.train.program import Program
+
+if TYPE_CHECKING:
+    from ibjax.models.conv import Conv
+    from ibjax.models.flax_module import FlaxModule
 
 
 def build_estimators(spec: SweepSpec, n_classes: int, noise_std: float | None = None) -> tuple:
@@ -133,6 +136,8 @@ def _mlp_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, .
 
 def _conv_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...], hidden: tuple[int, ...]
                  ) -> Conv:
+    from ibjax.models.conv import Conv  # Flax NNX: imported by the families that use it (~0.7 s of start-up)
+
     m = spec.model
     pools = tuple(m.pool) if isinstance(m.pool, list) else (m.pool,) * len(run.channels)
     return Conv(image_shape(task, "model.kind conv"), tuple(run.channels), m.kernel_size, pools, m.padding,
@@ -142,6 +147,8 @@ def _conv_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, 
 
 def _flax_family(spec: SweepSpec, task: Task, run: Run, activations: tuple[str, ...], hidden: tuple[int, ...]
                  ) -> FlaxModule:
+    from ibjax.models.flax_module import FlaxModule  # Flax NNX, as in _conv_family
+
     m = spec.model
     shape = tuple(task.image_shape)
     if shape and not task.n_irrelevant:
