@@ -151,8 +151,11 @@ def _sort_entropies(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: int
         key = lax.sort((hash_words(codes_NxK) << jnp.uint64(shift)) | labels)
         symbol = key >> jnp.uint64(shift)
     t_starts = _starts(symbol)
-    return (entropy_from_run_starts(t_starts, correction),
-            entropy_from_run_starts(t_starts | _starts(key), correction))
+    # H(T) and H(T, Y) counted as one batch of two: the same counts and the same run time, and half the code
+    # for XLA to compile per layer and estimator (an accelerator-path chunk of one 3-layer MLP with two binning
+    # estimators, on the CPU: 3.9-4.4 -> 3.0-3.2 s of compile).
+    h = jax.vmap(lambda s: entropy_from_run_starts(s, correction))(jnp.stack([t_starts, t_starts | _starts(key)]))
+    return h[0], h[1]
 
 
 def mi_from_codes(codes_NxK: jnp.ndarray, labels_N: jnp.ndarray, *, radix: int | None,
