@@ -69,12 +69,17 @@ MODELS = [
 ]
 
 
+# One program's activations for every single network below: the networks alone here and the padded test's wide
+# network are then one compiled program (its second use a persistent-cache hit), not one per test.
+NAMES = sorted({m["activation"] for m in MODELS})
+WIDE = (20, 14, 10)
+
+
 def test_vmapped_equals_each_trained_alone(code_path):
     together = trajectory(MODELS)
     assert_took_path(together[0], code_path)
-    names = sorted({m["activation"] for m in MODELS})  # one program for the three networks alone
     for i, m in enumerate(MODELS):
-        alone = trajectory([m], pad=(12, 8, 5), names=names)
+        alone = trajectory([m], pad=WIDE, names=NAMES)  # alone and padded: a third computation of each network
         assert_metrics_alike(together[1].metrics[:, i], alone[1].metrics[:, 0], TISHBY_TEST_ROWS)
         np.testing.assert_allclose(together[1].grads[:, i], alone[1].grads[:, 0], rtol=1e-4, atol=1e-7)
         assert_same_mi(together, i, alone, 0)
@@ -82,9 +87,9 @@ def test_vmapped_equals_each_trained_alone(code_path):
 
 def test_padded_network_equals_unpadded(code_path):
     m = {"seed": 7, "hidden": (10, 7, 5), "activation": "sigmoid"}  # sigmoid(0) != 0: masking matters
-    tight = trajectory([m], pad=(10, 7, 5))
+    tight = trajectory([m], pad=(10, 7, 5), names=NAMES)
     assert_took_path(tight[0], code_path)
-    wide = trajectory([m], pad=(20, 14, 10))
+    wide = trajectory([m], pad=WIDE, names=NAMES)
     c_tight, c_wide = tight[2], wide[2]
     assert_metrics_alike(wide[1].metrics, tight[1].metrics, TISHBY_TEST_ROWS)
     assert_same_mi(wide, 0, tight, 0)
