@@ -32,7 +32,6 @@ from jax import lax
 
 from ibjax import native
 
-
 # The bias corrections of a counted entropy, in the order of the native kernel's `correction` attribute.
 CORRECTIONS = ("none", "miller_madow", "jackknife")
 

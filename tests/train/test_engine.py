@@ -79,7 +79,7 @@ def test_vmapped_equals_each_trained_alone(code_path):
     together = trajectory(MODELS)
     assert_took_path(together[0], code_path)
     for i, m in enumerate(MODELS):
-        alone = trajectory([m], pad=WIDE, names=NAMES)  # alone and padded: a third computation of each network
+        alone = trajectory([m], pad=WIDE, names=NAMES)  # alone, and padded as the padded test's wide network
         assert_metrics_alike(together[1].metrics[:, i], alone[1].metrics[:, 0], TISHBY_TEST_ROWS)
         np.testing.assert_allclose(together[1].grads[:, i], alone[1].grads[:, 0], rtol=1e-4, atol=1e-7)
         assert_same_mi(together, i, alone, 0)
