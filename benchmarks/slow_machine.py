@@ -1,9 +1,10 @@
 """Run a command as it would run on a slower machine with the same number of cores, and say how much slower the
 emulation really was, measured in the same run.
 
-A laptop-class or heavily shared 2-core VM runs this project's work 2-4x slower than the VMs its times are
-measured on (README, "Set-up"); the test suite's target is 10 minutes on such a machine. This script makes one
-from the machine at hand: the command runs in a cgroup whose CPU bandwidth is `cores / slowdown` core-seconds per
+A laptop-class or heavily shared 2-core VM runs this project's work slower than the VMs most of its times are
+measured on (an AVX2-only AMD EPYC VM ran the test suite 1.6x to 2.3x slower than an AVX-512 Xeon VM; BUILD_NOTES.md,
+"Suite time"); the test suite's target is 10 minutes on such a machine. This script makes one from the machine at
+hand: the command runs in a cgroup whose CPU bandwidth is `cores / slowdown` core-seconds per
 second (a CFS quota over 100 ms periods), so its processes get the throughput of the same cores at 1/slowdown of
 their speed; `--avx2` also limits XLA's code (`--xla_cpu_max_isa=AVX2`) and the native kernels
 (`IBJAX_NATIVE_MARCH=x86-64-v3`) to what an AVX2-only CPU runs. What a quota does not slow: time spent waiting
@@ -111,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--slowdown", type=float, default=2.3,
-                    help="how many times slower than this machine's cores (default 2.3: the laptop-class AMD EPYC "
-                         "VM's suite time over an AVX-512 Xeon VM's, README)")
+                    help="how many times slower than this machine's cores (default 2.3: the largest ratio measured "
+                         "of an AVX2-only AMD EPYC VM's suite time to an AVX-512 Xeon VM's, BUILD_NOTES.md)")
     ap.add_argument("--cores", type=int, default=os.cpu_count(),
                     help="cores of the emulated machine (default all of this one's): the quota is cores/slowdown in "
                          "all; the command's threads may still spread over every core here")
