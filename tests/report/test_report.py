@@ -210,9 +210,9 @@ def test_report_on_tiny_run(tiny_run, tmp_path):
     proc = run_cli("ibjax.report", str(d), "--n-boot", "400")
     assert proc.returncode == 0, proc.stderr
     v = pd.read_parquet(d / "verdicts.parquet")
-    assert len(v) == 8 * 6 and set(v.layer) == {"h1", "h2", "h3", "h4", "h5", "out"}
+    assert len(v) == 8 * 4 and set(v.layer) == {"h1", "h2", "h3", "out"}
     s = pd.read_csv(d / "summary.csv")
-    assert len(s) == 4 * 6 and (s.n_runs == 2).all() and (s.fraction_method == "wilson 95%").all()
+    assert len(s) == 4 * 4 and (s.n_runs == 2).all() and (s.fraction_method == "wilson 95%").all()
     measured = s[s.n_measured > 0]  # layers saturated in every run have no fraction (nothing was measured)
     assert measured.fraction_lo.le(measured.fraction_compressed).all()
     assert measured.fraction_hi.ge(measured.fraction_compressed).all()
@@ -223,7 +223,7 @@ def test_report_on_tiny_run(tiny_run, tmp_path):
     for name in ["correlations.csv", "sensitivity.csv"]:
         assert len(pd.read_csv(d / name)) > 0
     text = (d / "REPORT.md").read_text()
-    assert "tanh 10-7-5-4-3, h5" in text and "Wilson" in text and "Paired comparisons" in text
+    assert "tanh 10-7-5, h3" in text and "Wilson" in text and "Paired comparisons" in text
     figs = {p.name: p.stat().st_size for p in (d / "figures").glob("*.png")}
     kinds = ["mi_epoch_", "bands_infoplane_", "heatmap_compressed_", "gradient_snr", "accuracy"]
     counts = {k: sum(n.startswith(k) for n in figs) for k in kinds}

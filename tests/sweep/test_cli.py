@@ -26,7 +26,7 @@ def test_run_directory_contract(tiny_run):
     assert runs.network_id.is_unique  # eight different networks
     # Every setting with its real type and the value training used (a user's query selects what it says).
     assert runs.batch_size.dtype == np.int64 and (runs.batch_size == 256).all() and not runs.full_batch.any()
-    assert sorted({tuple(h) for h in runs.hidden}) == [(10, 7, 5, 4, 3), (12, 8, 5, 4, 3)] and (runs.depth == 5).all()
+    assert sorted({tuple(h) for h in runs.hidden}) == [(10, 7, 5), (12, 8, 5)] and (runs.depth == 3).all()
     assert len(runs.query("hidden.str[0] == 12")) == 4
     assert (runs.weight_decay == 0.0).all() and (runs.dropout == 0.0).all() and (runs.label_noise == 0.0).all()
     assert (runs.train_fraction == 0.85).all() and (runs.inputs == "original").all()
@@ -36,8 +36,8 @@ def test_run_directory_contract(tiny_run):
     epochs = [0, 3, 6, 9, 12]
     info = rd.info
     assert list(info.columns[:6]) == ["run_id", "epoch", "layer", "estimator", "i_xt", "i_ty"]
-    assert len(info) == 8 * len(epochs) * 6 and sorted(info.epoch.unique()) == epochs
-    assert set(info.layer) == {"h1", "h2", "h3", "h4", "h5", "out"}
+    assert len(info) == 8 * len(epochs) * 4 and sorted(info.epoch.unique()) == epochs
+    assert set(info.layer) == {"h1", "h2", "h3", "out"}
     # I(X;T) = H(T) <= log2(4096); I(T;Y) <= H(Y) < 1 bit; data processing: I(T;Y) <= I(X;T).
     assert info.i_xt.between(0, 12 + 1e-9).all() and info.i_ty.between(-1e-9, 1).all()
     assert (info.i_ty <= info.i_xt + 1e-9).all()
@@ -65,7 +65,7 @@ def test_set_overrides_and_out(tmp_path):
     # Every step longer than a moment says what it does before it starts: sizing's compile, the report's steps.
     err = proc.stderr
     assert err.index("compiling its program to read the memory") < err.index("epoch 4/4")
-    assert err.index("[report") > err.index("epoch 4/4") and "verdicts of 12 trajectories" in err
+    assert err.index("[report") > err.index("epoch 4/4") and "verdicts of 8 trajectories" in err
     rd = load(out)
     assert rd.spec["train"]["epochs"] == 4 and set(rd.runs.activation) == {"sigmoid"} and len(rd.runs) == 2
     assert not (out / "figures").exists()
