@@ -191,11 +191,11 @@ def test_compact_tables_round_trip(tmp_path):
 def test_registry_of_a_real_run_directory(tiny_run):
     s = study_tables(tiny_run)
     assert len(s.networks) == 8 and s.networks.network_id.nunique() == 8
-    assert set(s.measures.layer) == {"h5"}  # the last hidden layer: never the softmax output
+    assert set(s.measures.layer) == {"h3"}  # the last hidden layer: never the softmax output
     assert {"loss", "ity", "snr"} <= set(s.measures.anchor)
     assert (s.measures.fit_epoch <= s.measures.end_epoch).all()
-    # Phases of every network's hidden layers (h1..h5) under each estimator and smoothing window.
-    assert set(s.phases["index"]) == {1, 2, 3, 4, 5} and (s.phases.depth == 5).all()
+    # Phases of every network's hidden layers (h1..h3) under each estimator and smoothing window.
+    assert set(s.phases["index"]) == {1, 2, 3} and (s.phases.depth == 3).all()
     assert s.phases.groupby(["estimator", "smooth"]).run_id.nunique().eq(8).all()
     assert not (s.phases.compresses & (s.phases.fall_bits <= 0)).any()
 
