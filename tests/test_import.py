@@ -62,8 +62,10 @@ def test_run_sweep_in_a_plain_process_equals_the_command_line(tmp_path):
     raw = small_spec()
     spec = tmp_path / "s.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    # The test processes' own XLA options (tests/conftest.py: the legacy emitters where XLA has them), and 2 devices.
-    flags = {"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()}
+    # The test processes' own XLA options (tests/conftest.py: the legacy emitters where XLA has them) with 2 host
+    # devices in place of this process's one per core.
+    own = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    flags = {"XLA_FLAGS": " ".join([*own, "--xla_force_host_platform_device_count=2"])}
     cli = _python(f"import sys; from ibjax.sweep.__main__ import main; sys.exit(main(['{spec}', '--out', "
                   f"'{tmp_path / 'cli'}', '--no-report', '--quiet']))", flags)
     assert cli.returncode == 0, cli.stderr
