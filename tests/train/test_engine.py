@@ -97,7 +97,7 @@ def test_padded_network_equals_unpadded(code_path):
     # At init the weights are identical; the real activations agree to float32 rounding (the padded matmul
     # sums in another order) and the padded units are exactly 0.
     eng_t = Engine(tiny_program((10, 7, 5), ("sigmoid",), estimators=EST))
-    eng_w = Engine(tiny_program((20, 14, 10), ("sigmoid",), estimators=EST))
+    eng_w = Engine(tiny_program(WIDE, ("sigmoid",), estimators=EST))
     st_t = eng_t.init_state(Networks.of([7], 1.0, 1.0), c_tight)
     st_w = eng_w.init_state(Networks.of([7], 1.0, 1.0), c_wide)
     for w_t, w_w in zip(network(st_t.params, 0)["w"], network(st_w.params, 0)["w"]):
